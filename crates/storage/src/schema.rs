@@ -1,0 +1,117 @@
+//! The diesel schema, shared by both backends (the migrations keep the column types compatible).
+
+diesel::table! {
+    societies (id) {
+        id -> Binary,
+        name -> Text,
+        escrow_recipient -> Nullable<Text>,
+        escrow_wrapped -> Nullable<Binary>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    members (id) {
+        id -> Binary,
+        society_id -> Binary,
+        role -> Text,
+        signing_key -> Binary,
+        age_recipient -> Text,
+        suspended -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    enrolment_codes (code_hash) {
+        code_hash -> Binary,
+        society_id -> Binary,
+        role -> Text,
+        created_by -> Nullable<Binary>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        used_by -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    auth_challenges (id) {
+        id -> Binary,
+        member_id -> Binary,
+        challenge -> Binary,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    change_counter (id) {
+        id -> Integer,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    cases (id) {
+        id -> Binary,
+        society_id -> Binary,
+        status -> Text,
+        key_epoch -> Integer,
+        version -> BigInt,
+        seq -> BigInt,
+        created_by -> Binary,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    case_keys (recipient_id, case_id, key_epoch) {
+        case_id -> Binary,
+        recipient_id -> Binary,
+        key_epoch -> Integer,
+        wrapped -> Binary,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    records (id) {
+        id -> Binary,
+        case_id -> Binary,
+        kind -> SmallInt,
+        version -> BigInt,
+        key_epoch -> Integer,
+        author_id -> Binary,
+        envelope -> Binary,
+        seq -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    attachment_chunks (attachment_id, idx) {
+        attachment_id -> Binary,
+        idx -> Integer,
+        case_id -> Binary,
+        data -> Binary,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(case_keys -> cases (case_id));
+diesel::joinable!(records -> cases (case_id));
+diesel::joinable!(members -> societies (society_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    societies,
+    members,
+    enrolment_codes,
+    auth_challenges,
+    change_counter,
+    cases,
+    case_keys,
+    records,
+    attachment_chunks,
+);

@@ -1,0 +1,325 @@
+//! Every test runs against both backends; PostgreSQL must be reachable.
+
+use super::*;
+use crate::testing::{TestBackend, TestDatabase};
+
+const NOW: Millis = 1_800_000_000_000;
+const DAY: Millis = 86_400_000;
+
+fn each_backend(test: impl Fn(&Store)) {
+    for backend in TestBackend::ALL {
+        let db = TestDatabase::new(backend);
+        let store = Store::open(&db.url, 4).unwrap();
+        assert_eq!(
+            store.backend(),
+            match backend {
+                TestBackend::Sqlite => Backend::Sqlite,
+                TestBackend::Postgres => Backend::Postgres,
+            }
+        );
+        test(&store);
+    }
+}
+
+fn code(society: SocietyId, role: Role, seed: u8) -> NewEnrolmentCode {
+    NewEnrolmentCode {
+        code_hash: [seed; 32],
+        society_id: society,
+        role,
+        created_by: None,
+        created_at: NOW,
+        expires_at: NOW + 3 * DAY,
+    }
+}
+
+fn enrol(store: &Store, society: SocietyId, role: Role, seed: u8) -> Member {
+    let c = code(society, role, seed);
+    store.insert_enrolment_code(&c).unwrap();
+    store
+        .redeem_enrolment_code(
+            &c.code_hash,
+            &Enrolment {
+                member_id: MemberId::new(),
+                signing_key: vec![seed; 32],
+                age_recipient: format!("age1test{seed}"),
+            },
+            NOW,
+        )
+        .unwrap()
+}
+
+fn society(store: &Store, name: &str) -> SocietyId {
+    let id = SocietyId::new();
+    store.create_society(id, name, code(id, Role::SocietyAdmin, 100 + name.as_bytes()[0] % 100), NOW).unwrap();
+    id
+}
+
+fn new_case(society: SocietyId, author: &Member, records: usize) -> NewCase {
+    let id = CaseId::new();
+    NewCase {
+        id,
+        society_id: society,
+        created_by: author.id,
+        status: CaseStatus::Open,
+        key_epoch: 1,
+        keys: vec![
+            WrappedKey {
+                recipient_id: *author.id.as_uuid(),
+                wrapped: vec![1; 200],
+            },
+            WrappedKey {
+                recipient_id: *society.as_uuid(),
+                wrapped: vec![2; 200],
+            },
+        ],
+        records: (0..records)
+            .map(|i| RecordWrite {
+                id: RecordId::new(),
+                kind: (i % 4 + 1) as i16,
+                version: 1,
+                envelope: vec![i as u8; 300],
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn societies_and_enrolment() {
+    each_backend(|store| {
+        store.ping().unwrap();
+        let s = society(store, "Red Cross A");
+        assert!(matches!(
+            store.create_society(SocietyId::new(), "Red Cross A", code(s, Role::SocietyAdmin, 201), NOW),
+            Err(StorageError::Conflict(_))
+        ));
+        let admin = store
+            .redeem_enrolment_code(
+                &[100 + b'R' % 100; 32],
+                &Enrolment {
+                    member_id: MemberId::new(),
+                    signing_key: vec![9; 32],
+                    age_recipient: "age1admin".into(),
+                },
+                NOW + 1,
+            )
+            .unwrap();
+        assert_eq!(admin.role, Role::SocietyAdmin);
+        assert_eq!(admin.society_id, s);
+        assert_eq!(store.member(admin.id).unwrap().unwrap(), admin);
+
+        // single use
+        let again = store.redeem_enrolment_code(
+            &[100 + b'R' % 100; 32],
+            &Enrolment {
+                member_id: MemberId::new(),
+                signing_key: vec![10; 32],
+                age_recipient: "age1x".into(),
+            },
+            NOW + 2,
+        );
+        assert!(matches!(again, Err(StorageError::Conflict(_))), "{again:?}");
+        // unknown
+        assert!(matches!(
+            store.redeem_enrolment_code(
+                &[77; 32],
+                &Enrolment {
+                    member_id: MemberId::new(),
+                    signing_key: vec![11; 32],
+                    age_recipient: "age1x".into()
+                },
+                NOW
+            ),
+            Err(StorageError::NotFound)
+        ));
+        // expired, and an expired code is not spent
+        let c = code(s, Role::Caseworker, 50);
+        store.insert_enrolment_code(&c).unwrap();
+        let e = Enrolment {
+            member_id: MemberId::new(),
+            signing_key: vec![50; 32],
+            age_recipient: "age1y".into(),
+        };
+        assert!(matches!(
+            store.redeem_enrolment_code(&c.code_hash, &e, c.expires_at),
+            Err(StorageError::Expired(_))
+        ));
+        assert!(store.member(e.member_id).unwrap().is_none());
+
+        // escrow is set once
+        let escrow = SocietyEscrow {
+            recipient: "age1escrow".into(),
+            wrapped_identity: vec![5; 180],
+        };
+        store.set_society_escrow(s, &escrow).unwrap();
+        assert!(matches!(store.set_society_escrow(s, &escrow), Err(StorageError::Conflict(_))));
+        assert_eq!(store.society(s).unwrap().unwrap().escrow, Some(escrow));
+        assert_eq!(store.society_members(s).unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn challenges_are_single_use() {
+    each_backend(|store| {
+        let s = society(store, "S");
+        let m = enrol(store, s, Role::Caseworker, 1);
+        let c = Challenge {
+            id: Uuid::now_v7(),
+            member_id: m.id,
+            challenge: vec![3; 32],
+            expires_at: NOW + 60_000,
+        };
+        store.insert_challenge(&c).unwrap();
+        let taken = store.take_challenge(c.id).unwrap().unwrap();
+        assert_eq!(taken.challenge, c.challenge);
+        assert_eq!(taken.member_id, m.id);
+        assert!(store.take_challenge(c.id).unwrap().is_none());
+    });
+}
+
+#[test]
+fn case_life_cycle_and_tenancy() {
+    each_backend(|store| {
+        let a = society(store, "A");
+        let b = society(store, "B");
+        let alice = enrol(store, a, Role::Caseworker, 1);
+        let carol = enrol(store, a, Role::Caseworker, 2);
+        let bob = enrol(store, b, Role::Caseworker, 3);
+
+        let batch: Vec<NewCase> = (0..5).map(|_| new_case(a, &alice, 3)).collect();
+        let rows = store.create_cases(&batch, NOW).unwrap();
+        assert_eq!(rows.len(), 5);
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+
+        // duplicate id: nothing of the batch is written
+        let dup = vec![new_case(a, &alice, 1), batch[0].clone()];
+        assert!(matches!(store.create_cases(&dup, NOW), Err(StorageError::Conflict(_))));
+        assert!(store.get_case(alice.id, dup[0].id).unwrap().is_none());
+
+        let listed = store.list_cases(alice.id, None, 100).unwrap();
+        assert_eq!(listed.len(), 5);
+        assert!(listed.iter().all(|c| c.record_count == 3));
+        let page = store.list_cases(alice.id, Some(listed[1].case.id), 2).unwrap();
+        assert_eq!(page.len(), 2);
+        assert_eq!(page[0].case.id, listed[2].case.id);
+
+        // others see nothing: not their society, or no key
+        assert!(store.list_cases(bob.id, None, 100).unwrap().is_empty());
+        assert!(store.list_cases(carol.id, None, 100).unwrap().is_empty());
+        assert!(store.get_case(bob.id, batch[0].id).unwrap().is_none());
+        assert!(store.get_case(carol.id, batch[0].id).unwrap().is_none());
+
+        let bundle = store.get_case(alice.id, batch[0].id).unwrap().unwrap();
+        assert_eq!(bundle.wrapped_key, vec![1; 200]);
+        assert_eq!(bundle.records.len(), 3);
+        assert_eq!(bundle.case.status, CaseStatus::Open);
+    });
+}
+
+#[test]
+fn optimistic_concurrency_on_records() {
+    each_backend(|store| {
+        let a = society(store, "A");
+        let alice = enrol(store, a, Role::Caseworker, 1);
+        let bob = enrol(store, a, Role::Caseworker, 2);
+        let c = new_case(a, &alice, 1);
+        let created = store.create_cases(std::slice::from_ref(&c), NOW).unwrap().remove(0);
+        let rec = c.records[0].clone();
+
+        let v2 = RecordWrite {
+            version: 2,
+            envelope: vec![42; 10],
+            ..rec.clone()
+        };
+        let after = store.write_records(alice.id, c.id, std::slice::from_ref(&v2), NOW + 5).unwrap();
+        assert!(after.seq > created.seq);
+        assert_eq!(after.updated_at, NOW + 5);
+
+        // a second writer still at version 1 is refused and loses nothing
+        let stale = RecordWrite {
+            version: 2,
+            envelope: vec![7; 10],
+            ..rec.clone()
+        };
+        let new_note = RecordWrite {
+            id: RecordId::new(),
+            kind: 4,
+            version: 1,
+            envelope: vec![8; 10],
+        };
+        let r = store.write_records(alice.id, c.id, &[new_note.clone(), stale], NOW + 6);
+        assert!(matches!(r, Err(StorageError::Conflict(_))), "{r:?}");
+        let bundle = store.get_case(alice.id, c.id).unwrap().unwrap();
+        assert_eq!(bundle.records.len(), 1, "the whole write was rolled back");
+        assert_eq!(bundle.records[0].envelope, vec![42; 10]);
+        assert_eq!(bundle.records[0].version, 2);
+
+        // a new record id that exists already, a version 0, someone without a key
+        assert!(matches!(
+            store.write_records(alice.id, c.id, std::slice::from_ref(&rec), NOW),
+            Err(StorageError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.write_records(alice.id, c.id, &[RecordWrite { version: 0, ..new_note.clone() }], NOW),
+            Err(StorageError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.write_records(bob.id, c.id, std::slice::from_ref(&new_note), NOW),
+            Err(StorageError::NotFound)
+        ));
+    });
+}
+
+#[test]
+fn status_workflow() {
+    each_backend(|store| {
+        let a = society(store, "A");
+        let alice = enrol(store, a, Role::Caseworker, 1);
+        let c = new_case(a, &alice, 0);
+        store.create_cases(std::slice::from_ref(&c), NOW).unwrap();
+        let r = store.set_status(alice.id, c.id, 1, CaseStatus::Tracing, NOW).unwrap();
+        assert_eq!((r.status, r.version), (CaseStatus::Tracing, 2));
+        // stale
+        assert!(matches!(
+            store.set_status(alice.id, c.id, 1, CaseStatus::Located, NOW),
+            Err(StorageError::Conflict(_))
+        ));
+        // illegal
+        assert!(matches!(
+            store.set_status(alice.id, c.id, 2, CaseStatus::Open, NOW),
+            Err(StorageError::Invalid(_))
+        ));
+        let r = store.set_status(alice.id, c.id, 2, CaseStatus::Located, NOW).unwrap();
+        assert_eq!(r.status, CaseStatus::Located);
+    });
+}
+
+#[test]
+fn attachment_chunks() {
+    each_backend(|store| {
+        let a = society(store, "A");
+        let alice = enrol(store, a, Role::Caseworker, 1);
+        let bob = enrol(store, a, Role::Caseworker, 2);
+        let c = new_case(a, &alice, 0);
+        store.create_cases(std::slice::from_ref(&c), NOW).unwrap();
+        let att = RecordId::new();
+        store.put_chunk(alice.id, c.id, att, 0, &[1, 2, 3], NOW).unwrap();
+        assert!(matches!(
+            store.put_chunk(alice.id, c.id, att, 0, &[9], NOW),
+            Err(StorageError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.put_chunk(bob.id, c.id, att, 1, &[9], NOW),
+            Err(StorageError::NotFound)
+        ));
+        assert_eq!(store.get_chunk(alice.id, c.id, att, 0).unwrap(), Some(vec![1, 2, 3]));
+        assert_eq!(store.get_chunk(alice.id, c.id, att, 1).unwrap(), None);
+        assert_eq!(store.get_chunk(bob.id, c.id, att, 0).unwrap(), None);
+    });
+}
+
+#[test]
+fn in_memory_sqlite_is_refused() {
+    assert!(matches!(Store::open(":memory:", 2), Err(StorageError::Config(_))));
+    assert!(matches!(Store::open("sqlite://:memory:", 2), Err(StorageError::Config(_))));
+}

@@ -1,0 +1,9 @@
+DROP TABLE attachment_chunks;
+DROP TABLE records;
+DROP TABLE case_keys;
+DROP TABLE cases;
+DROP TABLE change_counter;
+DROP TABLE auth_challenges;
+DROP TABLE enrolment_codes;
+DROP TABLE members;
+DROP TABLE societies;
