@@ -1,0 +1,294 @@
+//! Access tokens: short-lived EdDSA JWTs signed by the server's Ed25519 key.
+//!
+//! jsonwebtoken's defaults are lax (leeway, unchecked `nbf`, unbound `kid`), so verification here pins
+//! the algorithm, binds `kid` to the one key, requires `exp`, `nbf`, `aud`, `iss`, `sub`, `jti` with
+//! their JSON types, and checks times against the injected clock with no leeway.
+
+use std::future::{ready, Ready};
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rfl_domain::{MemberId, Role, SocietyId};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: MemberId,
+    pub soc: SocietyId,
+    pub role: Role,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: uuid::Uuid,
+}
+
+/// The server's token key and the rules tokens are checked against.
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    kid: String,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl_secs: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("token signing key file {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
+    #[error("token signing key file {0} is not an Ed25519 PKCS#8 key")]
+    Format(String),
+}
+
+impl TokenKeys {
+    /// Loads the Ed25519 PKCS#8 key from `path`, creating it (mode 0600) if it does not exist.
+    pub fn load_or_create(
+        path: &Path,
+        issuer: &str,
+        audience: &str,
+        ttl_secs: u64,
+    ) -> Result<TokenKeys, KeyFileError> {
+        let shown = path.display().to_string();
+        let io = |cause| KeyFileError::Io {
+            path: shown.clone(),
+            cause,
+        };
+        let der = if path.exists() {
+            Zeroizing::new(std::fs::read(path).map_err(io)?)
+        } else {
+            if let Some(parent) = path.parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(io)?;
+                }
+            }
+            let rng = ring::rand::SystemRandom::new();
+            let doc = Ed25519KeyPair::generate_pkcs8(&rng)
+                .map_err(|_| KeyFileError::Format(shown.clone()))?;
+            let der = Zeroizing::new(doc.as_ref().to_vec());
+            write_private(path, &der).map_err(io)?;
+            der
+        };
+        Self::from_pkcs8(&der, issuer, audience, ttl_secs).ok_or(KeyFileError::Format(shown))
+    }
+
+    pub fn from_pkcs8(
+        der: &[u8],
+        issuer: &str,
+        audience: &str,
+        ttl_secs: u64,
+    ) -> Option<TokenKeys> {
+        let pair = Ed25519KeyPair::from_pkcs8(der).ok()?;
+        let public = pair.public_key().as_ref().to_vec();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &public);
+        let kid = format!("ed25519-{}", hex::encode(&digest.as_ref()[..8]));
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
+        validation.leeway = 0;
+        // Times are checked below against the injected clock; presence and types by `Claims`.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[issuer]);
+        Some(TokenKeys {
+            encoding: EncodingKey::from_ed_der(der),
+            // jsonwebtoken wants the raw 32-byte public key here, not SPKI.
+            decoding: DecodingKey::from_ed_der(&public),
+            kid,
+            validation,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            ttl_secs: i64::try_from(ttl_secs).unwrap_or(900),
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Issues a token valid from `now_millis` for the configured lifetime; returns it with its expiry.
+    pub fn issue(
+        &self,
+        member: MemberId,
+        society: SocietyId,
+        role: Role,
+        now_millis: i64,
+    ) -> Result<(String, i64), ApiError> {
+        let now = now_millis / 1000;
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: member,
+            soc: society,
+            role,
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl_secs,
+            jti: uuid::Uuid::new_v4(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .map_err(|e| ApiError::Internal(format!("token signing failed: {e}")))?;
+        Ok((token, claims.exp))
+    }
+
+    /// Verifies a token at `now_millis`.
+    pub fn verify(&self, token: &str, now_millis: i64) -> Result<Caller, ApiError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| ApiError::Unauthorized("malformed token"))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(ApiError::Unauthorized("token algorithm not accepted"));
+        }
+        if header.kid.as_deref() != Some(self.kid.as_str()) {
+            return Err(ApiError::Unauthorized("token key unknown"));
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| ApiError::Unauthorized("token invalid"))?;
+        let c = data.claims;
+        let now = now_millis / 1000;
+        if c.exp <= now {
+            return Err(ApiError::Unauthorized("token expired"));
+        }
+        if c.nbf > now {
+            return Err(ApiError::Unauthorized("token not yet valid"));
+        }
+        Ok(Caller {
+            member_id: c.sub,
+            society_id: c.soc,
+            role: c.role,
+        })
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+/// Who is calling: a verified access token. Extracting it from a request is the authentication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub member_id: MemberId,
+    pub society_id: SocietyId,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Refuses callers whose role is not in `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("your role may not do this"))
+        }
+    }
+
+    /// Roles that read and write case content (and so hold data keys).
+    pub fn require_case_worker(&self) -> Result<(), ApiError> {
+        self.require(&[Role::Caseworker, Role::SocietyAdmin])
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Caller, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(extract(req).map_err(Into::into))
+    }
+}
+
+fn extract(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let state = req
+        .app_data::<web::Data<Arc<AppState>>>()
+        .ok_or_else(|| ApiError::Internal("app state missing".into()))?;
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized("sign in first: no bearer token"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed authorization header"))?;
+    let token = value.strip_prefix("Bearer ").ok_or(ApiError::Unauthorized(
+        "authorization must be a bearer token",
+    ))?;
+    state.tokens.verify(token.trim(), state.clock.now_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn keys() -> TokenKeys {
+        let rng = ring::rand::SystemRandom::new();
+        let doc = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        TokenKeys::from_pkcs8(doc.as_ref(), "rfl", "rfl-api", 900).unwrap()
+    }
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    #[test]
+    fn issue_and_verify() {
+        let k = keys();
+        let (t, exp) = k
+            .issue(MemberId::new(), SocietyId::new(), Role::Caseworker, NOW)
+            .unwrap();
+        assert_eq!(exp, NOW / 1000 + 900);
+        assert!(k.verify(&t, NOW).is_ok());
+        assert!(k.verify(&t, NOW + 899_000).is_ok());
+        assert!(matches!(
+            k.verify(&t, NOW + 900_000),
+            Err(ApiError::Unauthorized("token expired"))
+        ));
+        assert!(matches!(
+            k.verify(&t, NOW - 1000),
+            Err(ApiError::Unauthorized("token not yet valid"))
+        ));
+    }
+
+    #[test]
+    fn another_key_or_alg_none_is_refused() {
+        let (a, b) = (keys(), keys());
+        let (t, _) = a
+            .issue(MemberId::new(), SocietyId::new(), Role::Caseworker, NOW)
+            .unwrap();
+        assert!(b.verify(&t, NOW).is_err());
+        // alg none with our kid
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(format!(r#"{{"alg":"none","kid":"{}"}}"#, a.kid()));
+        let body = t.split('.').nth(1).unwrap();
+        assert!(a.verify(&format!("{header}.{body}."), NOW).is_err());
+        // tampered claims
+        let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
+        let claims = String::from_utf8(b64.decode(&parts[1]).unwrap()).unwrap();
+        parts[1] = b64.encode(claims.replace("caseworker", "society_admin"));
+        assert!(a.verify(&parts.join("."), NOW).is_err());
+    }
+}

@@ -1,0 +1,534 @@
+//! Cases, their records and attachment chunks: the one module through which every access to case data
+//! passes (the audit log of a later issue hooks in here).
+//!
+//! The server cannot read what it stores. What it does check, before anything is written:
+//! - the caller may hold case data (role) and holds a key for the case (else 404, whether or not it exists);
+//! - each envelope's header names the case, record id, kind, version and key epoch it is filed under,
+//!   and is signed by the caller's own enrolled device key;
+//! - a new case's data key is wrapped to the caller and to the society escrow key, and only to members
+//!   of the society.
+
+use std::collections::HashSet;
+
+use actix_web::{get, post, put, web, HttpResponse};
+use futures_util::StreamExt;
+use rfl_crypto::{parse_envelope_header, DevicePublicKey};
+use rfl_domain::api::{
+    BatchRequest, BatchResponse, CaseDto, CaseListResponse, CaseSummaryDto, NewCaseDto, RecordDto,
+    RecordKind, RecordWriteDto, StatusRequest, WriteRecordsRequest,
+};
+use rfl_domain::{CaseId, CaseStatus, MemberId, RecordId};
+use rfl_storage::{
+    CaseListItem, CaseRow, Member, NewCase, RecordRow, RecordWrite, Store, WrappedKey,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::Caller;
+use crate::config::LimitsConfig;
+use crate::error::{ApiError, Problem};
+use crate::{blocking, State};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_case)
+        .service(create_batch)
+        .service(list_cases)
+        .service(get_case)
+        .service(write_records)
+        .service(set_status)
+        .service(put_chunk)
+        .service(get_chunk);
+}
+
+fn summary(row: CaseRow, record_count: Option<i64>) -> CaseSummaryDto {
+    CaseSummaryDto {
+        id: row.id,
+        society_id: row.society_id,
+        status: row.status,
+        key_epoch: row.key_epoch,
+        version: row.version,
+        seq: row.seq,
+        created_by: row.created_by,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        record_count,
+    }
+}
+
+fn record_dto(r: RecordRow) -> Result<RecordDto, ApiError> {
+    Ok(RecordDto {
+        id: r.id,
+        kind: RecordKind::from_code(r.kind)
+            .ok_or_else(|| ApiError::Internal("stored record kind unknown".into()))?,
+        version: r.version,
+        key_epoch: r.key_epoch,
+        author_id: r.author_id,
+        envelope: r.envelope.into(),
+        seq: r.seq,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    })
+}
+
+/// Checks a record write against its envelope header and the caller's key.
+fn check_record(
+    case: CaseId,
+    key_epoch: u32,
+    w: &RecordWriteDto,
+    signer: &DevicePublicKey,
+    limits: &LimitsConfig,
+) -> Result<RecordWrite, ApiError> {
+    if w.envelope.0.len() > limits.record_bytes {
+        return Err(ApiError::PayloadTooLarge(limits.record_bytes));
+    }
+    let h = parse_envelope_header(&w.envelope.0).map_err(|e| {
+        ApiError::Unprocessable(format!("record {}: malformed envelope: {e}", w.id))
+    })?;
+    let mismatch = |what: &str| {
+        ApiError::Unprocessable(format!("record {}: envelope {what} does not match", w.id))
+    };
+    if h.aad.case_id != *case.as_uuid() {
+        return Err(mismatch("case id"));
+    }
+    if h.aad.record_id != *w.id.as_uuid() {
+        return Err(mismatch("record id"));
+    }
+    if i16::from(h.aad.kind.as_u8()) != w.kind.code() {
+        return Err(mismatch("kind"));
+    }
+    if h.aad.version != w.version {
+        return Err(mismatch("version"));
+    }
+    if h.aad.key_epoch != key_epoch {
+        return Err(mismatch("key epoch"));
+    }
+    if h.signer != *signer {
+        return Err(ApiError::Unprocessable(format!(
+            "record {}: envelope is not signed by your enrolled device key",
+            w.id
+        )));
+    }
+    Ok(RecordWrite {
+        id: w.id,
+        kind: w.kind.code(),
+        version: w.version,
+        envelope: w.envelope.0.clone(),
+    })
+}
+
+/// The caller's enrolled device key, and the member ids of its society that may hold case keys.
+struct Directory {
+    signer: DevicePublicKey,
+    members: HashSet<MemberId>,
+}
+
+fn directory(store: &Store, caller: &Caller) -> Result<Directory, ApiError> {
+    let members = store.society_members(caller.society_id)?;
+    let me: Option<&Member> = members.iter().find(|m| m.id == caller.member_id);
+    let me = me.ok_or(ApiError::Unauthorized("your account no longer exists"))?;
+    if me.suspended {
+        return Err(ApiError::Unauthorized("your account is suspended"));
+    }
+    let signer = DevicePublicKey::from_slice(&me.signing_key)
+        .map_err(|_| ApiError::Internal("stored key malformed".into()))?;
+    Ok(Directory {
+        signer,
+        members: members
+            .iter()
+            .filter(|m| !m.suspended && m.role.reads_case_content())
+            .map(|m| m.id)
+            .collect(),
+    })
+}
+
+fn check_new_case(
+    c: &NewCaseDto,
+    caller: &Caller,
+    dir: &Directory,
+    limits: &LimitsConfig,
+) -> Result<NewCase, ApiError> {
+    if c.key_epoch != 1 {
+        return Err(ApiError::Unprocessable(format!(
+            "case {}: a new case starts at key epoch 1",
+            c.id
+        )));
+    }
+    if c.records.len() > 1000 {
+        return Err(ApiError::Unprocessable(format!(
+            "case {}: too many records",
+            c.id
+        )));
+    }
+    let society = *caller.society_id.as_uuid();
+    let mut seen = HashSet::new();
+    for k in &c.keys {
+        if !seen.insert(k.recipient_id) {
+            return Err(ApiError::Unprocessable(format!(
+                "case {}: a recipient is named twice",
+                c.id
+            )));
+        }
+        if k.recipient_id != society && !dir.members.contains(&MemberId::from_uuid(k.recipient_id))
+        {
+            return Err(ApiError::Unprocessable(format!(
+                "case {}: key recipient {} is not an active caseworker of your society",
+                c.id, k.recipient_id
+            )));
+        }
+        if k.wrapped.0.is_empty() || k.wrapped.0.len() > 4096 {
+            return Err(ApiError::Unprocessable(format!(
+                "case {}: a wrapped key has a bad size",
+                c.id
+            )));
+        }
+    }
+    if !seen.contains(caller.member_id.as_uuid()) {
+        return Err(ApiError::Unprocessable(format!(
+            "case {}: the data key must be wrapped to you",
+            c.id
+        )));
+    }
+    if !seen.contains(&society) {
+        return Err(ApiError::Unprocessable(format!(
+            "case {}: the data key must be wrapped to the society escrow key",
+            c.id
+        )));
+    }
+    let mut ids = HashSet::new();
+    let records = c
+        .records
+        .iter()
+        .map(|w| {
+            if !ids.insert(w.id) {
+                return Err(ApiError::Unprocessable(format!(
+                    "case {}: record {} is given twice",
+                    c.id, w.id
+                )));
+            }
+            if w.version != 1 {
+                return Err(ApiError::Unprocessable(format!(
+                    "case {}: new records start at version 1",
+                    c.id
+                )));
+            }
+            check_record(c.id, c.key_epoch, w, &dir.signer, limits)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NewCase {
+        id: c.id,
+        society_id: caller.society_id,
+        created_by: caller.member_id,
+        status: CaseStatus::Open,
+        key_epoch: c.key_epoch,
+        keys: c
+            .keys
+            .iter()
+            .map(|k| WrappedKey {
+                recipient_id: k.recipient_id,
+                wrapped: k.wrapped.0.clone(),
+            })
+            .collect(),
+        records,
+    })
+}
+
+/// Validates and stores new cases in one transaction.
+fn create_cases(
+    store: &Store,
+    caller: &Caller,
+    cases: &[NewCaseDto],
+    limits: &LimitsConfig,
+    now: i64,
+) -> Result<Vec<CaseRow>, ApiError> {
+    let society = store
+        .society(caller.society_id)?
+        .ok_or(ApiError::NotFound)?;
+    if society.escrow.is_none() {
+        return Err(ApiError::Conflict(
+            "your society has no escrow key yet: a society admin must set it up (rfl society init) before cases can be created".into(),
+        ));
+    }
+    let dir = directory(store, caller)?;
+    let mut ids = HashSet::new();
+    let new_cases = cases
+        .iter()
+        .map(|c| {
+            if !ids.insert(c.id) {
+                return Err(ApiError::Unprocessable(format!(
+                    "case {} is given twice",
+                    c.id
+                )));
+            }
+            check_new_case(c, caller, &dir, limits)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(store.create_cases(&new_cases, now)?)
+}
+
+/// Create one case: its wrapped data keys and its first sealed records.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), request_body = NewCaseDto, responses(
+    (status = 201, body = CaseSummaryDto), (status = 400, body = Problem), (status = 403, body = Problem),
+    (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[post("/cases")]
+async fn create_case(
+    state: State,
+    caller: Caller,
+    body: web::Json<NewCaseDto>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_case_worker()?;
+    let now = state.now();
+    let st = state.clone();
+    let mut rows = blocking(move || {
+        create_cases(
+            &st.store,
+            &caller,
+            std::slice::from_ref(&body.into_inner()),
+            &st.config.limits,
+            now,
+        )
+    })
+    .await?;
+    let row = rows
+        .pop()
+        .ok_or_else(|| ApiError::Internal("no case created".into()))?;
+    Ok(HttpResponse::Created().json(summary(row, None)))
+}
+
+/// Create many cases in one transaction (bulk import). All or nothing.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), request_body = BatchRequest, responses(
+    (status = 201, body = BatchResponse), (status = 400, body = Problem), (status = 413, body = Problem),
+    (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[post("/cases/batch")]
+async fn create_batch(
+    state: State,
+    caller: Caller,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_case_worker()?;
+    let limits = state.config.limits.clone();
+    // Own body limit: a batch may be larger than ordinary JSON bodies.
+    let body = read_body(payload, limits.batch_body_bytes).await?;
+    let now = state.now();
+    let st = state.clone();
+    let rows = blocking(move || {
+        let req: BatchRequest = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        if req.cases.len() > st.config.limits.batch_max_cases {
+            return Err(ApiError::PayloadTooLarge(st.config.limits.batch_max_cases));
+        }
+        create_cases(&st.store, &caller, &req.cases, &st.config.limits, now)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(BatchResponse {
+        created: rows.len(),
+        last_seq: rows.iter().map(|r| r.seq).max().unwrap_or(0),
+    }))
+}
+
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Return cases after this id (the previous page's `next_after`).
+    #[param(value_type = Option<String>, format = Uuid)]
+    after: Option<CaseId>,
+    /// Page size (default 100).
+    limit: Option<i64>,
+}
+
+/// The cases the caller holds a key for, in creation order.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(ListQuery), responses(
+    (status = 200, body = CaseListResponse), (status = 400, body = Problem), (status = 403, body = Problem)))]
+#[get("/cases")]
+async fn list_cases(
+    state: State,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_case_worker()?;
+    let q = query.into_inner();
+    let max = state.config.limits.page_max;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {max}"
+        )));
+    }
+    let store = state.store.clone();
+    let items: Vec<CaseListItem> =
+        blocking(move || Ok(store.list_cases(caller.member_id, q.after, limit)?)).await?;
+    let next_after = if items.len() as i64 == limit {
+        items.last().map(|i| i.case.id)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(CaseListResponse {
+        cases: items
+            .into_iter()
+            .map(|i| summary(i.case, Some(i.record_count)))
+            .collect(),
+        next_after,
+    }))
+}
+
+/// One case: metadata, the data key wrapped to the caller, every sealed record.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid)), responses(
+    (status = 200, body = CaseDto), (status = 404, body = Problem)))]
+#[get("/cases/{id}")]
+async fn get_case(
+    state: State,
+    caller: Caller,
+    path: web::Path<CaseId>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_case_worker()?;
+    let id = path.into_inner();
+    let store = state.store.clone();
+    let bundle = blocking(move || {
+        store
+            .get_case(caller.member_id, id)?
+            .ok_or(ApiError::NotFound)
+    })
+    .await?;
+    let count = bundle.records.len() as i64;
+    Ok(HttpResponse::Ok().json(CaseDto {
+        case: summary(bundle.case, Some(count)),
+        wrapped_key: bundle.wrapped_key.into(),
+        records: bundle
+            .records
+            .into_iter()
+            .map(record_dto)
+            .collect::<Result<_, _>>()?,
+    }))
+}
+
+/// Add records or new versions of records, all or nothing. A stale version is refused with 409.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid)),
+    request_body = WriteRecordsRequest, responses(
+    (status = 200, body = CaseSummaryDto), (status = 404, body = Problem), (status = 409, body = Problem),
+    (status = 422, body = Problem)))]
+#[post("/cases/{id}/records")]
+async fn write_records(
+    state: State,
+    caller: Caller,
+    path: web::Path<CaseId>,
+    body: web::Json<WriteRecordsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_case_worker()?;
+    let id = path.into_inner();
+    let req = body.into_inner();
+    if req.records.is_empty() || req.records.len() > 1000 {
+        return Err(ApiError::Unprocessable("send 1 to 1000 records".into()));
+    }
+    let now = state.now();
+    let st = state.clone();
+    let row = blocking(move || {
+        let dir = directory(&st.store, &caller)?;
+        // Envelopes must carry the case's current key epoch.
+        let case = st
+            .store
+            .case_for_member(caller.member_id, id)?
+            .ok_or(ApiError::NotFound)?;
+        let mut ids = HashSet::new();
+        let writes = req
+            .records
+            .iter()
+            .map(|w| {
+                if !ids.insert(w.id) {
+                    return Err(ApiError::Unprocessable(format!(
+                        "record {} is given twice",
+                        w.id
+                    )));
+                }
+                check_record(id, case.key_epoch, w, &dir.signer, &st.config.limits)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(st.store.write_records(caller.member_id, id, &writes, now)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(summary(row, None)))
+}
+
+/// Move a case along the status workflow; illegal transitions get 422, a stale version 409.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid)),
+    request_body = StatusRequest, responses(
+    (status = 200, body = CaseSummaryDto), (status = 404, body = Problem), (status = 409, body = Problem),
+    (status = 422, body = Problem)))]
+#[put("/cases/{id}/status")]
+async fn set_status(
+    state: State,
+    caller: Caller,
+    path: web::Path<CaseId>,
+    body: web::Json<StatusRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_case_worker()?;
+    let id = path.into_inner();
+    let req = body.into_inner();
+    let now = state.now();
+    let store = state.store.clone();
+    let row = blocking(move || {
+        Ok(store.set_status(caller.member_id, id, req.expected_version, req.status, now)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(summary(row, None)))
+}
+
+/// Upload one sealed chunk of an attachment (raw bytes). Chunks are write-once.
+#[utoipa::path(tag = "cases", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid), ("attachment" = String, Path, format = Uuid), ("index" = u32, Path)),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem)))]
+#[put("/cases/{id}/attachments/{attachment}/chunks/{index}")]
+async fn put_chunk(
+    state: State,
+    caller: Caller,
+    path: web::Path<(CaseId, RecordId, u32)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_case_worker()?;
+    let (case, attachment, index) = path.into_inner();
+    if body.is_empty() {
+        return Err(ApiError::BadRequest("a chunk cannot be empty".into()));
+    }
+    let now = state.now();
+    let store = state.store.clone();
+    blocking(move || Ok(store.put_chunk(caller.member_id, case, attachment, index, &body, now)?))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Download one sealed chunk of an attachment.
+#[utoipa::path(tag = "cases", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid), ("attachment" = String, Path, format = Uuid), ("index" = u32, Path)),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = Problem)))]
+#[get("/cases/{id}/attachments/{attachment}/chunks/{index}")]
+async fn get_chunk(
+    state: State,
+    caller: Caller,
+    path: web::Path<(CaseId, RecordId, u32)>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require_case_worker()?;
+    let (case, attachment, index) = path.into_inner();
+    let store = state.store.clone();
+    let data = blocking(move || {
+        store
+            .get_chunk(caller.member_id, case, attachment, index)?
+            .ok_or(ApiError::NotFound)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .body(data))
+}

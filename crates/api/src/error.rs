@@ -1,0 +1,182 @@
+//! The one place where errors become HTTP responses: `application/problem+json` (RFC 9457).
+//!
+//! Details are written for the caller and never contain case content (the server has none) or secrets.
+//! Internal errors are logged with their cause and answered with a generic 500.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use rfl_storage::StorageError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Gone(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    Unavailable(&'static str),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn slug(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad-request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound => "not-found",
+            ApiError::MethodNotAllowed => "method-not-allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Gone(_) => "gone",
+            ApiError::PayloadTooLarge(_) => "payload-too-large",
+            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let status = self.status_code();
+        let detail = match self {
+            ApiError::NotFound => "no such resource, or you have no access to it".to_owned(),
+            ApiError::Internal(_) => "the server failed; the error was logged".to_owned(),
+            other => other.to_string(),
+        };
+        Problem {
+            kind: format!("https://rfl.example/problems/{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(cause = %cause, "internal error");
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        resp.content_type("application/problem+json");
+        if let ApiError::Unauthorized(_) = self {
+            resp.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        resp.json(self.problem())
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound => ApiError::NotFound,
+            StorageError::Conflict(m) => ApiError::Conflict(m.to_owned()),
+            StorageError::Expired(m) => ApiError::Gone(m.to_owned()),
+            StorageError::Invalid(m) => ApiError::Unprocessable(m),
+            StorageError::Pool(e) => {
+                tracing::warn!(cause = %e, "database pool exhausted or unreachable");
+                ApiError::Unavailable("the database is not reachable; retry later")
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(format!("blocking task failed: {e}"))
+    }
+}
+
+/// Turns actix's extractor errors (bad JSON, bad path, oversize body) into problems. The serde message
+/// goes back to the caller who sent the body; it is never logged.
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as J;
+    let api = match err {
+        J::OverflowKnownLength { limit, .. } | J::Overflow { limit } => {
+            ApiError::PayloadTooLarge(limit)
+        }
+        J::ContentType => {
+            ApiError::UnsupportedMediaType("send the body as application/json".into())
+        }
+        J::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")),
+        J::Serialize(e) => ApiError::Internal(e.to_string()),
+        J::Payload(e) => ApiError::BadRequest(format!("could not read the body: {e}")),
+        other => ApiError::BadRequest(format!("invalid body: {other}")),
+    };
+    api.into()
+}
+
+pub fn path_error(
+    err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid path: {err}")).into()
+}
+
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid query: {err}")).into()
+}
+
+pub fn payload_error(
+    err: actix_web::error::PayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    match err {
+        actix_web::error::PayloadError::Overflow => ApiError::PayloadTooLarge(0).into(),
+        other => ApiError::BadRequest(format!("could not read the body: {other}")).into(),
+    }
+}

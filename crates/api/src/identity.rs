@@ -1,0 +1,352 @@
+//! Societies, enrolment, key login, and the member key directory.
+
+use actix_web::{get, post, put, web, HttpResponse};
+use rfl_crypto::{AgeRecipient, DevicePublicKey};
+use rfl_domain::api::{
+    ChallengeRequest, ChallengeResponse, EnrolRequest, EnrolResponse, EnrolmentCodeRequest,
+    EnrolmentCodeResponse, EscrowDto, MeResponse, MemberDto, MembersResponse, SocietyResponse,
+    TokenRequest, TokenResponse,
+};
+use rfl_domain::{MemberId, Role, SocietyId};
+use rfl_storage::{Challenge, Enrolment, Member, NewEnrolmentCode, SocietyEscrow, Store};
+use ring::rand::SecureRandom;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, Problem};
+use crate::{blocking, State};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(enrol)
+        .service(challenge)
+        .service(token)
+        .service(me)
+        .service(society)
+        .service(set_escrow)
+        .service(members)
+        .service(create_enrolment_code);
+}
+
+/// A fresh one-time enrolment code (128 random bits, shown as 8 groups of 4 hex digits) and its hash.
+pub fn new_enrolment_code() -> Result<(String, [u8; 32]), ApiError> {
+    let mut raw = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| ApiError::Internal("no randomness".into()))?;
+    let hexed = hex::encode(raw);
+    let code = hexed
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-");
+    let hash = hash_code(&code);
+    Ok((code, hash))
+}
+
+/// Codes are compared by SHA-256 of their normal form (lower case, no separators or spaces).
+pub fn hash_code(code: &str) -> [u8; 32] {
+    let normal: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let d = ring::digest::digest(&ring::digest::SHA256, normal.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// `rfl-server admin create-society`: creates the society and returns its first admin's enrolment code.
+pub fn create_society(
+    store: &Store,
+    name: &str,
+    now_millis: i64,
+    code_ttl_hours: u64,
+) -> Result<(SocietyId, String), ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::BadRequest(
+            "a society name has 1 to 200 characters".into(),
+        ));
+    }
+    let id = SocietyId::new();
+    let (code, code_hash) = new_enrolment_code()?;
+    store.create_society(
+        id,
+        name,
+        NewEnrolmentCode {
+            code_hash,
+            society_id: id,
+            role: Role::SocietyAdmin,
+            created_by: None,
+            created_at: now_millis,
+            expires_at: now_millis + hours_to_millis(code_ttl_hours),
+        },
+        now_millis,
+    )?;
+    Ok((id, code))
+}
+
+fn hours_to_millis(h: u64) -> i64 {
+    i64::try_from(h).unwrap_or(72).saturating_mul(3_600_000)
+}
+
+fn member_dto(m: Member) -> MemberDto {
+    MemberDto {
+        id: m.id,
+        role: m.role,
+        signing_key: m.signing_key.into(),
+        age_recipient: m.age_recipient,
+        suspended: m.suspended,
+    }
+}
+
+/// Enrol a device with a one-time code: registers its Ed25519 signing key and age recipient.
+#[utoipa::path(tag = "identity", request_body = EnrolRequest, responses(
+    (status = 201, body = EnrolResponse),
+    (status = 400, body = Problem), (status = 404, description = "Unknown code", body = Problem),
+    (status = 409, description = "Code already used, or key already enrolled", body = Problem),
+    (status = 410, description = "Code expired", body = Problem)))]
+#[post("/enrol")]
+async fn enrol(state: State, body: web::Json<EnrolRequest>) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    let key = DevicePublicKey::from_slice(&req.signing_key.0).map_err(|_| {
+        ApiError::BadRequest("signing_key must be a 32-byte Ed25519 public key".into())
+    })?;
+    let recipient = AgeRecipient::parse(req.age_recipient.trim()).map_err(|_| {
+        ApiError::BadRequest("age_recipient must be an age X25519 recipient (age1…)".into())
+    })?;
+    let hash = hash_code(&req.code);
+    let now = state.now();
+    let store = state.store.clone();
+    let member = blocking(move || {
+        let enrolment = Enrolment {
+            member_id: MemberId::new(),
+            signing_key: key.as_bytes().to_vec(),
+            age_recipient: recipient.to_string(),
+        };
+        store
+            .redeem_enrolment_code(&hash, &enrolment, now)
+            .map_err(|e| match e {
+                rfl_storage::StorageError::NotFound => {
+                    ApiError::BadRequest("unknown enrolment code".into())
+                }
+                other => other.into(),
+            })
+    })
+    .await?;
+    tracing::info!(member = %member.id, society = %member.society_id, role = member.role.as_str(), "member enrolled");
+    Ok(HttpResponse::Created().json(EnrolResponse {
+        member_id: member.id,
+        society_id: member.society_id,
+        role: member.role,
+    }))
+}
+
+/// Start a key login: a random challenge for the member's device key to sign.
+#[utoipa::path(tag = "identity", request_body = ChallengeRequest, responses((status = 200, body = ChallengeResponse)))]
+#[post("/auth/challenge")]
+async fn challenge(
+    state: State,
+    body: web::Json<ChallengeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let member_id = body.into_inner().member_id;
+    let mut bytes = vec![0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| ApiError::Internal("no randomness".into()))?;
+    let now = state.now();
+    let expires_at = now + i64::try_from(state.config.auth.challenge_ttl_secs).unwrap_or(60) * 1000;
+    let c = Challenge {
+        id: uuid::Uuid::now_v7(),
+        member_id,
+        challenge: bytes.clone(),
+        expires_at,
+    };
+    let store = state.store.clone();
+    let id = c.id;
+    blocking(move || {
+        // Unknown members get a challenge too, never stored, so the answer does not tell who exists.
+        if store.member(member_id)?.is_some() {
+            store.insert_challenge(&c)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(ChallengeResponse {
+        challenge_id: id,
+        challenge: bytes.into(),
+        audience: state.config.auth.audience.clone(),
+        expires_at: expires_at / 1000,
+    }))
+}
+
+/// Finish a key login: the signed challenge buys a short-lived access token.
+#[utoipa::path(tag = "identity", request_body = TokenRequest, responses(
+    (status = 200, body = TokenResponse), (status = 401, body = Problem)))]
+#[post("/auth/token")]
+async fn token(state: State, body: web::Json<TokenRequest>) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    let now = state.now();
+    let store = state.store.clone();
+    let audience = state.config.auth.audience.clone();
+    let member = blocking(move || {
+        let c = store
+            .take_challenge(req.challenge_id)?
+            .ok_or(ApiError::Unauthorized(
+                "login failed: unknown or used challenge",
+            ))?;
+        if c.expires_at <= now {
+            return Err(ApiError::Unauthorized("login failed: challenge expired"));
+        }
+        let m = store
+            .member(c.member_id)?
+            .ok_or(ApiError::Unauthorized("login failed"))?;
+        if m.suspended {
+            return Err(ApiError::Unauthorized("login failed: account suspended"));
+        }
+        let key = DevicePublicKey::from_slice(&m.signing_key)
+            .map_err(|_| ApiError::Internal("stored key malformed".into()))?;
+        rfl_crypto::verify_auth_challenge(&key, &audience, &c.challenge, &req.signature.0)
+            .map_err(|_| ApiError::Unauthorized("login failed: bad signature"))?;
+        Ok(m)
+    })
+    .await?;
+    let (token, expires_at) = state
+        .tokens
+        .issue(member.id, member.society_id, member.role, now)?;
+    Ok(HttpResponse::Ok().json(TokenResponse {
+        token,
+        token_type: "Bearer".into(),
+        expires_at,
+    }))
+}
+
+#[utoipa::path(tag = "identity", security(("bearer" = [])), responses((status = 200, body = MeResponse), (status = 401, body = Problem)))]
+#[get("/me")]
+async fn me(caller: Caller) -> HttpResponse {
+    HttpResponse::Ok().json(MeResponse {
+        member_id: caller.member_id,
+        society_id: caller.society_id,
+        role: caller.role,
+    })
+}
+
+/// The caller's society, with its escrow key (public recipient and the identity wrapped to the recovery key).
+#[utoipa::path(tag = "identity", security(("bearer" = [])), responses((status = 200, body = SocietyResponse), (status = 401, body = Problem)))]
+#[get("/society")]
+async fn society(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let s = blocking(move || store.society(caller.society_id)?.ok_or(ApiError::NotFound)).await?;
+    Ok(HttpResponse::Ok().json(SocietyResponse {
+        id: s.id,
+        name: s.name,
+        escrow: s.escrow.map(|e| EscrowDto {
+            recipient: e.recipient,
+            wrapped_identity: e.wrapped_identity.into(),
+        }),
+    }))
+}
+
+/// Set the society escrow key once (society admin). Every case key is also wrapped to it.
+#[utoipa::path(tag = "identity", security(("bearer" = [])), request_body = EscrowDto, responses(
+    (status = 204), (status = 403, body = Problem), (status = 409, description = "Already set", body = Problem)))]
+#[put("/society/escrow")]
+async fn set_escrow(
+    state: State,
+    caller: Caller,
+    body: web::Json<EscrowDto>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::SocietyAdmin])?;
+    let req = body.into_inner();
+    let recipient = AgeRecipient::parse(req.recipient.trim()).map_err(|_| {
+        ApiError::BadRequest("recipient must be an age X25519 recipient (age1…)".into())
+    })?;
+    if req.wrapped_identity.0.is_empty() || req.wrapped_identity.0.len() > 16 * 1024 {
+        return Err(ApiError::BadRequest(
+            "wrapped_identity must be an age file of at most 16 KiB".into(),
+        ));
+    }
+    let store = state.store.clone();
+    blocking(move || {
+        store
+            .set_society_escrow(
+                caller.society_id,
+                &SocietyEscrow {
+                    recipient: recipient.to_string(),
+                    wrapped_identity: req.wrapped_identity.0,
+                },
+            )
+            .map_err(ApiError::from)
+    })
+    .await?;
+    tracing::info!(society = %caller.society_id, by = %caller.member_id, "society escrow key set");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The key directory of the caller's society: whom case keys can be wrapped to, whose signatures count.
+#[utoipa::path(tag = "identity", security(("bearer" = [])), responses((status = 200, body = MembersResponse), (status = 403, body = Problem)))]
+#[get("/members")]
+async fn members(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::Caseworker, Role::SocietyAdmin])?;
+    let store = state.store.clone();
+    let list = blocking(move || Ok(store.society_members(caller.society_id)?)).await?;
+    Ok(HttpResponse::Ok().json(MembersResponse {
+        members: list.into_iter().map(member_dto).collect(),
+    }))
+}
+
+/// Issue a one-time enrolment code for a new member of the caller's society (society admin).
+#[utoipa::path(tag = "identity", security(("bearer" = [])), request_body = EnrolmentCodeRequest, responses(
+    (status = 201, body = EnrolmentCodeResponse), (status = 403, body = Problem)))]
+#[post("/enrolment-codes")]
+async fn create_enrolment_code(
+    state: State,
+    caller: Caller,
+    body: web::Json<EnrolmentCodeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::SocietyAdmin])?;
+    let role = body.into_inner().role;
+    if role == Role::MovementAdmin {
+        return Err(ApiError::Forbidden(
+            "a society admin cannot create Movement admins",
+        ));
+    }
+    let (code, code_hash) = new_enrolment_code()?;
+    let now = state.now();
+    let expires_at = now + hours_to_millis(state.config.auth.enrolment_code_ttl_hours);
+    let store = state.store.clone();
+    blocking(move || {
+        Ok(store.insert_enrolment_code(&NewEnrolmentCode {
+            code_hash,
+            society_id: caller.society_id,
+            role,
+            created_by: Some(caller.member_id),
+            created_at: now,
+            expires_at,
+        })?)
+    })
+    .await?;
+    tracing::info!(society = %caller.society_id, by = %caller.member_id, role = role.as_str(), "enrolment code issued");
+    Ok(HttpResponse::Created().json(EnrolmentCodeResponse {
+        code,
+        role,
+        expires_at: expires_at / 1000,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_random_and_normalised() {
+        let (a, ha) = new_enrolment_code().unwrap();
+        let (b, _) = new_enrolment_code().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 39);
+        assert_eq!(hash_code(&a), ha);
+        assert_eq!(hash_code(&a.to_uppercase().replace('-', " ")), ha);
+    }
+}

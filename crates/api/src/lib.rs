@@ -1,0 +1,264 @@
+#![forbid(unsafe_code)]
+//! The rfl REST API (`rfl-server`).
+//!
+//! The server stores and serves ciphertext. It checks who may touch which case, that envelopes are
+//! well-formed and bound to the ids they are filed under, and that their signer is the caller; it cannot
+//! read any of them. Every request that touches a case goes through [`cases`], the single place where a
+//! later audit log hooks in.
+
+pub mod auth;
+pub mod cases;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod identity;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::dev::{ServerHandle, Service};
+use actix_web::{get, web, App, HttpResponse, HttpServer};
+use rfl_domain::api::HealthResponse;
+use rfl_storage::Store;
+use utoipa_actix_web::AppExt;
+
+use crate::auth::TokenKeys;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Store,
+    pub tokens: TokenKeys,
+    pub clock: Arc<dyn Clock>,
+    pub config: Config,
+}
+
+impl AppState {
+    pub fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+}
+
+pub type State = web::Data<Arc<AppState>>;
+
+/// Runs blocking work (database, envelope checks) off the async workers.
+pub async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    web::block(f).await?
+}
+
+#[utoipa::path(tag = "health", responses((status = 200, description = "The process is up", body = HealthResponse)))]
+#[get("/healthz")]
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(HealthResponse {
+        status: "ok".into(),
+    })
+}
+
+#[utoipa::path(tag = "health", responses(
+    (status = 200, description = "The database answers", body = HealthResponse),
+    (status = 503, description = "The database does not answer", body = crate::error::Problem)))]
+#[get("/readyz")]
+async fn readyz(state: State) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    blocking(move || {
+        store
+            .ping()
+            .map_err(|_| ApiError::Unavailable("the database does not answer"))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(HealthResponse {
+        status: "ready".into(),
+    }))
+}
+
+#[utoipa::path(tag = "health", responses((status = 200, description = "This OpenAPI 3 document")))]
+#[get("/openapi.json")]
+async fn openapi_json(doc: web::Data<String>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.get_ref().clone())
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+/// The OpenAPI document, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = build(App::new().into_utoipa_app()).split_for_parts();
+    api
+}
+
+fn build<T>(app: utoipa_actix_web::UtoipaApp<T>) -> utoipa_actix_web::UtoipaApp<T>
+where
+    T: actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+{
+    app.service(healthz).service(readyz).service(
+        utoipa_actix_web::scope("/v1")
+            .configure(identity::configure)
+            .configure(cases::configure),
+    )
+}
+
+fn finish_openapi(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    api.info.title = "rfl — Restoring Family Links case store".into();
+    api.info.version = env!("CARGO_PKG_VERSION").into();
+    api.info.description = Some(
+        "End-to-end encrypted case management. The server stores ciphertext only; clients encrypt. \
+         Errors are application/problem+json."
+            .into(),
+    );
+    let mut components = api.components.take().unwrap_or_default();
+    components.add_security_scheme(
+        "bearer",
+        utoipa::openapi::security::SecurityScheme::Http(utoipa::openapi::security::Http::new(
+            utoipa::openapi::security::HttpAuthScheme::Bearer,
+        )),
+    );
+    api.components = Some(components);
+    api
+}
+
+/// A server that is listening.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("http://localhost:{}", self.addr.port())
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+    }
+}
+
+/// Opens the store, binds, and starts serving in the background (on the current tokio runtime).
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer, StartError> {
+    let db_url = config.database.url.clone();
+    let pool_size = config.database.pool_size;
+    let store = tokio::task::spawn_blocking(move || Store::open(&db_url, pool_size))
+        .await
+        .map_err(|e| StartError::Other(e.to_string()))??;
+    let tokens = TokenKeys::load_or_create(
+        std::path::Path::new(&config.auth.signing_key_file),
+        &config.auth.issuer,
+        &config.auth.audience,
+        config.auth.token_ttl_secs,
+    )?;
+    start_with(config, store, tokens, clock).await
+}
+
+pub async fn start_with(
+    config: Config,
+    store: Store,
+    tokens: TokenKeys,
+    clock: Arc<dyn Clock>,
+) -> Result<RunningServer, StartError> {
+    let bind = config.server.bind.clone();
+    let workers = config.server.workers;
+    let state = Arc::new(AppState {
+        store,
+        tokens,
+        clock,
+        config,
+    });
+    let doc = serde_json::to_string(&finish_openapi(openapi()))
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let doc = web::Data::new(doc);
+    let data = web::Data::new(state.clone());
+    let limits = state.config.limits.clone();
+    let mut server = HttpServer::new(move || {
+        let json = web::JsonConfig::default()
+            .limit(limits.json_body_bytes)
+            .error_handler(error::json_error);
+        let (app, _) = build(
+            App::new()
+                .app_data(data.clone())
+                .app_data(doc.clone())
+                .app_data(json)
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .app_data(web::PayloadConfig::new(limits.chunk_bytes))
+                .wrap_fn(|req, srv| {
+                    // One line per request: method, route pattern, status, time. Never bodies or queries.
+                    let method = req.method().clone();
+                    let pattern = req
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_owned());
+                    let started = std::time::Instant::now();
+                    let fut = srv.call(req);
+                    async move {
+                        let res = fut.await?;
+                        tracing::info!(
+                            target: "rfl_api::access",
+                            method = %method,
+                            route = %pattern,
+                            status = res.status().as_u16(),
+                            micros = started.elapsed().as_micros() as u64,
+                        );
+                        Ok(res)
+                    }
+                })
+                .into_utoipa_app(),
+        )
+        .split_for_parts();
+        app.default_service(web::to(not_found))
+    });
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    let server = server
+        .bind(&bind)
+        .map_err(|e| StartError::Bind(bind.clone(), e))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| StartError::Other("bound to no address".into()))?;
+    let server = server.disable_signals().shutdown_timeout(5).run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    tracing::info!(%addr, backend = ?state.store.backend(), "rfl-server listening");
+    Ok(RunningServer { addr, handle, task })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Storage(#[from] rfl_storage::StorageError),
+    #[error(transparent)]
+    Key(#[from] auth::KeyFileError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Initialises logging once (text or JSON lines on stderr).
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        config::LogFormat::Json => builder.json().try_init(),
+        config::LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,116 @@
+#![forbid(unsafe_code)]
+//! `rfl-server`: runs the API, or does one admin task and exits.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use rfl_api::clock::{Clock, SystemClock};
+use rfl_api::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "rfl-server",
+    version,
+    about = "Restoring Family Links case store (ciphertext only)"
+)]
+struct Cli {
+    /// A TOML file overlaid on the defaults (config/default.toml); RFL_* variables override both.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Administration that needs the database, not the API.
+    #[command(subcommand)]
+    Admin(Admin),
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create a national society and print the one-time enrolment code of its first admin.
+    CreateSociety {
+        /// The society's name, e.g. "Belgian Red Cross-Flanders".
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rfl-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    rfl_api::init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rfl-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => runtime.block_on(serve(config)),
+        Command::Admin(Admin::CreateSociety { name }) => create_society(&config, &name),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rfl-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let server = rfl_api::start(config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!("rfl-server listening on http://{}", server.addr);
+    let handle = server.handle.clone();
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            r.map_err(|e| e.to_string())?;
+            tracing::info!("shutting down");
+            handle.stop(true).await;
+            Ok(())
+        }
+        r = server.task => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+    }
+}
+
+fn create_society(config: &Config, name: &str) -> Result<(), String> {
+    let store = rfl_storage::Store::open(&config.database.url, 1).map_err(|e| e.to_string())?;
+    let (id, code) = rfl_api::identity::create_society(
+        &store,
+        name,
+        SystemClock.now_millis(),
+        config.auth.enrolment_code_ttl_hours,
+    )
+    .map_err(|e| e.to_string())?;
+    println!("society id:      {id}");
+    println!("enrolment code:  {code}");
+    println!(
+        "Give the code to the society's first admin through a trusted channel; it works once, for {} hours:",
+        config.auth.enrolment_code_ttl_hours
+    );
+    println!("  rfl enrol --server URL --code {code}");
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! The REST API as typed calls.
+
+use reqwest::{Method, StatusCode};
+use rfl_domain::api::*;
+use rfl_domain::{CaseId, RecordId};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{ClientError, Result};
+
+/// An HTTP connection to one server, optionally with an access token.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    pub fn new(base: &str) -> Result<Api> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("rfl-client/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(64)
+            .build()?;
+        Ok(Api {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token: None,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn with_token(mut self, token: String) -> Api {
+        self.token = Some(token);
+        self
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let mut rb = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        rb
+    }
+
+    async fn send<T: DeserializeOwned>(rb: reqwest::RequestBuilder) -> Result<T> {
+        let resp = check(rb.send().await?).await?;
+        Ok(resp.json::<T>().await?)
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        Self::send(self.request(Method::GET, path)).await
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        Self::send(self.request(Method::POST, path).json(body)).await
+    }
+
+    pub async fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        Self::send(self.request(Method::PUT, path).json(body)).await
+    }
+
+    /// A request whose answer has no body (204).
+    pub async fn put_no_content<B: Serialize>(&self, path: &str, body: &B) -> Result<()> {
+        check(self.request(Method::PUT, path).json(body).send().await?).await?;
+        Ok(())
+    }
+
+    /// POST with a body that is already JSON (bulk import serialises off the async runtime).
+    pub async fn post_raw_json<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> Result<T> {
+        Self::send(
+            self.request(Method::POST, path)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body),
+        )
+        .await
+    }
+
+    // --- typed endpoints ---------------------------------------------------------------------------
+
+    pub async fn enrol(&self, req: &EnrolRequest) -> Result<EnrolResponse> {
+        self.post("/v1/enrol", req).await
+    }
+
+    pub async fn challenge(&self, req: &ChallengeRequest) -> Result<ChallengeResponse> {
+        self.post("/v1/auth/challenge", req).await
+    }
+
+    pub async fn token_for(&self, req: &TokenRequest) -> Result<TokenResponse> {
+        self.post("/v1/auth/token", req).await
+    }
+
+    pub async fn me(&self) -> Result<MeResponse> {
+        self.get("/v1/me").await
+    }
+
+    pub async fn society(&self) -> Result<SocietyResponse> {
+        self.get("/v1/society").await
+    }
+
+    pub async fn set_escrow(&self, req: &EscrowDto) -> Result<()> {
+        self.put_no_content("/v1/society/escrow", req).await
+    }
+
+    pub async fn members(&self) -> Result<MembersResponse> {
+        self.get("/v1/members").await
+    }
+
+    pub async fn enrolment_code(
+        &self,
+        req: &EnrolmentCodeRequest,
+    ) -> Result<EnrolmentCodeResponse> {
+        self.post("/v1/enrolment-codes", req).await
+    }
+
+    pub async fn create_case(&self, req: &NewCaseDto) -> Result<CaseSummaryDto> {
+        self.post("/v1/cases", req).await
+    }
+
+    pub async fn list_cases(&self, after: Option<CaseId>, limit: i64) -> Result<CaseListResponse> {
+        let mut path = format!("/v1/cases?limit={limit}");
+        if let Some(a) = after {
+            path.push_str(&format!("&after={a}"));
+        }
+        self.get(&path).await
+    }
+
+    pub async fn get_case(&self, id: CaseId) -> Result<CaseDto> {
+        self.get(&format!("/v1/cases/{id}")).await
+    }
+
+    pub async fn write_records(
+        &self,
+        id: CaseId,
+        req: &WriteRecordsRequest,
+    ) -> Result<CaseSummaryDto> {
+        self.post(&format!("/v1/cases/{id}/records"), req).await
+    }
+
+    pub async fn set_status(&self, id: CaseId, req: &StatusRequest) -> Result<CaseSummaryDto> {
+        self.put(&format!("/v1/cases/{id}/status"), req).await
+    }
+
+    pub async fn put_chunk(
+        &self,
+        case: CaseId,
+        attachment: RecordId,
+        index: u32,
+        sealed: Vec<u8>,
+    ) -> Result<()> {
+        let rb = self
+            .request(
+                Method::PUT,
+                &format!("/v1/cases/{case}/attachments/{attachment}/chunks/{index}"),
+            )
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(sealed);
+        check(rb.send().await?).await?;
+        Ok(())
+    }
+
+    pub async fn get_chunk(
+        &self,
+        case: CaseId,
+        attachment: RecordId,
+        index: u32,
+    ) -> Result<Vec<u8>> {
+        let rb = self.request(
+            Method::GET,
+            &format!("/v1/cases/{case}/attachments/{attachment}/chunks/{index}"),
+        );
+        let resp = check(rb.send().await?).await?;
+        Ok(resp.bytes().await?.to_vec())
+    }
+}
+
+/// Turns a non-2xx answer into [`ClientError::Api`] with the problem document's text.
+async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    #[derive(serde::Deserialize)]
+    struct P {
+        title: Option<String>,
+        detail: Option<String>,
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let p: Option<P> = serde_json::from_str(&text).ok();
+    Err(ClientError::Api {
+        status: status.as_u16(),
+        title: p
+            .as_ref()
+            .and_then(|p| p.title.clone())
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
+        detail: p.and_then(|p| p.detail).unwrap_or_else(|| reason(status)),
+    })
+}
+
+fn reason(status: StatusCode) -> String {
+    status.canonical_reason().unwrap_or("error").to_owned()
+}

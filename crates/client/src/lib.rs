@@ -1,0 +1,18 @@
+#![forbid(unsafe_code)]
+//! The rfl client SDK. All encryption and decryption happens here, on the caseworker's machine: the
+//! server only ever receives sealed records, wrapped keys and public keys.
+//!
+//! - [`keystore`]: the device's private keys at rest (a passphrase-sealed file for now).
+//! - [`http`]: the REST API as typed calls; problem+json errors become [`ClientError::Api`].
+//! - [`session`]: a signed-in device: create, read, update cases; messages, notes, attachments; export.
+
+pub mod error;
+pub mod http;
+pub mod keystore;
+pub mod session;
+
+pub use error::ClientError;
+pub use keystore::{DeviceKeys, Keystore};
+pub use session::{OpenedCase, Session};
+
+pub type Result<T> = std::result::Result<T, ClientError>;

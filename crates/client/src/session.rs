@@ -1,0 +1,853 @@
+//! A signed-in device. Everything that touches plaintext happens here.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use rfl_crypto::{
+    open_record, seal_record, unwrap_data_key, wrap_data_key, wrap_escrow_identity, AgeIdentity,
+    AgeRecipient, AttachmentOpener, AttachmentSealer, DataKey, DevicePublicKey, RecordAad,
+    ATTACHMENT_CHUNK_SIZE,
+};
+use rfl_domain::api::*;
+use rfl_domain::records::Record;
+use rfl_domain::{
+    AttachmentMeta, CaseFile, CaseHeader, CaseId, CaseStatus, Date, Entry, MemberId, Note,
+    PersonRecord, RecordId, RedCrossMessage, Role, SocietyId,
+};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::http::Api;
+use crate::keystore::DeviceKeys;
+use crate::{ClientError, Result};
+
+/// Key epoch of a newly created case.
+pub const FIRST_EPOCH: u32 = 1;
+
+/// Today's date in UTC, for validation rules that reject the future.
+pub fn today() -> Date {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    date_from_unix_days(i64::try_from(secs / 86_400).unwrap_or(0))
+}
+
+/// Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+pub fn date_from_unix_days(days: i64) -> Date {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let y = (yoe + era * 400 + i64::from(m <= 2)) as i32;
+    // The algorithm only yields real dates, so this cannot fail; fall back to a fixed date regardless.
+    Date::new(y, m, d)
+        .unwrap_or_else(|_| Date::new(2000, 1, 1).unwrap_or_else(|_| unreachable_date()))
+}
+
+#[allow(clippy::panic)] // never called: 2000-01-01 is a valid date
+fn unreachable_date() -> Date {
+    panic!("2000-01-01 is a valid date")
+}
+
+fn crypto_kind(kind: RecordKind) -> Result<rfl_crypto::RecordKind> {
+    u8::try_from(kind.code())
+        .ok()
+        .and_then(rfl_crypto::RecordKind::from_u8)
+        .ok_or_else(|| ClientError::Invalid("record kind has no envelope code".into()))
+}
+
+/// What sealing needs, cheap to clone into worker threads.
+#[derive(Clone)]
+pub struct Sealer {
+    keys: Arc<DeviceKeys>,
+    member_id: MemberId,
+    society_id: SocietyId,
+    escrow: AgeRecipient,
+}
+
+impl Sealer {
+    fn seal_value<T: Serialize>(
+        &self,
+        key: &DataKey,
+        case: CaseId,
+        id: RecordId,
+        kind: RecordKind,
+        version: u64,
+        epoch: u32,
+        value: &T,
+    ) -> Result<RecordWriteDto> {
+        let plaintext = Zeroizing::new(serde_json::to_vec(value)?);
+        let aad = RecordAad {
+            case_id: *case.as_uuid(),
+            record_id: *id.as_uuid(),
+            kind: crypto_kind(kind)?,
+            version,
+            key_epoch: epoch,
+        };
+        let envelope = seal_record(key, &aad, &plaintext, &self.keys.signing)?;
+        Ok(RecordWriteDto {
+            id,
+            kind,
+            version,
+            envelope: envelope.into(),
+        })
+    }
+
+    /// Encrypts a whole new case: a fresh data key wrapped to this device and the society escrow key,
+    /// and every record sealed and signed. Validates the case first.
+    pub fn seal_new_case(&self, file: &CaseFile, today: Date) -> Result<NewCaseDto> {
+        file.validate(today)?;
+        let case = CaseId::new();
+        let key = DataKey::generate()?;
+        let epoch = FIRST_EPOCH;
+        let keys = vec![
+            WrappedKeyDto {
+                recipient_id: *self.member_id.as_uuid(),
+                wrapped: wrap_data_key(
+                    &key,
+                    *case.as_uuid(),
+                    epoch,
+                    self.keys.age.recipient().as_age(),
+                )?
+                .into(),
+            },
+            WrappedKeyDto {
+                recipient_id: *self.society_id.as_uuid(),
+                wrapped: wrap_data_key(&key, *case.as_uuid(), epoch, self.escrow.as_age())?.into(),
+            },
+        ];
+        let mut records =
+            Vec::with_capacity(1 + file.persons.len() + file.messages.len() + file.notes.len());
+        records.push(self.seal_value(
+            &key,
+            case,
+            RecordId::new(),
+            RecordKind::CaseHeader,
+            1,
+            epoch,
+            &file.header,
+        )?);
+        for e in &file.persons {
+            records.push(self.seal_value(
+                &key,
+                case,
+                e.id,
+                RecordKind::Person,
+                1,
+                epoch,
+                &e.record,
+            )?);
+        }
+        for e in &file.messages {
+            records.push(self.seal_value(
+                &key,
+                case,
+                e.id,
+                RecordKind::Message,
+                1,
+                epoch,
+                &e.record,
+            )?);
+        }
+        for e in &file.notes {
+            records.push(self.seal_value(
+                &key,
+                case,
+                e.id,
+                RecordKind::Note,
+                1,
+                epoch,
+                &e.record,
+            )?);
+        }
+        if !file.attachments.is_empty() {
+            return Err(ClientError::Invalid(
+                "attachments are added to an existing case (rfl attach), not in the case file"
+                    .into(),
+            ));
+        }
+        Ok(NewCaseDto {
+            id: case,
+            key_epoch: epoch,
+            keys,
+            records,
+        })
+    }
+}
+
+/// A decrypted, verified case.
+pub struct OpenedCase {
+    pub summary: CaseSummaryDto,
+    pub file: CaseFile,
+    pub header_id: RecordId,
+    /// Each record's kind and current version.
+    pub versions: HashMap<RecordId, (RecordKind, u64)>,
+    data_key: DataKey,
+}
+
+impl std::fmt::Debug for OpenedCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedCase")
+            .field("id", &self.summary.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A device signed in to one server.
+pub struct Session {
+    api: Api,
+    me: MeResponse,
+    keys: Arc<DeviceKeys>,
+    society: SocietyResponse,
+    /// Signing keys of the society's members, by member id: whose signatures count.
+    directory: HashMap<MemberId, DevicePublicKey>,
+}
+
+impl Session {
+    /// Key login: signs the server's challenge with the device key and takes the access token.
+    pub async fn login(
+        server: &str,
+        member_id: MemberId,
+        keys: Arc<DeviceKeys>,
+    ) -> Result<Session> {
+        let api = Api::new(server)?;
+        let ch = api.challenge(&ChallengeRequest { member_id }).await?;
+        let sig = rfl_crypto::sign_auth_challenge(&keys.signing, &ch.audience, &ch.challenge.0);
+        let tok = api
+            .token_for(&TokenRequest {
+                challenge_id: ch.challenge_id,
+                signature: sig.to_vec().into(),
+            })
+            .await?;
+        Self::with_token(server, tok.token, keys).await
+    }
+
+    /// Resumes with an access token from an earlier login.
+    pub async fn with_token(server: &str, token: String, keys: Arc<DeviceKeys>) -> Result<Session> {
+        let api = Api::new(server)?.with_token(token);
+        let me = api.me().await?;
+        let society = api.society().await?;
+        let mut s = Session {
+            api,
+            me,
+            keys,
+            society,
+            directory: HashMap::new(),
+        };
+        if s.me.role.reads_case_content() {
+            s.refresh_directory().await?;
+        }
+        Ok(s)
+    }
+
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
+
+    pub fn member_id(&self) -> MemberId {
+        self.me.member_id
+    }
+
+    pub fn society_id(&self) -> SocietyId {
+        self.me.society_id
+    }
+
+    pub fn role(&self) -> Role {
+        self.me.role
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.api.token()
+    }
+
+    /// Reloads the society's member key directory and escrow key.
+    pub async fn refresh_directory(&mut self) -> Result<()> {
+        self.society = self.api.society().await?;
+        let members = self.api.members().await?;
+        self.directory = members
+            .members
+            .into_iter()
+            .filter_map(|m| {
+                DevicePublicKey::from_slice(&m.signing_key.0)
+                    .ok()
+                    .map(|k| (m.id, k))
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// The society escrow key's recipient; cases cannot be created before an admin sets it.
+    fn escrow(&self) -> Result<AgeRecipient> {
+        let e = self.society.escrow.as_ref().ok_or_else(|| {
+            ClientError::Invalid(
+                "your society has no escrow key yet: a society admin must run `rfl society init`"
+                    .into(),
+            )
+        })?;
+        Ok(AgeRecipient::parse(&e.recipient)?)
+    }
+
+    pub fn sealer(&self) -> Result<Sealer> {
+        Ok(Sealer {
+            keys: self.keys.clone(),
+            member_id: self.me.member_id,
+            society_id: self.me.society_id,
+            escrow: self.escrow()?,
+        })
+    }
+
+    // --- society administration --------------------------------------------------------------------
+
+    /// Creates the society escrow key and stores it wrapped to the offline recovery recipient. The
+    /// escrow identity exists in this process only; afterwards only the recovery key can open it.
+    pub async fn init_society_escrow(&mut self, recovery: &AgeRecipient) -> Result<()> {
+        let escrow = AgeIdentity::generate();
+        let wrapped =
+            wrap_escrow_identity(&escrow, *self.me.society_id.as_uuid(), recovery.as_age())?;
+        self.api
+            .set_escrow(&EscrowDto {
+                recipient: escrow.recipient().to_string(),
+                wrapped_identity: wrapped.into(),
+            })
+            .await?;
+        drop(escrow);
+        self.refresh_directory().await
+    }
+
+    pub async fn issue_enrolment_code(&self, role: Role) -> Result<EnrolmentCodeResponse> {
+        self.api
+            .enrolment_code(&EnrolmentCodeRequest { role })
+            .await
+    }
+
+    // --- cases -------------------------------------------------------------------------------------
+
+    pub async fn create_case(&self, file: &CaseFile) -> Result<CaseSummaryDto> {
+        let sealer = self.sealer()?;
+        let file = file.clone();
+        let dto = tokio::task::spawn_blocking(move || sealer.seal_new_case(&file, today()))
+            .await
+            .map_err(|e| ClientError::Invalid(format!("sealing task failed: {e}")))??;
+        self.api.create_case(&dto).await
+    }
+
+    /// Bulk import: cases are sealed in parallel on all cores while earlier batches upload, each batch
+    /// stored by the server in one transaction. `progress` gets the number of cases stored so far.
+    pub async fn import(
+        &self,
+        files: Vec<CaseFile>,
+        batch_size: usize,
+        progress: impl Fn(usize),
+    ) -> Result<usize> {
+        let sealer = self.sealer()?;
+        let batch_size = batch_size.max(1);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(usize, Vec<u8>)>>(2);
+        let producer = tokio::task::spawn_blocking(move || {
+            let today = today();
+            for chunk in files.chunks(batch_size) {
+                let sealed: Result<Vec<NewCaseDto>> = chunk
+                    .par_iter()
+                    .map(|f| sealer.seal_new_case(f, today))
+                    .collect();
+                let body = sealed.and_then(|cases| {
+                    Ok((cases.len(), serde_json::to_vec(&BatchRequest { cases })?))
+                });
+                let failed = body.is_err();
+                if tx.blocking_send(body).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let mut done = 0;
+        while let Some(batch) = rx.recv().await {
+            let (n, body) = batch?;
+            let resp: BatchResponse = self.api.post_raw_json("/v1/cases/batch", body).await?;
+            if resp.created != n {
+                return Err(ClientError::Tampered(
+                    "the server stored a different number of cases".into(),
+                ));
+            }
+            done += n;
+            progress(done);
+        }
+        producer
+            .await
+            .map_err(|e| ClientError::Invalid(format!("sealing task failed: {e}")))?;
+        Ok(done)
+    }
+
+    pub async fn list_cases(&self, after: Option<CaseId>, limit: i64) -> Result<CaseListResponse> {
+        self.api.list_cases(after, limit).await
+    }
+
+    /// Every case this device holds a key for, following pages.
+    pub async fn list_all_cases(&self) -> Result<Vec<CaseSummaryDto>> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.api.list_cases(after, 500).await?;
+            out.extend(page.cases);
+            match page.next_after {
+                Some(a) => after = Some(a),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Fetches, verifies and decrypts a case.
+    pub async fn open_case(&self, id: CaseId) -> Result<OpenedCase> {
+        let dto = self.api.get_case(id).await?;
+        self.decrypt_case(id, dto)
+    }
+
+    /// Verifies and decrypts a fetched case. Fails if the server answered for another case, swapped or
+    /// replayed a record, or if any record is not signed by its recorded author's enrolled key.
+    pub fn decrypt_case(&self, id: CaseId, dto: CaseDto) -> Result<OpenedCase> {
+        if dto.case.id != id {
+            return Err(ClientError::Tampered(
+                "the server answered with another case".into(),
+            ));
+        }
+        let epoch = dto.case.key_epoch;
+        let data_key = unwrap_data_key(
+            &dto.wrapped_key.0,
+            *id.as_uuid(),
+            epoch,
+            self.keys.age.as_age(),
+        )?;
+        let mut header: Option<(RecordId, CaseHeader)> = None;
+        let mut file_persons = Vec::new();
+        let mut messages = Vec::new();
+        let mut notes = Vec::new();
+        let mut attachments = Vec::new();
+        let mut versions = HashMap::new();
+        for r in dto.records {
+            let author_key = self.directory.get(&r.author_id).copied();
+            let trusted = |k: &DevicePublicKey| author_key.as_ref() == Some(k);
+            let aad = RecordAad {
+                case_id: *id.as_uuid(),
+                record_id: *r.id.as_uuid(),
+                kind: crypto_kind(r.kind)?,
+                version: r.version,
+                key_epoch: r.key_epoch,
+            };
+            let opened = open_record(&data_key, &aad, &r.envelope.0, &trusted)?;
+            if versions.insert(r.id, (r.kind, r.version)).is_some() {
+                return Err(ClientError::Tampered("a record appears twice".into()));
+            }
+            let p = &opened.plaintext;
+            match r.kind {
+                RecordKind::CaseHeader => {
+                    if header.replace((r.id, decode(p)?)).is_some() {
+                        return Err(ClientError::Tampered("the case has two headers".into()));
+                    }
+                }
+                RecordKind::Person => {
+                    file_persons.push(Entry::new(r.id, decode::<PersonRecord>(p)?))
+                }
+                RecordKind::Message => {
+                    messages.push(Entry::new(r.id, decode::<RedCrossMessage>(p)?))
+                }
+                RecordKind::Note => notes.push(Entry::new(r.id, decode::<Note>(p)?)),
+                RecordKind::Attachment => {
+                    attachments.push(Entry::new(r.id, decode::<AttachmentMeta>(p)?))
+                }
+            }
+        }
+        let (header_id, header) =
+            header.ok_or_else(|| ClientError::Tampered("the case has no header".into()))?;
+        Ok(OpenedCase {
+            summary: dto.case,
+            file: CaseFile {
+                header,
+                persons: file_persons,
+                messages,
+                notes,
+                attachments,
+            },
+            header_id,
+            versions,
+            data_key,
+        })
+    }
+
+    /// Opens a case, lets `edit` change it, validates the result, and writes every changed or new record
+    /// as its next version in one request. Someone else's newer write makes this fail with 409; nothing
+    /// is lost: open the case again and redo the change.
+    pub async fn update_case(
+        &self,
+        id: CaseId,
+        edit: impl FnOnce(&mut CaseFile) -> Result<()>,
+    ) -> Result<CaseSummaryDto> {
+        let opened = self.open_case(id).await?;
+        let mut file = opened.file.clone();
+        edit(&mut file)?;
+        file.validate(today())?;
+        let writes = self.changed_records(&opened, &file)?;
+        if writes.is_empty() {
+            return Ok(opened.summary);
+        }
+        self.api
+            .write_records(id, &WriteRecordsRequest { records: writes })
+            .await
+    }
+
+    fn changed_records(&self, opened: &OpenedCase, file: &CaseFile) -> Result<Vec<RecordWriteDto>> {
+        let sealer = self.sealer_for_writes();
+        let id = opened.summary.id;
+        let epoch = opened.summary.key_epoch;
+        let mut writes = Vec::new();
+        let mut seen = HashSet::new();
+        let mut put = |rid: RecordId,
+                       kind: RecordKind,
+                       old: Option<Vec<u8>>,
+                       new: Vec<u8>,
+                       value: &dyn ErasedRecord|
+         -> Result<()> {
+            seen.insert(rid);
+            if old.as_deref() == Some(new.as_slice()) {
+                return Ok(());
+            }
+            let version = match opened.versions.get(&rid) {
+                Some((k, v)) if *k == kind => v + 1,
+                Some(_) => {
+                    return Err(ClientError::Invalid(
+                        "a record id is reused for another kind".into(),
+                    ))
+                }
+                None => 1,
+            };
+            writes.push(value.seal(&sealer, &opened.data_key, id, rid, kind, version, epoch)?);
+            Ok(())
+        };
+        put(
+            opened.header_id,
+            RecordKind::CaseHeader,
+            Some(serde_json::to_vec(&opened.file.header)?),
+            serde_json::to_vec(&file.header)?,
+            &file.header,
+        )?;
+        diff_entries(
+            &opened.file.persons,
+            &file.persons,
+            RecordKind::Person,
+            &mut put,
+        )?;
+        diff_entries(
+            &opened.file.messages,
+            &file.messages,
+            RecordKind::Message,
+            &mut put,
+        )?;
+        diff_entries(&opened.file.notes, &file.notes, RecordKind::Note, &mut put)?;
+        diff_entries(
+            &opened.file.attachments,
+            &file.attachments,
+            RecordKind::Attachment,
+            &mut put,
+        )?;
+        if opened.versions.keys().any(|k| !seen.contains(k)) {
+            return Err(ClientError::Invalid(
+                "records cannot be deleted from a case".into(),
+            ));
+        }
+        Ok(writes)
+    }
+
+    fn sealer_for_writes(&self) -> Sealer {
+        Sealer {
+            keys: self.keys.clone(),
+            member_id: self.me.member_id,
+            society_id: self.me.society_id,
+            // Writes to existing records do not wrap keys; the escrow recipient is not used.
+            escrow: self.keys.age.recipient(),
+        }
+    }
+
+    /// Moves the case along the status workflow (checked here first, and again by the server).
+    pub async fn set_status(&self, id: CaseId, to: CaseStatus) -> Result<CaseSummaryDto> {
+        let current = self.api.get_case(id).await?.case;
+        current
+            .status
+            .transition(to)
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        self.api
+            .set_status(
+                id,
+                &StatusRequest {
+                    status: to,
+                    expected_version: current.version,
+                },
+            )
+            .await
+    }
+
+    pub async fn add_message(&self, id: CaseId, message: RedCrossMessage) -> Result<RecordId> {
+        let rid = RecordId::new();
+        self.update_case(id, |f| {
+            f.messages.push(Entry::new(rid, message));
+            Ok(())
+        })
+        .await?;
+        Ok(rid)
+    }
+
+    pub async fn add_note(&self, id: CaseId, note: Note) -> Result<RecordId> {
+        let rid = RecordId::new();
+        self.update_case(id, |f| {
+            f.notes.push(Entry::new(rid, note));
+            Ok(())
+        })
+        .await?;
+        Ok(rid)
+    }
+
+    /// Encrypts `source` chunk by chunk (never whole in memory), uploads each sealed chunk, then adds the
+    /// signed attachment record that commits to the exact chunk stream.
+    pub async fn attach(
+        &self,
+        id: CaseId,
+        mut source: impl Read,
+        file_name: &str,
+        media_type: &str,
+        description: Option<String>,
+        progress: impl Fn(u64),
+    ) -> Result<RecordId> {
+        let opened = self.open_case(id).await?;
+        let rid = RecordId::new();
+        let aad = RecordAad {
+            case_id: *id.as_uuid(),
+            record_id: *rid.as_uuid(),
+            kind: rfl_crypto::RecordKind::Attachment,
+            version: 1,
+            key_epoch: opened.summary.key_epoch,
+        };
+        let mut sealer = AttachmentSealer::new(&opened.data_key, &aad)?;
+        let mut buf = Zeroizing::new(vec![0u8; ATTACHMENT_CHUNK_SIZE]);
+        let mut next = Zeroizing::new(vec![0u8; ATTACHMENT_CHUNK_SIZE]);
+        let mut have = read_full(&mut source, &mut buf)?;
+        let mut index: u32 = 0;
+        let mut size: u64 = 0;
+        loop {
+            // Look one chunk ahead to know whether this one is the last.
+            let next_len = if have == ATTACHMENT_CHUNK_SIZE {
+                read_full(&mut source, &mut next)?
+            } else {
+                0
+            };
+            let last = next_len == 0;
+            let sealed = sealer.seal_chunk(&buf[..have], last)?;
+            self.api.put_chunk(id, rid, index, sealed).await?;
+            size += have as u64;
+            progress(size);
+            index += 1;
+            if last {
+                break;
+            }
+            std::mem::swap(&mut buf, &mut next);
+            have = next_len;
+        }
+        let digest = sealer.finish()?;
+        let meta = AttachmentMeta {
+            file_name: file_name.to_owned(),
+            media_type: media_type.to_owned(),
+            size_bytes: size,
+            chunk_count: index,
+            sha256: hex_lower(&digest),
+            description,
+            depicts: None,
+        };
+        meta.validate()?;
+        let write = self.sealer_for_writes().seal_value(
+            &opened.data_key,
+            id,
+            rid,
+            RecordKind::Attachment,
+            1,
+            opened.summary.key_epoch,
+            &meta,
+        )?;
+        self.api
+            .write_records(
+                id,
+                &WriteRecordsRequest {
+                    records: vec![write],
+                },
+            )
+            .await?;
+        Ok(rid)
+    }
+
+    /// Downloads, verifies and decrypts an attachment into `out`, chunk by chunk. Returns the byte count.
+    pub async fn download_attachment(
+        &self,
+        opened: &OpenedCase,
+        attachment: RecordId,
+        mut out: impl Write,
+    ) -> Result<u64> {
+        let entry = opened
+            .file
+            .attachments
+            .iter()
+            .find(|e| e.id == attachment)
+            .ok_or_else(|| ClientError::Invalid("the case has no such attachment".into()))?;
+        let meta = &entry.record;
+        let version = opened
+            .versions
+            .get(&attachment)
+            .map(|(_, v)| *v)
+            .unwrap_or(1);
+        let aad = RecordAad {
+            case_id: *opened.summary.id.as_uuid(),
+            record_id: *attachment.as_uuid(),
+            kind: rfl_crypto::RecordKind::Attachment,
+            version,
+            key_epoch: opened.summary.key_epoch,
+        };
+        let digest = parse_hex32(&meta.sha256)
+            .ok_or_else(|| ClientError::Tampered("attachment digest malformed".into()))?;
+        let mut opener = AttachmentOpener::new(&opened.data_key, &aad)?;
+        let mut written = 0u64;
+        for index in 0..meta.chunk_count {
+            let sealed = self
+                .api
+                .get_chunk(opened.summary.id, attachment, index)
+                .await?;
+            let plain = opener.open_chunk(&sealed, index + 1 == meta.chunk_count)?;
+            out.write_all(&plain)?;
+            written += plain.len() as u64;
+        }
+        opener.finish(&digest)?;
+        if written != meta.size_bytes {
+            return Err(ClientError::Tampered(
+                "attachment size differs from its signed record".into(),
+            ));
+        }
+        Ok(written)
+    }
+}
+
+/// Sealing for any record type behind one object-safe call.
+trait ErasedRecord {
+    #[allow(clippy::too_many_arguments)]
+    fn seal(
+        &self,
+        s: &Sealer,
+        key: &DataKey,
+        case: CaseId,
+        id: RecordId,
+        kind: RecordKind,
+        version: u64,
+        epoch: u32,
+    ) -> Result<RecordWriteDto>;
+}
+
+impl<T: Record> ErasedRecord for T {
+    fn seal(
+        &self,
+        s: &Sealer,
+        key: &DataKey,
+        case: CaseId,
+        id: RecordId,
+        kind: RecordKind,
+        version: u64,
+        epoch: u32,
+    ) -> Result<RecordWriteDto> {
+        s.seal_value(key, case, id, kind, version, epoch, self)
+    }
+}
+
+type PutFn<'a> =
+    dyn FnMut(RecordId, RecordKind, Option<Vec<u8>>, Vec<u8>, &dyn ErasedRecord) -> Result<()> + 'a;
+
+fn diff_entries<T: Record>(
+    old: &[Entry<T>],
+    new: &[Entry<T>],
+    kind: RecordKind,
+    put: &mut PutFn<'_>,
+) -> Result<()> {
+    let before: HashMap<RecordId, &T> = old.iter().map(|e| (e.id, &e.record)).collect();
+    for e in new {
+        let old_bytes = before
+            .get(&e.id)
+            .map(|r| serde_json::to_vec(r))
+            .transpose()?;
+        put(
+            e.id,
+            kind,
+            old_bytes,
+            serde_json::to_vec(&e.record)?,
+            &e.record,
+        )?;
+    }
+    Ok(())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(plaintext: &[u8]) -> Result<T> {
+    serde_json::from_slice(plaintext)
+        .map_err(|_| ClientError::Tampered("a record's content is not what its kind says".into()))
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Enrols this device with a one-time code: generates nothing itself, sends only public keys.
+pub async fn enrol(server: &str, code: &str, keys: &DeviceKeys) -> Result<EnrolResponse> {
+    let api = Api::new(server)?;
+    api.enrol(&EnrolRequest {
+        code: code.to_owned(),
+        signing_key: keys.signing.public_key().as_bytes().to_vec().into(),
+        age_recipient: keys.age.recipient().to_string(),
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(date_from_unix_days(0), Date::new(1970, 1, 1).unwrap());
+        assert_eq!(date_from_unix_days(19_723), Date::new(2024, 1, 1).unwrap());
+        assert_eq!(date_from_unix_days(19_782), Date::new(2024, 2, 29).unwrap());
+        assert_eq!(date_from_unix_days(-1), Date::new(1969, 12, 31).unwrap());
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let b = [0xabu8; 32];
+        assert_eq!(parse_hex32(&hex_lower(&b)), Some(b));
+        assert_eq!(parse_hex32("zz"), None);
+    }
+}

@@ -1,0 +1,376 @@
+//! The JSON shapes of the REST API, shared by the server and the client so the two cannot disagree.
+//! Everything here is what the server may see: ids, roles, statuses, times, and ciphertext as base64.
+//! With the `openapi` feature the types also describe themselves for the OpenAPI document.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::{CaseId, CaseStatus, MemberId, RecordId, Role, SocietyId};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Binary data (ciphertext, public keys, signatures) on the wire: a standard base64 string.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Base64Bytes(pub Vec<u8>);
+
+impl std::fmt::Debug for Base64Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Base64Bytes({} bytes)", self.0.len())
+    }
+}
+
+impl From<Vec<u8>> for Base64Bytes {
+    fn from(v: Vec<u8>) -> Self {
+        Base64Bytes(v)
+    }
+}
+
+impl Serialize for Base64Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Base64Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use base64::Engine;
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s.as_bytes())
+            .map(Base64Bytes)
+            .map_err(|_| serde::de::Error::custom("expected standard base64"))
+    }
+}
+
+pub use crate::records::RecordKind;
+
+impl RecordKind {
+    /// The envelope's kind byte, and the number stored beside the ciphertext.
+    pub fn code(self) -> i16 {
+        match self {
+            RecordKind::CaseHeader => 1,
+            RecordKind::Person => 2,
+            RecordKind::Message => 3,
+            RecordKind::Note => 4,
+            RecordKind::Attachment => 5,
+        }
+    }
+
+    pub fn from_code(code: i16) -> Option<RecordKind> {
+        RecordKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnrolRequest {
+    /// The one-time enrolment code an admin gave you.
+    pub code: String,
+    /// Ed25519 device public key (32 bytes).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub signing_key: Base64Bytes,
+    /// age X25519 recipient (`age1…`) that case keys are wrapped to.
+    pub age_recipient: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnrolResponse {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub member_id: MemberId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub society_id: SocietyId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub member_id: MemberId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeResponse {
+    pub challenge_id: Uuid,
+    /// Random bytes to sign with the device key, bound to `audience`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub challenge: Base64Bytes,
+    pub audience: String,
+    /// Unix seconds after which the challenge is refused.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub challenge_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub signature: Base64Bytes,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TokenResponse {
+    pub token: String,
+    pub token_type: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MeResponse {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub member_id: MemberId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub society_id: SocietyId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EscrowDto {
+    /// The society escrow key's age recipient: every case key is also wrapped to it.
+    pub recipient: String,
+    /// The escrow identity, age-encrypted to the society's offline recovery key.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub wrapped_identity: Base64Bytes,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SocietyResponse {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub id: SocietyId,
+    pub name: String,
+    pub escrow: Option<EscrowDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MemberDto {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub id: MemberId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub role: Role,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub signing_key: Base64Bytes,
+    pub age_recipient: String,
+    pub suspended: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MembersResponse {
+    pub members: Vec<MemberDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentCodeRequest {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentCodeResponse {
+    /// Shown once; the server keeps only its hash.
+    pub code: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub role: Role,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WrappedKeyDto {
+    /// A member id, or the society id for the society escrow key.
+    pub recipient_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub wrapped: Base64Bytes,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RecordWriteDto {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub id: RecordId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kind: RecordKind,
+    /// 1 creates the record; n+1 replaces version n (refused with 409 if the stored version is not n).
+    pub version: u64,
+    /// The sealed, signed record envelope (see docs/crypto.md).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub envelope: Base64Bytes,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewCaseDto {
+    /// Chosen by the client (UUIDv7).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub id: CaseId,
+    pub key_epoch: u32,
+    /// The data key wrapped to the creator, to any other holder, and to the society escrow key.
+    pub keys: Vec<WrappedKeyDto>,
+    pub records: Vec<RecordWriteDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub cases: Vec<NewCaseDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BatchResponse {
+    pub created: usize,
+    /// The highest change sequence number the batch was given.
+    pub last_seq: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CaseSummaryDto {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub id: CaseId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub society_id: SocietyId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub status: CaseStatus,
+    pub key_epoch: u32,
+    /// Case metadata version (changes with the status); name it to change the status.
+    pub version: u64,
+    /// Change sequence number of the case's last change.
+    pub seq: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub created_by: MemberId,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub record_count: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CaseListResponse {
+    pub cases: Vec<CaseSummaryDto>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
+    pub next_after: Option<CaseId>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RecordDto {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub id: RecordId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kind: RecordKind,
+    pub version: u64,
+    pub key_epoch: u32,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub author_id: MemberId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub envelope: Base64Bytes,
+    pub seq: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CaseDto {
+    pub case: CaseSummaryDto,
+    /// The case data key wrapped to the caller.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub wrapped_key: Base64Bytes,
+    pub records: Vec<RecordDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WriteRecordsRequest {
+    pub records: Vec<RecordWriteDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub status: CaseStatus,
+    /// The case version you last saw.
+    pub expected_version: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HealthResponse {
+    pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_bytes_round_trip_and_reject_garbage() {
+        let b = Base64Bytes(vec![0, 1, 2, 255]);
+        let j = serde_json::to_string(&b).unwrap();
+        assert_eq!(j, "\"AAEC/w==\"");
+        assert_eq!(serde_json::from_str::<Base64Bytes>(&j).unwrap(), b);
+        assert!(serde_json::from_str::<Base64Bytes>("\"not base64!\"").is_err());
+        assert_eq!(format!("{b:?}"), "Base64Bytes(4 bytes)");
+    }
+
+    #[test]
+    fn record_kind_codes() {
+        for k in RecordKind::ALL {
+            assert_eq!(RecordKind::from_code(k.code()), Some(k));
+        }
+        assert_eq!(RecordKind::from_code(0), None);
+        assert_eq!(RecordKind::from_code(6), None);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let r = serde_json::from_str::<StatusRequest>(
+            r#"{"status":"tracing","expected_version":1,"x":1}"#,
+        );
+        assert!(r.is_err());
+    }
+}
