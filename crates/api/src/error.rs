@@ -170,13 +170,3 @@ pub fn query_error(
 ) -> actix_web::Error {
     ApiError::BadRequest(format!("invalid query: {err}")).into()
 }
-
-pub fn payload_error(
-    err: actix_web::error::PayloadError,
-    _req: &actix_web::HttpRequest,
-) -> actix_web::Error {
-    match err {
-        actix_web::error::PayloadError::Overflow => ApiError::PayloadTooLarge(0).into(),
-        other => ApiError::BadRequest(format!("could not read the body: {other}")).into(),
-    }
-}

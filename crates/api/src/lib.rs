@@ -106,6 +106,7 @@ where
 {
     app.service(healthz).service(readyz).service(
         utoipa_actix_web::scope("/v1")
+            .service(openapi_json)
             .configure(identity::configure)
             .configure(cases::configure),
     )

@@ -1,1 +1,293 @@
-fn main() {}
+#![forbid(unsafe_code)]
+//! `rfl-bench`: encrypted vs plaintext import and reads through the real server and client.
+//!
+//! ```text
+//! cargo build --release -p rfl-bench
+//! target/release/rfl-bench --cases 515000 --backend sqlite
+//! ```
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use rfl_bench::baseline;
+use rfl_bench::data::generate;
+use rfl_bench::measure::{progress_printer, read_load, ImportResult, ReadLimit};
+use rfl_bench::report::{markdown, BackendReport, Machine, PhaseReport, Report};
+use rfl_bench::setup::{backend_name, Env};
+use rfl_bench::{BenchResult, Context};
+use rfl_domain::CaseId;
+use rfl_storage::testing::TestBackend;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BackendArg {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+/// Seeds synthetic cases through the real rfl server and client (encrypted, then a plaintext baseline on
+/// the same API path) and measures import time, concurrent reads and database size.
+#[derive(Debug, Parser)]
+#[command(name = "rfl-bench")]
+struct Args {
+    /// Number of synthetic cases per phase.
+    #[arg(long, default_value_t = 2000)]
+    cases: usize,
+    /// Database backend(s). PostgreSQL: a fresh database on RFL_TEST_POSTGRES_URL
+    /// (default postgres://postgres@127.0.0.1:5432/postgres), dropped afterwards.
+    #[arg(long, value_enum, default_value_t = BackendArg::Sqlite)]
+    backend: BackendArg,
+    /// Cases per POST /v1/cases/batch (the server accepts at most 2000).
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    /// Concurrent readers.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Read for this many seconds (per phase).
+    #[arg(long, default_value_t = 10.0)]
+    read_secs: f64,
+    /// Read exactly this many cases instead of for a fixed time.
+    #[arg(long)]
+    read_count: Option<u64>,
+    /// Print machine-readable JSON on stdout instead of the markdown table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    fn read_limit(&self) -> ReadLimit {
+        match self.read_count {
+            Some(n) => ReadLimit::Count(n),
+            None => ReadLimit::Duration(Duration::from_secs_f64(self.read_secs.max(0.1))),
+        }
+    }
+
+    fn read_limit_text(&self) -> String {
+        match self.read_limit() {
+            ReadLimit::Count(n) => format!("{n} in total"),
+            ReadLimit::Duration(d) => format!("for {:.0} s", d.as_secs_f64()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.cases == 0 {
+        eprintln!("rfl-bench: --cases must be at least 1");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rfl-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = runtime.block_on(run(&args));
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                eprintln!("rfl-bench: cannot print JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        println!("{}", markdown(&report));
+    }
+    let failed: Vec<&String> = report.backends.iter().flat_map(|b| &b.errors).collect();
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        for e in failed {
+            eprintln!("rfl-bench: FAILED: {e}");
+        }
+        ExitCode::FAILURE
+    }
+}
+
+async fn run(args: &Args) -> Report {
+    let machine = Machine::detect();
+    let backends = match args.backend {
+        BackendArg::Sqlite => vec![TestBackend::Sqlite],
+        BackendArg::Postgres => vec![TestBackend::Postgres],
+        BackendArg::Both => vec![TestBackend::Sqlite, TestBackend::Postgres],
+    };
+    let mut out = Vec::new();
+    for backend in backends {
+        let mut rep = BackendReport {
+            backend: backend_name(backend).to_owned(),
+            cases: args.cases,
+            batch_size: args.batch_size,
+            clients: args.clients,
+            read_limit: args.read_limit_text(),
+            ..BackendReport::default()
+        };
+        eprintln!("== {}: encrypted", rep.backend);
+        if let Err(e) = phase(backend, args, Path::Encrypted, &mut rep).await {
+            rep.errors.push(format!("{} encrypted: {e}", rep.backend));
+        }
+        eprintln!("== {}: plaintext baseline", rep.backend);
+        if let Err(e) = phase(backend, args, Path::Baseline, &mut rep).await {
+            rep.errors.push(format!("{} baseline: {e}", rep.backend));
+        }
+        rep.finish(machine.nproc);
+        out.push(rep);
+    }
+    Report {
+        machine,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        started_utc_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        backends: out,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    Encrypted,
+    Baseline,
+}
+
+/// One path on its own fresh database and server. The environment is torn down (server stopped,
+/// database dropped) whether or not the measurement succeeded.
+async fn phase(
+    backend: TestBackend,
+    args: &Args,
+    path: Path,
+    rep: &mut BackendReport,
+) -> BenchResult<()> {
+    let env = Env::start(backend).await?;
+    let mut phase_rep = PhaseReport::default();
+    let measured = measure_phase(&env, args, path, rep, &mut phase_rep).await;
+    let size = env.finish().await;
+    if measured.is_ok() {
+        match &size {
+            Ok(bytes) => phase_rep.set_db_size(*bytes, args.cases),
+            Err(e) => rep.errors.push(format!("database size: {e}")),
+        }
+    }
+    match path {
+        Path::Encrypted => rep.encrypted = phase_rep,
+        Path::Baseline => rep.baseline = phase_rep,
+    }
+    measured
+}
+
+async fn measure_phase(
+    env: &Env,
+    args: &Args,
+    path: Path,
+    rep: &mut BackendReport,
+    out: &mut PhaseReport,
+) -> BenchResult<()> {
+    let n = args.cases;
+    eprintln!("  generating {n} synthetic cases (not timed)");
+    let (files, shape) = tokio::task::spawn_blocking(move || generate(n))
+        .await
+        .ctx("generator task")??;
+    rep.shape = Some(shape);
+    out.db_bytes_empty = Some(env.db_size(false).await?);
+
+    let label = match path {
+        Path::Encrypted => "encrypted import",
+        Path::Baseline => "baseline import",
+    };
+    let progress = progress_printer(label.to_owned(), n);
+    let started = Instant::now();
+    let stored = match path {
+        Path::Encrypted => env
+            .caseworker
+            .import(files, args.batch_size, progress)
+            .await
+            .ctx("Session::import")?,
+        Path::Baseline => {
+            let ctx = env.baseline_ctx()?;
+            baseline::import(env.caseworker.api(), ctx, files, args.batch_size, progress).await?
+        }
+    };
+    let elapsed = started.elapsed();
+    if stored != n {
+        return Err(format!("{label} stored {stored} of {n} cases"));
+    }
+    let import = ImportResult::new(n, elapsed);
+    eprintln!(
+        "  {label}: {n} cases in {:.1} s ({:.0} cases/s)",
+        import.seconds, import.cases_per_sec
+    );
+    out.import = Some(import);
+
+    // Reads, with a fresh token (the import may have used up much of the first one's 15 minutes).
+    let session = Arc::new(env.login_again().await?);
+    eprintln!("  listing the stored cases (not timed)");
+    let ids: Vec<CaseId> = session
+        .list_all_cases()
+        .await
+        .ctx("list cases")?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if ids.len() != n {
+        return Err(format!(
+            "the caseworker sees {} cases, {n} were imported",
+            ids.len()
+        ));
+    }
+    let ids = Arc::new(ids);
+    eprintln!(
+        "  {} readers reading random cases {}",
+        args.clients,
+        args.read_limit_text()
+    );
+    let reads = match path {
+        Path::Encrypted => {
+            let s = session.clone();
+            read_load(ids, args.clients, args.read_limit(), move |id| {
+                let s = s.clone();
+                async move {
+                    let c = s.open_case(id).await.ctx("open_case")?;
+                    check_shape(
+                        c.file.messages.len(),
+                        c.file.notes.len(),
+                        c.file.persons.len(),
+                    )
+                }
+            })
+            .await?
+        }
+        Path::Baseline => {
+            let api = session.api().clone();
+            read_load(ids, args.clients, args.read_limit(), move |id| {
+                let api = api.clone();
+                async move {
+                    let dto = api.get_case(id).await.ctx("GET /v1/cases/{id}")?;
+                    let f = baseline::parse_case(id, dto)?;
+                    check_shape(f.messages.len(), f.notes.len(), f.persons.len())
+                }
+            })
+            .await?
+        }
+    };
+    eprintln!(
+        "  reads: {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
+        reads.reads_per_sec, reads.p50_ms, reads.p99_ms
+    );
+    out.reads = Some(reads);
+    Ok(())
+}
+
+/// Every read must return the whole case: its persons, one message, one note.
+fn check_shape(messages: usize, notes: usize, persons: usize) -> BenchResult<()> {
+    if messages != 1 || notes != 1 || persons < 2 {
+        return Err(format!(
+            "a case came back incomplete: {persons} persons, {messages} messages, {notes} notes"
+        ));
+    }
+    Ok(())
+}

@@ -207,7 +207,7 @@ pub struct Session {
     keys: Arc<DeviceKeys>,
     society: SocietyResponse,
     /// Signing keys of the society's members, by member id: whose signatures count.
-    directory: HashMap<MemberId, DevicePublicKey>,
+    directory: std::sync::RwLock<HashMap<MemberId, DevicePublicKey>>,
 }
 
 impl Session {
@@ -239,7 +239,7 @@ impl Session {
             me,
             keys,
             society,
-            directory: HashMap::new(),
+            directory: Default::default(),
         };
         if s.me.role.reads_case_content() {
             s.refresh_directory().await?;
@@ -270,8 +270,12 @@ impl Session {
     /// Reloads the society's member key directory and escrow key.
     pub async fn refresh_directory(&mut self) -> Result<()> {
         self.society = self.api.society().await?;
+        self.reload_members().await
+    }
+
+    async fn reload_members(&self) -> Result<()> {
         let members = self.api.members().await?;
-        self.directory = members
+        let fresh: HashMap<MemberId, DevicePublicKey> = members
             .members
             .into_iter()
             .filter_map(|m| {
@@ -280,7 +284,18 @@ impl Session {
                     .map(|k| (m.id, k))
             })
             .collect();
+        *self
+            .directory
+            .write()
+            .map_err(|_| ClientError::Invalid("directory lock poisoned".into()))? = fresh;
         Ok(())
+    }
+
+    fn author_key(&self, author: MemberId) -> Option<DevicePublicKey> {
+        self.directory
+            .read()
+            .ok()
+            .and_then(|d| d.get(&author).copied())
     }
 
     /// The society escrow key's recipient; cases cannot be created before an admin sets it.
@@ -404,6 +419,14 @@ impl Session {
     /// Fetches, verifies and decrypts a case.
     pub async fn open_case(&self, id: CaseId) -> Result<OpenedCase> {
         let dto = self.api.get_case(id).await?;
+        if dto
+            .records
+            .iter()
+            .any(|r| self.author_key(r.author_id).is_none())
+        {
+            // A member enrolled since the directory was loaded.
+            self.reload_members().await?;
+        }
         self.decrypt_case(id, dto)
     }
 
@@ -429,7 +452,7 @@ impl Session {
         let mut attachments = Vec::new();
         let mut versions = HashMap::new();
         for r in dto.records {
-            let author_key = self.directory.get(&r.author_id).copied();
+            let author_key = self.author_key(r.author_id);
             let trusted = |k: &DevicePublicKey| author_key.as_ref() == Some(k);
             let aad = RecordAad {
                 case_id: *id.as_uuid(),
@@ -559,6 +582,26 @@ impl Session {
             ));
         }
         Ok(writes)
+    }
+
+    /// Seals one record version for an opened case (for callers that build their own writes).
+    pub fn seal_record<T: Serialize>(
+        &self,
+        opened: &OpenedCase,
+        id: RecordId,
+        kind: RecordKind,
+        version: u64,
+        value: &T,
+    ) -> Result<RecordWriteDto> {
+        self.sealer_for_writes().seal_value(
+            &opened.data_key,
+            opened.summary.id,
+            id,
+            kind,
+            version,
+            opened.summary.key_epoch,
+            value,
+        )
     }
 
     fn sealer_for_writes(&self) -> Sealer {

@@ -68,7 +68,10 @@ pub struct Store {
 struct SqlitePragmas;
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> std::result::Result<(), diesel::r2d2::Error> {
+    fn on_acquire(
+        &self,
+        conn: &mut SqliteConnection,
+    ) -> std::result::Result<(), diesel::r2d2::Error> {
         conn.batch_execute(
             "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
              PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
@@ -359,7 +362,13 @@ impl Store {
     // --- societies --------------------------------------------------------------------------------
 
     /// Creates a society with the one-time enrolment code of its first admin.
-    pub fn create_society(&self, id: SocietyId, name: &str, first_admin: NewEnrolmentCode, now: Millis) -> Result<Society> {
+    pub fn create_society(
+        &self,
+        id: SocietyId,
+        name: &str,
+        first_admin: NewEnrolmentCode,
+        now: Millis,
+    ) -> Result<Society> {
         let row = SocietyDb {
             id: id_bytes(id.as_uuid()),
             name: name.to_owned(),
@@ -407,7 +416,9 @@ impl Store {
         if updated == 1 {
             Ok(())
         } else {
-            Err(StorageError::Conflict("the society escrow key is already set"))
+            Err(StorageError::Conflict(
+                "the society escrow key is already set",
+            ))
         }
     }
 
@@ -425,7 +436,12 @@ impl Store {
     }
 
     /// Spends a one-time enrolment code and creates the member it was issued for, in one transaction.
-    pub fn redeem_enrolment_code(&self, code_hash: &[u8; 32], enrolment: &Enrolment, now: Millis) -> Result<Member> {
+    pub fn redeem_enrolment_code(
+        &self,
+        code_hash: &[u8; 32],
+        enrolment: &Enrolment,
+        now: Millis,
+    ) -> Result<Member> {
         let hash = code_hash.to_vec();
         let member_id = id_bytes(enrolment.member_id.as_uuid());
         let row = write_tx!(self, conn => {
@@ -535,7 +551,8 @@ impl Store {
     /// Creates cases with their wrapped keys and first record versions, all in one transaction.
     pub fn create_cases(&self, new_cases: &[NewCase], now: Millis) -> Result<Vec<CaseRow>> {
         let changes: usize = new_cases.iter().map(|c| 1 + c.records.len()).sum();
-        let changes = i64::try_from(changes).map_err(|_| StorageError::Invalid("batch too large".into()))?;
+        let changes =
+            i64::try_from(changes).map_err(|_| StorageError::Invalid("batch too large".into()))?;
         let mut case_rows = Vec::with_capacity(new_cases.len());
         let mut key_rows = Vec::new();
         let mut record_rows = Vec::new();
@@ -565,7 +582,9 @@ impl Store {
             }
             for r in &c.records {
                 if r.version != 1 {
-                    return Err(StorageError::Invalid("a new case's records start at version 1".into()));
+                    return Err(StorageError::Invalid(
+                        "a new case's records start at version 1".into(),
+                    ));
                 }
                 record_rows.push(RecordDb {
                     id: id_bytes(r.id.as_uuid()),
@@ -616,7 +635,12 @@ impl Store {
     }
 
     /// The cases a member holds a key for, in id order (UUIDv7: creation order), after `after`.
-    pub fn list_cases(&self, member: MemberId, after: Option<CaseId>, limit: i64) -> Result<Vec<CaseListItem>> {
+    pub fn list_cases(
+        &self,
+        member: MemberId,
+        after: Option<CaseId>,
+        limit: i64,
+    ) -> Result<Vec<CaseListItem>> {
         let me = id_bytes(member.as_uuid());
         let after = after.map(|a| id_bytes(a.as_uuid())).unwrap_or_default();
         let (rows, counts): (Vec<CaseDb>, Vec<(Vec<u8>, i64)>) = read!(self, conn => {
@@ -677,16 +701,32 @@ impl Store {
                 Ok(CaseBundle {
                     case: row.into_case()?,
                     wrapped_key,
-                    records: recs.into_iter().map(RecordDb::into_record).collect::<Result<_>>()?,
+                    records: recs
+                        .into_iter()
+                        .map(RecordDb::into_record)
+                        .collect::<Result<_>>()?,
                 })
             })
             .transpose()
     }
 
+    /// The case's metadata if the member holds a key for it.
+    pub fn case_for_member(&self, member: MemberId, case: CaseId) -> Result<Option<CaseRow>> {
+        let found = read!(self, conn => { case_for_member!(conn, member, case) });
+        found.map(|(row, _)| row.into_case()).transpose()
+    }
+
     /// Writes record versions to a case the member holds a key for. Version 1 creates a record; version
     /// n+1 replaces version n and is refused (conflict, nothing written) if the stored version is not n.
-    pub fn write_records(&self, member: MemberId, case: CaseId, writes: &[RecordWrite], now: Millis) -> Result<CaseRow> {
-        let n = i64::try_from(writes.len()).map_err(|_| StorageError::Invalid("too many records".into()))?;
+    pub fn write_records(
+        &self,
+        member: MemberId,
+        case: CaseId,
+        writes: &[RecordWrite],
+        now: Millis,
+    ) -> Result<CaseRow> {
+        let n = i64::try_from(writes.len())
+            .map_err(|_| StorageError::Invalid("too many records".into()))?;
         let author = id_bytes(member.as_uuid());
         let row = write_tx!(self, conn => {
             let (row, _) = case_for_member!(conn, member, case).ok_or(StorageError::NotFound)?;
@@ -785,8 +825,17 @@ impl Store {
 
     /// Stores one sealed chunk of an attachment of a case the member holds a key for. Chunks are
     /// write-once: re-sending an existing chunk is a conflict.
-    pub fn put_chunk(&self, member: MemberId, case: CaseId, attachment: RecordId, idx: u32, data: &[u8], now: Millis) -> Result<()> {
-        let idx = i32::try_from(idx).map_err(|_| StorageError::Invalid("chunk index out of range".into()))?;
+    pub fn put_chunk(
+        &self,
+        member: MemberId,
+        case: CaseId,
+        attachment: RecordId,
+        idx: u32,
+        data: &[u8],
+        now: Millis,
+    ) -> Result<()> {
+        let idx = i32::try_from(idx)
+            .map_err(|_| StorageError::Invalid("chunk index out of range".into()))?;
         let row = AttachmentChunkDb {
             attachment_id: id_bytes(attachment.as_uuid()),
             idx,
@@ -804,8 +853,15 @@ impl Store {
         })
     }
 
-    pub fn get_chunk(&self, member: MemberId, case: CaseId, attachment: RecordId, idx: u32) -> Result<Option<Vec<u8>>> {
-        let idx = i32::try_from(idx).map_err(|_| StorageError::Invalid("chunk index out of range".into()))?;
+    pub fn get_chunk(
+        &self,
+        member: MemberId,
+        case: CaseId,
+        attachment: RecordId,
+        idx: u32,
+    ) -> Result<Option<Vec<u8>>> {
+        let idx = i32::try_from(idx)
+            .map_err(|_| StorageError::Invalid("chunk index out of range".into()))?;
         read!(self, conn => {
             if case_for_member!(conn, member, case).is_none() {
                 return Ok(None);
@@ -822,7 +878,8 @@ impl Store {
 }
 
 pub(crate) fn parse_status(s: &str) -> Result<CaseStatus> {
-    CaseStatus::parse(s).ok_or_else(|| StorageError::Invalid("stored case status is unknown".into()))
+    CaseStatus::parse(s)
+        .ok_or_else(|| StorageError::Invalid("stored case status is unknown".into()))
 }
 
 pub(crate) fn parse_role(s: &str) -> Result<Role> {

@@ -5,8 +5,8 @@ use rfl_domain::{CaseId, MemberId, RecordId, SocietyId};
 
 use crate::schema::*;
 use crate::{
-    parse_role, parse_status, uuid_from, CaseRow, Member, NewEnrolmentCode, RecordRow, Result, Society, SocietyEscrow,
-    StorageError,
+    parse_role, parse_status, uuid_from, CaseRow, Member, NewEnrolmentCode, RecordRow, Result,
+    Society, SocietyEscrow, StorageError,
 };
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]

@@ -50,7 +50,14 @@ fn enrol(store: &Store, society: SocietyId, role: Role, seed: u8) -> Member {
 
 fn society(store: &Store, name: &str) -> SocietyId {
     let id = SocietyId::new();
-    store.create_society(id, name, code(id, Role::SocietyAdmin, 100 + name.as_bytes()[0] % 100), NOW).unwrap();
+    store
+        .create_society(
+            id,
+            name,
+            code(id, Role::SocietyAdmin, 100 + name.as_bytes()[0] % 100),
+            NOW,
+        )
+        .unwrap();
     id
 }
 
@@ -89,7 +96,12 @@ fn societies_and_enrolment() {
         store.ping().unwrap();
         let s = society(store, "Red Cross A");
         assert!(matches!(
-            store.create_society(SocietyId::new(), "Red Cross A", code(s, Role::SocietyAdmin, 201), NOW),
+            store.create_society(
+                SocietyId::new(),
+                "Red Cross A",
+                code(s, Role::SocietyAdmin, 201),
+                NOW
+            ),
             Err(StorageError::Conflict(_))
         ));
         let admin = store
@@ -151,7 +163,10 @@ fn societies_and_enrolment() {
             wrapped_identity: vec![5; 180],
         };
         store.set_society_escrow(s, &escrow).unwrap();
-        assert!(matches!(store.set_society_escrow(s, &escrow), Err(StorageError::Conflict(_))));
+        assert!(matches!(
+            store.set_society_escrow(s, &escrow),
+            Err(StorageError::Conflict(_))
+        ));
         assert_eq!(store.society(s).unwrap().unwrap().escrow, Some(escrow));
         assert_eq!(store.society_members(s).unwrap().len(), 1);
     });
@@ -193,13 +208,18 @@ fn case_life_cycle_and_tenancy() {
 
         // duplicate id: nothing of the batch is written
         let dup = vec![new_case(a, &alice, 1), batch[0].clone()];
-        assert!(matches!(store.create_cases(&dup, NOW), Err(StorageError::Conflict(_))));
+        assert!(matches!(
+            store.create_cases(&dup, NOW),
+            Err(StorageError::Conflict(_))
+        ));
         assert!(store.get_case(alice.id, dup[0].id).unwrap().is_none());
 
         let listed = store.list_cases(alice.id, None, 100).unwrap();
         assert_eq!(listed.len(), 5);
         assert!(listed.iter().all(|c| c.record_count == 3));
-        let page = store.list_cases(alice.id, Some(listed[1].case.id), 2).unwrap();
+        let page = store
+            .list_cases(alice.id, Some(listed[1].case.id), 2)
+            .unwrap();
         assert_eq!(page.len(), 2);
         assert_eq!(page[0].case.id, listed[2].case.id);
 
@@ -223,7 +243,10 @@ fn optimistic_concurrency_on_records() {
         let alice = enrol(store, a, Role::Caseworker, 1);
         let bob = enrol(store, a, Role::Caseworker, 2);
         let c = new_case(a, &alice, 1);
-        let created = store.create_cases(std::slice::from_ref(&c), NOW).unwrap().remove(0);
+        let created = store
+            .create_cases(std::slice::from_ref(&c), NOW)
+            .unwrap()
+            .remove(0);
         let rec = c.records[0].clone();
 
         let v2 = RecordWrite {
@@ -231,7 +254,9 @@ fn optimistic_concurrency_on_records() {
             envelope: vec![42; 10],
             ..rec.clone()
         };
-        let after = store.write_records(alice.id, c.id, std::slice::from_ref(&v2), NOW + 5).unwrap();
+        let after = store
+            .write_records(alice.id, c.id, std::slice::from_ref(&v2), NOW + 5)
+            .unwrap();
         assert!(after.seq > created.seq);
         assert_eq!(after.updated_at, NOW + 5);
 
@@ -260,7 +285,15 @@ fn optimistic_concurrency_on_records() {
             Err(StorageError::Conflict(_))
         ));
         assert!(matches!(
-            store.write_records(alice.id, c.id, &[RecordWrite { version: 0, ..new_note.clone() }], NOW),
+            store.write_records(
+                alice.id,
+                c.id,
+                &[RecordWrite {
+                    version: 0,
+                    ..new_note.clone()
+                }],
+                NOW
+            ),
             Err(StorageError::Invalid(_))
         ));
         assert!(matches!(
@@ -277,7 +310,9 @@ fn status_workflow() {
         let alice = enrol(store, a, Role::Caseworker, 1);
         let c = new_case(a, &alice, 0);
         store.create_cases(std::slice::from_ref(&c), NOW).unwrap();
-        let r = store.set_status(alice.id, c.id, 1, CaseStatus::Tracing, NOW).unwrap();
+        let r = store
+            .set_status(alice.id, c.id, 1, CaseStatus::Tracing, NOW)
+            .unwrap();
         assert_eq!((r.status, r.version), (CaseStatus::Tracing, 2));
         // stale
         assert!(matches!(
@@ -289,7 +324,9 @@ fn status_workflow() {
             store.set_status(alice.id, c.id, 2, CaseStatus::Open, NOW),
             Err(StorageError::Invalid(_))
         ));
-        let r = store.set_status(alice.id, c.id, 2, CaseStatus::Located, NOW).unwrap();
+        let r = store
+            .set_status(alice.id, c.id, 2, CaseStatus::Located, NOW)
+            .unwrap();
         assert_eq!(r.status, CaseStatus::Located);
     });
 }
@@ -303,7 +340,9 @@ fn attachment_chunks() {
         let c = new_case(a, &alice, 0);
         store.create_cases(std::slice::from_ref(&c), NOW).unwrap();
         let att = RecordId::new();
-        store.put_chunk(alice.id, c.id, att, 0, &[1, 2, 3], NOW).unwrap();
+        store
+            .put_chunk(alice.id, c.id, att, 0, &[1, 2, 3], NOW)
+            .unwrap();
         assert!(matches!(
             store.put_chunk(alice.id, c.id, att, 0, &[9], NOW),
             Err(StorageError::Conflict(_))
@@ -312,7 +351,10 @@ fn attachment_chunks() {
             store.put_chunk(bob.id, c.id, att, 1, &[9], NOW),
             Err(StorageError::NotFound)
         ));
-        assert_eq!(store.get_chunk(alice.id, c.id, att, 0).unwrap(), Some(vec![1, 2, 3]));
+        assert_eq!(
+            store.get_chunk(alice.id, c.id, att, 0).unwrap(),
+            Some(vec![1, 2, 3])
+        );
         assert_eq!(store.get_chunk(alice.id, c.id, att, 1).unwrap(), None);
         assert_eq!(store.get_chunk(bob.id, c.id, att, 0).unwrap(), None);
     });
@@ -320,6 +362,12 @@ fn attachment_chunks() {
 
 #[test]
 fn in_memory_sqlite_is_refused() {
-    assert!(matches!(Store::open(":memory:", 2), Err(StorageError::Config(_))));
-    assert!(matches!(Store::open("sqlite://:memory:", 2), Err(StorageError::Config(_))));
+    assert!(matches!(
+        Store::open(":memory:", 2),
+        Err(StorageError::Config(_))
+    ));
+    assert!(matches!(
+        Store::open("sqlite://:memory:", 2),
+        Err(StorageError::Config(_))
+    ));
 }

@@ -1,0 +1,279 @@
+//! The plaintext baseline: the same cases, the same API path (POST /v1/cases/batch, same batch size, same
+//! JSON shapes), with no cryptography.
+//!
+//! Each record becomes a byte string laid out exactly like a sealed envelope (docs/crypto.md): magic
+//! "RFLE", version 1, kind, key epoch, case id, record id, version, the caseworker's real public signing
+//! key, a zero 12-byte nonce, ct_len, then the record's PLAINTEXT JSON where the ciphertext would be, 16
+//! zero bytes where the tag would be, and 64 zero bytes where the signature would be. Sizes therefore
+//! match real envelopes byte for byte. The wrapped data keys are pseudo-random bytes of the same length
+//! as real age-wrapped keys. The server only checks envelope headers and signer, so it accepts them.
+//!
+//! This lives in the benchmark crate only: production crates never build an unencrypted envelope.
+
+use rayon::prelude::*;
+use rfl_client::http::Api;
+use rfl_domain::api::{
+    BatchRequest, BatchResponse, CaseDto, NewCaseDto, RecordKind, RecordWriteDto, WrappedKeyDto,
+};
+use rfl_domain::{
+    CaseFile, CaseHeader, CaseId, Date, Entry, Note, PersonRecord, RecordId, RedCrossMessage,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{BenchResult, Context, SplitMix64};
+
+/// Bytes before the "ciphertext": magic 4, version 1, kind 1, epoch 4, case 16, record 16, version 8,
+/// signer 32, nonce 12, ct_len 4.
+pub const HEADER_LEN: usize = 98;
+pub const TAG_LEN: usize = 16;
+pub const SIG_LEN: usize = 64;
+
+/// What the baseline builder needs to know about the caller.
+#[derive(Clone, Debug)]
+pub struct BaselineCtx {
+    pub member_id: Uuid,
+    pub society_id: Uuid,
+    /// The caseworker's real Ed25519 public key: the server checks that the envelope names it.
+    pub signer: [u8; 32],
+    /// Length of a real age-wrapped data key to the caseworker and to the escrow key.
+    pub member_wrapped_len: usize,
+    pub escrow_wrapped_len: usize,
+}
+
+/// An envelope-shaped byte string carrying `plaintext` unencrypted, with zero nonce, tag and signature.
+pub fn fake_envelope(
+    kind: RecordKind,
+    epoch: u32,
+    case: &Uuid,
+    record: &Uuid,
+    version: u64,
+    signer: &[u8; 32],
+    plaintext: &[u8],
+) -> BenchResult<Vec<u8>> {
+    let ct_len = u32::try_from(plaintext.len() + TAG_LEN).ctx("record too large")?;
+    let kind = u8::try_from(kind.code()).ctx("record kind")?;
+    let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN + SIG_LEN);
+    out.extend_from_slice(b"RFLE");
+    out.push(1);
+    out.push(kind);
+    out.extend_from_slice(&epoch.to_be_bytes());
+    out.extend_from_slice(case.as_bytes());
+    out.extend_from_slice(record.as_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(signer);
+    out.extend_from_slice(&[0u8; 12]);
+    out.extend_from_slice(&ct_len.to_be_bytes());
+    out.extend_from_slice(plaintext);
+    out.extend_from_slice(&[0u8; TAG_LEN]);
+    out.extend_from_slice(&[0u8; SIG_LEN]);
+    Ok(out)
+}
+
+/// The plaintext JSON carried by a fake envelope (checked against its ct_len).
+pub fn fake_envelope_plaintext(envelope: &[u8]) -> BenchResult<&[u8]> {
+    let len_bytes: [u8; 4] = envelope
+        .get(94..98)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("baseline envelope too short")?;
+    let ct_len = u32::from_be_bytes(len_bytes) as usize;
+    if ct_len < TAG_LEN || envelope.len() != HEADER_LEN + ct_len + SIG_LEN {
+        return Err("baseline envelope has the wrong length".into());
+    }
+    envelope
+        .get(HEADER_LEN..HEADER_LEN + ct_len - TAG_LEN)
+        .ok_or_else(|| "baseline envelope too short".into())
+}
+
+fn record<T: Serialize>(
+    ctx: &BaselineCtx,
+    case: CaseId,
+    id: RecordId,
+    kind: RecordKind,
+    value: &T,
+) -> BenchResult<RecordWriteDto> {
+    let plaintext = serde_json::to_vec(value).ctx("serialise a record")?;
+    let envelope = fake_envelope(
+        kind,
+        1,
+        case.as_uuid(),
+        id.as_uuid(),
+        1,
+        &ctx.signer,
+        &plaintext,
+    )?;
+    Ok(RecordWriteDto {
+        id,
+        kind,
+        version: 1,
+        envelope: envelope.into(),
+    })
+}
+
+/// The baseline counterpart of `Sealer::seal_new_case`: validates the case, then builds the same
+/// `NewCaseDto` shape without encrypting, signing or wrapping anything.
+pub fn build_new_case(ctx: &BaselineCtx, file: &CaseFile, today: Date) -> BenchResult<NewCaseDto> {
+    file.validate(today).ctx("validate a case")?;
+    let case = CaseId::new();
+    let mut rng = SplitMix64(case.as_uuid().as_u64_pair().1);
+    let mut member_key = vec![0u8; ctx.member_wrapped_len];
+    rng.fill(&mut member_key);
+    let mut escrow_key = vec![0u8; ctx.escrow_wrapped_len];
+    rng.fill(&mut escrow_key);
+    let keys = vec![
+        WrappedKeyDto {
+            recipient_id: ctx.member_id,
+            wrapped: member_key.into(),
+        },
+        WrappedKeyDto {
+            recipient_id: ctx.society_id,
+            wrapped: escrow_key.into(),
+        },
+    ];
+    let mut records =
+        Vec::with_capacity(1 + file.persons.len() + file.messages.len() + file.notes.len());
+    records.push(record(
+        ctx,
+        case,
+        RecordId::new(),
+        RecordKind::CaseHeader,
+        &file.header,
+    )?);
+    for e in &file.persons {
+        records.push(record(ctx, case, e.id, RecordKind::Person, &e.record)?);
+    }
+    for e in &file.messages {
+        records.push(record(ctx, case, e.id, RecordKind::Message, &e.record)?);
+    }
+    for e in &file.notes {
+        records.push(record(ctx, case, e.id, RecordKind::Note, &e.record)?);
+    }
+    Ok(NewCaseDto {
+        id: case,
+        key_epoch: 1,
+        keys,
+        records,
+    })
+}
+
+/// The baseline counterpart of `Session::import`: the same pipeline (cases built in parallel on all
+/// cores with rayon while the previous batch uploads; one POST /v1/cases/batch per batch).
+pub async fn import(
+    api: &Api,
+    ctx: BaselineCtx,
+    files: Vec<CaseFile>,
+    batch_size: usize,
+    progress: impl Fn(usize),
+) -> BenchResult<usize> {
+    let batch_size = batch_size.max(1);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<BenchResult<(usize, Vec<u8>)>>(2);
+    let producer = tokio::task::spawn_blocking(move || {
+        let today = rfl_client::session::today();
+        for chunk in files.chunks(batch_size) {
+            let built: BenchResult<Vec<NewCaseDto>> = chunk
+                .par_iter()
+                .map(|f| build_new_case(&ctx, f, today))
+                .collect();
+            let body = built.and_then(|cases| {
+                let n = cases.len();
+                serde_json::to_vec(&BatchRequest { cases })
+                    .map(|b| (n, b))
+                    .ctx("serialise a batch")
+            });
+            let failed = body.is_err();
+            if tx.blocking_send(body).is_err() || failed {
+                return;
+            }
+        }
+    });
+    let mut done = 0;
+    while let Some(batch) = rx.recv().await {
+        let (n, body) = batch?;
+        let resp: BatchResponse = api
+            .post_raw_json("/v1/cases/batch", body)
+            .await
+            .ctx("POST /v1/cases/batch (baseline)")?;
+        if resp.created != n {
+            return Err(format!(
+                "the server stored {} of {n} baseline cases",
+                resp.created
+            ));
+        }
+        done += n;
+        progress(done);
+    }
+    producer.await.ctx("baseline builder task")?;
+    Ok(done)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(envelope: &[u8]) -> BenchResult<T> {
+    serde_json::from_slice(fake_envelope_plaintext(envelope)?).ctx("parse a baseline record")
+}
+
+/// The baseline counterpart of `Session::decrypt_case`: the same typed parsing into a `CaseFile`, no
+/// key unwrapping, no signature checks, no decryption.
+pub fn parse_case(id: CaseId, dto: CaseDto) -> BenchResult<CaseFile> {
+    if dto.case.id != id {
+        return Err("the server answered with another case".into());
+    }
+    let mut header: Option<CaseHeader> = None;
+    let mut file_persons = Vec::new();
+    let mut messages = Vec::new();
+    let mut notes = Vec::new();
+    for r in dto.records {
+        let env = &r.envelope.0;
+        match r.kind {
+            RecordKind::CaseHeader => {
+                if header.replace(decode(env)?).is_some() {
+                    return Err("the case has two headers".into());
+                }
+            }
+            RecordKind::Person => file_persons.push(Entry::new(r.id, decode::<PersonRecord>(env)?)),
+            RecordKind::Message => messages.push(Entry::new(r.id, decode::<RedCrossMessage>(env)?)),
+            RecordKind::Note => notes.push(Entry::new(r.id, decode::<Note>(env)?)),
+            RecordKind::Attachment => return Err("unexpected attachment record".into()),
+        }
+    }
+    Ok(CaseFile {
+        header: header.ok_or("the case has no header")?,
+        persons: file_persons,
+        messages,
+        notes,
+        attachments: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_envelopes_have_the_real_layout_and_size() {
+        let keys = rfl_client::DeviceKeys::generate().unwrap();
+        let signer = *keys.signing.public_key().as_bytes();
+        let case = Uuid::now_v7();
+        let rec = Uuid::now_v7();
+        let pt = br#"{"a":1}"#;
+        let env = fake_envelope(RecordKind::Note, 1, &case, &rec, 1, &signer, pt).unwrap();
+        assert_eq!(env.len(), rfl_crypto::ENVELOPE_OVERHEAD + pt.len());
+        let h = rfl_crypto::parse_envelope_header(&env).unwrap();
+        assert_eq!(h.aad.case_id, case);
+        assert_eq!(h.aad.record_id, rec);
+        assert_eq!(h.aad.kind, rfl_crypto::RecordKind::Note);
+        assert_eq!(h.aad.version, 1);
+        assert_eq!(h.aad.key_epoch, 1);
+        assert_eq!(h.signer, keys.signing.public_key());
+        assert_eq!(fake_envelope_plaintext(&env).unwrap(), pt);
+        // A real sealed envelope of the same plaintext has the same length.
+        let key = rfl_crypto::DataKey::generate().unwrap();
+        let aad = rfl_crypto::RecordAad {
+            case_id: case,
+            record_id: rec,
+            kind: rfl_crypto::RecordKind::Note,
+            version: 1,
+            key_epoch: 1,
+        };
+        let real = rfl_crypto::seal_record(&key, &aad, pt, &keys.signing).unwrap();
+        assert_eq!(real.len(), env.len());
+    }
+}

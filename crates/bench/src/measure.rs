@@ -1,0 +1,160 @@
+//! Timed loads: bulk import and concurrent random reads.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rfl_domain::CaseId;
+use serde::Serialize;
+
+use crate::{BenchResult, Context, SplitMix64};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportResult {
+    pub cases: usize,
+    pub seconds: f64,
+    pub cases_per_sec: f64,
+}
+
+impl ImportResult {
+    pub fn new(cases: usize, elapsed: Duration) -> ImportResult {
+        let seconds = elapsed.as_secs_f64();
+        ImportResult {
+            cases,
+            seconds,
+            cases_per_sec: cases as f64 / seconds.max(1e-9),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReadResult {
+    pub clients: usize,
+    pub reads: u64,
+    pub seconds: f64,
+    pub reads_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Prints import progress to stderr about every 10 %.
+pub fn progress_printer(label: String, total: usize) -> impl Fn(usize) {
+    let last = AtomicUsize::new(0);
+    let started = Instant::now();
+    move |done: usize| {
+        let tenth = (done * 10) / total.max(1);
+        if tenth > last.swap(tenth, Ordering::Relaxed) || done == total {
+            eprintln!(
+                "  {label}: {done}/{total} cases stored ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// When a read load stops.
+#[derive(Clone, Copy, Debug)]
+pub enum ReadLimit {
+    Duration(Duration),
+    Count(u64),
+}
+
+/// Nearest-rank percentile of sorted microsecond samples, in milliseconds.
+pub fn percentile_ms(sorted_micros: &[u64], p: f64) -> f64 {
+    if sorted_micros.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted_micros.len() as f64).ceil() as usize;
+    let idx = rank.clamp(1, sorted_micros.len()) - 1;
+    sorted_micros[idx] as f64 / 1000.0
+}
+
+/// `clients` tasks, each reading random cases from `ids` in a loop until `limit`. One failed read fails
+/// the whole load. A short untimed warm-up (one read per client) opens the connections first.
+pub async fn read_load<F, Fut>(
+    ids: Arc<Vec<CaseId>>,
+    clients: usize,
+    limit: ReadLimit,
+    op: F,
+) -> BenchResult<ReadResult>
+where
+    F: Fn(CaseId) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = BenchResult<()>> + Send + 'static,
+{
+    if ids.is_empty() {
+        return Err("no cases to read".into());
+    }
+    let clients = clients.max(1);
+    // Warm-up.
+    let mut warm = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let id = ids[c % ids.len()];
+        warm.spawn(op.clone()(id));
+    }
+    while let Some(r) = warm.join_next().await {
+        r.ctx("warm-up task")??;
+    }
+
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = match limit {
+        ReadLimit::Duration(d) => Some(started + d),
+        ReadLimit::Count(_) => None,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let ids = ids.clone();
+        let op = op.clone();
+        let issued = issued.clone();
+        tasks.spawn(async move {
+            let mut rng = SplitMix64(0x5EED_0000 + c as u64);
+            let mut lat = Vec::with_capacity(4096);
+            loop {
+                match (limit, deadline) {
+                    (_, Some(d)) if Instant::now() >= d => break,
+                    (ReadLimit::Count(n), _) if issued.fetch_add(1, Ordering::Relaxed) >= n => {
+                        break
+                    }
+                    _ => {}
+                }
+                let id = ids[rng.below(ids.len())];
+                let t0 = Instant::now();
+                op(id).await?;
+                lat.push(u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX));
+            }
+            BenchResult::Ok(lat)
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r.ctx("read task")??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let reads = all.len() as u64;
+    Ok(ReadResult {
+        clients,
+        reads,
+        seconds: elapsed,
+        reads_per_sec: reads as f64 / elapsed.max(1e-9),
+        p50_ms: percentile_ms(&all, 50.0),
+        p99_ms: percentile_ms(&all, 99.0),
+        max_ms: all.last().map_or(f64::NAN, |m| *m as f64 / 1000.0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let v: Vec<u64> = (1..=100).map(|x| x * 1000).collect();
+        assert_eq!(percentile_ms(&v, 50.0), 50.0);
+        assert_eq!(percentile_ms(&v, 99.0), 99.0);
+        assert_eq!(percentile_ms(&[7000], 99.0), 7.0);
+        assert!(percentile_ms(&[], 50.0).is_nan());
+    }
+}

@@ -1,0 +1,421 @@
+//! Results, the floors implied by the measured primitive costs in `/work/shared/dependencies.md`, the
+//! targets, and their rendering as a markdown table or JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::data::DataShape;
+use crate::measure::{ImportResult, ReadResult};
+
+// --- measured on this kind of machine, one core (dependencies.md) -----------------------------------
+
+/// age encryption of a small payload to one X25519 recipient, per second per core (the data-key wrap).
+pub const AGE_WRAP_PER_SEC: f64 = 13_800.0;
+/// Ed25519 signatures per second per core.
+pub const ED25519_SIGN_PER_SEC: f64 = 53_000.0;
+/// Ed25519 verifications per second per core.
+pub const ED25519_VERIFY_PER_SEC: f64 = 27_000.0;
+/// X25519 key agreements per second per core ("~20–40k/s": the midpoint); one per unwrap.
+pub const X25519_AGREE_PER_SEC: f64 = 30_000.0;
+/// Bulk insert of 515k rows × 2 KiB in one transaction, seconds.
+pub const SQLITE_BULK_REF_SECS: f64 = 10.0;
+pub const POSTGRES_BULK_REF_SECS: f64 = 11.0;
+pub const BULK_REF_ROWS: f64 = 515_000.0;
+
+// --- targets -------------------------------------------------------------------------------------------
+
+pub const TARGET_CASES: f64 = 515_000.0;
+pub const TARGET_IMPORT_SECS: f64 = 180.0;
+pub const AIM_IMPORT_SECS: f64 = 60.0;
+pub const TARGET_READS_PER_SEC: f64 = 5_000.0;
+pub const TARGET_OVERHEAD: f64 = 1.3;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu_model: String,
+    pub mem_total_gib: f64,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map_or_else(|| "unknown".to_owned(), |(_, m)| m.trim().to_owned());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mem_kib: f64 = meminfo
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        Machine {
+            nproc,
+            cpu_model,
+            mem_total_gib: mem_kib / (1024.0 * 1024.0),
+        }
+    }
+}
+
+/// What one path (encrypted or baseline) measured. A figure is present only if its phase succeeded.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PhaseReport {
+    pub import: Option<ImportResult>,
+    pub reads: Option<ReadResult>,
+    /// Database size right after setup, before the import.
+    pub db_bytes_empty: Option<u64>,
+    /// Database size at the end (SQLite: after a WAL checkpoint).
+    pub db_bytes: Option<u64>,
+    pub db_bytes_per_case: Option<f64>,
+    /// (end − empty) / cases.
+    pub db_net_bytes_per_case: Option<f64>,
+}
+
+impl PhaseReport {
+    pub fn set_db_size(&mut self, bytes: u64, cases: usize) {
+        self.db_bytes = Some(bytes);
+        let n = cases.max(1) as f64;
+        self.db_bytes_per_case = Some(bytes as f64 / n);
+        self.db_net_bytes_per_case = self
+            .db_bytes_empty
+            .map(|e| bytes.saturating_sub(e) as f64 / n);
+    }
+}
+
+/// Lower bounds from primitive costs alone (no HTTP, JSON, base64, validation or scheduling).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Floors {
+    pub cores: usize,
+    /// 2 age wraps per case.
+    pub wrap_core_secs: f64,
+    /// One Ed25519 signature per record.
+    pub sign_core_secs: f64,
+    /// Bulk insert reference time scaled to the number of cases (one case row ≈ one 2 KiB reference row).
+    pub db_bulk_secs: f64,
+    /// Encrypted import: all CPU work shared by the cores, and never below the single-writer DB time.
+    pub encrypted_import_secs: f64,
+    pub baseline_import_secs: f64,
+    /// Client CPU per encrypted read: one X25519 unwrap plus one Ed25519 verification per record.
+    pub read_crypto_micros: f64,
+    /// Reads/s if every core did nothing but that crypto (server, HTTP, JSON on the same cores not counted).
+    pub read_crypto_ceiling_per_sec: f64,
+}
+
+impl Floors {
+    pub fn compute(shape: &DataShape, cores: usize, postgres: bool) -> Floors {
+        let cores_f = cores.max(1) as f64;
+        let n = shape.cases as f64;
+        let wrap_core_secs = 2.0 * n / AGE_WRAP_PER_SEC;
+        let sign_core_secs = shape.records as f64 / ED25519_SIGN_PER_SEC;
+        let reference = if postgres {
+            POSTGRES_BULK_REF_SECS
+        } else {
+            SQLITE_BULK_REF_SECS
+        };
+        let db_bulk_secs = reference * n / BULK_REF_ROWS;
+        let encrypted_import_secs =
+            ((wrap_core_secs + sign_core_secs + db_bulk_secs) / cores_f).max(db_bulk_secs);
+        let read_crypto_micros =
+            1e6 * (1.0 / X25519_AGREE_PER_SEC + shape.records_per_case() / ED25519_VERIFY_PER_SEC);
+        Floors {
+            cores,
+            wrap_core_secs,
+            sign_core_secs,
+            db_bulk_secs,
+            encrypted_import_secs,
+            baseline_import_secs: db_bulk_secs,
+            read_crypto_micros,
+            read_crypto_ceiling_per_sec: cores_f * 1e6 / read_crypto_micros,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BackendReport {
+    pub backend: String,
+    pub cases: usize,
+    pub batch_size: usize,
+    pub clients: usize,
+    pub read_limit: String,
+    pub shape: Option<DataShape>,
+    pub encrypted: PhaseReport,
+    pub baseline: PhaseReport,
+    /// Encrypted import time / baseline import time.
+    pub import_overhead: Option<f64>,
+    /// Baseline reads/s / encrypted reads/s (= time per read, encrypted / baseline).
+    pub read_overhead: Option<f64>,
+    pub floors: Option<Floors>,
+    pub errors: Vec<String>,
+}
+
+impl BackendReport {
+    pub fn finish(&mut self, cores: usize) {
+        if let (Some(e), Some(b)) = (&self.encrypted.import, &self.baseline.import) {
+            self.import_overhead = Some(e.seconds / b.seconds.max(1e-9));
+        }
+        if let (Some(e), Some(b)) = (&self.encrypted.reads, &self.baseline.reads) {
+            self.read_overhead = Some(b.reads_per_sec / e.reads_per_sec.max(1e-9));
+        }
+        if let Some(shape) = &self.shape {
+            self.floors = Some(Floors::compute(shape, cores, self.backend == "postgres"));
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub command: String,
+    pub started_utc_unix: u64,
+    pub backends: Vec<BackendReport>,
+}
+
+fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map_or_else(|| "FAILED / not measured".to_owned(), f)
+}
+
+fn thousands(v: f64) -> String {
+    let s = format!("{:.0}", v.round());
+    let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+/// The human-readable report (markdown).
+pub fn markdown(r: &Report) -> String {
+    let mut s = String::new();
+    let m = &r.machine;
+    let _ = writeln!(
+        s,
+        "Machine: {} cores ({}), {:.1} GiB RAM. Command: `{}`\n",
+        m.nproc, m.cpu_model, m.mem_total_gib, r.command
+    );
+    for b in &r.backends {
+        backend_markdown(&mut s, b);
+    }
+    s
+}
+
+fn backend_markdown(s: &mut String, b: &BackendReport) {
+    let _ = writeln!(
+        s,
+        "### {} — {} cases, batch {}, {} read clients, reads {}\n",
+        b.backend,
+        thousands(b.cases as f64),
+        b.batch_size,
+        b.clients,
+        b.read_limit
+    );
+    if let Some(shape) = &b.shape {
+        let _ = writeln!(
+            s,
+            "Data: {:.2} records per case (header, persons, 1 message, 1 note), {} bytes of plaintext JSON \
+             per case.\n",
+            shape.records_per_case(),
+            thousands(shape.plaintext_bytes_per_case())
+        );
+    }
+    let f = b.floors.clone().unwrap_or_default();
+    let e = &b.encrypted;
+    let p = &b.baseline;
+    let scale = TARGET_CASES / b.cases.max(1) as f64;
+    let _ = writeln!(
+        s,
+        "| measure | encrypted | plaintext baseline | encrypted / baseline | floor (dependencies.md) | target |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---|---|");
+    let _ = writeln!(
+        s,
+        "| import, wall time | {} | {} | {} | enc ≥ {:.1} s: wrap {:.1} + sign {:.1} + DB {:.1} core-s on {} cores; baseline ≥ {:.1} s (DB bulk) | 515k < {:.0} s (aim {:.0} s); overhead ≤ {}× |",
+        opt(e.import.as_ref(), |i| format!("{:.1} s", i.seconds)),
+        opt(p.import.as_ref(), |i| format!("{:.1} s", i.seconds)),
+        opt(b.import_overhead, |o| format!("{o:.2}×")),
+        f.encrypted_import_secs,
+        f.wrap_core_secs,
+        f.sign_core_secs,
+        f.db_bulk_secs,
+        f.cores,
+        f.baseline_import_secs,
+        TARGET_IMPORT_SECS,
+        AIM_IMPORT_SECS,
+        TARGET_OVERHEAD
+    );
+    let _ = writeln!(
+        s,
+        "| import rate | {} | {} | | enc ≤ {} cases/s | ≥ {} cases/s (515k in 3 min) |",
+        opt(e.import.as_ref(), |i| format!(
+            "{} cases/s",
+            thousands(i.cases_per_sec)
+        )),
+        opt(p.import.as_ref(), |i| format!(
+            "{} cases/s",
+            thousands(i.cases_per_sec)
+        )),
+        thousands(b.cases as f64 / f.encrypted_import_secs.max(1e-9)),
+        thousands(TARGET_CASES / TARGET_IMPORT_SECS)
+    );
+    if b.cases as f64 != TARGET_CASES {
+        let _ = writeln!(
+            s,
+            "| import projected to 515,000 cases (linear) | {} | {} | | enc ≥ {:.1} s | < {:.0} s (aim {:.0} s) |",
+            opt(e.import.as_ref(), |i| format!("{:.0} s", i.seconds * scale)),
+            opt(p.import.as_ref(), |i| format!("{:.0} s", i.seconds * scale)),
+            f.encrypted_import_secs * scale,
+            TARGET_IMPORT_SECS,
+            AIM_IMPORT_SECS
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| random reads, throughput | {} | {} | {} | enc ≤ {} reads/s: client crypto alone ({:.0} µs/read: 1 unwrap + {:.1} verifies) on {} cores | ≥ {} reads/s; overhead ≤ {}× |",
+        opt(e.reads.as_ref(), |r| format!("{} reads/s", thousands(r.reads_per_sec))),
+        opt(p.reads.as_ref(), |r| format!("{} reads/s", thousands(r.reads_per_sec))),
+        opt(b.read_overhead, |o| format!("{o:.2}×")),
+        thousands(f.read_crypto_ceiling_per_sec),
+        f.read_crypto_micros,
+        b.shape.as_ref().map_or(0.0, DataShape::records_per_case),
+        f.cores,
+        thousands(TARGET_READS_PER_SEC),
+        TARGET_OVERHEAD
+    );
+    let _ = writeln!(
+        s,
+        "| read latency p50 | {} | {} | {} | | |",
+        opt(e.reads.as_ref(), |r| format!("{:.2} ms", r.p50_ms)),
+        opt(p.reads.as_ref(), |r| format!("{:.2} ms", r.p50_ms)),
+        opt(e.reads.as_ref().zip(p.reads.as_ref()), |(e, p)| format!(
+            "{:.2}×",
+            e.p50_ms / p.p50_ms.max(1e-9)
+        )),
+    );
+    let _ = writeln!(
+        s,
+        "| read latency p99 | {} | {} | {} | | |",
+        opt(e.reads.as_ref(), |r| format!("{:.2} ms", r.p99_ms)),
+        opt(p.reads.as_ref(), |r| format!("{:.2} ms", r.p99_ms)),
+        opt(e.reads.as_ref().zip(p.reads.as_ref()), |(e, p)| format!(
+            "{:.2}×",
+            e.p99_ms / p.p99_ms.max(1e-9)
+        )),
+    );
+    let _ = writeln!(
+        s,
+        "| database size per case (whole DB / N) | {} | {} | {} | plaintext JSON {} B/case | |",
+        opt(e.db_bytes_per_case, |v| format!("{} B", thousands(v))),
+        opt(p.db_bytes_per_case, |v| format!("{} B", thousands(v))),
+        opt(
+            e.db_bytes_per_case.zip(p.db_bytes_per_case),
+            |(e, p)| format!("{:.2}×", e / p.max(1e-9))
+        ),
+        b.shape.as_ref().map_or_else(
+            || "?".to_owned(),
+            |sh| thousands(sh.plaintext_bytes_per_case())
+        ),
+    );
+    let _ = writeln!(
+        s,
+        "| database size per case (net of the empty DB) | {} | {} | | | |",
+        opt(e.db_net_bytes_per_case, |v| format!("{} B", thousands(v))),
+        opt(p.db_net_bytes_per_case, |v| format!("{} B", thousands(v))),
+    );
+    let _ = writeln!(
+        s,
+        "| database size total | {} | {} | | | |\n",
+        opt(e.db_bytes, |v| format!("{:.1} MiB", v as f64 / 1048576.0)),
+        opt(p.db_bytes, |v| format!("{:.1} MiB", v as f64 / 1048576.0)),
+    );
+
+    let mut targets = Vec::new();
+    if let Some(i) = &e.import {
+        let projected = i.seconds * scale;
+        let what = if b.cases as f64 == TARGET_CASES {
+            "515,000-case encrypted import".to_owned()
+        } else {
+            format!("encrypted import projected to 515,000 cases ({projected:.0} s)")
+        };
+        targets.push(format!(
+            "{what} < 3 min: {}; aim 1 min: {}",
+            verdict(projected < TARGET_IMPORT_SECS),
+            verdict(projected < AIM_IMPORT_SECS)
+        ));
+    }
+    if let Some(r) = &e.reads {
+        targets.push(format!(
+            "encrypted reads ≥ 5,000/s: {}",
+            verdict(r.reads_per_sec >= TARGET_READS_PER_SEC)
+        ));
+    }
+    if let Some(o) = b.import_overhead {
+        targets.push(format!(
+            "import overhead ≤ 1.3×: {} ({o:.2}×)",
+            verdict(o <= TARGET_OVERHEAD)
+        ));
+    }
+    if let Some(o) = b.read_overhead {
+        targets.push(format!(
+            "read overhead ≤ 1.3×: {} ({o:.2}×)",
+            verdict(o <= TARGET_OVERHEAD)
+        ));
+    }
+    if !targets.is_empty() {
+        let _ = writeln!(s, "Targets ({}):", b.backend);
+        for t in targets {
+            let _ = writeln!(s, "- {t}");
+        }
+        let _ = writeln!(s);
+    }
+    if !b.errors.is_empty() {
+        let _ = writeln!(s, "**Failures ({}):**", b.backend);
+        for err in &b.errors {
+            let _ = writeln!(s, "- {err}");
+        }
+        let _ = writeln!(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(515_000.0), "515,000");
+        assert_eq!(thousands(-1234567.0), "-1,234,567");
+    }
+
+    #[test]
+    fn floors_for_the_target_size() {
+        let shape = DataShape {
+            cases: 515_000,
+            records: 515_000 * 5,
+            plaintext_bytes: 515_000 * 2000,
+        };
+        let f = Floors::compute(&shape, 2, false);
+        assert!((f.wrap_core_secs - 74.6).abs() < 0.1);
+        assert!((f.sign_core_secs - 48.6).abs() < 0.1);
+        assert!((f.db_bulk_secs - 10.0).abs() < 1e-9);
+        assert!(f.encrypted_import_secs > 60.0);
+    }
+}

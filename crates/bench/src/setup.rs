@@ -1,0 +1,227 @@
+//! One measured environment: a fresh database, the real server on 127.0.0.1 port 0, a society whose
+//! admin has set the escrow key, and an enrolled, logged-in caseworker. Everything goes through the real
+//! client SDK and HTTP API, except creating the society (a server admin command, as in production).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rfl_api::clock::{Clock, SystemClock};
+use rfl_api::config::Config;
+use rfl_api::RunningServer;
+use rfl_client::session::{enrol, Session};
+use rfl_client::DeviceKeys;
+use rfl_crypto::{wrap_data_key, AgeIdentity, AgeRecipient, DataKey};
+use rfl_domain::{MemberId, Role, SocietyId};
+use rfl_storage::testing::{TestBackend, TestDatabase};
+use rfl_storage::Store;
+
+use crate::baseline::BaselineCtx;
+use crate::{BenchResult, Context};
+
+pub fn backend_name(b: TestBackend) -> &'static str {
+    match b {
+        TestBackend::Sqlite => "sqlite",
+        TestBackend::Postgres => "postgres",
+    }
+}
+
+/// A running server on a fresh database with a caseworker signed in.
+pub struct Env {
+    pub backend: TestBackend,
+    pub base: String,
+    pub caseworker: Session,
+    pub cw_keys: Arc<DeviceKeys>,
+    pub cw_member: MemberId,
+    pub society: SocietyId,
+    pub escrow: AgeRecipient,
+    server: Option<RunningServer>,
+    db: Option<TestDatabase>,
+    _key_dir: tempfile::TempDir,
+}
+
+/// Creates the database off the async workers. `TestDatabase::new` panics when it cannot (it is a test
+/// helper); the panic is turned into an error here.
+async fn fresh_database(backend: TestBackend) -> BenchResult<TestDatabase> {
+    tokio::task::spawn_blocking(move || TestDatabase::new(backend))
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot create a fresh {} database: {e}",
+                backend_name(backend)
+            )
+        })
+}
+
+impl Env {
+    pub async fn start(backend: TestBackend) -> BenchResult<Env> {
+        let db = fresh_database(backend).await?;
+        let key_dir = tempfile::tempdir().ctx("create a temporary folder")?;
+        let mut config = Config::load(None).ctx("load the server configuration")?;
+        config.server.bind = "127.0.0.1:0".to_owned();
+        config.database.url = db.url.clone();
+        config.auth.signing_key_file = key_dir
+            .path()
+            .join("token-signing-key.pk8")
+            .to_string_lossy()
+            .into_owned();
+        let ttl = config.auth.enrolment_code_ttl_hours;
+
+        // The society and its first admin's code: a server-side admin command, as in production.
+        let url = db.url.clone();
+        let now = SystemClock.now_millis();
+        let (society, admin_code) = tokio::task::spawn_blocking(move || -> BenchResult<_> {
+            let store = Store::open(&url, 1).ctx("open the store")?;
+            rfl_api::identity::create_society(&store, "rfl-bench society", now, ttl)
+                .ctx("create the society")
+        })
+        .await
+        .ctx("society task")??;
+
+        let server = rfl_api::start(config, Arc::new(SystemClock))
+            .await
+            .ctx("start the server")?;
+        // Loopback by address: no name resolution, no IPv6 fallback on connect.
+        let base = format!("http://127.0.0.1:{}", server.addr.port());
+
+        let admin_keys = Arc::new(DeviceKeys::generate().ctx("admin keys")?);
+        let admin_id = enrol(&base, &admin_code, &admin_keys)
+            .await
+            .ctx("enrol the admin")?
+            .member_id;
+        let mut admin = Session::login(&base, admin_id, admin_keys)
+            .await
+            .ctx("admin login")?;
+        // The recovery identity is thrown away: the benchmark never recovers anything.
+        let recovery = AgeIdentity::generate().recipient();
+        admin
+            .init_society_escrow(&recovery)
+            .await
+            .ctx("set the society escrow key")?;
+        let cw_code = admin
+            .issue_enrolment_code(Role::Caseworker)
+            .await
+            .ctx("issue a caseworker enrolment code")?
+            .code;
+        let cw_keys = Arc::new(DeviceKeys::generate().ctx("caseworker keys")?);
+        let cw_member = enrol(&base, &cw_code, &cw_keys)
+            .await
+            .ctx("enrol the caseworker")?
+            .member_id;
+        let caseworker = Session::login(&base, cw_member, cw_keys.clone())
+            .await
+            .ctx("caseworker login")?;
+        let escrow = caseworker
+            .api()
+            .society()
+            .await
+            .ctx("read the society")?
+            .escrow
+            .ok_or("the society has no escrow key after setting it")?
+            .recipient;
+        let escrow = AgeRecipient::parse(&escrow).ctx("parse the escrow recipient")?;
+        Ok(Env {
+            backend,
+            base,
+            caseworker,
+            cw_keys,
+            cw_member,
+            society,
+            escrow,
+            server: Some(server),
+            db: Some(db),
+            _key_dir: key_dir,
+        })
+    }
+
+    /// A fresh login of the caseworker (access tokens live 15 minutes; a long import may outlast one).
+    pub async fn login_again(&self) -> BenchResult<Session> {
+        Session::login(&self.base, self.cw_member, self.cw_keys.clone())
+            .await
+            .ctx("caseworker login")
+    }
+
+    /// What the plaintext baseline needs, with wrapped-key sizes taken from real wraps.
+    pub fn baseline_ctx(&self) -> BenchResult<BaselineCtx> {
+        let key = DataKey::generate().ctx("data key")?;
+        let case = uuid::Uuid::now_v7();
+        let member_wrapped_len =
+            wrap_data_key(&key, case, 1, self.cw_keys.age.recipient().as_age())
+                .ctx("wrap a data key")?
+                .len();
+        let escrow_wrapped_len = wrap_data_key(&key, case, 1, self.escrow.as_age())
+            .ctx("wrap a data key")?
+            .len();
+        Ok(BaselineCtx {
+            member_id: *self.cw_member.as_uuid(),
+            society_id: *self.society.as_uuid(),
+            signer: *self.cw_keys.signing.public_key().as_bytes(),
+            member_wrapped_len,
+            escrow_wrapped_len,
+        })
+    }
+
+    /// Database size in bytes. SQLite: the database file plus its -wal and -shm (after a
+    /// `wal_checkpoint(TRUNCATE)` when `checkpoint`); PostgreSQL: `pg_database_size`.
+    pub async fn db_size(&self, checkpoint: bool) -> BenchResult<u64> {
+        let db = self.db.as_ref().ok_or("the database is gone")?;
+        let url = db.url.clone();
+        let path = db.sqlite_path();
+        tokio::task::spawn_blocking(move || match path {
+            Some(p) => sqlite_size(&p, checkpoint),
+            None => postgres_size(&url),
+        })
+        .await
+        .ctx("database size task")?
+    }
+
+    /// Stops the server; returns the final database size; then drops the database.
+    pub async fn finish(mut self) -> BenchResult<u64> {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        let size = self.db_size(true).await;
+        let db = self.db.take();
+        tokio::task::spawn_blocking(move || drop(db))
+            .await
+            .ctx("drop the database")?;
+        size
+    }
+}
+
+fn sqlite_size(path: &Path, checkpoint: bool) -> BenchResult<u64> {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    if checkpoint {
+        let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
+            .ctx("open the SQLite database")?;
+        conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")
+            .ctx("checkpoint the WAL")?;
+    }
+    let mut total = 0;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        if let Ok(m) = std::fs::metadata(&name) {
+            total += m.len();
+        }
+    }
+    if total == 0 {
+        return Err(format!("no SQLite database at {}", path.display()));
+    }
+    Ok(total)
+}
+
+#[derive(diesel::QueryableByName)]
+struct DbSize {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    size: i64,
+}
+
+fn postgres_size(url: &str) -> BenchResult<u64> {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::PgConnection::establish(url).ctx("connect to PostgreSQL")?;
+    let row: DbSize = diesel::sql_query("SELECT pg_database_size(current_database()) AS size")
+        .get_result(&mut conn)
+        .ctx("pg_database_size")?;
+    u64::try_from(row.size).ctx("negative database size")
+}

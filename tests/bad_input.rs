@@ -1,0 +1,169 @@
+//! Malformed, mistyped, oversized and unauthenticated requests get a 4xx problem+json, never a 500.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use rfl_system_tests::case as synthetic_case;
+use rfl_system_tests::{Backend, TestServer};
+
+async fn expect_problem(resp: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(resp.status().as_u16(), status, "unexpected status");
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_problem_json() {
+    for backend in Backend::ALL {
+        let t = TestServer::start_with(backend, |c| c.limits.json_body_bytes = 64 * 1024).await;
+        let soc = t.society("Red Cross A").await;
+        let cw = t.caseworker(&soc).await;
+        let id = cw.create_case(&synthetic_case(1)).await.unwrap().id;
+        let token = cw.token().unwrap().to_owned();
+        let http = reqwest::Client::new();
+        let url = |p: &str| format!("{}{}", t.url(), p);
+        let authed = |rb: reqwest::RequestBuilder| rb.bearer_auth(&token);
+
+        // no token, bad token
+        expect_problem(http.get(url("/v1/cases")).send().await.unwrap(), 401).await;
+        expect_problem(
+            http.get(url("/v1/cases"))
+                .bearer_auth("abc.def.ghi")
+                .send()
+                .await
+                .unwrap(),
+            401,
+        )
+        .await;
+        // malformed JSON
+        let r = authed(http.post(url("/v1/cases")))
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        expect_problem(r, 400).await;
+        // wrong types
+        let r = authed(http.put(url(&format!("/v1/cases/{id}/status"))))
+            .json(&serde_json::json!({"status": 5, "expected_version": "one"}))
+            .send()
+            .await
+            .unwrap();
+        expect_problem(r, 400).await;
+        // unknown fields
+        let r = authed(http.put(url(&format!("/v1/cases/{id}/status"))))
+            .json(&serde_json::json!({"status": "tracing", "expected_version": 1, "force": true}))
+            .send()
+            .await
+            .unwrap();
+        expect_problem(r, 400).await;
+        // unknown status value
+        let r = authed(http.put(url(&format!("/v1/cases/{id}/status"))))
+            .json(&serde_json::json!({"status": "vanished", "expected_version": 1}))
+            .send()
+            .await
+            .unwrap();
+        expect_problem(r, 400).await;
+        // oversize body
+        let r = authed(http.post(url(&format!("/v1/cases/{id}/records"))))
+            .header("content-type", "application/json")
+            .body(format!("{{\"records\":[\"{}\"]}}", "A".repeat(200_000)))
+            .send()
+            .await
+            .unwrap();
+        expect_problem(r, 413).await;
+        // invalid ids
+        expect_problem(
+            authed(http.get(url("/v1/cases/not-a-uuid")))
+                .send()
+                .await
+                .unwrap(),
+            400,
+        )
+        .await;
+        expect_problem(
+            authed(http.get(url(&format!("/v1/cases/{id}/attachments/x/chunks/0"))))
+                .send()
+                .await
+                .unwrap(),
+            400,
+        )
+        .await;
+        // bad query
+        expect_problem(
+            authed(http.get(url("/v1/cases?limit=0")))
+                .send()
+                .await
+                .unwrap(),
+            400,
+        )
+        .await;
+        expect_problem(
+            authed(http.get(url("/v1/cases?limit=abc")))
+                .send()
+                .await
+                .unwrap(),
+            400,
+        )
+        .await;
+        // unknown route, wrong content type
+        expect_problem(http.get(url("/v2/nothing")).send().await.unwrap(), 404).await;
+        let r = authed(http.post(url("/v1/cases")))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        expect_problem(r, 415).await;
+        // an envelope filed under another case is refused before anything is stored
+        let opened = cw.open_case(id).await.unwrap();
+        let other = cw.create_case(&synthetic_case(2)).await.unwrap().id;
+        let w = cw
+            .seal_record(
+                &opened,
+                opened.header_id,
+                rfl_domain::api::RecordKind::CaseHeader,
+                2,
+                &opened.file.header,
+            )
+            .unwrap();
+        let r = authed(http.post(url(&format!("/v1/cases/{other}/records"))))
+            .json(&serde_json::json!({"records": [w]}))
+            .send()
+            .await
+            .unwrap();
+        let p = expect_problem(r, 422).await;
+        assert!(p["detail"].as_str().unwrap().contains("case id"));
+        // bad enrolment code
+        let r = http
+            .post(url("/v1/enrol"))
+            .json(&serde_json::json!({"code": "nope", "signing_key": "AAAA", "age_recipient": "age1x"}))
+            .send()
+            .await
+            .unwrap();
+        expect_problem(r, 400).await;
+        // health and the OpenAPI document
+        assert_eq!(
+            http.get(url("/healthz")).send().await.unwrap().status(),
+            200
+        );
+        assert_eq!(http.get(url("/readyz")).send().await.unwrap().status(), 200);
+        let doc: serde_json::Value = http
+            .get(url("/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        assert!(doc["paths"]["/v1/cases/{id}"]["get"].is_object());
+        assert!(doc["paths"]["/v1/cases/batch"]["post"].is_object());
+        t.stop().await;
+    }
+}
