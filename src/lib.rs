@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 //! Test harness for the end-to-end tests in `tests/`: a real `rfl-server` on port 0 over a fresh
 //! database (SQLite file or a new PostgreSQL database), a controllable clock, and enrolled clients.
 

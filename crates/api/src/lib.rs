@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 //! The rfl REST API (`rfl-server`).
 //!
 //! The server stores and serves ciphertext. It checks who may touch which case, that envelopes are

@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 //! The rfl client SDK. All encryption and decryption happens here, on the caseworker's machine: the
 //! server only ever receives sealed records, wrapped keys and public keys.
 //!

@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 //! `rfl`: the caseworker's command-line client. All encryption happens in this process.
 //!
 //! Exit codes: 0 success; 1 other failure; 2 bad usage; 3 not found or not allowed; 4 conflict (someone
@@ -159,6 +160,10 @@ struct CreateArgs {
     /// The society's own reference.
     #[arg(long)]
     reference: Option<String>,
+    /// How the enquirer's consent to processing was recorded: written, oral_witnessed, oral, electronic,
+    /// by_guardian.
+    #[arg(long, default_value = "written")]
+    consent: String,
 }
 
 #[derive(Subcommand)]
@@ -375,7 +380,7 @@ fn case_from_args(a: &CreateArgs) -> Result<CaseFile, ClientError> {
             consent: ProcessingConsent {
                 given: true,
                 date: Some(today()),
-                recorded_how: None,
+                recorded_how: Some(parse_enum("consent recording", &a.consent)?),
             },
             reference: a.reference.clone(),
         },
@@ -657,7 +662,7 @@ async fn case_cmd(cli: &Cli, cmd: &CaseCmd) -> Result<(), ClientError> {
                     opened.summary.id,
                     opened.summary.status.as_str(),
                     opened.summary.version,
-                    serde_json::to_value(&f.header.category)
+                    serde_json::to_value(f.header.category)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_owned))
                         .unwrap_or_default()

@@ -73,6 +73,7 @@ pub struct Sealer {
 }
 
 impl Sealer {
+    #[allow(clippy::too_many_arguments)] // the fields of the record's associated data, each distinct
     fn seal_value<T: Serialize>(
         &self,
         key: &DataKey,
@@ -818,10 +819,7 @@ fn diff_entries<T: Record>(
 ) -> Result<()> {
     let before: HashMap<RecordId, &T> = old.iter().map(|e| (e.id, &e.record)).collect();
     for e in new {
-        let old_bytes = before
-            .get(&e.id)
-            .map(|r| serde_json::to_vec(r))
-            .transpose()?;
+        let old_bytes = before.get(&e.id).map(serde_json::to_vec).transpose()?;
         put(
             e.id,
             kind,

@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 //! Persistence for rfl: diesel on SQLite (the embedded default) and PostgreSQL (production).
 //!
 //! The store holds only what the threat model lets the server see: ids, the owning society, who holds a

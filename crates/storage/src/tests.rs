@@ -106,7 +106,7 @@ fn societies_and_enrolment() {
         ));
         let admin = store
             .redeem_enrolment_code(
-                &[100 + b'R' % 100; 32],
+                &[182; 32],
                 &Enrolment {
                     member_id: MemberId::new(),
                     signing_key: vec![9; 32],
@@ -121,7 +121,7 @@ fn societies_and_enrolment() {
 
         // single use
         let again = store.redeem_enrolment_code(
-            &[100 + b'R' % 100; 32],
+            &[182; 32],
             &Enrolment {
                 member_id: MemberId::new(),
                 signing_key: vec![10; 32],
