@@ -223,6 +223,11 @@ async fn measure_phase(
     );
     out.import = Some(import);
 
+    if env.analyze().await? {
+        eprintln!("  ANALYZE done (not timed)");
+        rep.analyzed_after_import = true;
+    }
+
     // Reads, with a fresh token (the import may have used up much of the first one's 15 minutes).
     let session = Arc::new(env.login_again().await?);
     eprintln!("  listing the stored cases (not timed)");
@@ -279,6 +284,63 @@ async fn measure_phase(
         reads.reads_per_sec, reads.p50_ms, reads.p99_ms
     );
     out.reads = Some(reads);
+
+    // Client CPU per case, one thread, no I/O: what the loads above spend outside HTTP and the database.
+    let sample: Vec<CaseId> = session
+        .list_cases(None, 300)
+        .await
+        .ctx("list cases")?
+        .cases
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let mut dtos = Vec::with_capacity(sample.len());
+    for id in &sample {
+        dtos.push((*id, session.api().get_case(*id).await.ctx("get a case")?));
+    }
+    let sealer = match path {
+        Path::Encrypted => Some(session.sealer().ctx("sealer")?),
+        Path::Baseline => None,
+    };
+    let ctx = env.baseline_ctx()?;
+    let s = session.clone();
+    let (build_us, read_us) = tokio::task::spawn_blocking(move || -> BenchResult<(f64, f64)> {
+        let today = rfl_client::session::today();
+        let files = (0..dtos.len() as u64)
+            .map(rfl_bench::data::bench_case)
+            .collect::<BenchResult<Vec<_>>>()?;
+        let t = Instant::now();
+        for f in &files {
+            match &sealer {
+                Some(sealer) => {
+                    sealer.seal_new_case(f, today).ctx("seal a case")?;
+                }
+                None => {
+                    baseline::build_new_case(&ctx, f, today)?;
+                }
+            }
+        }
+        let build_us = t.elapsed().as_secs_f64() * 1e6 / files.len().max(1) as f64;
+        let count = dtos.len();
+        let t = Instant::now();
+        for (id, dto) in dtos {
+            match &sealer {
+                Some(_) => {
+                    s.decrypt_case(id, dto).ctx("decrypt a case")?;
+                }
+                None => {
+                    baseline::parse_case(id, dto)?;
+                }
+            }
+        }
+        let read_us = t.elapsed().as_secs_f64() * 1e6 / count.max(1) as f64;
+        Ok((build_us, read_us))
+    })
+    .await
+    .ctx("client CPU task")??;
+    eprintln!("  client CPU per case (1 thread): build {build_us:.0} µs, open {read_us:.0} µs");
+    out.client_build_us_per_case = Some(build_us);
+    out.client_read_us_per_case = Some(read_us);
     Ok(())
 }
 

@@ -74,6 +74,12 @@ pub struct PhaseReport {
     pub db_bytes_per_case: Option<f64>,
     /// (end − empty) / cases.
     pub db_net_bytes_per_case: Option<f64>,
+    /// Client CPU to build one new case for upload (seal + sign + wrap, or the baseline's plaintext
+    /// envelopes), one thread, no I/O, mean over a sample.
+    pub client_build_us_per_case: Option<f64>,
+    /// Client CPU to turn one fetched case into a `CaseFile` (unwrap + verify + decrypt + parse, or the
+    /// baseline's parse), one thread, no I/O, mean over a sample.
+    pub client_read_us_per_case: Option<f64>,
 }
 
 impl PhaseReport {
@@ -150,6 +156,8 @@ pub struct BackendReport {
     /// Baseline reads/s / encrypted reads/s (= time per read, encrypted / baseline).
     pub read_overhead: Option<f64>,
     pub floors: Option<Floors>,
+    /// PostgreSQL: `ANALYZE` ran after each import, before the reads (untimed).
+    pub analyzed_after_import: bool,
     pub errors: Vec<String>,
 }
 
@@ -234,6 +242,12 @@ fn backend_markdown(s: &mut String, b: &BackendReport) {
             thousands(shape.plaintext_bytes_per_case())
         );
     }
+    if b.analyzed_after_import {
+        let _ = writeln!(
+            s,
+            "PostgreSQL: `ANALYZE` ran after each import, before listing and reading (not timed).\n"
+        );
+    }
     let f = b.floors.clone().unwrap_or_default();
     let e = &b.encrypted;
     let p = &b.baseline;
@@ -316,6 +330,30 @@ fn backend_markdown(s: &mut String, b: &BackendReport) {
             "{:.2}×",
             e.p99_ms / p.p99_ms.max(1e-9)
         )),
+    );
+    let _ = writeln!(
+        s,
+        "| client CPU to build one case (1 thread, no I/O) | {} | {} | {} | enc ≥ {:.0} µs (2 wraps + {:.1} signs) | |",
+        opt(e.client_build_us_per_case, |v| format!("{v:.0} µs")),
+        opt(p.client_build_us_per_case, |v| format!("{v:.0} µs")),
+        opt(
+            e.client_build_us_per_case.zip(p.client_build_us_per_case),
+            |(e, p)| format!("{:.1}×", e / p.max(1e-9))
+        ),
+        1e6 * (f.wrap_core_secs + f.sign_core_secs) / b.cases.max(1) as f64,
+        b.shape.as_ref().map_or(0.0, DataShape::records_per_case),
+    );
+    let _ = writeln!(
+        s,
+        "| client CPU to open one fetched case (1 thread, no I/O) | {} | {} | {} | enc ≥ {:.0} µs (1 unwrap + {:.1} verifies) | |",
+        opt(e.client_read_us_per_case, |v| format!("{v:.0} µs")),
+        opt(p.client_read_us_per_case, |v| format!("{v:.0} µs")),
+        opt(
+            e.client_read_us_per_case.zip(p.client_read_us_per_case),
+            |(e, p)| format!("{:.1}×", e / p.max(1e-9))
+        ),
+        f.read_crypto_micros,
+        b.shape.as_ref().map_or(0.0, DataShape::records_per_case),
     );
     let _ = writeln!(
         s,

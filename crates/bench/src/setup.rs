@@ -174,6 +174,26 @@ impl Env {
         .ctx("database size task")?
     }
 
+    /// PostgreSQL: `ANALYZE` (what an operator runs after a bulk load; autovacuum would do it later, and
+    /// it is off on the benchmark machine's server). Without statistics the planner hash-joins whole
+    /// tables for a page of the case list or one case. SQLite: nothing.
+    pub async fn analyze(&self) -> BenchResult<bool> {
+        let db = self.db.as_ref().ok_or("the database is gone")?;
+        if db.sqlite_path().is_some() {
+            return Ok(false);
+        }
+        let url = db.url.clone();
+        tokio::task::spawn_blocking(move || {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            let mut conn = diesel::PgConnection::establish(&url).ctx("connect to PostgreSQL")?;
+            conn.batch_execute("ANALYZE;").ctx("ANALYZE")?;
+            Ok(true)
+        })
+        .await
+        .ctx("ANALYZE task")?
+    }
+
     /// Stops the server; returns the final database size; then drops the database.
     pub async fn finish(mut self) -> BenchResult<u64> {
         if let Some(server) = self.server.take() {
@@ -192,9 +212,11 @@ fn sqlite_size(path: &Path, checkpoint: bool) -> BenchResult<u64> {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
     if checkpoint {
+        // The stopped server's pooled connections may close a moment later: wait for them (busy_timeout)
+        // rather than fail with "database is locked".
         let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
             .ctx("open the SQLite database")?;
-        conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")
+        conn.batch_execute("PRAGMA busy_timeout = 60000; PRAGMA wal_checkpoint(TRUNCATE);")
             .ctx("checkpoint the WAL")?;
     }
     let mut total = 0;

@@ -113,6 +113,14 @@ enum SocietyCmd {
 enum CaseCmd {
     /// Create a case from a JSON case file (--file) or from flags.
     Create(CreateArgs),
+    /// Import many cases from a JSON Lines file (one case file per line), encrypted in parallel and stored
+    /// in batches of one transaction each.
+    Import {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, default_value_t = 500)]
+        batch_size: usize,
+    },
     /// List the cases you hold a key for.
     List {
         #[arg(long)]
@@ -625,6 +633,29 @@ async fn case_cmd(cli: &Cli, cmd: &CaseCmd) -> Result<(), ClientError> {
             let c = s.create_case(&file).await?;
             print(cli, &c, || {
                 format!("case {} created ({})", c.id, c.status.as_str())
+            })
+        }
+        CaseCmd::Import { file, batch_size } => {
+            let text = std::fs::read_to_string(file)?;
+            let mut files = Vec::new();
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let f: CaseFile = serde_json::from_str(line).map_err(|e| {
+                    ClientError::Invalid(format!("line {}: not a case file: {e}", n + 1))
+                })?;
+                files.push(f);
+            }
+            let s = open_session(cli, false).await?;
+            let pb = progress_bar(files.len() as u64, "cases");
+            let n = s
+                .import(files, *batch_size, |done| pb.set_position(done as u64))
+                .await?;
+            pb.finish_and_clear();
+            print(cli, &serde_json::json!({"imported": n}), || {
+                format!("{n} cases imported")
             })
         }
         CaseCmd::List { after, limit, all } => {

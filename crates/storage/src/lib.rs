@@ -138,6 +138,9 @@ macro_rules! case_for_member {
                     .and(case_keys::key_epoch.eq(cases::key_epoch))),
             )
             .filter(cases::id.eq(id_bytes($case.as_uuid())))
+            // Bound on both sides of the join, so the key lookup is a primary-key point lookup whatever
+            // the planner's statistics say (PostgreSQL right after a bulk import has none).
+            .filter(case_keys::case_id.eq(id_bytes($case.as_uuid())))
             .filter(case_keys::recipient_id.eq(id_bytes($member.as_uuid())))
             .select((CaseDb::as_select(), case_keys::wrapped))
             .first::<(CaseDb, Vec<u8>)>($conn)
@@ -652,8 +655,9 @@ impl Store {
                         .and(case_keys::key_epoch.eq(cases::key_epoch))),
                 )
                 .filter(case_keys::recipient_id.eq(&me))
-                .filter(cases::id.gt(&after))
-                .order(cases::id)
+                // A range scan of the key table's primary key (recipient, case), in case order.
+                .filter(case_keys::case_id.gt(&after))
+                .order(case_keys::case_id)
                 .limit(limit)
                 .select(CaseDb::as_select())
                 .load(conn)?;

@@ -1,0 +1,162 @@
+//! The `rfl` binary end to end against a real server on port 0 (SQLite; the storage and API tests
+//! cover PostgreSQL): enrol, escrow set-up, invitation, the case life cycle, attachments, export, and
+//! the exit codes scripts rely on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use rfl_api::auth::TokenKeys;
+use rfl_api::clock::SystemClock;
+use rfl_api::config::Config;
+use rfl_storage::testing::{TestBackend, TestDatabase};
+use rfl_storage::Store;
+
+struct Cli {
+    dir: PathBuf,
+    server: String,
+}
+
+impl Cli {
+    fn run(&self, keystore: &str, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rfl"))
+            .current_dir(&self.dir)
+            .env("RFL_CLIENT_PASSPHRASE", "a passphrase long enough")
+            .arg("--keystore")
+            .arg(keystore)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok_json(&self, keystore: &str, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(keystore, &all);
+        assert!(
+            out.status.success(),
+            "rfl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rfl_command_line() {
+    let db = TestDatabase::new(TestBackend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::load(None).unwrap();
+    config.server.bind = "127.0.0.1:0".into();
+    config.server.workers = 2;
+    config.database.url = db.url.clone();
+    let url = db.url.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&url, 4))
+        .await
+        .unwrap()
+        .unwrap();
+    let tokens =
+        TokenKeys::load_or_create(&dir.path().join("k.pk8"), "rfl", "rfl-api", 900).unwrap();
+    let server = rfl_api::start_with(config, store.clone(), tokens, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (_, code) = rfl_api::identity::create_society(&store, "CLI Red Cross", now, 72).unwrap();
+    let server_url = server.url();
+    let cli = Cli {
+        dir: dir.path().to_owned(),
+        server: server_url.clone(),
+    };
+    let d = dir.path().to_owned();
+
+    tokio::task::spawn_blocking(move || {
+        let s = cli.server.as_str();
+        let r = cli.ok_json("admin.json", &["enrol", "--server", s, "--code", &code, "--work-factor", "10"]);
+        assert_eq!(r["role"], "society_admin");
+        // the code works once
+        let again = cli.run("other.json", &["enrol", "--server", s, "--code", &code, "--work-factor", "10"]);
+        assert_eq!(again.status.code(), Some(4), "{}", String::from_utf8_lossy(&again.stderr));
+
+        // cases need the escrow key first
+        cli.ok_json("admin.json", &["society", "init", "--recovery-identity-out", "recovery.txt"]);
+        assert!(std::fs::read_to_string(d.join("recovery.txt")).unwrap().starts_with("AGE-SECRET-KEY-1"));
+        let invite = cli.ok_json("admin.json", &["invite", "--role", "caseworker"]);
+        let cw_code = invite["code"].as_str().unwrap().to_owned();
+        cli.ok_json("cw.json", &["enrol", "--server", s, "--code", &cw_code, "--work-factor", "10"]);
+
+        // wrong passphrase: a clear failure, not a crash
+        let bad = Command::new(env!("CARGO_BIN_EXE_rfl"))
+            .current_dir(&d)
+            .env("RFL_CLIENT_PASSPHRASE", "wrong")
+            .args(["--keystore", "cw.json", "case", "list"])
+            .output()
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("wrong passphrase"));
+
+        let created = cli.ok_json(
+            "cw.json",
+            &[
+                "case", "create", "--enquirer", "Amina Haddad", "--sought", "Omar Haddad", "--relationship",
+                "sibling", "--separation", "armed_conflict",
+            ],
+        );
+        let id = created["id"].as_str().unwrap().to_owned();
+        // bulk import from JSON Lines
+        let lines: String = (0..30u64)
+            .map(|i| {
+                let mut f = rfl_domain::fixtures::synthetic_case(i);
+                f.attachments.clear();
+                serde_json::to_string(&f).unwrap() + "\n"
+            })
+            .collect();
+        std::fs::write(d.join("cases.jsonl"), lines).unwrap();
+        let imported = cli.ok_json("cw.json", &["case", "import", "--file", "cases.jsonl", "--batch-size", "7"]);
+        assert_eq!(imported["imported"], 30);
+        let list = cli.ok_json("cw.json", &["case", "list", "--all"]);
+        assert_eq!(list.as_array().unwrap().len(), 31);
+        cli.ok_json("cw.json", &["message", "add", &id, "--body", "We are safe in Amman"]);
+        cli.ok_json("cw.json", &["note", "add", &id, "--text", "Called the delegation"]);
+        std::fs::write(d.join("photo.jpg"), vec![7u8; 300_000]).unwrap();
+        cli.ok_json("cw.json", &["attach", &id, "photo.jpg", "--media-type", "image/jpeg"]);
+        let shown = cli.ok_json("cw.json", &["case", "show", &id]);
+        assert_eq!(shown["content"]["messages"].as_array().unwrap().len(), 1);
+        assert_eq!(shown["content"]["notes"].as_array().unwrap().len(), 1);
+        assert_eq!(shown["content"]["persons"][0]["record"]["person"]["names"][0]["given"], "Amina");
+
+        // update from a file: change the reference, keep everything else
+        let mut content = shown["content"].clone();
+        content["header"]["reference"] = "ERC-2026-1".into();
+        std::fs::write(d.join("edit.json"), serde_json::to_vec(&content).unwrap()).unwrap();
+        cli.ok_json("cw.json", &["case", "update", &id, "--file", "edit.json"]);
+        let shown = cli.ok_json("cw.json", &["case", "show", &id]);
+        assert_eq!(shown["content"]["header"]["reference"], "ERC-2026-1");
+
+        // status workflow and its exit codes
+        cli.ok_json("cw.json", &["case", "status", &id, "tracing"]);
+        let illegal = cli.run("cw.json", &["case", "status", &id, "open"]);
+        assert_eq!(illegal.status.code(), Some(5));
+        assert!(String::from_utf8_lossy(&illegal.stderr).contains("cannot go from tracing to open"));
+        let unknown = cli.run("cw.json", &["case", "show", "01a20fa2-6d7b-76ae-8c51-a8a90959dcec"]);
+        assert_eq!(unknown.status.code(), Some(3));
+        let usage = cli.run("cw.json", &["case", "show", "not-an-id"]);
+        assert_eq!(usage.status.code(), Some(2));
+
+        // export: decrypted case and attachment
+        cli.ok_json("cw.json", &["export", &id, "--out", "case.json", "--attachments-dir", "files"]);
+        let exported: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("case.json")).unwrap()).unwrap();
+        assert_eq!(exported["header"]["reference"], "ERC-2026-1");
+        let files: Vec<_> = std::fs::read_dir(d.join("files")).unwrap().collect();
+        assert_eq!(files.len(), 1);
+        let path = files[0].as_ref().unwrap().path();
+        assert_eq!(std::fs::read(path).unwrap(), vec![7u8; 300_000]);
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+    drop(db);
+}
