@@ -86,7 +86,10 @@ impl Config {
             fig = fig.merge(Toml::file_exact(f));
         }
         let env = Env::prefixed("RFL_")
-            .filter(|k| !k.as_str().starts_with("client_") && !k.as_str().starts_with("test_"))
+            .filter(|k| {
+                let k = k.as_str().to_ascii_lowercase();
+                !k.starts_with("client_") && !k.starts_with("test_")
+            })
             .split("__");
         let config: Config = fig
             .merge(env)
@@ -118,15 +121,36 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// The tests here read the process environment and one of them changes it: one at a time.
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn defaults_load() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
         let c = Config::load(None).unwrap();
         assert_eq!(c.auth.token_ttl_secs, 900);
         assert!(c.database.url.starts_with("sqlite://"));
     }
 
     #[test]
+    fn environment_overrides_and_foreign_prefixes() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        // One test owns these variable names; no other test sets them.
+        std::env::set_var("RFL_CLIENT_SOMETHING", "x");
+        std::env::set_var("RFL_TEST_SOMETHING", "x");
+        std::env::set_var("RFL_LOG__FORMAT", "json");
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        std::env::set_var("RFL_LOG__FORMATT", "json");
+        let err = Config::load(None).unwrap_err().to_string();
+        std::env::remove_var("RFL_LOG__FORMATT");
+        std::env::remove_var("RFL_LOG__FORMAT");
+        assert!(err.contains("formatt"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_an_error() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
         let dir = std::env::temp_dir().join(format!("rfl-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("bad.toml");
