@@ -88,6 +88,15 @@ impl TestServer {
         self.server.url()
     }
 
+    /// The raw Ed25519 public key that verifies this server's access tokens.
+    #[allow(clippy::expect_used)]
+    pub fn tokens_public_key(&self) -> Vec<u8> {
+        use ring::signature::KeyPair;
+        let der = std::fs::read(&self.config.auth.signing_key_file).expect("token key file");
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(&der).expect("token key");
+        pair.public_key().as_ref().to_vec()
+    }
+
     /// Creates a society; returns its id and the first admin's enrolment code.
     #[allow(clippy::expect_used)]
     pub fn create_society(&self, name: &str) -> (SocietyId, String) {

@@ -4,12 +4,12 @@
 //! the algorithm, binds `kid` to the one key, requires `exp`, `nbf`, `aud`, `iss`, `sub`, `jti` with
 //! their JSON types, and checks times against the injected clock with no leeway.
 
-use std::future::{ready, Ready};
 use std::path::Path;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rfl_domain::{MemberId, Role, SocietyId};
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -27,6 +27,8 @@ pub struct Claims {
     pub sub: MemberId,
     pub soc: SocietyId,
     pub role: Role,
+    /// The member's security stamp when the token was issued.
+    pub stp: i64,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
@@ -124,6 +126,7 @@ impl TokenKeys {
         member: MemberId,
         society: SocietyId,
         role: Role,
+        security_stamp: i64,
         now_millis: i64,
     ) -> Result<(String, i64), ApiError> {
         let now = now_millis / 1000;
@@ -133,6 +136,7 @@ impl TokenKeys {
             sub: member,
             soc: society,
             role,
+            stp: security_stamp,
             iat: now,
             nbf: now,
             exp: now + self.ttl_secs,
@@ -145,8 +149,9 @@ impl TokenKeys {
         Ok((token, claims.exp))
     }
 
-    /// Verifies a token at `now_millis`.
-    pub fn verify(&self, token: &str, now_millis: i64) -> Result<Caller, ApiError> {
+    /// Verifies a token's signature, algorithm, key, audience, issuer and times at `now_millis`. Whether
+    /// its member may still use it is checked against the database by the [`Caller`] extractor.
+    pub fn verify(&self, token: &str, now_millis: i64) -> Result<TokenClaims, ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| ApiError::Unauthorized("malformed token"))?;
         if header.alg != Algorithm::EdDSA {
@@ -165,10 +170,13 @@ impl TokenKeys {
         if c.nbf > now {
             return Err(ApiError::Unauthorized("token not yet valid"));
         }
-        Ok(Caller {
-            member_id: c.sub,
-            society_id: c.soc,
-            role: c.role,
+        Ok(TokenClaims {
+            caller: Caller {
+                member_id: c.sub,
+                society_id: c.soc,
+                role: c.role,
+            },
+            security_stamp: c.stp,
         })
     }
 }
@@ -191,7 +199,15 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
 }
 
-/// Who is calling: a verified access token. Extracting it from a request is the authentication.
+/// A token whose signature and times were verified; not yet checked against the member's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub caller: Caller,
+    pub security_stamp: i64,
+}
+
+/// Who is calling: a verified access token of a member who is not suspended and whose security stamp
+/// still matches. Extracting it from a request is the authentication.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub member_id: MemberId,
@@ -217,16 +233,38 @@ impl Caller {
 
 impl FromRequest for Caller {
     type Error = actix_web::Error;
-    type Future = Ready<Result<Caller, actix_web::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Caller, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(extract(req).map_err(Into::into))
+        let checked = verify_request(req);
+        Box::pin(async move {
+            let (state, claims) = checked?;
+            let store = state.store.clone();
+            let member = claims.caller.member_id;
+            let current = crate::blocking(move || Ok(store.member(member)?)).await?;
+            // Suspension and revocation change the stamp: every earlier token fails here, on every node.
+            match current {
+                Some(m) if !m.suspended && m.security_stamp == claims.security_stamp => {
+                    Ok(claims.caller)
+                }
+                Some(m) if m.suspended => {
+                    Err(ApiError::Unauthorized("your account is suspended").into())
+                }
+                Some(_) => {
+                    Err(ApiError::Unauthorized("this token was revoked: sign in again").into())
+                }
+                None => Err(ApiError::Unauthorized("unknown account").into()),
+            }
+        })
     }
 }
 
-fn extract(req: &HttpRequest) -> Result<Caller, ApiError> {
+fn verify_request(
+    req: &HttpRequest,
+) -> Result<(web::Data<Arc<AppState>>, TokenClaims), actix_web::Error> {
     let state = req
         .app_data::<web::Data<Arc<AppState>>>()
+        .cloned()
         .ok_or_else(|| ApiError::Internal("app state missing".into()))?;
     let value = req
         .headers()
@@ -238,7 +276,10 @@ fn extract(req: &HttpRequest) -> Result<Caller, ApiError> {
     let token = value.strip_prefix("Bearer ").ok_or(ApiError::Unauthorized(
         "authorization must be a bearer token",
     ))?;
-    state.tokens.verify(token.trim(), state.clock.now_millis())
+    let claims = state
+        .tokens
+        .verify(token.trim(), state.clock.now_millis())?;
+    Ok((state, claims))
 }
 
 #[cfg(test)]
@@ -258,7 +299,7 @@ mod tests {
     fn issue_and_verify() {
         let k = keys();
         let (t, exp) = k
-            .issue(MemberId::new(), SocietyId::new(), Role::Caseworker, NOW)
+            .issue(MemberId::new(), SocietyId::new(), Role::Caseworker, 0, NOW)
             .unwrap();
         assert_eq!(exp, NOW / 1000 + 900);
         assert!(k.verify(&t, NOW).is_ok());
@@ -277,7 +318,7 @@ mod tests {
     fn another_key_or_alg_none_is_refused() {
         let (a, b) = (keys(), keys());
         let (t, _) = a
-            .issue(MemberId::new(), SocietyId::new(), Role::Caseworker, NOW)
+            .issue(MemberId::new(), SocietyId::new(), Role::Caseworker, 0, NOW)
             .unwrap();
         assert!(b.verify(&t, NOW).is_err());
         // alg none with our kid

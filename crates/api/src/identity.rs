@@ -24,6 +24,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(society)
         .service(set_escrow)
         .service(members)
+        .service(suspend_member)
+        .service(reinstate_member)
+        .service(revoke_my_tokens)
         .service(create_enrolment_code);
 }
 
@@ -213,9 +216,13 @@ async fn token(state: State, body: web::Json<TokenRequest>) -> Result<HttpRespon
         Ok(m)
     })
     .await?;
-    let (token, expires_at) = state
-        .tokens
-        .issue(member.id, member.society_id, member.role, now)?;
+    let (token, expires_at) = state.tokens.issue(
+        member.id,
+        member.society_id,
+        member.role,
+        member.security_stamp,
+        now,
+    )?;
     Ok(HttpResponse::Ok().json(TokenResponse {
         token,
         token_type: "Bearer".into(),
@@ -295,6 +302,59 @@ async fn members(state: State, caller: Caller) -> Result<HttpResponse, ApiError>
     Ok(HttpResponse::Ok().json(MembersResponse {
         members: list.into_iter().map(member_dto).collect(),
     }))
+}
+
+async fn change_suspension(
+    state: State,
+    caller: Caller,
+    member: MemberId,
+    suspended: bool,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::SocietyAdmin])?;
+    if member == caller.member_id {
+        return Err(ApiError::Unprocessable(
+            "you cannot suspend or reinstate yourself".into(),
+        ));
+    }
+    let store = state.store.clone();
+    let m =
+        blocking(move || Ok(store.set_suspended(caller.society_id, member, suspended)?)).await?;
+    tracing::info!(society = %caller.society_id, by = %caller.member_id, member = %m.id, suspended, "member suspension changed");
+    Ok(HttpResponse::Ok().json(member_dto(m)))
+}
+
+/// Suspend a member of the caller's society (society admin): every token already issued to them stops
+/// working on its next request, on every node, and they cannot sign in.
+#[utoipa::path(tag = "identity", security(("bearer" = [])), params(("id" = String, Path, format = Uuid)), responses(
+    (status = 200, body = MemberDto), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[post("/members/{id}/suspend")]
+async fn suspend_member(
+    state: State,
+    caller: Caller,
+    path: web::Path<MemberId>,
+) -> Result<HttpResponse, ApiError> {
+    change_suspension(state, caller, path.into_inner(), true).await
+}
+
+/// Lift a suspension (society admin). Tokens issued before the suspension stay invalid.
+#[utoipa::path(tag = "identity", security(("bearer" = [])), params(("id" = String, Path, format = Uuid)), responses(
+    (status = 200, body = MemberDto), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[post("/members/{id}/reinstate")]
+async fn reinstate_member(
+    state: State,
+    caller: Caller,
+    path: web::Path<MemberId>,
+) -> Result<HttpResponse, ApiError> {
+    change_suspension(state, caller, path.into_inner(), false).await
+}
+
+/// Sign out everywhere: every access token issued to the caller so far stops working.
+#[utoipa::path(tag = "identity", security(("bearer" = [])), responses((status = 204), (status = 401, body = Problem)))]
+#[post("/auth/revoke")]
+async fn revoke_my_tokens(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    blocking(move || Ok(store.revoke_tokens(caller.member_id)?)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Issue a one-time enrolment code for a new member of the caller's society (society admin).

@@ -2,7 +2,7 @@
 
 use reqwest::{Method, StatusCode};
 use rfl_domain::api::*;
-use rfl_domain::{CaseId, RecordId};
+use rfl_domain::{CaseId, MemberId, RecordId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -119,6 +119,28 @@ impl Api {
 
     pub async fn members(&self) -> Result<MembersResponse> {
         self.get("/v1/members").await
+    }
+
+    pub async fn suspend(&self, member: MemberId) -> Result<MemberDto> {
+        self.post(
+            &format!("/v1/members/{member}/suspend"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    pub async fn reinstate(&self, member: MemberId) -> Result<MemberDto> {
+        self.post(
+            &format!("/v1/members/{member}/reinstate"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// Signs out everywhere: all of this member's access tokens stop working.
+    pub async fn revoke_tokens(&self) -> Result<()> {
+        check(self.request(Method::POST, "/v1/auth/revoke").send().await?).await?;
+        Ok(())
     }
 
     pub async fn enrolment_code(

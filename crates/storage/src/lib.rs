@@ -191,6 +191,8 @@ pub struct Member {
     pub age_recipient: String,
     pub suspended: bool,
     pub created_at: Millis,
+    /// Changes whenever the member's tokens must stop working (suspension, reinstatement, revocation).
+    pub security_stamp: i64,
 }
 
 /// An enrolment code as stored: only its SHA-256 hash.
@@ -472,6 +474,7 @@ impl Store {
                 age_recipient: enrolment.age_recipient.clone(),
                 suspended: false,
                 created_at: now,
+                security_stamp: 0,
             };
             diesel::insert_into(members::table)
                 .values(&row)
@@ -493,6 +496,43 @@ impl Store {
                 .optional()?
         });
         row.map(MemberDb::into_member).transpose()
+    }
+
+    /// Suspends or reinstates a member of `society` and changes their security stamp, so every access
+    /// token already issued to them stops working. Returns the member as it now is.
+    pub fn set_suspended(
+        &self,
+        society: SocietyId,
+        member: MemberId,
+        suspended: bool,
+    ) -> Result<Member> {
+        let row: MemberDb = write_tx!(self, conn => {
+            let updated = diesel::update(
+                members::table
+                    .filter(members::id.eq(id_bytes(member.as_uuid())))
+                    .filter(members::society_id.eq(id_bytes(society.as_uuid()))),
+            )
+            .set((members::suspended.eq(suspended), members::security_stamp.eq(members::security_stamp + 1)))
+            .returning(MemberDb::as_returning())
+            .get_result(conn)
+            .optional()?;
+            updated.ok_or(StorageError::NotFound)
+        })?;
+        row.into_member()
+    }
+
+    /// Changes the member's security stamp: every access token issued so far stops working.
+    pub fn revoke_tokens(&self, member: MemberId) -> Result<()> {
+        let n = write_tx!(self, conn => {
+            Ok(diesel::update(members::table.filter(members::id.eq(id_bytes(member.as_uuid()))))
+                .set(members::security_stamp.eq(members::security_stamp + 1))
+                .execute(conn)?)
+        })?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::NotFound)
+        }
     }
 
     /// The members of one society (the key directory clients wrap to and verify signatures against).

@@ -47,6 +47,7 @@ pub(crate) struct MemberDb {
     pub age_recipient: String,
     pub suspended: bool,
     pub created_at: i64,
+    pub security_stamp: i64,
 }
 
 impl MemberDb {
@@ -59,6 +60,7 @@ impl MemberDb {
             age_recipient: self.age_recipient,
             suspended: self.suspended,
             created_at: self.created_at,
+            security_stamp: self.security_stamp,
         })
     }
 }

@@ -19,6 +19,7 @@ diesel::table! {
         age_recipient -> Text,
         suspended -> Bool,
         created_at -> BigInt,
+        security_stamp -> BigInt,
     }
 }
 

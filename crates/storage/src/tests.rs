@@ -371,3 +371,30 @@ fn in_memory_sqlite_is_refused() {
         Err(StorageError::Config(_))
     ));
 }
+
+#[test]
+fn suspension_changes_the_security_stamp() {
+    each_backend(|store| {
+        let a = society(store, "A");
+        let b = society(store, "B");
+        let m = enrol(store, a, Role::Caseworker, 1);
+        assert_eq!(m.security_stamp, 0);
+        let s = store.set_suspended(a, m.id, true).unwrap();
+        assert!(s.suspended);
+        assert_eq!(s.security_stamp, 1);
+        // an admin of another society cannot touch them
+        assert!(matches!(
+            store.set_suspended(b, m.id, false),
+            Err(StorageError::NotFound)
+        ));
+        let r = store.set_suspended(a, m.id, false).unwrap();
+        assert!(!r.suspended);
+        assert_eq!(r.security_stamp, 2);
+        store.revoke_tokens(m.id).unwrap();
+        assert_eq!(store.member(m.id).unwrap().unwrap().security_stamp, 3);
+        assert!(matches!(
+            store.revoke_tokens(MemberId::new()),
+            Err(StorageError::NotFound)
+        ));
+    });
+}
