@@ -55,6 +55,13 @@ pub enum CryptoError {
     /// The attachment chunk stream does not match the committed digest.
     #[error("attachment digest mismatch")]
     DigestMismatch,
+    /// A key certificate or certificate chain was rejected (the reason is given; it never
+    /// contains key bytes).
+    #[error("key certificate rejected: {0}")]
+    Certificate(&'static str),
+    /// A key certificate names a role this build does not understand.
+    #[error("unknown certified role {0}")]
+    UnknownRole(u8),
 }
 
 /// Crate result type.

@@ -145,6 +145,28 @@ pub(crate) fn to_hex(b: &[u8]) -> String {
     s
 }
 
+/// Decode lowercase or uppercase hex; `None` on odd length or a non-hex character.
+pub(crate) fn from_hex(s: &str) -> Option<Vec<u8>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    if !b.len().is_multiple_of(2) {
+        return None;
+    }
+    b.chunks_exact(2)
+        .map(|p| match p {
+            [hi, lo] => Some((nibble(*hi)? << 4) | nibble(*lo)?),
+            _ => None,
+        })
+        .collect()
+}
+
 /// age X25519 identity (secret key) wrapper.
 pub struct AgeIdentity(pub(crate) age::x25519::Identity);
 
@@ -262,6 +284,17 @@ mod tests {
         let fp = DevicePublicKey::from_bytes([0u8; 32]).fingerprint();
         // SHA-256 of 32 zero bytes = 66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925
         assert_eq!(fp, "66687aadf862bd776c8fc18b8e9f8e20");
+    }
+
+    #[test]
+    fn hex_roundtrip_and_rejects() {
+        let b: Vec<u8> = (0u8..=255).collect();
+        assert_eq!(from_hex(&to_hex(&b)).unwrap(), b);
+        assert_eq!(from_hex("ABcd").unwrap(), vec![0xab, 0xcd]);
+        assert_eq!(from_hex("").unwrap(), Vec::<u8>::new());
+        assert!(from_hex("abc").is_none());
+        assert!(from_hex("0g").is_none());
+        assert!(from_hex("\u{e9}").is_none());
     }
 
     #[test]

@@ -8,12 +8,15 @@
 //!   to the society escrow key ([`wrap_data_key`], [`wrap_escrow_identity`]);
 //! * sealed and Ed25519-signed record envelopes ([`seal_record`], [`open_record`]);
 //! * streaming attachment encryption ([`AttachmentSealer`], [`AttachmentOpener`]);
-//! * passphrase-protected keystores and key-login challenges.
+//! * passphrase-protected keystores and key-login challenges;
+//! * key certificates: society root → admin → member ([`verify_chain`]), checked
+//!   before any case key is wrapped ([`wrap_data_key_certified`]).
 //!
 //! This crate does no IO. The wire formats are documented in `docs/crypto.md`.
 
 mod attachment;
 mod auth;
+mod cert;
 mod envelope;
 mod error;
 mod keys;
@@ -25,6 +28,11 @@ mod vectors_test;
 
 pub use attachment::{AttachmentOpener, AttachmentSealer};
 pub use auth::{auth_challenge_message, sign_auth_challenge, verify_auth_challenge};
+pub use cert::{
+    issue_admin_cert, issue_escrow_cert, issue_member_cert, subject_keys_fingerprint, verify_chain,
+    wrap_data_key_certified, CertifiedRole, KeyCertificate, RootPublicKey, SocietyRootKey,
+    Validity, VerifiedKeys, KEY_CERT_MAGIC, KEY_CERT_VERSION,
+};
 pub use envelope::{
     open_record, parse_envelope_header, seal_record, verify_envelope, EnvelopeHeader, OpenedRecord,
     ENVELOPE_MAGIC, ENVELOPE_OVERHEAD,

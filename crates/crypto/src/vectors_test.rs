@@ -237,3 +237,174 @@ fn check_attachment_vector() {
     opener.finish(&digest).unwrap();
     assert_eq!(recovered, pt);
 }
+
+// ---------------------------------------------------------------------------
+// Key certificates (society root → admin → caseworker, and the escrow certificate)
+// ---------------------------------------------------------------------------
+
+const KEY_CERT_VECTOR: &str = "key_certificates.json";
+
+/// Writes only `key_certificates.json` (fresh random keys; the other vectors are untouched):
+/// `cargo test -p rfl-crypto generate_key_cert_vector -- --ignored`.
+#[test]
+#[ignore = "regenerates a committed vector"]
+fn generate_key_cert_vector() {
+    let society = Uuid::parse_str("0190f5a2-7b1c-7d3e-8f40-5e0c1e7e0001").unwrap();
+    let admin_id = Uuid::parse_str("0190f5a2-7b1c-7d3e-8f40-ad0000000001").unwrap();
+    let cw_id = Uuid::parse_str("0190f5a2-7b1c-7d3e-8f40-c00000000001").unwrap();
+    // 2025-01-01 .. 2030-01-01 UTC; checked at 2026-01-01.
+    let validity = Validity::new(1_735_689_600, 1_893_456_000).unwrap();
+    let now: i64 = 1_767_225_600;
+    let root = SocietyRootKey::generate().unwrap();
+    let admin = DeviceSigningKey::generate().unwrap();
+    let admin_age = AgeIdentity::generate();
+    let cw = DeviceSigningKey::generate().unwrap();
+    let cw_age = AgeIdentity::generate();
+    let escrow_age = AgeIdentity::generate();
+    let server_age = AgeIdentity::generate();
+
+    let admin_cert = issue_admin_cert(
+        &root,
+        society,
+        admin_id,
+        admin.public_key(),
+        &admin_age.recipient(),
+        validity,
+    )
+    .unwrap();
+    let cw_cert = issue_member_cert(
+        &admin,
+        &admin_cert,
+        cw_id,
+        CertifiedRole::Caseworker,
+        cw.public_key(),
+        &cw_age.recipient(),
+        validity,
+    )
+    .unwrap();
+    let escrow_cert = issue_escrow_cert(&root, society, &escrow_age.recipient(), validity).unwrap();
+    // The server's substitution: same certificate, its own recipient, old signature.
+    let cw_hex = cw_cert.to_hex();
+    let substituted = cw_hex.replace(
+        &hex::encode(cw_age.recipient().to_string()),
+        &hex::encode(server_age.recipient().to_string()),
+    );
+    assert_ne!(substituted, cw_hex);
+
+    let v = json!({
+        "description": "rfl key certificates v1: society root -> admin -> caseworker, and the root-signed escrow certificate. Ed25519 is deterministic: re-issuing from these keys must give these bytes.",
+        "society_id": society.to_string(),
+        "not_before": validity.not_before,
+        "not_after": validity.not_after,
+        "now": now,
+        "root_pkcs8": hex::encode(root.pkcs8_der()),
+        "root_public": hex::encode(root.public().as_bytes()),
+        "root_fingerprint": root.public().fingerprint(),
+        "admin_id": admin_id.to_string(),
+        "admin_pkcs8": hex::encode(admin.pkcs8_der()),
+        "admin_age_recipient": admin_age.recipient().to_string(),
+        "caseworker_id": cw_id.to_string(),
+        "caseworker_public": hex::encode(cw.public_key().as_bytes()),
+        "caseworker_age_identity": cw_age.to_secret_string().expose_secret(),
+        "caseworker_age_recipient": cw_age.recipient().to_string(),
+        "caseworker_subject_fingerprint": cw_cert.subject_fingerprint(),
+        "escrow_age_recipient": escrow_age.recipient().to_string(),
+        "admin_cert": admin_cert.to_hex(),
+        "caseworker_cert": cw_hex,
+        "escrow_cert": escrow_cert.to_hex(),
+        "caseworker_cert_server_substituted": substituted,
+        "server_substituted_error": "key certificate rejected: certificate signature does not verify",
+    });
+    let s = serde_json::to_string_pretty(&v).unwrap() + "\n";
+    std::fs::write(format!("{DIR}/{KEY_CERT_VECTOR}"), s).unwrap();
+}
+
+#[test]
+fn check_key_cert_vector() {
+    let v = load(KEY_CERT_VECTOR);
+    let s = |f: &str| v[f].as_str().unwrap().to_owned();
+    let i = |f: &str| v[f].as_i64().unwrap();
+    let society = uuid(&v, "society_id");
+    let validity = Validity::new(i("not_before"), i("not_after")).unwrap();
+    let now = i("now");
+
+    let root = SocietyRootKey::from_pkcs8(&hx(&v, "root_pkcs8")).unwrap();
+    assert_eq!(root.public().as_bytes()[..], hx(&v, "root_public")[..]);
+    assert_eq!(root.public().fingerprint(), s("root_fingerprint"));
+    let pinned = RootPublicKey::pinned(&hx(&v, "root_public"), &s("root_fingerprint")).unwrap();
+    let admin = DeviceSigningKey::from_pkcs8(&hx(&v, "admin_pkcs8")).unwrap();
+    let admin_age = AgeRecipient::parse(&s("admin_age_recipient")).unwrap();
+    let cw_pub = DevicePublicKey::from_slice(&hx(&v, "caseworker_public")).unwrap();
+    let cw_age_id = AgeIdentity::parse(&s("caseworker_age_identity")).unwrap();
+    assert_eq!(
+        cw_age_id.recipient().to_string(),
+        s("caseworker_age_recipient")
+    );
+    let escrow_age = AgeRecipient::parse(&s("escrow_age_recipient")).unwrap();
+
+    // Issuing is deterministic: byte-exact re-issue.
+    let admin_cert = issue_admin_cert(
+        &root,
+        society,
+        uuid(&v, "admin_id"),
+        admin.public_key(),
+        &admin_age,
+        validity,
+    )
+    .unwrap();
+    assert_eq!(admin_cert.to_hex(), s("admin_cert"), "format break");
+    let cw_cert = issue_member_cert(
+        &admin,
+        &admin_cert,
+        uuid(&v, "caseworker_id"),
+        CertifiedRole::Caseworker,
+        cw_pub,
+        &cw_age_id.recipient(),
+        validity,
+    )
+    .unwrap();
+    assert_eq!(cw_cert.to_hex(), s("caseworker_cert"), "format break");
+    let escrow_cert = issue_escrow_cert(&root, society, &escrow_age, validity).unwrap();
+    assert_eq!(escrow_cert.to_hex(), s("escrow_cert"), "format break");
+    assert_eq!(
+        cw_cert.subject_fingerprint(),
+        s("caseworker_subject_fingerprint")
+    );
+
+    // The committed bytes verify.
+    let parse = |f: &str| KeyCertificate::from_hex(&s(f)).unwrap();
+    let a = verify_chain(&pinned, society, &[parse("admin_cert")], now).unwrap();
+    assert_eq!(a.role(), CertifiedRole::SocietyAdmin);
+    let c = verify_chain(
+        &pinned,
+        society,
+        &[parse("admin_cert"), parse("caseworker_cert")],
+        now,
+    )
+    .unwrap();
+    assert_eq!(c.role(), CertifiedRole::Caseworker);
+    assert_eq!(c.subject_id(), uuid(&v, "caseworker_id"));
+    assert_eq!(c.signing_key(), Some(&cw_pub));
+    let e = verify_chain(&pinned, society, &[parse("escrow_cert")], now).unwrap();
+    assert_eq!(e.role(), CertifiedRole::Escrow);
+    assert_eq!(e.age_recipient(), &escrow_age);
+
+    // A data key wrapped to the verified caseworker opens with their identity.
+    let dk = DataKey::from_bytes([9u8; 32]);
+    let w = wrap_data_key_certified(&dk, Uuid::nil(), 1, &c).unwrap();
+    let back = unwrap_data_key(&w, Uuid::nil(), 1, cw_age_id.as_age()).unwrap();
+    assert_eq!(back.expose_bytes(), dk.expose_bytes());
+
+    // The server-substituted certificate parses but fails verification.
+    let err = verify_chain(
+        &pinned,
+        society,
+        &[
+            parse("admin_cert"),
+            parse("caseworker_cert_server_substituted"),
+        ],
+        now,
+    )
+    .unwrap_err();
+    assert_eq!(err.to_string(), s("server_substituted_error"));
+}
