@@ -130,3 +130,52 @@ async fn forged_tokens_are_refused() {
     assert_eq!(status(token.clone()).await, 401);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_is_rate_limited_per_account_and_per_address() {
+    let t = TestServer::start_with(Backend::Sqlite, |c| {
+        c.limits.auth_per_minute_per_account = 3;
+        c.limits.auth_per_minute_per_address = 8;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let challenge = |member: uuid::Uuid| {
+        let http = http.clone();
+        let url = format!("{}/v1/auth/challenge", t.url());
+        async move {
+            http.post(url)
+                .json(&serde_json::json!({ "member_id": member }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let victim = uuid::Uuid::now_v7();
+    for _ in 0..3 {
+        assert_eq!(challenge(victim).await.status(), 200);
+    }
+    let r = challenge(victim).await;
+    assert_eq!(r.status(), 429, "the account's budget is spent");
+    assert_eq!(r.headers().get("retry-after").unwrap(), "60");
+    assert_eq!(
+        r.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    // other accounts are served until the address's budget (8, counting the 4 above) is spent
+    for _ in 0..4 {
+        assert_eq!(challenge(uuid::Uuid::now_v7()).await.status(), 200);
+    }
+    assert_eq!(
+        challenge(uuid::Uuid::now_v7()).await.status(),
+        429,
+        "the address's budget is spent"
+    );
+    let r = http
+        .post(format!("{}/v1/auth/token", t.url()))
+        .json(&serde_json::json!({"challenge_id": uuid::Uuid::now_v7(), "signature": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    t.stop().await;
+}

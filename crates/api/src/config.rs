@@ -53,6 +53,8 @@ pub struct LimitsConfig {
     pub record_bytes: usize,
     pub chunk_bytes: usize,
     pub page_max: i64,
+    pub auth_per_minute_per_address: u32,
+    pub auth_per_minute_per_account: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -110,7 +112,11 @@ impl Config {
                 "auth.challenge_ttl_secs must be between 1 and 600",
             ));
         }
-        if self.limits.batch_max_cases == 0 || self.limits.page_max <= 0 {
+        if self.limits.batch_max_cases == 0
+            || self.limits.page_max <= 0
+            || self.limits.auth_per_minute_per_address == 0
+            || self.limits.auth_per_minute_per_account == 0
+        {
             return Err(ConfigError::Invalid("limits must be positive"));
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! Societies, enrolment, key login, and the member key directory.
 
-use actix_web::{get, post, put, web, HttpResponse};
+use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
 use rfl_crypto::{AgeRecipient, DevicePublicKey};
 use rfl_domain::api::{
     ChallengeRequest, ChallengeResponse, EnrolRequest, EnrolResponse, EnrolmentCodeRequest,
@@ -110,9 +110,15 @@ fn member_dto(m: Member) -> MemberDto {
     (status = 201, body = EnrolResponse),
     (status = 400, body = Problem), (status = 404, description = "Unknown code", body = Problem),
     (status = 409, description = "Code already used, or key already enrolled", body = Problem),
-    (status = 410, description = "Code expired", body = Problem)))]
+    (status = 410, description = "Code expired", body = Problem),
+    (status = 429, description = "Too many attempts from this address", body = Problem)))]
 #[post("/enrol")]
-async fn enrol(state: State, body: web::Json<EnrolRequest>) -> Result<HttpResponse, ApiError> {
+async fn enrol(
+    state: State,
+    req: HttpRequest,
+    body: web::Json<EnrolRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.auth_limits.address(req.peer_addr().map(|a| a.ip()))?;
     let req = body.into_inner();
     let key = DevicePublicKey::from_slice(&req.signing_key.0).map_err(|_| {
         ApiError::BadRequest("signing_key must be a 32-byte Ed25519 public key".into())
@@ -148,13 +154,17 @@ async fn enrol(state: State, body: web::Json<EnrolRequest>) -> Result<HttpRespon
 }
 
 /// Start a key login: a random challenge for the member's device key to sign.
-#[utoipa::path(tag = "identity", request_body = ChallengeRequest, responses((status = 200, body = ChallengeResponse)))]
+#[utoipa::path(tag = "identity", request_body = ChallengeRequest, responses(
+    (status = 200, body = ChallengeResponse), (status = 429, description = "Too many attempts", body = Problem)))]
 #[post("/auth/challenge")]
 async fn challenge(
     state: State,
+    req: HttpRequest,
     body: web::Json<ChallengeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let member_id = body.into_inner().member_id;
+    state.auth_limits.address(req.peer_addr().map(|a| a.ip()))?;
+    state.auth_limits.account(member_id)?;
     let mut bytes = vec![0u8; 32];
     ring::rand::SystemRandom::new()
         .fill(&mut bytes)
@@ -187,9 +197,17 @@ async fn challenge(
 
 /// Finish a key login: the signed challenge buys a short-lived access token.
 #[utoipa::path(tag = "identity", request_body = TokenRequest, responses(
-    (status = 200, body = TokenResponse), (status = 401, body = Problem)))]
+    (status = 200, body = TokenResponse), (status = 401, body = Problem),
+    (status = 429, description = "Too many attempts from this address", body = Problem)))]
 #[post("/auth/token")]
-async fn token(state: State, body: web::Json<TokenRequest>) -> Result<HttpResponse, ApiError> {
+async fn token(
+    state: State,
+    http: HttpRequest,
+    body: web::Json<TokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .auth_limits
+        .address(http.peer_addr().map(|a| a.ip()))?;
     let req = body.into_inner();
     let now = state.now();
     let store = state.store.clone();

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod identity;
+pub mod ratelimit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub clock: Arc<dyn Clock>,
     pub config: Config,
+    pub auth_limits: ratelimit::AuthLimits,
 }
 
 impl AppState {
@@ -174,11 +176,16 @@ pub async fn start_with(
 ) -> Result<RunningServer, StartError> {
     let bind = config.server.bind.clone();
     let workers = config.server.workers;
+    let auth_limits = ratelimit::AuthLimits::new(
+        config.limits.auth_per_minute_per_address,
+        config.limits.auth_per_minute_per_account,
+    );
     let state = Arc::new(AppState {
         store,
         tokens,
         clock,
         config,
+        auth_limits,
     });
     let doc = serde_json::to_string(&finish_openapi(openapi()))
         .map_err(|e| StartError::Other(e.to_string()))?;
