@@ -47,7 +47,14 @@ impl TestServer {
         let db = TestDatabase::new(backend);
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::load(None).expect("default config");
-        config.server.bind = "127.0.0.1:0".into();
+        // WebAuthn needs the server's exact origin, so the port is chosen before the server binds: take a
+        // free one from the OS and release it (the server binds it a moment later).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        config.server.bind = format!("127.0.0.1:{port}");
+        config.webauthn.rp_origin = format!("http://localhost:{port}");
         config.server.workers = 2;
         config.database.url = db.url.clone();
         config.database.pool_size = 4;

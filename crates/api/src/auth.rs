@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rfl_domain::{MemberId, Role, SocietyId};
@@ -236,26 +236,28 @@ impl FromRequest for Caller {
     type Future = LocalBoxFuture<'static, Result<Caller, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let checked = verify_request(req);
-        Box::pin(async move {
-            let (state, claims) = checked?;
-            let store = state.store.clone();
-            let member = claims.caller.member_id;
-            let current = crate::blocking(move || Ok(store.member(member)?)).await?;
-            // Suspension and revocation change the stamp: every earlier token fails here, on every node.
-            match current {
-                Some(m) if !m.suspended && m.security_stamp == claims.security_stamp => {
-                    Ok(claims.caller)
-                }
-                Some(m) if m.suspended => {
-                    Err(ApiError::Unauthorized("your account is suspended").into())
-                }
-                Some(_) => {
-                    Err(ApiError::Unauthorized("this token was revoked: sign in again").into())
-                }
-                None => Err(ApiError::Unauthorized("unknown account").into()),
-            }
-        })
+        // The gate (crate::roles::gate) has already authenticated requests to protected routes.
+        if let Some(caller) = req.extensions().get::<Caller>().copied() {
+            return Box::pin(async move { Ok(caller) });
+        }
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await })
+    }
+}
+
+/// Verifies the request's bearer token and that its member may still use it: not suspended, security
+/// stamp unchanged. Suspension and revocation change the stamp, so every earlier token fails here on
+/// its next request, on every node.
+pub async fn authenticate(req: &HttpRequest) -> Result<Caller, actix_web::Error> {
+    let (state, claims) = verify_request(req)?;
+    let store = state.store.clone();
+    let member = claims.caller.member_id;
+    let current = crate::blocking(move || Ok(store.member(member)?)).await?;
+    match current {
+        Some(m) if !m.suspended && m.security_stamp == claims.security_stamp => Ok(claims.caller),
+        Some(m) if m.suspended => Err(ApiError::Unauthorized("your account is suspended").into()),
+        Some(_) => Err(ApiError::Unauthorized("this token was revoked: sign in again").into()),
+        None => Err(ApiError::Unauthorized("unknown account").into()),
     }
 }
 

@@ -28,6 +28,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::auth::Caller;
 use crate::config::LimitsConfig;
 use crate::error::{ApiError, Problem};
+use crate::roles::{Authorized, CaseHolders};
 use crate::{blocking, State};
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -273,10 +274,9 @@ fn create_cases(
 #[post("/cases")]
 async fn create_case(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<CaseHolders>,
     body: web::Json<NewCaseDto>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_case_worker()?;
     let now = state.now();
     let st = state.clone();
     let mut rows = blocking(move || {
@@ -302,10 +302,9 @@ async fn create_case(
 #[post("/cases/batch")]
 async fn create_batch(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<CaseHolders>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_case_worker()?;
     let limits = state.config.limits.clone();
     // Own body limit: a batch may be larger than ordinary JSON bodies.
     let body = read_body(payload, limits.batch_body_bytes).await?;
@@ -355,10 +354,9 @@ struct ListQuery {
 #[get("/cases")]
 async fn list_cases(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<CaseHolders>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_case_worker()?;
     let q = query.into_inner();
     let max = state.config.limits.page_max;
     let limit = q.limit.unwrap_or(100);
@@ -390,10 +388,9 @@ async fn list_cases(
 #[get("/cases/{id}")]
 async fn get_case(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<CaseHolders>,
     path: web::Path<CaseId>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_case_worker()?;
     let id = path.into_inner();
     let store = state.store.clone();
     let bundle = blocking(move || {
@@ -422,11 +419,10 @@ async fn get_case(
 #[post("/cases/{id}/records")]
 async fn write_records(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<CaseHolders>,
     path: web::Path<CaseId>,
     body: web::Json<WriteRecordsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_case_worker()?;
     let id = path.into_inner();
     let req = body.into_inner();
     if req.records.is_empty() || req.records.len() > 1000 {
@@ -469,11 +465,10 @@ async fn write_records(
 #[put("/cases/{id}/status")]
 async fn set_status(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<CaseHolders>,
     path: web::Path<CaseId>,
     body: web::Json<StatusRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_case_worker()?;
     let id = path.into_inner();
     let req = body.into_inner();
     let now = state.now();
@@ -493,11 +488,10 @@ async fn set_status(
 #[put("/cases/{id}/attachments/{attachment}/chunks/{index}")]
 async fn put_chunk(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<CaseHolders>,
     path: web::Path<(CaseId, RecordId, u32)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_case_worker()?;
     let (case, attachment, index) = path.into_inner();
     if body.is_empty() {
         return Err(ApiError::BadRequest("a chunk cannot be empty".into()));
@@ -516,10 +510,9 @@ async fn put_chunk(
 #[get("/cases/{id}/attachments/{attachment}/chunks/{index}")]
 async fn get_chunk(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<CaseHolders>,
     path: web::Path<(CaseId, RecordId, u32)>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require_case_worker()?;
     let (case, attachment, index) = path.into_inner();
     let store = state.store.clone();
     let data = blocking(move || {

@@ -17,6 +17,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
+    pub webauthn: WebauthnConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -55,6 +56,15 @@ pub struct LimitsConfig {
     pub page_max: i64,
     pub auth_per_minute_per_address: u32,
     pub auth_per_minute_per_account: u32,
+}
+
+/// The WebAuthn relying party: passkeys are bound to `rp_id`, and assertions must come from `rp_origin`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebauthnConfig {
+    pub rp_id: String,
+    pub rp_origin: String,
+    pub rp_name: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -3,9 +3,9 @@
 use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
 use rfl_crypto::{AgeRecipient, DevicePublicKey};
 use rfl_domain::api::{
-    ChallengeRequest, ChallengeResponse, EnrolRequest, EnrolResponse, EnrolmentCodeRequest,
-    EnrolmentCodeResponse, EscrowDto, MeResponse, MemberDto, MembersResponse, SocietyResponse,
-    TokenRequest, TokenResponse,
+    ChallengeRequest, ChallengeResponse, CreateSocietyRequest, CreateSocietyResponse, EnrolRequest,
+    EnrolResponse, EnrolmentCodeRequest, EnrolmentCodeResponse, EscrowDto, MeResponse, MemberDto,
+    MembersResponse, SocietyResponse, TokenRequest, TokenResponse,
 };
 use rfl_domain::{MemberId, Role, SocietyId};
 use rfl_storage::{Challenge, Enrolment, Member, NewEnrolmentCode, SocietyEscrow, Store};
@@ -14,6 +14,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
+use crate::roles::{
+    AnyMember, Authorized, CaseHolders, MovementAdmins, SocietyAdmins, SocietyPeople,
+};
 use crate::{blocking, State};
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -27,7 +30,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(suspend_member)
         .service(reinstate_member)
         .service(revoke_my_tokens)
-        .service(create_enrolment_code);
+        .service(create_enrolment_code)
+        .service(create_society_endpoint);
 }
 
 /// A fresh one-time enrolment code (128 random bits, shown as 8 groups of 4 hex digits) and its hash.
@@ -89,6 +93,32 @@ pub fn create_society(
         now_millis,
     )?;
     Ok((id, code))
+}
+
+/// The tenant that Movement admins belong to. It holds no cases.
+pub const MOVEMENT_TENANT: &str = "Movement administration";
+
+/// `rfl-server admin create-movement-admin`: an enrolment code for a Movement admin, who creates
+/// national societies and can read no society's cases.
+pub fn movement_admin_code(
+    store: &Store,
+    now_millis: i64,
+    code_ttl_hours: u64,
+) -> Result<String, ApiError> {
+    let tenant = match store.society_by_name(MOVEMENT_TENANT)? {
+        Some(s) => s.id,
+        None => create_society(store, MOVEMENT_TENANT, now_millis, code_ttl_hours)?.0,
+    };
+    let (code, code_hash) = new_enrolment_code()?;
+    store.insert_enrolment_code(&NewEnrolmentCode {
+        code_hash,
+        society_id: tenant,
+        role: Role::MovementAdmin,
+        created_by: None,
+        created_at: now_millis,
+        expires_at: now_millis + hours_to_millis(code_ttl_hours),
+    })?;
+    Ok(code)
 }
 
 fn hours_to_millis(h: u64) -> i64 {
@@ -250,7 +280,7 @@ async fn token(
 
 #[utoipa::path(tag = "identity", security(("bearer" = [])), responses((status = 200, body = MeResponse), (status = 401, body = Problem)))]
 #[get("/me")]
-async fn me(caller: Caller) -> HttpResponse {
+async fn me(Authorized(caller, _): Authorized<AnyMember>) -> HttpResponse {
     HttpResponse::Ok().json(MeResponse {
         member_id: caller.member_id,
         society_id: caller.society_id,
@@ -261,7 +291,10 @@ async fn me(caller: Caller) -> HttpResponse {
 /// The caller's society, with its escrow key (public recipient and the identity wrapped to the recovery key).
 #[utoipa::path(tag = "identity", security(("bearer" = [])), responses((status = 200, body = SocietyResponse), (status = 401, body = Problem)))]
 #[get("/society")]
-async fn society(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
+async fn society(
+    state: State,
+    Authorized(caller, _): Authorized<SocietyPeople>,
+) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     let s = blocking(move || store.society(caller.society_id)?.ok_or(ApiError::NotFound)).await?;
     Ok(HttpResponse::Ok().json(SocietyResponse {
@@ -280,10 +313,9 @@ async fn society(state: State, caller: Caller) -> Result<HttpResponse, ApiError>
 #[put("/society/escrow")]
 async fn set_escrow(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
     body: web::Json<EscrowDto>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::SocietyAdmin])?;
     let req = body.into_inner();
     let recipient = AgeRecipient::parse(req.recipient.trim()).map_err(|_| {
         ApiError::BadRequest("recipient must be an age X25519 recipient (age1…)".into())
@@ -313,8 +345,10 @@ async fn set_escrow(
 /// The key directory of the caller's society: whom case keys can be wrapped to, whose signatures count.
 #[utoipa::path(tag = "identity", security(("bearer" = [])), responses((status = 200, body = MembersResponse), (status = 403, body = Problem)))]
 #[get("/members")]
-async fn members(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::Caseworker, Role::SocietyAdmin])?;
+async fn members(
+    state: State,
+    Authorized(caller, _): Authorized<CaseHolders>,
+) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     let list = blocking(move || Ok(store.society_members(caller.society_id)?)).await?;
     Ok(HttpResponse::Ok().json(MembersResponse {
@@ -328,7 +362,6 @@ async fn change_suspension(
     member: MemberId,
     suspended: bool,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::SocietyAdmin])?;
     if member == caller.member_id {
         return Err(ApiError::Unprocessable(
             "you cannot suspend or reinstate yourself".into(),
@@ -348,7 +381,7 @@ async fn change_suspension(
 #[post("/members/{id}/suspend")]
 async fn suspend_member(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
     path: web::Path<MemberId>,
 ) -> Result<HttpResponse, ApiError> {
     change_suspension(state, caller, path.into_inner(), true).await
@@ -360,7 +393,7 @@ async fn suspend_member(
 #[post("/members/{id}/reinstate")]
 async fn reinstate_member(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
     path: web::Path<MemberId>,
 ) -> Result<HttpResponse, ApiError> {
     change_suspension(state, caller, path.into_inner(), false).await
@@ -369,10 +402,35 @@ async fn reinstate_member(
 /// Sign out everywhere: every access token issued to the caller so far stops working.
 #[utoipa::path(tag = "identity", security(("bearer" = [])), responses((status = 204), (status = 401, body = Problem)))]
 #[post("/auth/revoke")]
-async fn revoke_my_tokens(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
+async fn revoke_my_tokens(
+    state: State,
+    Authorized(caller, _): Authorized<AnyMember>,
+) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     blocking(move || Ok(store.revoke_tokens(caller.member_id)?)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Create a national society (Movement admin); returns its first admin's one-time enrolment code.
+#[utoipa::path(tag = "identity", security(("bearer" = [])), request_body = CreateSocietyRequest, responses(
+    (status = 201, body = CreateSocietyResponse), (status = 400, body = Problem), (status = 403, body = Problem),
+    (status = 409, description = "A society with this name exists", body = Problem)))]
+#[post("/societies")]
+async fn create_society_endpoint(
+    state: State,
+    Authorized(caller, _): Authorized<MovementAdmins>,
+    body: web::Json<CreateSocietyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let name = body.into_inner().name;
+    let now = state.now();
+    let ttl = state.config.auth.enrolment_code_ttl_hours;
+    let store = state.store.clone();
+    let (society_id, code) = blocking(move || create_society(&store, &name, now, ttl)).await?;
+    tracing::info!(society = %society_id, by = %caller.member_id, "society created");
+    Ok(HttpResponse::Created().json(CreateSocietyResponse {
+        society_id,
+        admin_enrolment_code: code,
+    }))
 }
 
 /// Issue a one-time enrolment code for a new member of the caller's society (society admin).
@@ -381,10 +439,9 @@ async fn revoke_my_tokens(state: State, caller: Caller) -> Result<HttpResponse, 
 #[post("/enrolment-codes")]
 async fn create_enrolment_code(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
     body: web::Json<EnrolmentCodeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(&[Role::SocietyAdmin])?;
     let role = body.into_inner().role;
     if role == Role::MovementAdmin {
         return Err(ApiError::Forbidden(

@@ -13,7 +13,9 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod identity;
+pub mod passkeys;
 pub mod ratelimit;
+pub mod roles;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub config: Config,
     pub auth_limits: ratelimit::AuthLimits,
+    /// The WebAuthn relying party (`[webauthn]` configuration).
+    pub webauthn: webauthn_rs::Webauthn,
 }
 
 impl AppState {
@@ -111,7 +115,8 @@ where
         utoipa_actix_web::scope("/v1")
             .service(openapi_json)
             .configure(identity::configure)
-            .configure(cases::configure),
+            .configure(cases::configure)
+            .configure(passkeys::configure),
     )
 }
 
@@ -131,6 +136,7 @@ fn finish_openapi(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi
         )),
     );
     api.components = Some(components);
+    roles::annotate(&mut api);
     api
 }
 
@@ -180,12 +186,14 @@ pub async fn start_with(
         config.limits.auth_per_minute_per_address,
         config.limits.auth_per_minute_per_account,
     );
+    let webauthn = passkeys::relying_party(&config.webauthn).map_err(StartError::Other)?;
     let state = Arc::new(AppState {
         store,
         tokens,
         clock,
         config,
         auth_limits,
+        webauthn,
     });
     let doc = serde_json::to_string(&finish_openapi(openapi()))
         .map_err(|e| StartError::Other(e.to_string()))?;
@@ -204,6 +212,7 @@ pub async fn start_with(
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PayloadConfig::new(limits.chunk_bytes))
+                .wrap(actix_web::middleware::from_fn(roles::gate))
                 .wrap_fn(|req, srv| {
                     // One line per request: method, route pattern, status, time. Never bodies or queries.
                     let method = req.method().clone();

@@ -40,6 +40,9 @@ enum Admin {
         #[arg(long)]
         name: String,
     },
+    /// Print a one-time enrolment code for a Movement admin (creates national societies through the
+    /// API; reads no society's cases).
+    CreateMovementAdmin,
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(config)),
         Command::Admin(Admin::CreateSociety { name }) => create_society(&config, &name),
+        Command::Admin(Admin::CreateMovementAdmin) => create_movement_admin(&config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,5 +116,21 @@ fn create_society(config: &Config, name: &str) -> Result<(), String> {
         config.auth.enrolment_code_ttl_hours
     );
     println!("  rfl enrol --server URL --code {code}");
+    Ok(())
+}
+
+fn create_movement_admin(config: &Config) -> Result<(), String> {
+    let store = rfl_storage::Store::open(&config.database.url, 1).map_err(|e| e.to_string())?;
+    let code = rfl_api::identity::movement_admin_code(
+        &store,
+        SystemClock.now_millis(),
+        config.auth.enrolment_code_ttl_hours,
+    )
+    .map_err(|e| e.to_string())?;
+    println!("Movement admin enrolment code: {code}");
+    println!(
+        "It works once, for {} hours: rfl enrol --server URL --code {code}",
+        config.auth.enrolment_code_ttl_hours
+    );
     Ok(())
 }

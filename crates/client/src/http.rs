@@ -81,6 +81,12 @@ impl Api {
         Ok(())
     }
 
+    /// A DELETE whose answer has no body (204).
+    pub async fn delete_no_content(&self, path: &str) -> Result<()> {
+        check(self.request(Method::DELETE, path).send().await?).await?;
+        Ok(())
+    }
+
     /// POST with a body that is already JSON (bulk import serialises off the async runtime).
     pub async fn post_raw_json<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> Result<T> {
         Self::send(

@@ -5,11 +5,13 @@
 //!
 //! - [`keystore`]: the device's private keys at rest (a passphrase-sealed file for now).
 //! - [`http`]: the REST API as typed calls; problem+json errors become [`ClientError::Api`].
+//! - [`passkey`]: WebAuthn passkeys: add one, sign in with one (the authenticator is the caller's).
 //! - [`session`]: a signed-in device: create, read, update cases; messages, notes, attachments; export.
 
 pub mod error;
 pub mod http;
 pub mod keystore;
+pub mod passkey;
 pub mod session;
 
 pub use error::ClientError;

@@ -206,7 +206,8 @@ pub struct Session {
     api: Api,
     me: MeResponse,
     keys: Arc<DeviceKeys>,
-    society: SocietyResponse,
+    /// The society and its escrow key (roles that read no case content do not load it).
+    society: Option<SocietyResponse>,
     /// Signing keys of the society's members, by member id: whose signatures count.
     directory: std::sync::RwLock<HashMap<MemberId, DevicePublicKey>>,
 }
@@ -234,12 +235,11 @@ impl Session {
     pub async fn with_token(server: &str, token: String, keys: Arc<DeviceKeys>) -> Result<Session> {
         let api = Api::new(server)?.with_token(token);
         let me = api.me().await?;
-        let society = api.society().await?;
         let mut s = Session {
             api,
             me,
             keys,
-            society,
+            society: None,
             directory: Default::default(),
         };
         if s.me.role.reads_case_content() {
@@ -270,7 +270,7 @@ impl Session {
 
     /// Reloads the society's member key directory and escrow key.
     pub async fn refresh_directory(&mut self) -> Result<()> {
-        self.society = self.api.society().await?;
+        self.society = Some(self.api.society().await?);
         self.reload_members().await
     }
 
@@ -301,12 +301,16 @@ impl Session {
 
     /// The society escrow key's recipient; cases cannot be created before an admin sets it.
     fn escrow(&self) -> Result<AgeRecipient> {
-        let e = self.society.escrow.as_ref().ok_or_else(|| {
-            ClientError::Invalid(
+        let e = self
+            .society
+            .as_ref()
+            .and_then(|s| s.escrow.as_ref())
+            .ok_or_else(|| {
+                ClientError::Invalid(
                 "your society has no escrow key yet: a society admin must run `rfl society init`"
                     .into(),
             )
-        })?;
+            })?;
         Ok(AgeRecipient::parse(&e.recipient)?)
     }
 

@@ -339,6 +339,24 @@ pub struct StatusRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
+pub struct CreateSocietyRequest {
+    /// The national society's name, e.g. "Belgian Red Cross-Flanders".
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateSocietyResponse {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub society_id: SocietyId,
+    /// One-time enrolment code of the society's first admin; give it over a trusted channel.
+    pub admin_enrolment_code: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct HealthResponse {
     pub status: String,
 }

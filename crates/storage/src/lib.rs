@@ -148,6 +148,10 @@ macro_rules! case_for_member {
     }};
 }
 
+// Declared after the macros so it can use them.
+mod passkeys;
+pub use passkeys::{Ceremony, CeremonyKind, PasskeyRow};
+
 fn id_bytes(id: &Uuid) -> Vec<u8> {
     id.as_bytes().to_vec()
 }
@@ -398,6 +402,17 @@ impl Store {
         let row: Option<SocietyDb> = read!(self, conn => {
             societies::table
                 .filter(societies::id.eq(id_bytes(id.as_uuid())))
+                .select(SocietyDb::as_select())
+                .first(conn)
+                .optional()?
+        });
+        row.map(SocietyDb::into_society).transpose()
+    }
+
+    pub fn society_by_name(&self, name: &str) -> Result<Option<Society>> {
+        let row: Option<SocietyDb> = read!(self, conn => {
+            societies::table
+                .filter(societies::name.eq(name))
                 .select(SocietyDb::as_select())
                 .first(conn)
                 .optional()?

@@ -101,9 +101,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    passkeys (id) {
+        id -> Binary,
+        member_id -> Binary,
+        passkey -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    webauthn_ceremonies (id) {
+        id -> Binary,
+        kind -> Text,
+        member_id -> Nullable<Binary>,
+        code_hash -> Nullable<Binary>,
+        state -> Text,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(case_keys -> cases (case_id));
 diesel::joinable!(records -> cases (case_id));
 diesel::joinable!(members -> societies (society_id));
+diesel::joinable!(passkeys -> members (member_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     societies,
@@ -115,4 +137,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     case_keys,
     records,
     attachment_chunks,
+    passkeys,
+    webauthn_ceremonies,
 );

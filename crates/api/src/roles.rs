@@ -1,0 +1,202 @@
+//! Who may call what. Each endpoint's handler takes an [`Authorized`] extractor naming its policy, so an
+//! unauthorised caller is refused (403) before the request body is even read; [`access`] states the same
+//! per operation for the OpenAPI document (`x-roles`), and a test walks that document with every role
+//! and checks the server enforces exactly what it states.
+
+use std::marker::PhantomData;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+use rfl_domain::Role;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+/// A set of roles allowed to call an endpoint.
+pub trait Policy: 'static {
+    const ROLES: &'static [Role];
+}
+
+/// Roles that hold case data keys: they read and write case content.
+pub struct CaseHolders;
+impl Policy for CaseHolders {
+    const ROLES: &'static [Role] = &[Role::Caseworker, Role::SocietyAdmin];
+}
+
+/// Society administration: enrolment codes, suspension, the escrow key.
+pub struct SocietyAdmins;
+impl Policy for SocietyAdmins {
+    const ROLES: &'static [Role] = &[Role::SocietyAdmin];
+}
+
+/// The people of a society (not machines, not the Movement admin): the society's own description.
+pub struct SocietyPeople;
+impl Policy for SocietyPeople {
+    const ROLES: &'static [Role] = &[Role::Caseworker, Role::SocietyAdmin, Role::Auditor];
+}
+
+/// People, as opposed to machines: what needs a person with an authenticator.
+pub struct People;
+impl Policy for People {
+    const ROLES: &'static [Role] = &[
+        Role::Caseworker,
+        Role::SocietyAdmin,
+        Role::Auditor,
+        Role::MovementAdmin,
+    ];
+}
+
+/// Creating national societies.
+pub struct MovementAdmins;
+impl Policy for MovementAdmins {
+    const ROLES: &'static [Role] = &[Role::MovementAdmin];
+}
+
+/// Anyone signed in, machines included (who am I, sign out everywhere).
+pub struct AnyMember;
+impl Policy for AnyMember {
+    const ROLES: &'static [Role] = &[
+        Role::Caseworker,
+        Role::SocietyAdmin,
+        Role::Auditor,
+        Role::SyncAgent,
+        Role::MovementAdmin,
+    ];
+}
+
+/// A caller whose token is valid and whose role the policy `P` allows.
+pub struct Authorized<P: Policy>(pub Caller, pub(crate) PhantomData<P>);
+
+impl<P: Policy> FromRequest for Authorized<P> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(req, payload);
+        Box::pin(async move {
+            let caller = caller.await?;
+            if P::ROLES.contains(&caller.role) {
+                Ok(Authorized(caller, PhantomData))
+            } else {
+                Err(ApiError::Forbidden("your role may not do this").into())
+            }
+        })
+    }
+}
+
+/// Who may call an operation, as the OpenAPI document states it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed (health, enrolment, sign-in; rate limited where it matters).
+    Public,
+    Roles(&'static [Role]),
+}
+
+/// The access rule of each operation, by HTTP method and route pattern: the one table that the gate
+/// enforces and the OpenAPI document states. A route missing here is refused (deny by default).
+pub fn access(method: &str, pattern: &str) -> Option<Access> {
+    use Access::*;
+    Some(match (method, pattern) {
+        ("GET", "/healthz" | "/readyz" | "/v1/openapi.json")
+        | ("POST", "/v1/enrol" | "/v1/auth/challenge" | "/v1/auth/token")
+        | ("POST", "/v1/auth/passkey/start" | "/v1/auth/passkey/finish") => Public,
+        ("POST", "/v1/passkeys/register/start" | "/v1/passkeys/register/finish")
+        | ("GET", "/v1/passkeys")
+        | ("DELETE", "/v1/passkeys/{id}") => Roles(People::ROLES),
+        ("GET", "/v1/me") | ("POST", "/v1/auth/revoke") => Roles(AnyMember::ROLES),
+        ("GET", "/v1/society") => Roles(SocietyPeople::ROLES),
+        ("GET", "/v1/members") => Roles(CaseHolders::ROLES),
+        ("PUT", "/v1/society/escrow")
+        | (
+            "POST",
+            "/v1/members/{id}/suspend" | "/v1/members/{id}/reinstate" | "/v1/enrolment-codes",
+        ) => Roles(SocietyAdmins::ROLES),
+        ("POST", "/v1/societies") => Roles(MovementAdmins::ROLES),
+        ("POST", "/v1/cases" | "/v1/cases/batch" | "/v1/cases/{id}/records")
+        | (
+            "GET",
+            "/v1/cases"
+            | "/v1/cases/{id}"
+            | "/v1/cases/{id}/attachments/{attachment}/chunks/{index}",
+        )
+        | (
+            "PUT",
+            "/v1/cases/{id}/status" | "/v1/cases/{id}/attachments/{attachment}/chunks/{index}",
+        ) => Roles(CaseHolders::ROLES),
+        _ => return None,
+    })
+}
+
+/// The gate every request passes: authentication and the role check happen here, before routing
+/// extracts anything from the request (so a caller without the role learns nothing from body
+/// validation). The verified [`Caller`] is left in the request for the handlers.
+pub async fn gate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let rule = req
+        .match_pattern()
+        .and_then(|p| access(req.method().as_str(), &p));
+    match rule {
+        Some(Access::Public) => next.call(req).await,
+        Some(Access::Roles(roles)) => {
+            let caller = crate::auth::authenticate(req.request()).await?;
+            if !roles.contains(&caller.role) {
+                return Err(ApiError::Forbidden("your role may not do this").into());
+            }
+            req.extensions_mut().insert(caller);
+            next.call(req).await
+        }
+        // Unknown routes and methods fall through to the router's 404/405; a route that exists but
+        // is missing from the table is refused.
+        None if req.match_pattern().is_none() => next.call(req).await,
+        None => {
+            if known_elsewhere(&req) {
+                next.call(req).await
+            } else {
+                Err(ApiError::Forbidden("this operation has no access rule").into())
+            }
+        }
+    }
+}
+
+/// A matched pattern with no rule for this method: let the router answer 405 when the pattern is
+/// known for some other method.
+fn known_elsewhere(req: &ServiceRequest) -> bool {
+    let Some(p) = req.match_pattern() else {
+        return true;
+    };
+    ["GET", "POST", "PUT", "DELETE", "PATCH"]
+        .iter()
+        .any(|m| *m != req.method().as_str() && access(m, &p).is_some())
+}
+
+/// Adds `x-roles` to every operation of the document: `["public"]` or the role names.
+pub fn annotate(api: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in api.paths.paths.iter_mut() {
+        for (method, op) in [
+            ("GET", &mut item.get),
+            ("PUT", &mut item.put),
+            ("POST", &mut item.post),
+            ("DELETE", &mut item.delete),
+            ("PATCH", &mut item.patch),
+        ] {
+            let Some(op) = op.as_mut() else { continue };
+            let roles: Vec<&str> = match access(method, path) {
+                Some(Access::Public) => vec!["public"],
+                Some(Access::Roles(r)) => r.iter().map(|r| r.as_str()).collect(),
+                None => continue,
+            };
+            let mut ext = op.extensions.take().unwrap_or_default();
+            ext.merge(
+                utoipa::openapi::extensions::ExtensionsBuilder::new()
+                    .add("x-roles", serde_json::json!(roles))
+                    .build(),
+            );
+            op.extensions = Some(ext);
+        }
+    }
+}
