@@ -327,3 +327,59 @@ async fn bad_webauthn_input_is_refused_with_problems_never_500() {
         t.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_revokes_a_lost_authenticator_and_its_sessions_end() {
+    for backend in Backend::ALL {
+        let t = TestServer::start(backend).await;
+        let soc = t.society("Red Cross A").await;
+        let cw = t.caseworker(&soc).await;
+        let mut lost = authenticator();
+        let info = add_passkey(&t, &cw, &mut lost).await;
+        let session = sign_in(&t, cw.member_id(), &mut lost).await;
+        assert!(session.me().await.is_ok());
+
+        // the admin sees the member's authenticators and revokes the lost one, even the last
+        let listed = soc
+            .admin
+            .api()
+            .member_passkeys(cw.member_id())
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, info.id);
+        soc.admin
+            .api()
+            .revoke_member_passkey(cw.member_id(), &info.id)
+            .await
+            .unwrap();
+
+        // every token of the member stops at once, and the lost authenticator no longer signs in
+        assert_eq!(session.me().await.unwrap_err().status(), Some(401));
+        assert_eq!(cw.api().me().await.unwrap_err().status(), Some(401));
+        let o = origin(&t);
+        let again = Api::new(&t.url())
+            .unwrap()
+            .sign_in_with_passkey(cw.member_id(), |opts| lost.do_authentication(o, opts))
+            .await;
+        assert!(again.is_err());
+
+        // caseworkers cannot revoke; admins of another society do not find the member
+        let other = t.caseworker(&soc).await;
+        let e = other
+            .api()
+            .revoke_member_passkey(cw.member_id(), &info.id)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(403));
+        let b = t.society("Red Crescent B").await;
+        let e = b
+            .admin
+            .api()
+            .member_passkeys(cw.member_id())
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(404));
+        t.stop().await;
+    }
+}

@@ -119,6 +119,21 @@ impl Api {
         Ok(self.get::<PasskeyList>("/v1/passkeys").await?.passkeys)
     }
 
+    /// A member's passkeys (society admin).
+    pub async fn member_passkeys(&self, member: MemberId) -> Result<Vec<PasskeyInfo>> {
+        Ok(self
+            .get::<PasskeyList>(&format!("/v1/members/{member}/passkeys"))
+            .await?
+            .passkeys)
+    }
+
+    /// Revokes one authenticator of a member (society admin), even their last; all of the member's
+    /// tokens stop working.
+    pub async fn revoke_member_passkey(&self, member: MemberId, id: &str) -> Result<()> {
+        self.delete_no_content(&format!("/v1/members/{member}/passkeys/{id}"))
+            .await
+    }
+
     /// Removes one of the signed-in person's passkeys (never the last). Every access token issued to
     /// them so far, this one included, stops working: sign in again afterwards.
     pub async fn delete_passkey(&self, id: &str) -> Result<()> {

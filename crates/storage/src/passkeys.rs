@@ -8,7 +8,7 @@
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 use diesel::{PgConnection, SqliteConnection};
-use rfl_domain::MemberId;
+use rfl_domain::{MemberId, SocietyId};
 use uuid::Uuid;
 
 use super::{id_bytes, uuid_from, Millis, Pools, Result, StorageError, Store};
@@ -241,6 +241,43 @@ impl Store {
         } else {
             Err(StorageError::NotFound)
         }
+    }
+
+    /// A society admin revokes one authenticator of a member of their society (a lost or stolen one). Unlike
+    /// [`Store::remove_passkey`] this may remove the last one: the member then signs in by no passkey
+    /// until they register a new one. The member's security stamp changes, so every access token issued
+    /// to them so far stops working.
+    pub fn revoke_passkey(
+        &self,
+        society: SocietyId,
+        member: MemberId,
+        credential_id: &[u8],
+    ) -> Result<()> {
+        let id = credential_id.to_vec();
+        let owner = id_bytes(member.as_uuid());
+        write_tx!(self, conn => {
+            let locked = diesel::update(
+                members::table
+                    .filter(members::id.eq(&owner))
+                    .filter(members::society_id.eq(id_bytes(society.as_uuid()))),
+            )
+            .set(members::security_stamp.eq(members::security_stamp + 1))
+            .execute(conn)?;
+            if locked != 1 {
+                return Err(StorageError::NotFound);
+            }
+            let n = diesel::delete(
+                passkeys::table
+                    .filter(passkeys::id.eq(&id))
+                    .filter(passkeys::member_id.eq(&owner)),
+            )
+            .execute(conn)?;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(StorageError::NotFound)
+            }
+        })
     }
 
     /// Removes one of a member's passkeys, never the last (conflict), and changes the member's security
