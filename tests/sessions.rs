@@ -179,3 +179,95 @@ async fn sign_in_is_rate_limited_per_account_and_per_address() {
     assert_eq!(r.status(), 429);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_codes_are_single_use_expiring_revocable_and_bound_to_a_society() {
+    for backend in Backend::ALL {
+        let t = TestServer::start(backend).await;
+        let soc = t.society("Red Cross A").await;
+        let b = t.society("Red Crescent B").await;
+        let admin = soc.admin.api();
+        let enrol_with = |code: String| {
+            let url = t.url();
+            async move {
+                let keys = rfl_client::DeviceKeys::generate().unwrap();
+                rfl_client::session::enrol(&url, &code, &keys).await
+            }
+        };
+
+        // revoked before use: refused, and listed as expired
+        let c = soc
+            .admin
+            .issue_enrolment_code(rfl_domain::Role::Caseworker)
+            .await
+            .unwrap();
+        let listed = admin.enrolment_codes().await.unwrap();
+        assert!(listed
+            .codes
+            .iter()
+            .any(|i| i.id == c.id && i.used_at.is_none()));
+        assert!(
+            !serde_json::to_string(&listed).unwrap().contains(&c.code),
+            "codes are never listed"
+        );
+        assert_eq!(
+            b.admin
+                .api()
+                .revoke_enrolment_code(&c.id)
+                .await
+                .unwrap_err()
+                .status(),
+            Some(404)
+        );
+        admin.revoke_enrolment_code(&c.id).await.unwrap();
+        assert_eq!(
+            enrol_with(c.code.clone()).await.unwrap_err().status(),
+            Some(410)
+        );
+        assert_eq!(
+            admin
+                .revoke_enrolment_code("zz")
+                .await
+                .unwrap_err()
+                .status(),
+            Some(400)
+        );
+
+        // single use; a used code cannot be revoked
+        let c = soc
+            .admin
+            .issue_enrolment_code(rfl_domain::Role::Caseworker)
+            .await
+            .unwrap();
+        let member = enrol_with(c.code.clone()).await.unwrap();
+        assert_eq!(
+            member.society_id, soc.id,
+            "a code enrols into its own society only"
+        );
+        assert_eq!(
+            enrol_with(c.code.clone()).await.unwrap_err().status(),
+            Some(409)
+        );
+        assert_eq!(
+            admin
+                .revoke_enrolment_code(&c.id)
+                .await
+                .unwrap_err()
+                .status(),
+            Some(404)
+        );
+
+        // expiring (72 h by default), on the injected clock
+        let c = soc
+            .admin
+            .issue_enrolment_code(rfl_domain::Role::Caseworker)
+            .await
+            .unwrap();
+        t.clock.advance_secs(72 * 3600);
+        assert_eq!(
+            enrol_with(c.code.clone()).await.unwrap_err().status(),
+            Some(410)
+        );
+        t.stop().await;
+    }
+}

@@ -1,11 +1,12 @@
 //! Societies, enrolment, key login, and the member key directory.
 
-use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use rfl_crypto::{AgeRecipient, DevicePublicKey};
 use rfl_domain::api::{
     ChallengeRequest, ChallengeResponse, CreateSocietyRequest, CreateSocietyResponse, EnrolRequest,
-    EnrolResponse, EnrolmentCodeRequest, EnrolmentCodeResponse, EscrowDto, MeResponse, MemberDto,
-    MembersResponse, SocietyResponse, TokenRequest, TokenResponse,
+    EnrolResponse, EnrolmentCodeInfo, EnrolmentCodeRequest, EnrolmentCodeResponse,
+    EnrolmentCodesResponse, EscrowDto, MeResponse, MemberDto, MembersResponse, SocietyResponse,
+    TokenRequest, TokenResponse,
 };
 use rfl_domain::{MemberId, Role, SocietyId};
 use rfl_storage::{Challenge, Enrolment, Member, NewEnrolmentCode, SocietyEscrow, Store};
@@ -31,7 +32,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(reinstate_member)
         .service(revoke_my_tokens)
         .service(create_enrolment_code)
-        .service(create_society_endpoint);
+        .service(create_society_endpoint)
+        .service(list_enrolment_codes)
+        .service(revoke_enrolment_code);
 }
 
 /// A fresh one-time enrolment code (128 random bits, shown as 8 groups of 4 hex digits) and its hash.
@@ -411,6 +414,52 @@ async fn revoke_my_tokens(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The society's enrolment codes of the last 30 days (society admin): ids, roles, times; never the codes.
+#[utoipa::path(tag = "identity", security(("bearer" = [])), responses(
+    (status = 200, body = EnrolmentCodesResponse), (status = 403, body = Problem)))]
+#[get("/enrolment-codes")]
+async fn list_enrolment_codes(
+    state: State,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
+) -> Result<HttpResponse, ApiError> {
+    let since = state.now() - 30 * 86_400_000;
+    let store = state.store.clone();
+    let rows = blocking(move || Ok(store.enrolment_codes(caller.society_id, since)?)).await?;
+    Ok(HttpResponse::Ok().json(EnrolmentCodesResponse {
+        codes: rows
+            .into_iter()
+            .map(|r| EnrolmentCodeInfo {
+                id: hex::encode(&r.code_hash),
+                role: r.role,
+                created_at: r.created_at / 1000,
+                expires_at: r.expires_at / 1000,
+                used_at: r.used_at.map(|u| u / 1000),
+            })
+            .collect(),
+    }))
+}
+
+/// Revoke an unused enrolment code (society admin): it stops working at once.
+#[utoipa::path(tag = "identity", security(("bearer" = [])), params(("id" = String, Path, description = "The code's id (hex SHA-256)")),
+    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem),
+    (status = 404, description = "Unknown, used, or another society's code", body = Problem)))]
+#[delete("/enrolment-codes/{id}")]
+async fn revoke_enrolment_code(
+    state: State,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let hash = hex::decode(path.into_inner())
+        .ok()
+        .filter(|h| h.len() == 32)
+        .ok_or_else(|| ApiError::BadRequest("a code id is 64 hex digits".into()))?;
+    let now = state.now();
+    let store = state.store.clone();
+    blocking(move || Ok(store.revoke_enrolment_code(caller.society_id, &hash, now)?)).await?;
+    tracing::info!(society = %caller.society_id, by = %caller.member_id, "enrolment code revoked");
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// Create a national society (Movement admin); returns its first admin's one-time enrolment code.
 #[utoipa::path(tag = "identity", security(("bearer" = [])), request_body = CreateSocietyRequest, responses(
     (status = 201, body = CreateSocietyResponse), (status = 400, body = Problem), (status = 403, body = Problem),
@@ -465,6 +514,7 @@ async fn create_enrolment_code(
     .await?;
     tracing::info!(society = %caller.society_id, by = %caller.member_id, role = role.as_str(), "enrolment code issued");
     Ok(HttpResponse::Created().json(EnrolmentCodeResponse {
+        id: hex::encode(code_hash),
         code,
         role,
         expires_at: expires_at / 1000,

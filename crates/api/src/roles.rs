@@ -114,7 +114,8 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
             "POST",
             "/v1/members/{id}/suspend" | "/v1/members/{id}/reinstate" | "/v1/enrolment-codes",
         )
-        | ("GET", "/v1/members/{id}/passkeys")
+        | ("GET", "/v1/members/{id}/passkeys" | "/v1/enrolment-codes")
+        | ("DELETE", "/v1/enrolment-codes/{id}")
         | ("DELETE", "/v1/members/{id}/passkeys/{credential}") => Roles(SocietyAdmins::ROLES),
         ("POST", "/v1/societies") => Roles(MovementAdmins::ROLES),
         ("POST", "/v1/cases" | "/v1/cases/batch" | "/v1/cases/{id}/records")

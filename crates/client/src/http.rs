@@ -156,6 +156,15 @@ impl Api {
         self.post("/v1/enrolment-codes", req).await
     }
 
+    pub async fn enrolment_codes(&self) -> Result<EnrolmentCodesResponse> {
+        self.get("/v1/enrolment-codes").await
+    }
+
+    pub async fn revoke_enrolment_code(&self, id: &str) -> Result<()> {
+        self.delete_no_content(&format!("/v1/enrolment-codes/{id}"))
+            .await
+    }
+
     pub async fn create_case(&self, req: &NewCaseDto) -> Result<CaseSummaryDto> {
         self.post("/v1/cases", req).await
     }

@@ -66,6 +66,10 @@ enum Command {
         #[arg(long, default_value = "caseworker")]
         role: String,
     },
+    /// List the society's enrolment codes of the last 30 days (society admins; never the codes).
+    Codes,
+    /// Revoke an unused enrolment code by its id (society admins).
+    RevokeCode { id: String },
     /// Tracing cases.
     #[command(subcommand)]
     Case(CaseCmd),
@@ -518,11 +522,39 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             let c = s.issue_enrolment_code(role).await?;
             print(&cli, &c, || {
                 format!(
-                    "one-time enrolment code for a {}: {}\n(valid until unix time {})",
+                    "one-time enrolment code for a {}: {}\n(valid until unix time {}; revoke it with: rfl revoke-code {})",
                     c.role.as_str(),
                     c.code,
-                    c.expires_at
+                    c.expires_at,
+                    c.id
                 )
+            })
+        }
+        Command::Codes => {
+            let s = open_session(&cli, false).await?;
+            let codes = s.api().enrolment_codes().await?;
+            print(&cli, &codes, || {
+                let mut out = format!(
+                    "{:<64}  {:<14}  {:>12}  {}",
+                    "id", "role", "expires_at", "used"
+                );
+                for c in &codes.codes {
+                    out.push_str(&format!(
+                        "\n{:<64}  {:<14}  {:>12}  {}",
+                        c.id,
+                        c.role.as_str(),
+                        c.expires_at,
+                        if c.used_at.is_some() { "yes" } else { "no" }
+                    ));
+                }
+                out
+            })
+        }
+        Command::RevokeCode { id } => {
+            let s = open_session(&cli, false).await?;
+            s.api().revoke_enrolment_code(id).await?;
+            print(&cli, &serde_json::json!({"revoked": id}), || {
+                format!("enrolment code {id} revoked")
             })
         }
         Command::Case(cmd) => case_cmd(&cli, cmd).await,

@@ -86,6 +86,17 @@ async fn the_rfl_command_line() {
         assert!(std::fs::read_to_string(d.join("recovery.txt")).unwrap().starts_with("AGE-SECRET-KEY-1"));
         let invite = cli.ok_json("admin.json", &["invite", "--role", "caseworker"]);
         let cw_code = invite["code"].as_str().unwrap().to_owned();
+        // a second invitation, revoked before anyone uses it
+        let spare = cli.ok_json("admin.json", &["invite", "--role", "caseworker"]);
+        let spare_id = spare["id"].as_str().unwrap().to_owned();
+        cli.ok_json("admin.json", &["revoke-code", &spare_id]);
+        let codes = cli.ok_json("admin.json", &["codes"]);
+        assert_eq!(codes["codes"].as_array().unwrap().len(), 3, "the first admin's and two invitations");
+        let revoked = cli.run(
+            "spare.json",
+            &["enrol", "--server", s, "--code", spare["code"].as_str().unwrap(), "--work-factor", "10"],
+        );
+        assert_eq!(revoked.status.code(), Some(5), "{}", String::from_utf8_lossy(&revoked.stderr));
         cli.ok_json("cw.json", &["enrol", "--server", s, "--code", &cw_code, "--work-factor", "10"]);
 
         // wrong passphrase: a clear failure, not a crash

@@ -194,12 +194,36 @@ pub struct EnrolmentCodeRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrolmentCodeResponse {
+    /// Names the code for listing and revoking it: the hex SHA-256 the server keeps (not the code).
+    pub id: String,
     /// Shown once; the server keeps only its hash.
     pub code: String,
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub role: Role,
     /// Unix seconds.
     pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentCodeInfo {
+    /// The hex SHA-256 of the code.
+    pub id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub role: Role,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Unix seconds; absent while unused.
+    pub used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentCodesResponse {
+    pub codes: Vec<EnrolmentCodeInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -210,6 +210,16 @@ pub struct NewEnrolmentCode {
     pub expires_at: Millis,
 }
 
+/// An enrolment code as an admin sees it (never the code itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnrolmentCodeRow {
+    pub code_hash: Vec<u8>,
+    pub role: Role,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub used_at: Option<Millis>,
+}
+
 /// The public keys a person enrols with.
 #[derive(Clone, Debug)]
 pub struct Enrolment {
@@ -454,6 +464,59 @@ impl Store {
                 .map_err(|e| StorageError::from_insert(e, "enrolment code exists"))?;
             Ok(())
         })
+    }
+
+    /// The society's enrolment codes issued since `since`, newest first.
+    pub fn enrolment_codes(
+        &self,
+        society: SocietyId,
+        since: Millis,
+    ) -> Result<Vec<EnrolmentCodeRow>> {
+        let rows: Vec<EnrolmentCodeDb> = read!(self, conn => {
+            enrolment_codes::table
+                .filter(enrolment_codes::society_id.eq(id_bytes(society.as_uuid())))
+                .filter(enrolment_codes::created_at.ge(since))
+                .order(enrolment_codes::created_at.desc())
+                .select(EnrolmentCodeDb::as_select())
+                .load(conn)?
+        });
+        rows.into_iter()
+            .map(|r| {
+                Ok(EnrolmentCodeRow {
+                    role: parse_role(&r.role)?,
+                    code_hash: r.code_hash,
+                    created_at: r.created_at,
+                    expires_at: r.expires_at,
+                    used_at: r.used_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes an unused enrolment code of the society: it expires now. A used, unknown or foreign code is
+    /// not found.
+    pub fn revoke_enrolment_code(
+        &self,
+        society: SocietyId,
+        code_hash: &[u8],
+        now: Millis,
+    ) -> Result<()> {
+        let hash = code_hash.to_vec();
+        let n = write_tx!(self, conn => {
+            Ok(diesel::update(
+                enrolment_codes::table
+                    .filter(enrolment_codes::code_hash.eq(&hash))
+                    .filter(enrolment_codes::society_id.eq(id_bytes(society.as_uuid())))
+                    .filter(enrolment_codes::used_at.is_null()),
+            )
+            .set(enrolment_codes::expires_at.eq(now))
+            .execute(conn)?)
+        })?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::NotFound)
+        }
     }
 
     /// Spends a one-time enrolment code and creates the member it was issued for, in one transaction.
