@@ -7,8 +7,11 @@
 //! - [`baseline`]: the plaintext baseline's fake envelopes (bench-only; never in production crates).
 //! - [`setup`]: a fresh database, a real server on port 0, a society with an admin and a caseworker.
 //! - [`measure`]: import and read loads, latency percentiles, database size.
+//! - [`auth`]: sign-ins per second (passkey ceremony, key login) and the cost of authenticating a
+//!   request (token verification alone; `/v1/me` against `/healthz`).
 //! - [`report`]: the floors from `/work/shared/dependencies.md`, the markdown table and JSON.
 
+pub mod auth;
 pub mod baseline;
 pub mod data;
 pub mod measure;

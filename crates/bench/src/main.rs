@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use rfl_bench::baseline;
 use rfl_bench::data::generate;
 use rfl_bench::measure::{progress_printer, read_load, ImportResult, ReadLimit};
 use rfl_bench::report::{markdown, BackendReport, Machine, PhaseReport, Report};
 use rfl_bench::setup::{backend_name, Env};
+use rfl_bench::{auth, baseline};
 use rfl_bench::{BenchResult, Context};
 use rfl_domain::CaseId;
 use rfl_storage::testing::TestBackend;
@@ -51,6 +51,21 @@ struct Args {
     /// Read exactly this many cases instead of for a fixed time.
     #[arg(long)]
     read_count: Option<u64>,
+    /// Sign-ins per load, passkey and key login, sequential and concurrent (0: no sign-in loads).
+    #[arg(long, default_value_t = 500)]
+    signin_count: u64,
+    /// Concurrent clients in the concurrent sign-in loads (each with its own software passkey).
+    #[arg(long, default_value_t = 8)]
+    signin_clients: usize,
+    /// Concurrent clients for `GET /v1/me` against `GET /healthz`.
+    #[arg(long, default_value_t = 32)]
+    auth_clients: usize,
+    /// Seconds of each of `GET /v1/me` and `GET /healthz` (0: not measured).
+    #[arg(long, default_value_t = 1.0)]
+    auth_secs: f64,
+    /// Calls of `TokenKeys::verify` in the single-thread microbenchmark (0: not measured).
+    #[arg(long, default_value_t = 20_000)]
+    verify_iterations: u64,
     /// Print machine-readable JSON on stdout instead of the markdown table.
     #[arg(long)]
     json: bool,
@@ -100,7 +115,11 @@ fn main() -> ExitCode {
     } else {
         println!("{}", markdown(&report));
     }
-    let failed: Vec<&String> = report.backends.iter().flat_map(|b| &b.errors).collect();
+    let failed: Vec<&String> = report
+        .errors
+        .iter()
+        .chain(report.backends.iter().flat_map(|b| &b.errors))
+        .collect();
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -113,6 +132,26 @@ fn main() -> ExitCode {
 
 async fn run(args: &Args) -> Report {
     let machine = Machine::detect();
+    let mut errors = Vec::new();
+    let mut token_verify = None;
+    if args.verify_iterations > 0 {
+        eprintln!("== token verification, 1 thread");
+        let n = args.verify_iterations;
+        match tokio::task::spawn_blocking(move || auth::token_verify_bench(n))
+            .await
+            .ctx("token microbenchmark task")
+            .and_then(|r| r)
+        {
+            Ok(t) => {
+                eprintln!(
+                    "  TokenKeys::verify: {:.1} µs per call ({} calls); issue: {:.1} µs",
+                    t.verify_us_per_call, t.iterations, t.issue_us_per_call
+                );
+                token_verify = Some(t);
+            }
+            Err(e) => errors.push(format!("token verification: {e}")),
+        }
+    }
     let backends = match args.backend {
         BackendArg::Sqlite => vec![TestBackend::Sqlite],
         BackendArg::Postgres => vec![TestBackend::Postgres],
@@ -136,6 +175,15 @@ async fn run(args: &Args) -> Report {
         if let Err(e) = phase(backend, args, Path::Baseline, &mut rep).await {
             rep.errors.push(format!("{} baseline: {e}", rep.backend));
         }
+        if args.signin_count > 0 || args.auth_secs > 0.0 {
+            eprintln!(
+                "== {}: sign-ins and authentication per request",
+                rep.backend
+            );
+            if let Err(e) = auth_phase(backend, args, machine.nproc, &mut rep).await {
+                rep.errors.push(format!("{} sign-ins: {e}", rep.backend));
+            }
+        }
         rep.finish(machine.nproc);
         out.push(rep);
     }
@@ -145,8 +193,34 @@ async fn run(args: &Args) -> Report {
         started_utc_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        token_verify,
         backends: out,
+        errors,
     }
+}
+
+/// Sign-ins and per-request authentication on their own fresh database and server, whose sign-in rate
+/// limits are raised (see [`auth::BENCH_AUTH_LIMIT_PER_MINUTE`]). Torn down whatever happens.
+async fn auth_phase(
+    backend: TestBackend,
+    args: &Args,
+    cores: usize,
+    rep: &mut BackendReport,
+) -> BenchResult<()> {
+    let env = Env::start_with(backend, auth::raise_auth_limits).await?;
+    let opts = auth::AuthOptions {
+        signin_count: args.signin_count,
+        signin_clients: args.signin_clients,
+        request_clients: args.auth_clients,
+        request_secs: args.auth_secs.max(0.0),
+    };
+    let mut out = auth::AuthReport::default();
+    let measured = auth::measure(&env, opts, cores, &mut out).await;
+    rep.auth = Some(out);
+    if let Err(e) = env.finish().await {
+        rep.errors.push(format!("sign-in phase teardown: {e}"));
+    }
+    measured
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -145,6 +145,102 @@ where
     })
 }
 
+/// A timed load of independent operations (sign-ins, authenticated or unauthenticated requests).
+#[derive(Clone, Debug, Serialize)]
+pub struct OpsResult {
+    pub clients: usize,
+    pub ops: u64,
+    pub seconds: f64,
+    pub ops_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl OpsResult {
+    /// Mean wall time per operation at this throughput, in µs (the whole machine's time, all cores).
+    pub fn wall_us_per_op(&self) -> f64 {
+        1e6 / self.ops_per_sec.max(1e-9)
+    }
+}
+
+/// One task per element of `states`, each running `op` in a loop until `limit` (a count is shared by
+/// all clients). `op` takes the client's state and hands it back, so a client may own something it
+/// needs `&mut` access to (a software authenticator). One untimed operation per client first (warm-up:
+/// connections opened). One failed operation fails the load. The clients' states are handed back.
+pub async fn client_load<S, F, Fut>(
+    states: Vec<S>,
+    limit: ReadLimit,
+    op: F,
+) -> BenchResult<(OpsResult, Vec<S>)>
+where
+    S: Send + 'static,
+    F: Fn(S) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = BenchResult<S>> + Send + 'static,
+{
+    let clients = states.len();
+    if clients == 0 {
+        return Err("a load needs at least one client".into());
+    }
+    let mut warm = tokio::task::JoinSet::new();
+    for s in states {
+        warm.spawn(op.clone()(s));
+    }
+    let mut states = Vec::with_capacity(clients);
+    while let Some(r) = warm.join_next().await {
+        states.push(r.ctx("warm-up task")??);
+    }
+
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = match limit {
+        ReadLimit::Duration(d) => Some(started + d),
+        ReadLimit::Count(_) => None,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in states {
+        let op = op.clone();
+        let issued = issued.clone();
+        tasks.spawn(async move {
+            let mut state = s;
+            let mut lat = Vec::with_capacity(1024);
+            loop {
+                match (limit, deadline) {
+                    (_, Some(d)) if Instant::now() >= d => break,
+                    (ReadLimit::Count(n), _) if issued.fetch_add(1, Ordering::Relaxed) >= n => {
+                        break
+                    }
+                    _ => {}
+                }
+                let t0 = Instant::now();
+                state = op(state).await?;
+                lat.push(u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX));
+            }
+            BenchResult::Ok((state, lat))
+        });
+    }
+    let mut all = Vec::new();
+    let mut states = Vec::with_capacity(clients);
+    while let Some(r) = tasks.join_next().await {
+        let (state, lat) = r.ctx("load task")??;
+        states.push(state);
+        all.extend(lat);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let ops = all.len() as u64;
+    let result = OpsResult {
+        clients,
+        ops,
+        seconds: elapsed,
+        ops_per_sec: ops as f64 / elapsed.max(1e-9),
+        p50_ms: percentile_ms(&all, 50.0),
+        p99_ms: percentile_ms(&all, 99.0),
+        max_ms: all.last().map_or(f64::NAN, |m| *m as f64 / 1000.0),
+    };
+    Ok((result, states))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::auth::{AuthReport, TokenVerifyResult};
 use crate::data::DataShape;
-use crate::measure::{ImportResult, ReadResult};
+use crate::measure::{ImportResult, OpsResult, ReadResult};
 
 // --- measured on this kind of machine, one core (dependencies.md) -----------------------------------
 
@@ -158,6 +159,8 @@ pub struct BackendReport {
     pub floors: Option<Floors>,
     /// PostgreSQL: `ANALYZE` ran after each import, before the reads (untimed).
     pub analyzed_after_import: bool,
+    /// Sign-ins per second and authentication per request (its own fresh database and server).
+    pub auth: Option<AuthReport>,
     pub errors: Vec<String>,
 }
 
@@ -180,7 +183,27 @@ pub struct Report {
     pub machine: Machine,
     pub command: String,
     pub started_utc_unix: u64,
+    /// `TokenKeys::verify` alone, one thread (independent of the backend).
+    pub token_verify: Option<TokenVerifyResult>,
     pub backends: Vec<BackendReport>,
+    /// Failures outside any backend (the token microbenchmark).
+    pub errors: Vec<String>,
+}
+
+/// Ed25519 verification at the dependencies.md rate, in µs: the floor of one token verification.
+pub fn ed25519_verify_us() -> f64 {
+    1e6 / ED25519_VERIFY_PER_SEC
+}
+
+/// Ed25519 signature at the dependencies.md rate, in µs: signing one access token.
+pub fn ed25519_sign_us() -> f64 {
+    1e6 / ED25519_SIGN_PER_SEC
+}
+
+/// CPU floor of one key sign-in: the client signs the challenge, the server verifies it and signs the
+/// token, in µs.
+pub fn key_signin_floor_us() -> f64 {
+    2.0 * ed25519_sign_us() + ed25519_verify_us()
 }
 
 fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
@@ -217,13 +240,139 @@ pub fn markdown(r: &Report) -> String {
         "Machine: {} cores ({}), {:.1} GiB RAM. Command: `{}`\n",
         m.nproc, m.cpu_model, m.mem_total_gib, r.command
     );
+    if let Some(t) = &r.token_verify {
+        let _ = writeln!(
+            s,
+            "Token verification alone (`TokenKeys::verify`, 1 thread, {} calls on one token): **{:.1} µs per \
+             call** ({}/s). dependencies.md: one Ed25519 verification ≈ {:.0} µs ({}/s, ring); \
+             jsonwebtoken's `rust_crypto` backend verifies with ed25519-dalek. Issuing one \
+             (`TokenKeys::issue`, {} calls): {:.1} µs; one Ed25519 signature ≈ {:.0} µs.\n",
+            thousands(t.iterations as f64),
+            t.verify_us_per_call,
+            thousands(1e6 / t.verify_us_per_call.max(1e-9)),
+            ed25519_verify_us(),
+            thousands(ED25519_VERIFY_PER_SEC),
+            thousands(t.issue_iterations as f64),
+            t.issue_us_per_call,
+            ed25519_sign_us(),
+        );
+    }
     for b in &r.backends {
         backend_markdown(&mut s, b);
+    }
+    if !r.errors.is_empty() {
+        let _ = writeln!(s, "**Failures:**");
+        for err in &r.errors {
+            let _ = writeln!(s, "- {err}");
+        }
+        let _ = writeln!(s);
     }
     s
 }
 
+fn ops_row(s: &mut String, what: &str, r: Option<&OpsResult>, floor: &str) {
+    match r {
+        Some(r) => {
+            let _ = writeln!(
+                s,
+                "| {what} | {} | {} | {}/s | {:.2} ms | {:.2} ms | {floor} |",
+                r.clients,
+                thousands(r.ops as f64),
+                thousands(r.ops_per_sec),
+                r.p50_ms,
+                r.p99_ms
+            );
+        }
+        None => {
+            let _ = writeln!(s, "| {what} | | | FAILED / not measured | | | {floor} |");
+        }
+    }
+}
+
+fn auth_markdown(s: &mut String, b: &BackendReport, a: &AuthReport, cores: usize) {
+    let _ = writeln!(
+        s,
+        "Sign-ins and authentication per request ({}, own fresh database and server; sign-in rate limits \
+         raised to {}/min per address and per account for this phase):\n",
+        b.backend,
+        thousands(a.auth_limit_per_minute as f64)
+    );
+    let _ = writeln!(
+        s,
+        "| load | clients | count | rate | p50 | p99 | floor (dependencies.md) |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---|");
+    let passkey_floor = format!(
+        "server: 1 P-256 ECDSA verification (not in dependencies.md) + 1 Ed25519 token signature \
+         ({:.0} µs); client: 1 P-256 signature",
+        ed25519_sign_us()
+    );
+    let key_floor = format!(
+        "≥ {:.0} µs CPU (client sign {:.0} + server verify {:.0} + token sign {:.0}) → ≤ {}/s on {} cores",
+        key_signin_floor_us(),
+        ed25519_sign_us(),
+        ed25519_verify_us(),
+        ed25519_sign_us(),
+        thousands(cores.max(1) as f64 * 1e6 / key_signin_floor_us()),
+        cores.max(1)
+    );
+    ops_row(
+        s,
+        "passkey sign-in (start → soft authenticator → finish → token), sequential",
+        a.passkey_sequential.as_ref(),
+        &passkey_floor,
+    );
+    ops_row(
+        s,
+        "passkey sign-in, concurrent",
+        a.passkey_concurrent.as_ref(),
+        "",
+    );
+    ops_row(
+        s,
+        "key sign-in (challenge → Ed25519 signature → token), sequential",
+        a.key_sequential.as_ref(),
+        &key_floor,
+    );
+    ops_row(s, "key sign-in, concurrent", a.key_concurrent.as_ref(), "");
+    ops_row(
+        s,
+        "`GET /healthz` (no authentication)",
+        a.healthz.as_ref(),
+        "",
+    );
+    ops_row(
+        s,
+        "`GET /v1/me` (token verification + security-stamp lookup)",
+        a.me.as_ref(),
+        &format!(
+            "over /healthz: ≥ 1 Ed25519 verification ({:.0} µs) + 1 member read per request",
+            ed25519_verify_us()
+        ),
+    );
+    let _ = writeln!(s);
+    if let (Some(w), Some(c)) = (a.auth_wall_us_per_request, a.auth_core_us_per_request) {
+        let _ = writeln!(
+            s,
+            "Authentication per request (`/v1/me` − `/healthz`, same clients, at saturation): **{w:.1} µs** of \
+             wall time per request, ≈ {c:.0} core-µs on {} cores (client, server and database share them). \
+             dependencies.md: one Ed25519 verification ≈ {:.0} µs ({}/s), plus one database read.\n",
+            cores.max(1),
+            ed25519_verify_us(),
+            thousands(ED25519_VERIFY_PER_SEC)
+        );
+    }
+}
+
 fn backend_markdown(s: &mut String, b: &BackendReport) {
+    backend_main_markdown(s, b);
+    if let Some(a) = &b.auth {
+        auth_markdown(s, b, a, a.cores);
+    }
+    backend_targets_markdown(s, b);
+}
+
+fn backend_main_markdown(s: &mut String, b: &BackendReport) {
     let _ = writeln!(
         s,
         "### {} — {} cases, batch {}, {} read clients, reads {}\n",
@@ -381,7 +530,11 @@ fn backend_markdown(s: &mut String, b: &BackendReport) {
         opt(e.db_bytes, |v| format!("{:.1} MiB", v as f64 / 1048576.0)),
         opt(p.db_bytes, |v| format!("{:.1} MiB", v as f64 / 1048576.0)),
     );
+}
 
+fn backend_targets_markdown(s: &mut String, b: &BackendReport) {
+    let e = &b.encrypted;
+    let scale = TARGET_CASES / b.cases.max(1) as f64;
     let mut targets = Vec::new();
     if let Some(i) = &e.import {
         let projected = i.seconds * scale;

@@ -34,6 +34,10 @@ pub struct Env {
     pub cw_member: MemberId,
     pub society: SocietyId,
     pub escrow: AgeRecipient,
+    /// The relying party's configured origin (`webauthn.rp_origin`): what a passkey client presents.
+    pub rp_origin: String,
+    /// The server's configuration as started (the token key file, issuer, audience, limits).
+    pub config: Config,
     server: Option<RunningServer>,
     db: Option<TestDatabase>,
     _key_dir: tempfile::TempDir,
@@ -54,6 +58,14 @@ async fn fresh_database(backend: TestBackend) -> BenchResult<TestDatabase> {
 
 impl Env {
     pub async fn start(backend: TestBackend) -> BenchResult<Env> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// As [`Env::start`], with the server configuration adjusted by `tweak` before it starts.
+    pub async fn start_with(
+        backend: TestBackend,
+        tweak: impl FnOnce(&mut Config),
+    ) -> BenchResult<Env> {
         let db = fresh_database(backend).await?;
         let key_dir = tempfile::tempdir().ctx("create a temporary folder")?;
         let mut config = Config::load(None).ctx("load the server configuration")?;
@@ -64,7 +76,9 @@ impl Env {
             .join("token-signing-key.pk8")
             .to_string_lossy()
             .into_owned();
+        tweak(&mut config);
         let ttl = config.auth.enrolment_code_ttl_hours;
+        let started_config = config.clone();
 
         // The society and its first admin's code: a server-side admin command, as in production.
         let url = db.url.clone();
@@ -127,6 +141,8 @@ impl Env {
             cw_member,
             society,
             escrow,
+            rp_origin: started_config.webauthn.rp_origin.clone(),
+            config: started_config,
             server: Some(server),
             db: Some(db),
             _key_dir: key_dir,
