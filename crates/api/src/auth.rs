@@ -215,22 +215,6 @@ pub struct Caller {
     pub role: Role,
 }
 
-impl Caller {
-    /// Refuses callers whose role is not in `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden("your role may not do this"))
-        }
-    }
-
-    /// Roles that read and write case content (and so hold data keys).
-    pub fn require_case_worker(&self) -> Result<(), ApiError> {
-        self.require(&[Role::Caseworker, Role::SocietyAdmin])
-    }
-}
-
 impl FromRequest for Caller {
     type Error = actix_web::Error;
     type Future = LocalBoxFuture<'static, Result<Caller, actix_web::Error>>;

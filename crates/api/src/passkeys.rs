@@ -13,7 +13,7 @@ use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rfl_domain::api::TokenResponse;
-use rfl_domain::{MemberId, Role};
+use rfl_domain::MemberId;
 use rfl_storage::{Ceremony, CeremonyKind, PasskeyRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -25,21 +25,13 @@ use webauthn_rs::prelude::{
     WebauthnBuilder, WebauthnError,
 };
 
-use crate::auth::Caller;
 use crate::config::WebauthnConfig;
 use crate::error::{ApiError, Problem};
+use crate::roles::{Authorized, People};
 use crate::{blocking, AppState, State};
 
 /// How long a registration or sign-in ceremony may be finished after it started.
 pub const CEREMONY_TTL_MILLIS: i64 = 5 * 60 * 1000;
-
-/// The roles of people. Machines (sync agents) keep the Ed25519 key login and never hold a passkey.
-const PEOPLE: &[Role] = &[
-    Role::Caseworker,
-    Role::SocietyAdmin,
-    Role::Auditor,
-    Role::MovementAdmin,
-];
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(register_start)
@@ -168,8 +160,10 @@ fn take_live_ceremony(
 #[utoipa::path(tag = "passkeys", security(("bearer" = [])), responses(
     (status = 200, body = PasskeyRegistrationStart), (status = 401, body = Problem), (status = 403, body = Problem)))]
 #[post("/passkeys/register/start")]
-async fn register_start(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
-    caller.require(PEOPLE)?;
+async fn register_start(
+    state: State,
+    Authorized(caller, _): Authorized<People>,
+) -> Result<HttpResponse, ApiError> {
     let st: Arc<AppState> = state.get_ref().clone();
     let now = st.now();
     let start = blocking(move || {
@@ -210,10 +204,9 @@ async fn register_start(state: State, caller: Caller) -> Result<HttpResponse, Ap
 #[post("/passkeys/register/finish")]
 async fn register_finish(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<People>,
     body: web::Json<PasskeyRegistrationFinish>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(PEOPLE)?;
     let req = body.into_inner();
     let st: Arc<AppState> = state.get_ref().clone();
     let now = st.now();
@@ -413,7 +406,10 @@ async fn login_finish(
 #[utoipa::path(tag = "passkeys", security(("bearer" = [])), responses(
     (status = 200, body = PasskeysResponse), (status = 401, body = Problem)))]
 #[get("/passkeys")]
-async fn list(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
+async fn list(
+    state: State,
+    Authorized(caller, _): Authorized<People>,
+) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     let rows = blocking(move || Ok(store.member_passkeys(caller.member_id)?)).await?;
     Ok(HttpResponse::Ok().json(PasskeysResponse {
@@ -430,7 +426,7 @@ async fn list(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
 #[delete("/passkeys/{id}")]
 async fn remove(
     state: State,
-    caller: Caller,
+    Authorized(caller, _): Authorized<People>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = URL_SAFE_NO_PAD
