@@ -149,6 +149,26 @@ impl TokenKeys {
         Ok((token, claims.exp))
     }
 
+    /// The answer to a successful sign-in (key login or passkey): a token for `member` as it is now.
+    pub fn sign_in_response(
+        &self,
+        member: &rfl_storage::Member,
+        now_millis: i64,
+    ) -> Result<rfl_domain::api::TokenResponse, ApiError> {
+        let (token, expires_at) = self.issue(
+            member.id,
+            member.society_id,
+            member.role,
+            member.security_stamp,
+            now_millis,
+        )?;
+        Ok(rfl_domain::api::TokenResponse {
+            token,
+            token_type: "Bearer".into(),
+            expires_at,
+        })
+    }
+
     /// Verifies a token's signature, algorithm, key, audience, issuer and times at `now_millis`. Whether
     /// its member may still use it is checked against the database by the [`Caller`] extractor.
     pub fn verify(&self, token: &str, now_millis: i64) -> Result<TokenClaims, ApiError> {

@@ -267,18 +267,7 @@ async fn token(
         Ok(m)
     })
     .await?;
-    let (token, expires_at) = state.tokens.issue(
-        member.id,
-        member.society_id,
-        member.role,
-        member.security_stamp,
-        now,
-    )?;
-    Ok(HttpResponse::Ok().json(TokenResponse {
-        token,
-        token_type: "Bearer".into(),
-        expires_at,
-    }))
+    Ok(HttpResponse::Ok().json(state.tokens.sign_in_response(&member, now)?))
 }
 
 #[utoipa::path(tag = "identity", security(("bearer" = [])), responses((status = 200, body = MeResponse), (status = 401, body = Problem)))]

@@ -385,19 +385,8 @@ async fn login_finish(
         Ok(m)
     })
     .await?;
-    let (token, expires_at) = state.tokens.issue(
-        member.id,
-        member.society_id,
-        member.role,
-        member.security_stamp,
-        now,
-    )?;
     tracing::info!(member = %member.id, "signed in with a passkey");
-    Ok(HttpResponse::Ok().json(TokenResponse {
-        token,
-        token_type: "Bearer".into(),
-        expires_at,
-    }))
+    Ok(HttpResponse::Ok().json(state.tokens.sign_in_response(&member, now)?))
 }
 
 // --- listing and removing --------------------------------------------------------------------------
