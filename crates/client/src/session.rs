@@ -101,6 +101,21 @@ impl Sealer {
         })
     }
 
+    /// Seals version 1 of each entry, as a record of its type's kind.
+    fn seal_entries<T: Record>(
+        &self,
+        key: &DataKey,
+        case: CaseId,
+        epoch: u32,
+        entries: &[Entry<T>],
+        out: &mut Vec<RecordWriteDto>,
+    ) -> Result<()> {
+        for e in entries {
+            out.push(self.seal_value(key, case, e.id, T::KIND, 1, epoch, &e.record)?);
+        }
+        Ok(())
+    }
+
     /// Encrypts a whole new case: a fresh data key wrapped to this device and the society escrow key,
     /// and every record sealed and signed. Validates the case first.
     pub fn seal_new_case(&self, file: &CaseFile, today: Date) -> Result<NewCaseDto> {
@@ -135,39 +150,9 @@ impl Sealer {
             epoch,
             &file.header,
         )?);
-        for e in &file.persons {
-            records.push(self.seal_value(
-                &key,
-                case,
-                e.id,
-                RecordKind::Person,
-                1,
-                epoch,
-                &e.record,
-            )?);
-        }
-        for e in &file.messages {
-            records.push(self.seal_value(
-                &key,
-                case,
-                e.id,
-                RecordKind::Message,
-                1,
-                epoch,
-                &e.record,
-            )?);
-        }
-        for e in &file.notes {
-            records.push(self.seal_value(
-                &key,
-                case,
-                e.id,
-                RecordKind::Note,
-                1,
-                epoch,
-                &e.record,
-            )?);
-        }
+        self.seal_entries(&key, case, epoch, &file.persons, &mut records)?;
+        self.seal_entries(&key, case, epoch, &file.messages, &mut records)?;
+        self.seal_entries(&key, case, epoch, &file.notes, &mut records)?;
         if !file.attachments.is_empty() {
             return Err(ClientError::Invalid(
                 "attachments are added to an existing case (rfl attach), not in the case file"
@@ -562,25 +547,10 @@ impl Session {
             serde_json::to_vec(&file.header)?,
             &file.header,
         )?;
-        diff_entries(
-            &opened.file.persons,
-            &file.persons,
-            RecordKind::Person,
-            &mut put,
-        )?;
-        diff_entries(
-            &opened.file.messages,
-            &file.messages,
-            RecordKind::Message,
-            &mut put,
-        )?;
-        diff_entries(&opened.file.notes, &file.notes, RecordKind::Note, &mut put)?;
-        diff_entries(
-            &opened.file.attachments,
-            &file.attachments,
-            RecordKind::Attachment,
-            &mut put,
-        )?;
+        diff_entries(&opened.file.persons, &file.persons, &mut put)?;
+        diff_entries(&opened.file.messages, &file.messages, &mut put)?;
+        diff_entries(&opened.file.notes, &file.notes, &mut put)?;
+        diff_entries(&opened.file.attachments, &file.attachments, &mut put)?;
         if opened.versions.keys().any(|k| !seen.contains(k)) {
             return Err(ClientError::Invalid(
                 "records cannot be deleted from a case".into(),
@@ -815,18 +785,13 @@ impl<T: Record> ErasedRecord for T {
 type PutFn<'a> =
     dyn FnMut(RecordId, RecordKind, Option<Vec<u8>>, Vec<u8>, &dyn ErasedRecord) -> Result<()> + 'a;
 
-fn diff_entries<T: Record>(
-    old: &[Entry<T>],
-    new: &[Entry<T>],
-    kind: RecordKind,
-    put: &mut PutFn<'_>,
-) -> Result<()> {
+fn diff_entries<T: Record>(old: &[Entry<T>], new: &[Entry<T>], put: &mut PutFn<'_>) -> Result<()> {
     let before: HashMap<RecordId, &T> = old.iter().map(|e| (e.id, &e.record)).collect();
     for e in new {
         let old_bytes = before.get(&e.id).map(serde_json::to_vec).transpose()?;
         put(
             e.id,
-            kind,
+            T::KIND,
             old_bytes,
             serde_json::to_vec(&e.record)?,
             &e.record,
