@@ -20,6 +20,7 @@ mod cert;
 mod envelope;
 mod error;
 mod keys;
+mod keywrap;
 mod passphrase;
 mod wrap;
 
@@ -39,6 +40,10 @@ pub use envelope::{
 };
 pub use error::{CryptoError, Result};
 pub use keys::{AgeIdentity, AgeRecipient, DataKey, DevicePublicKey, DeviceSigningKey};
+pub use keywrap::{
+    recipient_message, rewrap_keys, unwrap_keys, verify_recipient, wrap_keys_for_authenticator,
+    AuthenticatorWrap, KEY_WRAP_MAGIC, KEY_WRAP_VERSION, PRF_SALT,
+};
 pub use passphrase::{open_with_passphrase, seal_with_passphrase};
 pub use wrap::{unwrap_data_key, unwrap_escrow_identity, wrap_data_key, wrap_escrow_identity};
 
