@@ -29,6 +29,12 @@ pub struct Claims {
     pub role: Role,
     /// The member's security stamp when the token was issued.
     pub stp: i64,
+    /// When the member authenticated (unix seconds, OpenID Connect `auth_time`); tokens are only issued
+    /// at sign-in, so this equals `iat`, and step-up checks it.
+    pub auth_time: i64,
+    /// How (RFC 8176 `amr`): `["hwk", "mfa"]` for a passkey with user verification, `["swk"]` for a
+    /// machine's device key.
+    pub amr: Vec<String>,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
@@ -127,6 +133,7 @@ impl TokenKeys {
         society: SocietyId,
         role: Role,
         security_stamp: i64,
+        method: AuthMethod,
         now_millis: i64,
     ) -> Result<(String, i64), ApiError> {
         let now = now_millis / 1000;
@@ -137,6 +144,8 @@ impl TokenKeys {
             soc: society,
             role,
             stp: security_stamp,
+            auth_time: now,
+            amr: method.amr().iter().map(|s| (*s).to_owned()).collect(),
             iat: now,
             nbf: now,
             exp: now + self.ttl_secs,
@@ -153,6 +162,7 @@ impl TokenKeys {
     pub fn sign_in_response(
         &self,
         member: &rfl_storage::Member,
+        method: AuthMethod,
         now_millis: i64,
     ) -> Result<rfl_domain::api::TokenResponse, ApiError> {
         let (token, expires_at) = self.issue(
@@ -160,12 +170,14 @@ impl TokenKeys {
             member.society_id,
             member.role,
             member.security_stamp,
+            method,
             now_millis,
         )?;
         Ok(rfl_domain::api::TokenResponse {
             token,
             token_type: "Bearer".into(),
             expires_at,
+            key_wrap: None,
         })
     }
 
@@ -190,11 +202,16 @@ impl TokenKeys {
         if c.nbf > now {
             return Err(ApiError::Unauthorized("token not yet valid"));
         }
+        let method = AuthMethod::from_amr(&c.amr).ok_or(ApiError::Unauthorized(
+            "token invalid: unknown sign-in method",
+        ))?;
         Ok(TokenClaims {
             caller: Caller {
                 member_id: c.sub,
                 society_id: c.soc,
                 role: c.role,
+                auth_time: c.auth_time,
+                method,
             },
             security_stamp: c.stp,
         })
@@ -233,6 +250,34 @@ pub struct Caller {
     pub member_id: MemberId,
     pub society_id: SocietyId,
     pub role: Role,
+    /// When the caller signed in (unix seconds).
+    pub auth_time: i64,
+    pub method: AuthMethod,
+}
+
+/// How a token's holder signed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A WebAuthn assertion with user verification (people).
+    Passkey,
+    /// A signature by the member's Ed25519 device key (machines: sync agents).
+    DeviceKey,
+}
+
+impl AuthMethod {
+    /// The token's `amr` values (RFC 8176).
+    pub fn amr(self) -> &'static [&'static str] {
+        match self {
+            AuthMethod::Passkey => &["hwk", "mfa"],
+            AuthMethod::DeviceKey => &["swk"],
+        }
+    }
+
+    fn from_amr(amr: &[String]) -> Option<AuthMethod> {
+        [AuthMethod::Passkey, AuthMethod::DeviceKey]
+            .into_iter()
+            .find(|m| m.amr().iter().copied().eq(amr.iter().map(String::as_str)))
+    }
 }
 
 impl FromRequest for Caller {
@@ -305,7 +350,14 @@ mod tests {
     fn issue_and_verify() {
         let k = keys();
         let (t, exp) = k
-            .issue(MemberId::new(), SocietyId::new(), Role::Caseworker, 0, NOW)
+            .issue(
+                MemberId::new(),
+                SocietyId::new(),
+                Role::Caseworker,
+                0,
+                AuthMethod::Passkey,
+                NOW,
+            )
             .unwrap();
         assert_eq!(exp, NOW / 1000 + 900);
         assert!(k.verify(&t, NOW).is_ok());
@@ -324,7 +376,14 @@ mod tests {
     fn another_key_or_alg_none_is_refused() {
         let (a, b) = (keys(), keys());
         let (t, _) = a
-            .issue(MemberId::new(), SocietyId::new(), Role::Caseworker, 0, NOW)
+            .issue(
+                MemberId::new(),
+                SocietyId::new(),
+                Role::Caseworker,
+                0,
+                AuthMethod::Passkey,
+                NOW,
+            )
             .unwrap();
         assert!(b.verify(&t, NOW).is_err());
         // alg none with our kid

@@ -28,6 +28,10 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The operation needs a passkey assertion made within the last few minutes (RFC 9470's
+    /// `insufficient_user_authentication`): sign in with the passkey again and retry.
+    #[error("this operation needs a fresh sign-in with your passkey (within the last {0} seconds): sign in again and retry")]
+    StepUpRequired(i64),
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -56,6 +60,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad-request",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::StepUpRequired(_) => "step-up-required",
             ApiError::NotFound => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
@@ -89,7 +94,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::StepUpRequired(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -114,6 +119,12 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => {
                 resp.insert_header(("WWW-Authenticate", "Bearer"));
             }
+            ApiError::StepUpRequired(max_age) => {
+                resp.insert_header((
+                    "WWW-Authenticate",
+                    format!("Bearer error=\"insufficient_user_authentication\", max_age={max_age}"),
+                ));
+            }
             ApiError::TooManyRequests => {
                 resp.insert_header(("Retry-After", "60"));
             }
@@ -130,6 +141,7 @@ impl From<StorageError> for ApiError {
             StorageError::Conflict(m) => ApiError::Conflict(m.to_owned()),
             StorageError::Expired(m) => ApiError::Gone(m.to_owned()),
             StorageError::Invalid(m) => ApiError::Unprocessable(m),
+            StorageError::Refused(m) => ApiError::Forbidden(m),
             StorageError::Pool(e) => {
                 tracing::warn!(cause = %e, "database pool exhausted or unreachable");
                 ApiError::Unavailable("the database is not reachable; retry later")

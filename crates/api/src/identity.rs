@@ -13,7 +13,7 @@ use rfl_storage::{Challenge, Enrolment, Member, NewEnrolmentCode, SocietyEscrow,
 use ring::rand::SecureRandom;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::auth::Caller;
+use crate::auth::{AuthMethod, Caller};
 use crate::error::{ApiError, Problem};
 use crate::roles::{
     AnyMember, Authorized, CaseHolders, MovementAdmins, SocietyAdmins, SocietyPeople,
@@ -138,10 +138,12 @@ fn member_dto(m: Member) -> MemberDto {
     }
 }
 
-/// Enrol a device with a one-time code: registers its Ed25519 signing key and age recipient.
+/// Enrol a machine (a society's sync agent) with a one-time code: registers its Ed25519 device key and
+/// age recipient. People enrol with a passkey instead (`/v1/enrol/passkey/start`): a person's code is
+/// refused here (403).
 #[utoipa::path(tag = "identity", request_body = EnrolRequest, responses(
     (status = 201, body = EnrolResponse),
-    (status = 400, body = Problem), (status = 404, description = "Unknown code", body = Problem),
+    (status = 400, body = Problem), (status = 403, description = "The code is a person's: enrol with a passkey", body = Problem),
     (status = 409, description = "Code already used, or key already enrolled", body = Problem),
     (status = 410, description = "Code expired", body = Problem),
     (status = 429, description = "Too many attempts from this address", body = Problem)))]
@@ -153,12 +155,8 @@ async fn enrol(
 ) -> Result<HttpResponse, ApiError> {
     state.auth_limits.address(req.peer_addr().map(|a| a.ip()))?;
     let req = body.into_inner();
-    let key = DevicePublicKey::from_slice(&req.signing_key.0).map_err(|_| {
-        ApiError::BadRequest("signing_key must be a 32-byte Ed25519 public key".into())
-    })?;
-    let recipient = AgeRecipient::parse(req.age_recipient.trim()).map_err(|_| {
-        ApiError::BadRequest("age_recipient must be an age X25519 recipient (age1…)".into())
-    })?;
+    let (key, recipient) =
+        crate::passkeys::parse_public_keys(&req.signing_key, &req.age_recipient)?;
     let hash = hash_code(&req.code);
     let now = state.now();
     let store = state.store.clone();
@@ -167,6 +165,8 @@ async fn enrol(
             member_id: MemberId::new(),
             signing_key: key.as_bytes().to_vec(),
             age_recipient: recipient.to_string(),
+            // Only machines enrol with keys alone; the store refuses a person's code here.
+            passkey: None,
         };
         store
             .redeem_enrolment_code(&hash, &enrolment, now)
@@ -228,7 +228,7 @@ async fn challenge(
     }))
 }
 
-/// Finish a key login: the signed challenge buys a short-lived access token.
+/// Finish a key login (sync agents only): the signed challenge buys a short-lived access token.
 #[utoipa::path(tag = "identity", request_body = TokenRequest, responses(
     (status = 200, body = TokenResponse), (status = 401, body = Problem),
     (status = 429, description = "Too many attempts from this address", body = Problem)))]
@@ -264,10 +264,20 @@ async fn token(
             .map_err(|_| ApiError::Internal("stored key malformed".into()))?;
         rfl_crypto::verify_auth_challenge(&key, &audience, &c.challenge, &req.signature.0)
             .map_err(|_| ApiError::Unauthorized("login failed: bad signature"))?;
+        if !rfl_storage::is_machine_role(m.role) {
+            // A stolen device key alone must not sign a person in: people need their authenticator.
+            return Err(ApiError::Unauthorized(
+                "login failed: people sign in with a passkey; key login is for sync agents",
+            ));
+        }
         Ok(m)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(state.tokens.sign_in_response(&member, now)?))
+    Ok(HttpResponse::Ok().json(state.tokens.sign_in_response(
+        &member,
+        AuthMethod::DeviceKey,
+        now,
+    )?))
 }
 
 #[utoipa::path(tag = "identity", security(("bearer" = [])), responses((status = 200, body = MeResponse), (status = 401, body = Problem)))]

@@ -9,12 +9,13 @@
 
 use std::sync::Arc;
 
-use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rfl_domain::api::TokenResponse;
-use rfl_domain::MemberId;
-use rfl_storage::{Ceremony, CeremonyKind, PasskeyRow};
+use rfl_crypto::{AgeRecipient, DevicePublicKey};
+use rfl_domain::api::{Base64Bytes, TokenResponse};
+use rfl_domain::{MemberId, Role, SocietyId};
+use rfl_storage::{Ceremony, CeremonyKind, Enrolment, NewPasskey, PasskeyRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -25,6 +26,7 @@ use webauthn_rs::prelude::{
     WebauthnBuilder, WebauthnError,
 };
 
+use crate::auth::AuthMethod;
 use crate::config::WebauthnConfig;
 use crate::error::{ApiError, Problem};
 use crate::roles::{Authorized, People};
@@ -33,8 +35,23 @@ use crate::{blocking, AppState, State};
 /// How long a registration or sign-in ceremony may be finished after it started.
 pub const CEREMONY_TTL_MILLIS: i64 = 5 * 60 * 1000;
 
+/// Largest key wrapping the server keeps for one authenticator (the client's is a few hundred bytes).
+pub const MAX_KEY_WRAP_BYTES: usize = 4096;
+
+fn key_wrap(wrap: Option<Base64Bytes>) -> Result<Option<Vec<u8>>, ApiError> {
+    match wrap {
+        Some(w) if w.0.is_empty() || w.0.len() > MAX_KEY_WRAP_BYTES => Err(ApiError::BadRequest(
+            format!("key_wrap must be 1 to {MAX_KEY_WRAP_BYTES} bytes"),
+        )),
+        other => Ok(other.map(|w| w.0)),
+    }
+}
+
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(register_start)
+    cfg.service(enrol_start)
+        .service(enrol_finish)
+        .service(set_key_wraps)
+        .service(register_start)
         .service(register_finish)
         .service(login_start)
         .service(login_finish)
@@ -73,6 +90,79 @@ pub struct PasskeyRegistrationFinish {
     /// The authenticator's answer (webauthn-rs `RegisterPublicKeyCredential`).
     #[schema(value_type = Object)]
     pub credential: RegisterPublicKeyCredential,
+    /// The client's wrapping of the person's private keys for this authenticator (opaque; see
+    /// docs/crypto.md). Absent when the authenticator has no PRF extension: it then signs in but cannot
+    /// unlock the person's keys.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Byte)]
+    pub key_wrap: Option<Base64Bytes>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyEnrolStartRequest {
+    /// The one-time enrolment code an admin gave you.
+    pub code: String,
+}
+
+/// An enrolment ceremony begun: the member id the person will have, and the options for the
+/// authenticator.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyEnrolStart {
+    pub ceremony_id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub member_id: MemberId,
+    /// WebAuthn `CredentialCreationOptions` (webauthn-rs `CreationChallengeResponse`).
+    #[schema(value_type = Object)]
+    pub options: CreationChallengeResponse,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyEnrolFinish {
+    pub ceremony_id: Uuid,
+    /// The authenticator's answer (webauthn-rs `RegisterPublicKeyCredential`).
+    #[schema(value_type = Object)]
+    pub credential: RegisterPublicKeyCredential,
+    /// Ed25519 device public key (32 bytes): signs the person's records.
+    #[schema(value_type = String, format = Byte)]
+    pub signing_key: Base64Bytes,
+    /// age X25519 recipient (`age1…`) that case keys are wrapped to.
+    pub age_recipient: String,
+    /// The client's wrapping of the person's private keys for this authenticator (see
+    /// [`PasskeyRegistrationFinish::key_wrap`]).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Byte)]
+    pub key_wrap: Option<Base64Bytes>,
+}
+
+/// A person enrolled: who they are now, and a token (the registration was a user-verified
+/// authentication).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasskeyEnrolResponse {
+    #[schema(value_type = String, format = Uuid)]
+    pub member_id: MemberId,
+    #[schema(value_type = String, format = Uuid)]
+    pub society_id: SocietyId,
+    #[schema(value_type = String)]
+    pub role: Role,
+    pub token: TokenResponse,
+}
+
+/// New key wrappings for several of the caller's passkeys (after the person's keys were rotated).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyWrapsRequest {
+    pub wraps: Vec<KeyWrapDto>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyWrapDto {
+    /// The credential id, base64url without padding.
+    pub id: String,
+    #[schema(value_type = String, format = Byte)]
+    pub key_wrap: Base64Bytes,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -109,6 +199,10 @@ pub struct PasskeyDto {
     pub created_at: i64,
     /// Unix seconds of the last sign-in with it.
     pub last_used_at: Option<i64>,
+    /// The person's key wrapping for this authenticator (in the person's own list only; opaque).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Byte)]
+    pub key_wrap: Option<Base64Bytes>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -121,6 +215,15 @@ fn passkey_dto(p: &PasskeyRow) -> PasskeyDto {
         id: URL_SAFE_NO_PAD.encode(&p.id),
         created_at: p.created_at / 1000,
         last_used_at: p.last_used_at.map(|t| t / 1000),
+        key_wrap: None,
+    }
+}
+
+/// The person's own view of a passkey: with its key wrapping (for re-wrapping after a rotation).
+fn own_passkey_dto(p: &PasskeyRow) -> PasskeyDto {
+    PasskeyDto {
+        key_wrap: p.key_wrap.clone().map(Base64Bytes),
+        ..passkey_dto(p)
     }
 }
 
@@ -151,6 +254,177 @@ fn take_live_ceremony(
         return Err(ApiError::Unauthorized("this ceremony expired: start again"));
     }
     Ok(c)
+}
+
+// --- enrolling a person -----------------------------------------------------------------------------
+
+pub(crate) fn parse_public_keys(
+    signing_key: &Base64Bytes,
+    age_recipient: &str,
+) -> Result<(DevicePublicKey, AgeRecipient), ApiError> {
+    let key = DevicePublicKey::from_slice(&signing_key.0).map_err(|_| {
+        ApiError::BadRequest("signing_key must be a 32-byte Ed25519 public key".into())
+    })?;
+    let recipient = AgeRecipient::parse(age_recipient.trim()).map_err(|_| {
+        ApiError::BadRequest("age_recipient must be an age X25519 recipient (age1…)".into())
+    })?;
+    Ok((key, recipient))
+}
+
+/// Begin enrolling a person with a one-time code and their first passkey. The code must be usable and
+/// a person's (a sync agent's code enrols with `/v1/enrol`); it is spent only when the ceremony
+/// finishes.
+#[utoipa::path(tag = "identity", request_body = PasskeyEnrolStartRequest, responses(
+    (status = 200, body = PasskeyEnrolStart), (status = 400, body = Problem),
+    (status = 403, description = "The code is a sync agent's", body = Problem),
+    (status = 409, description = "Code already used", body = Problem),
+    (status = 410, description = "Code expired or revoked", body = Problem),
+    (status = 429, description = "Too many attempts from this address", body = Problem)))]
+#[post("/enrol/passkey/start")]
+async fn enrol_start(
+    state: State,
+    http: HttpRequest,
+    body: web::Json<PasskeyEnrolStartRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .auth_limits
+        .address(http.peer_addr().map(|a| a.ip()))?;
+    let hash = crate::identity::hash_code(&body.into_inner().code);
+    let st: Arc<AppState> = state.get_ref().clone();
+    let now = st.now();
+    let start = blocking(move || {
+        let (_, role) = st
+            .store
+            .usable_enrolment_code(&hash, now)
+            .map_err(|e| match e {
+                rfl_storage::StorageError::NotFound => {
+                    ApiError::BadRequest("unknown enrolment code".into())
+                }
+                other => other.into(),
+            })?;
+        if rfl_storage::is_machine_role(role) {
+            return Err(ApiError::Forbidden(
+                "this code is for a sync agent, which enrols with its device key (/v1/enrol)",
+            ));
+        }
+        let member_id = MemberId::new();
+        let name = member_id.to_string();
+        let (options, reg) = st
+            .webauthn
+            .start_passkey_registration(*member_id.as_uuid(), &name, &name, None)
+            .map_err(|e| ApiError::Internal(format!("cannot start a registration: {e}")))?;
+        let ceremony = Ceremony {
+            id: Uuid::now_v7(),
+            kind: CeremonyKind::Enrol,
+            member_id: Some(member_id),
+            code_hash: Some(hash),
+            state: to_json(&reg)?,
+            expires_at: now + CEREMONY_TTL_MILLIS,
+        };
+        st.store.insert_ceremony(&ceremony, now)?;
+        Ok(PasskeyEnrolStart {
+            ceremony_id: ceremony.id,
+            member_id,
+            options,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(start))
+}
+
+/// Finish enrolling a person: the authenticator's answer, the person's public keys, and their keys'
+/// wrapping for this authenticator. The code is spent, the member and the passkey are created in one
+/// transaction, and the answer carries a token.
+#[utoipa::path(tag = "identity", request_body = PasskeyEnrolFinish, responses(
+    (status = 201, body = PasskeyEnrolResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+    (status = 403, body = Problem),
+    (status = 409, description = "Code already used, or key or credential already enrolled", body = Problem),
+    (status = 410, description = "Code expired or revoked", body = Problem),
+    (status = 429, description = "Too many attempts from this address", body = Problem)))]
+#[post("/enrol/passkey/finish")]
+async fn enrol_finish(
+    state: State,
+    http: HttpRequest,
+    body: web::Json<PasskeyEnrolFinish>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .auth_limits
+        .address(http.peer_addr().map(|a| a.ip()))?;
+    let req = body.into_inner();
+    let (key, recipient) = parse_public_keys(&req.signing_key, &req.age_recipient)?;
+    let wrap = key_wrap(req.key_wrap)?;
+    let st: Arc<AppState> = state.get_ref().clone();
+    let now = st.now();
+    let member = blocking(move || {
+        let c = take_live_ceremony(&st, req.ceremony_id, CeremonyKind::Enrol, now)?;
+        let (Some(member_id), Some(code_hash)) = (c.member_id, c.code_hash) else {
+            return Err(ApiError::Internal(
+                "enrolment ceremony without member or code".into(),
+            ));
+        };
+        let reg: PasskeyRegistration = serde_json::from_str(&c.state)
+            .map_err(|e| ApiError::Internal(format!("stored ceremony unreadable: {e}")))?;
+        let passkey = st
+            .webauthn
+            .finish_passkey_registration(&req.credential, &reg)
+            .map_err(refusal)?;
+        let enrolment = Enrolment {
+            member_id,
+            signing_key: key.as_bytes().to_vec(),
+            age_recipient: recipient.to_string(),
+            passkey: Some(NewPasskey {
+                id: passkey.cred_id().to_vec(),
+                passkey: to_json(&passkey)?,
+                key_wrap: wrap,
+            }),
+        };
+        Ok(st
+            .store
+            .redeem_enrolment_code(&code_hash, &enrolment, now)?)
+    })
+    .await?;
+    tracing::info!(member = %member.id, society = %member.society_id, role = member.role.as_str(), "person enrolled with a passkey");
+    let token = state
+        .tokens
+        .sign_in_response(&member, AuthMethod::Passkey, now)?;
+    Ok(HttpResponse::Created().json(PasskeyEnrolResponse {
+        member_id: member.id,
+        society_id: member.society_id,
+        role: member.role,
+        token,
+    }))
+}
+
+/// Replace the key wrappings of the caller's passkeys, all in one transaction (after the client rotated
+/// the person's keys: it re-wraps them to every authenticator's public wrapping key, without those
+/// authenticators present). Needs a recent passkey sign-in (step-up).
+#[utoipa::path(tag = "passkeys", security(("bearer" = [])), request_body = KeyWrapsRequest, responses(
+    (status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+#[put("/passkeys/key-wraps")]
+async fn set_key_wraps(
+    state: State,
+    Authorized(caller, _): Authorized<People>,
+    body: web::Json<KeyWrapsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let wraps = body
+        .into_inner()
+        .wraps
+        .into_iter()
+        .map(|w| {
+            let id = URL_SAFE_NO_PAD
+                .decode(w.id.trim_end_matches('='))
+                .map_err(|_| ApiError::BadRequest("the passkey id must be base64url".into()))?;
+            let wrap = key_wrap(Some(w.key_wrap))?.unwrap_or_default();
+            Ok((id, wrap))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    if wraps.is_empty() {
+        return Err(ApiError::BadRequest("wraps must not be empty".into()));
+    }
+    let store = state.store.clone();
+    blocking(move || Ok(store.set_key_wraps(caller.member_id, &wraps)?)).await?;
+    tracing::info!(member = %caller.member_id, "key wrappings replaced");
+    Ok(HttpResponse::NoContent().finish())
 }
 
 // --- adding a passkey ------------------------------------------------------------------------------
@@ -223,12 +497,12 @@ async fn register_finish(
             .webauthn
             .finish_passkey_registration(&req.credential, &reg)
             .map_err(refusal)?;
-        Ok(st.store.add_passkey(
-            caller.member_id,
-            passkey.cred_id(),
-            &to_json(&passkey)?,
-            now,
-        )?)
+        let new = NewPasskey {
+            id: passkey.cred_id().to_vec(),
+            passkey: to_json(&passkey)?,
+            key_wrap: key_wrap(req.key_wrap)?,
+        };
+        Ok(st.store.add_passkey(caller.member_id, &new, now)?)
     })
     .await?;
     tracing::info!(member = %caller.member_id, "passkey registered");
@@ -380,13 +654,19 @@ async fn login_finish(
             Some(true) => Some(to_json(&passkey)?),
             _ => None,
         };
-        st.store
+        let wrap = st
+            .store
             .passkey_used(member_id, &row.id, updated.as_deref(), now)?;
-        Ok(m)
+        Ok((m, wrap))
     })
     .await?;
+    let (member, wrap) = member;
     tracing::info!(member = %member.id, "signed in with a passkey");
-    Ok(HttpResponse::Ok().json(state.tokens.sign_in_response(&member, now)?))
+    let mut response = state
+        .tokens
+        .sign_in_response(&member, AuthMethod::Passkey, now)?;
+    response.key_wrap = wrap.map(Base64Bytes);
+    Ok(HttpResponse::Ok().json(response))
 }
 
 // --- listing and removing --------------------------------------------------------------------------
@@ -402,7 +682,7 @@ async fn list(
     let store = state.store.clone();
     let rows = blocking(move || Ok(store.member_passkeys(caller.member_id)?)).await?;
     Ok(HttpResponse::Ok().json(PasskeysResponse {
-        passkeys: rows.iter().map(passkey_dto).collect(),
+        passkeys: rows.iter().map(own_passkey_dto).collect(),
     }))
 }
 

@@ -102,9 +102,11 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
     Some(match (method, pattern) {
         ("GET", "/healthz" | "/readyz" | "/v1/openapi.json")
         | ("POST", "/v1/enrol" | "/v1/auth/challenge" | "/v1/auth/token")
+        | ("POST", "/v1/enrol/passkey/start" | "/v1/enrol/passkey/finish")
         | ("POST", "/v1/auth/passkey/start" | "/v1/auth/passkey/finish") => Public,
         ("POST", "/v1/passkeys/register/start" | "/v1/passkeys/register/finish")
         | ("GET", "/v1/passkeys")
+        | ("PUT", "/v1/passkeys/key-wraps")
         | ("DELETE", "/v1/passkeys/{id}") => Roles(People::ROLES),
         ("GET", "/v1/me") | ("POST", "/v1/auth/revoke") => Roles(AnyMember::ROLES),
         ("GET", "/v1/society") => Roles(SocietyPeople::ROLES),
@@ -133,6 +135,38 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
     })
 }
 
+/// How recent a passkey sign-in must be for an operation that needs step-up.
+pub const STEP_UP_SECS: i64 = 5 * 60;
+
+/// Operations that need a passkey assertion made within the last [`STEP_UP_SECS`] (step-up): every
+/// administrative write (issuing and revoking enrolment codes, which also grants admin; suspending and
+/// reinstating; revoking a member's authenticator; setting the society's escrow key; creating a
+/// society) and rotating one's own key wrappings. A stolen token alone, at most 15 minutes old, can then
+/// do none of them once 5 minutes have passed, and a machine's key login can never do them.
+pub fn needs_step_up(method: &str, pattern: &str) -> bool {
+    matches!(
+        (method, pattern),
+        ("PUT", "/v1/society/escrow" | "/v1/passkeys/key-wraps")
+            | (
+                "POST",
+                "/v1/members/{id}/suspend"
+                    | "/v1/members/{id}/reinstate"
+                    | "/v1/enrolment-codes"
+                    | "/v1/societies"
+            )
+            | (
+                "DELETE",
+                "/v1/enrolment-codes/{id}" | "/v1/members/{id}/passkeys/{credential}"
+            )
+    )
+}
+
+/// Whether the caller signed in with a passkey recently enough for a step-up operation at `now_millis`.
+pub fn stepped_up(caller: &Caller, now_millis: i64) -> bool {
+    caller.method == crate::auth::AuthMethod::Passkey
+        && now_millis / 1000 - caller.auth_time <= STEP_UP_SECS
+}
+
 /// The gate every request passes: authentication and the role check happen here, before routing
 /// extracts anything from the request (so a caller without the role learns nothing from body
 /// validation). The verified [`Caller`] is left in the request for the handlers.
@@ -149,6 +183,17 @@ pub async fn gate(
             let caller = crate::auth::authenticate(req.request()).await?;
             if !roles.contains(&caller.role) {
                 return Err(ApiError::Forbidden("your role may not do this").into());
+            }
+            if let Some(p) = req.match_pattern() {
+                if needs_step_up(req.method().as_str(), &p) {
+                    let now = req
+                        .app_data::<actix_web::web::Data<std::sync::Arc<crate::AppState>>>()
+                        .map(|s| crate::clock::Clock::now_millis(s.clock.as_ref()))
+                        .ok_or_else(|| ApiError::Internal("app state missing".into()))?;
+                    if !stepped_up(&caller, now) {
+                        return Err(ApiError::StepUpRequired(STEP_UP_SECS).into());
+                    }
+                }
             }
             req.extensions_mut().insert(caller);
             next.call(req).await
@@ -194,11 +239,12 @@ pub fn annotate(api: &mut utoipa::openapi::OpenApi) {
                 None => continue,
             };
             let mut ext = op.extensions.take().unwrap_or_default();
-            ext.merge(
-                utoipa::openapi::extensions::ExtensionsBuilder::new()
-                    .add("x-roles", serde_json::json!(roles))
-                    .build(),
-            );
+            let mut add = utoipa::openapi::extensions::ExtensionsBuilder::new()
+                .add("x-roles", serde_json::json!(roles));
+            if needs_step_up(method, path) {
+                add = add.add("x-step-up-seconds", serde_json::json!(STEP_UP_SECS));
+            }
+            ext.merge(add.build());
             op.extensions = Some(ext);
         }
     }

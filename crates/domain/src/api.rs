@@ -126,6 +126,11 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// After a passkey sign-in: the client's wrapping of the person's private keys for the
+    /// authenticator used (opaque to the server; only that authenticator's PRF output opens it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Byte))]
+    pub key_wrap: Option<Base64Bytes>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,6 +9,9 @@ pub enum StorageError {
     Conflict(&'static str),
     #[error("expired: {0}")]
     Expired(&'static str),
+    /// The operation is not allowed for this kind of object (e.g. a machine's code used by a person).
+    #[error("refused: {0}")]
+    Refused(&'static str),
     #[error("invalid: {0}")]
     Invalid(String),
     #[error("database error: {0}")]

@@ -150,7 +150,7 @@ macro_rules! case_for_member {
 
 // Declared after the macros so it can use them.
 mod passkeys;
-pub use passkeys::{Ceremony, CeremonyKind, PasskeyRow};
+pub use passkeys::{Ceremony, CeremonyKind, NewPasskey, PasskeyRow};
 
 fn id_bytes(id: &Uuid) -> Vec<u8> {
     id.as_bytes().to_vec()
@@ -220,12 +220,19 @@ pub struct EnrolmentCodeRow {
     pub used_at: Option<Millis>,
 }
 
-/// The public keys a person enrols with.
+/// The public keys a member enrols with. People (every role but the sync agent) enrol with their first
+/// passkey; machines (sync agents) with their Ed25519 key alone.
 #[derive(Clone, Debug)]
 pub struct Enrolment {
     pub member_id: MemberId,
     pub signing_key: Vec<u8>,
     pub age_recipient: String,
+    pub passkey: Option<NewPasskey>,
+}
+
+/// Whether a role is a machine's (enrols and signs in with a device key) rather than a person's (passkeys).
+pub fn is_machine_role(role: Role) -> bool {
+    role == Role::SyncAgent
 }
 
 #[derive(Clone, Debug)]
@@ -541,6 +548,12 @@ impl Store {
             if code.expires_at <= now {
                 return Err(StorageError::Expired("this enrolment code has expired"));
             }
+            let machine = is_machine_role(parse_role(&code.role)?);
+            match (&enrolment.passkey, machine) {
+                (None, false) => return Err(StorageError::Refused("people enrol with a passkey: this code is for a person")),
+                (Some(_), true) => return Err(StorageError::Refused("this code is for a sync agent, which enrols with its device key")),
+                _ => {}
+            }
             diesel::update(enrolment_codes::table.filter(enrolment_codes::code_hash.eq(&hash)))
                 .set((enrolment_codes::used_at.eq(Some(now)), enrolment_codes::used_by.eq(Some(member_id.clone()))))
                 .execute(conn)?;
@@ -558,9 +571,45 @@ impl Store {
                 .values(&row)
                 .execute(conn)
                 .map_err(|e| StorageError::from_insert(e, "this device key is already enrolled"))?;
+            if let Some(p) = &enrolment.passkey {
+                diesel::insert_into(crate::schema::passkeys::table)
+                    .values(&crate::passkeys::PasskeyDb::new(enrolment.member_id, p, now))
+                    .execute(conn)
+                    .map_err(|e| StorageError::from_insert(e, "this credential is already registered"))?;
+            }
             Ok(row)
         })?;
         row.into_member()
+    }
+
+    /// The society and role of an enrolment code that can still be spent (unused, unrevoked, unexpired);
+    /// nothing is changed. Used before an enrolment ceremony begins, so a dead code does not cost one.
+    pub fn usable_enrolment_code(
+        &self,
+        code_hash: &[u8; 32],
+        now: Millis,
+    ) -> Result<(SocietyId, Role)> {
+        let hash = code_hash.to_vec();
+        let code: Option<EnrolmentCodeDb> = read!(self, conn => {
+            enrolment_codes::table
+                .filter(enrolment_codes::code_hash.eq(&hash))
+                .select(EnrolmentCodeDb::as_select())
+                .first(conn)
+                .optional()?
+        });
+        let code = code.ok_or(StorageError::NotFound)?;
+        if code.used_at.is_some() {
+            return Err(StorageError::Conflict(
+                "this enrolment code was already used",
+            ));
+        }
+        if code.expires_at <= now {
+            return Err(StorageError::Expired("this enrolment code has expired"));
+        }
+        Ok((
+            SocietyId::from_uuid(uuid_from(&code.society_id)?),
+            parse_role(&code.role)?,
+        ))
     }
 
     // --- members -----------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ pub enum CeremonyKind {
     Register,
     /// Signing in with a passkey.
     Authenticate,
+    /// A person enrolling with a one-time code and their first passkey.
+    Enrol,
 }
 
 impl CeremonyKind {
@@ -28,6 +30,7 @@ impl CeremonyKind {
         match self {
             CeremonyKind::Register => "register",
             CeremonyKind::Authenticate => "authenticate",
+            CeremonyKind::Enrol => "enrol",
         }
     }
 
@@ -35,6 +38,7 @@ impl CeremonyKind {
         match s {
             "register" => Ok(CeremonyKind::Register),
             "authenticate" => Ok(CeremonyKind::Authenticate),
+            "enrol" => Ok(CeremonyKind::Enrol),
             _ => Err(StorageError::Invalid(
                 "stored ceremony kind is unknown".into(),
             )),
@@ -66,6 +70,18 @@ pub struct PasskeyRow {
     pub passkey: String,
     pub created_at: Millis,
     pub last_used_at: Option<Millis>,
+    /// The client's wrapping of the member's private keys for this authenticator (opaque here).
+    pub key_wrap: Option<Vec<u8>>,
+}
+
+/// A passkey to register, with the client's wrapping of the member's keys for it (if the authenticator
+/// has the PRF extension).
+#[derive(Clone, Debug)]
+pub struct NewPasskey {
+    pub id: Vec<u8>,
+    /// webauthn-rs's serialised `Passkey`.
+    pub passkey: String,
+    pub key_wrap: Option<Vec<u8>>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
@@ -103,15 +119,27 @@ impl CeremonyDb {
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = passkeys)]
-struct PasskeyDb {
+pub(crate) struct PasskeyDb {
     id: Vec<u8>,
     member_id: Vec<u8>,
     passkey: String,
     created_at: i64,
     last_used_at: Option<i64>,
+    key_wrap: Option<Vec<u8>>,
 }
 
 impl PasskeyDb {
+    pub(crate) fn new(member: MemberId, new: &NewPasskey, now: Millis) -> PasskeyDb {
+        PasskeyDb {
+            id: new.id.clone(),
+            member_id: id_bytes(member.as_uuid()),
+            passkey: new.passkey.clone(),
+            created_at: now,
+            last_used_at: None,
+            key_wrap: new.key_wrap.clone(),
+        }
+    }
+
     fn into_row(self) -> Result<PasskeyRow> {
         Ok(PasskeyRow {
             id: self.id,
@@ -119,6 +147,7 @@ impl PasskeyDb {
             passkey: self.passkey,
             created_at: self.created_at,
             last_used_at: self.last_used_at,
+            key_wrap: self.key_wrap,
         })
     }
 }
@@ -170,17 +199,10 @@ impl Store {
     pub fn add_passkey(
         &self,
         member: MemberId,
-        credential_id: &[u8],
-        passkey_json: &str,
+        new: &NewPasskey,
         now: Millis,
     ) -> Result<PasskeyRow> {
-        let row = PasskeyDb {
-            id: credential_id.to_vec(),
-            member_id: id_bytes(member.as_uuid()),
-            passkey: passkey_json.to_owned(),
-            created_at: now,
-            last_used_at: None,
-        };
+        let row = PasskeyDb::new(member, new, now);
         write_tx!(self, conn => {
             diesel::insert_into(passkeys::table)
                 .values(&row)
@@ -212,35 +234,56 @@ impl Store {
         })
     }
 
+    /// Replaces the key wrappings of several of a member's passkeys in one transaction (the member's keys
+    /// were rotated and re-wrapped to every authenticator). Every credential must be the member's; if one
+    /// is not, nothing changes.
+    pub fn set_key_wraps(&self, member: MemberId, wraps: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        let owner = id_bytes(member.as_uuid());
+        write_tx!(self, conn => {
+            for (id, wrap) in wraps {
+                let n = diesel::update(
+                    passkeys::table
+                        .filter(passkeys::id.eq(id))
+                        .filter(passkeys::member_id.eq(&owner)),
+                )
+                .set(passkeys::key_wrap.eq(Some(wrap)))
+                .execute(conn)?;
+                if n != 1 {
+                    return Err(StorageError::NotFound);
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Records a successful sign-in with a passkey: its new state (counter, backup flags) if it
-    /// changed, and the time.
+    /// changed, and the time. Returns the key wrapping stored with this passkey, for the client.
     pub fn passkey_used(
         &self,
         member: MemberId,
         credential_id: &[u8],
         updated_json: Option<&str>,
         now: Millis,
-    ) -> Result<()> {
+    ) -> Result<Option<Vec<u8>>> {
         let id = credential_id.to_vec();
         let owner = id_bytes(member.as_uuid());
-        let n = write_tx!(self, conn => {
+        write_tx!(self, conn => {
             let target = passkeys::table
                 .filter(passkeys::id.eq(&id))
                 .filter(passkeys::member_id.eq(&owner));
-            Ok(match updated_json {
+            let n = match updated_json {
                 Some(json) => diesel::update(target)
                     .set((passkeys::passkey.eq(json), passkeys::last_used_at.eq(Some(now))))
                     .execute(conn)?,
                 None => diesel::update(target)
                     .set(passkeys::last_used_at.eq(Some(now)))
                     .execute(conn)?,
-            })
-        })?;
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(StorageError::NotFound)
-        }
+            };
+            if n != 1 {
+                return Err(StorageError::NotFound);
+            }
+            Ok(target.select(passkeys::key_wrap).first::<Option<Vec<u8>>>(conn)?)
+        })
     }
 
     /// A society admin revokes one authenticator of a member of their society (a lost or stolen one). Unlike

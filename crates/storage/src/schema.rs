@@ -108,6 +108,7 @@ diesel::table! {
         passkey -> Text,
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
+        key_wrap -> Nullable<Binary>,
     }
 }
 

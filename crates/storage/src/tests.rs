@@ -32,6 +32,15 @@ fn code(society: SocietyId, role: Role, seed: u8) -> NewEnrolmentCode {
     }
 }
 
+/// A registered passkey as the store sees it (opaque JSON text and an opaque key wrapping).
+fn fake_passkey(seed: u8) -> NewPasskey {
+    NewPasskey {
+        id: vec![seed, 0xC7, seed],
+        passkey: format!("{{\"fake\":{seed}}}"),
+        key_wrap: Some(vec![seed; 40]),
+    }
+}
+
 fn enrol(store: &Store, society: SocietyId, role: Role, seed: u8) -> Member {
     let c = code(society, role, seed);
     store.insert_enrolment_code(&c).unwrap();
@@ -42,6 +51,7 @@ fn enrol(store: &Store, society: SocietyId, role: Role, seed: u8) -> Member {
                 member_id: MemberId::new(),
                 signing_key: vec![seed; 32],
                 age_recipient: format!("age1test{seed}"),
+                passkey: (!is_machine_role(role)).then(|| fake_passkey(seed)),
             },
             NOW,
         )
@@ -111,6 +121,7 @@ fn societies_and_enrolment() {
                     member_id: MemberId::new(),
                     signing_key: vec![9; 32],
                     age_recipient: "age1admin".into(),
+                    passkey: Some(fake_passkey(9)),
                 },
                 NOW + 1,
             )
@@ -126,6 +137,7 @@ fn societies_and_enrolment() {
                 member_id: MemberId::new(),
                 signing_key: vec![10; 32],
                 age_recipient: "age1x".into(),
+                passkey: Some(fake_passkey(10)),
             },
             NOW + 2,
         );
@@ -137,7 +149,8 @@ fn societies_and_enrolment() {
                 &Enrolment {
                     member_id: MemberId::new(),
                     signing_key: vec![11; 32],
-                    age_recipient: "age1x".into()
+                    age_recipient: "age1x".into(),
+                    passkey: Some(fake_passkey(11)),
                 },
                 NOW
             ),
@@ -150,6 +163,7 @@ fn societies_and_enrolment() {
             member_id: MemberId::new(),
             signing_key: vec![50; 32],
             age_recipient: "age1y".into(),
+            passkey: Some(fake_passkey(50)),
         };
         assert!(matches!(
             store.redeem_enrolment_code(&c.code_hash, &e, c.expires_at),
@@ -396,5 +410,96 @@ fn suspension_changes_the_security_stamp() {
             store.revoke_tokens(MemberId::new()),
             Err(StorageError::NotFound)
         ));
+    });
+}
+
+#[test]
+fn people_enrol_with_a_passkey_and_machines_with_a_key() {
+    each_backend(|store| {
+        let s = society(store, "Red Cross P");
+        let person = code(s, Role::Caseworker, 60);
+        let machine = code(s, Role::SyncAgent, 61);
+        store.insert_enrolment_code(&person).unwrap();
+        store.insert_enrolment_code(&machine).unwrap();
+        assert_eq!(
+            store.usable_enrolment_code(&person.code_hash, NOW).unwrap(),
+            (s, Role::Caseworker)
+        );
+        let keys_only = |seed: u8| Enrolment {
+            member_id: MemberId::new(),
+            signing_key: vec![seed; 32],
+            age_recipient: format!("age1p{seed}"),
+            passkey: None,
+        };
+        // A person's code without a passkey, a machine's code with one: refused, and neither is spent.
+        assert!(matches!(
+            store.redeem_enrolment_code(&person.code_hash, &keys_only(60), NOW),
+            Err(StorageError::Refused(_))
+        ));
+        let mut with_passkey = keys_only(61);
+        with_passkey.passkey = Some(fake_passkey(61));
+        assert!(matches!(
+            store.redeem_enrolment_code(&machine.code_hash, &with_passkey, NOW),
+            Err(StorageError::Refused(_))
+        ));
+        assert!(store.member(with_passkey.member_id).unwrap().is_none());
+        assert!(store.usable_enrolment_code(&person.code_hash, NOW).is_ok());
+        assert!(store.usable_enrolment_code(&machine.code_hash, NOW).is_ok());
+
+        // The person enrols with the passkey in the same transaction; its key wrapping comes back at
+        // sign-in.
+        let m = store
+            .redeem_enrolment_code(&person.code_hash, &with_passkey, NOW)
+            .unwrap();
+        let keys = store.member_passkeys(m.id).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].key_wrap, Some(vec![61; 40]));
+        assert_eq!(
+            store
+                .passkey_used(m.id, &keys[0].id, None, NOW + 1)
+                .unwrap(),
+            Some(vec![61; 40])
+        );
+        assert!(matches!(
+            store.usable_enrolment_code(&person.code_hash, NOW),
+            Err(StorageError::Conflict(_))
+        ));
+        // The machine enrols with its key.
+        store
+            .redeem_enrolment_code(&machine.code_hash, &keys_only(62), NOW)
+            .unwrap();
+
+        // Re-wrapping is all or nothing: one foreign credential and nothing changes.
+        let second = fake_passkey(63);
+        store.add_passkey(m.id, &second, NOW).unwrap();
+        let other = enrol(store, s, Role::Caseworker, 64);
+        let foreign = store.member_passkeys(other.id).unwrap()[0].id.clone();
+        assert!(matches!(
+            store.set_key_wraps(
+                m.id,
+                &[(keys[0].id.clone(), vec![1; 8]), (foreign, vec![2; 8])]
+            ),
+            Err(StorageError::NotFound)
+        ));
+        assert_eq!(
+            store.member_passkeys(m.id).unwrap()[0].key_wrap,
+            Some(vec![61; 40])
+        );
+        store
+            .set_key_wraps(
+                m.id,
+                &[
+                    (keys[0].id.clone(), vec![1; 8]),
+                    (second.id.clone(), vec![3; 8]),
+                ],
+            )
+            .unwrap();
+        let after: Vec<_> = store
+            .member_passkeys(m.id)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.key_wrap)
+            .collect();
+        assert_eq!(after, vec![Some(vec![1; 8]), Some(vec![3; 8])]);
     });
 }
