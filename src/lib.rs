@@ -10,7 +10,7 @@ use rfl_api::clock::ManualClock;
 use rfl_api::config::Config;
 use rfl_api::RunningServer;
 use rfl_client::session::{enrol, Session};
-use rfl_client::DeviceKeys;
+use rfl_client::{DeviceKeys, Site, SoftAuthenticator};
 use rfl_crypto::AgeIdentity;
 use rfl_domain::{Role, SocietyId};
 use rfl_storage::testing::{TestBackend, TestDatabase};
@@ -30,11 +30,30 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
 }
 
-/// A society with its first admin (who set the escrow key) and the offline recovery identity.
+/// A society with its first admin (who set the escrow key), the admin's authenticator, and the offline
+/// recovery identity.
 pub struct TestSociety {
     pub id: SocietyId,
     pub admin: Session,
+    pub admin_authenticator: SoftAuthenticator,
     pub recovery: AgeIdentity,
+}
+
+impl TestSociety {
+    /// A fresh passkey assertion by the admin (for operations that need step-up).
+    #[allow(clippy::expect_used)]
+    pub async fn step_up(&mut self) {
+        self.admin
+            .step_up(&mut self.admin_authenticator)
+            .await
+            .expect("step-up");
+    }
+}
+
+/// A person: their signed-in session and their authenticator.
+pub struct Person {
+    pub session: Session,
+    pub authenticator: SoftAuthenticator,
 }
 
 impl TestServer {
@@ -111,9 +130,33 @@ impl TestServer {
             .expect("create society")
     }
 
-    /// Enrols a device with `code` and signs it in.
+    /// The API address and the WebAuthn origin of this server.
+    pub fn site(&self) -> Site {
+        Site::new(&self.url(), &self.config.webauthn.rp_origin)
+    }
+
+    /// Enrols a person with `code` and a new software authenticator (a passkey with PRF holding their
+    /// keys), signed in.
     #[allow(clippy::expect_used)]
+    pub async fn enrol_person(&self, code: &str) -> Person {
+        let mut authenticator = SoftAuthenticator::new();
+        let session = rfl_client::enrol_person(&self.site(), code, &mut authenticator)
+            .await
+            .expect("enrol a person");
+        Person {
+            session,
+            authenticator,
+        }
+    }
+
+    /// Enrols a person with `code` (see [`TestServer::enrol_person`]); only their session.
     pub async fn enrol(&self, code: &str) -> Session {
+        self.enrol_person(code).await.session
+    }
+
+    /// Enrols a machine (sync agent) with `code` and its Ed25519 key, and signs it in by key login.
+    #[allow(clippy::expect_used)]
+    pub async fn enrol_machine(&self, code: &str) -> Session {
         let keys = DeviceKeys::generate().expect("keys");
         let r = enrol(&self.url(), code, &keys).await.expect("enrol");
         Session::login(&self.url(), r.member_id, Arc::new(keys))
@@ -125,7 +168,10 @@ impl TestServer {
     #[allow(clippy::expect_used)]
     pub async fn society(&self, name: &str) -> TestSociety {
         let (id, code) = self.create_society(name);
-        let mut admin = self.enrol(&code).await;
+        let Person {
+            session: mut admin,
+            authenticator,
+        } = self.enrol_person(&code).await;
         let recovery = AgeIdentity::generate();
         admin
             .init_society_escrow(&recovery.recipient())
@@ -134,21 +180,27 @@ impl TestServer {
         TestSociety {
             id,
             admin,
+            admin_authenticator: authenticator,
             recovery,
         }
     }
 
     /// A caseworker enrolled in `society` through an admin-issued code.
-    #[allow(clippy::expect_used)]
     pub async fn caseworker(&self, society: &TestSociety) -> Session {
+        self.caseworker_person(society).await.session
+    }
+
+    /// A caseworker enrolled in `society`, with their authenticator.
+    #[allow(clippy::expect_used)]
+    pub async fn caseworker_person(&self, society: &TestSociety) -> Person {
         let code = society
             .admin
             .issue_enrolment_code(Role::Caseworker)
             .await
             .expect("code");
-        let mut s = self.enrol(&code.code).await;
-        s.refresh_directory().await.expect("directory");
-        s
+        let mut p = self.enrol_person(&code.code).await;
+        p.session.refresh_directory().await.expect("directory");
+        p
     }
 
     pub async fn stop(self) {
@@ -173,4 +225,88 @@ pub fn case(seed: u64) -> rfl_domain::CaseFile {
     let mut f = rfl_domain::fixtures::synthetic_case(seed);
     f.attachments.clear();
     f
+}
+
+/// Everything clients sent through a [`recording_proxy`], byte for byte.
+pub type Recording = Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// A TCP proxy on 127.0.0.1 port 0 in front of `target` (an `http://host:port` address) that records
+/// every byte clients send: a test points a client at the returned address and then searches what
+/// reached the server. Returns the proxy's `http://` address and the recording.
+#[allow(clippy::expect_used)]
+pub async fn recording_proxy(target: &str) -> (String, Recording) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = target
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the proxy");
+    let addr = listener.local_addr().expect("proxy address");
+    let recording: Recording = Arc::default();
+    let rec = recording.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            let rec = rec.clone();
+            tokio::spawn(async move {
+                let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let (mut ri, mut wi) = inbound.split();
+                let (mut ro, mut wo) = tokio::io::split(outbound);
+                let upstream = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        match ri.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if let Ok(mut r) = rec.lock() {
+                                    r.extend_from_slice(&buf[..n]);
+                                }
+                                if wo.write_all(&buf[..n]).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    let _ = wo.shutdown().await;
+                };
+                let downstream = async {
+                    let _ = tokio::io::copy(&mut ro, &mut wi).await;
+                    let _ = wi.shutdown().await;
+                };
+                tokio::join!(upstream, downstream);
+            });
+        }
+    });
+    (format!("http://{addr}"), recording)
+}
+
+/// Every encoding of `needle` a careless client or server might use: raw, standard and URL-safe base64
+/// (with and without padding), and hex (lower and upper case).
+pub fn encodings(needle: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let e = base64::engine::general_purpose::STANDARD;
+    let en = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let u = base64::engine::general_purpose::URL_SAFE;
+    let un = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let hex: String = needle.iter().map(|b| format!("{b:02x}")).collect();
+    vec![
+        needle.to_vec(),
+        e.encode(needle).into_bytes(),
+        en.encode(needle).into_bytes(),
+        u.encode(needle).into_bytes(),
+        un.encode(needle).into_bytes(),
+        hex.clone().into_bytes(),
+        hex.to_uppercase().into_bytes(),
+    ]
+}
+
+/// Whether any encoding of `needle` occurs in `haystack`.
+pub fn contains_any_encoding(haystack: &[u8], needle: &[u8]) -> bool {
+    encodings(needle)
+        .iter()
+        .any(|n| haystack.windows(n.len()).any(|w| w == n.as_slice()))
 }

@@ -188,10 +188,10 @@ async fn enrolment_codes_are_single_use_expiring_revocable_and_bound_to_a_societ
         let b = t.society("Red Crescent B").await;
         let admin = soc.admin.api();
         let enrol_with = |code: String| {
-            let url = t.url();
+            let site = t.site();
             async move {
-                let keys = rfl_client::DeviceKeys::generate().unwrap();
-                rfl_client::session::enrol(&url, &code, &keys).await
+                let mut authenticator = rfl_client::SoftAuthenticator::new();
+                rfl_client::enrol_person(&site, &code, &mut authenticator).await
             }
         };
 
@@ -241,7 +241,8 @@ async fn enrolment_codes_are_single_use_expiring_revocable_and_bound_to_a_societ
             .unwrap();
         let member = enrol_with(c.code.clone()).await.unwrap();
         assert_eq!(
-            member.society_id, soc.id,
+            member.society_id(),
+            soc.id,
             "a code enrols into its own society only"
         );
         assert_eq!(

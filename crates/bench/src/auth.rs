@@ -66,7 +66,14 @@ pub fn token_verify_bench(iterations: u64) -> BenchResult<TokenVerifyResult> {
     let now = SystemClock.now_millis();
     let (member, society) = (MemberId::new(), SocietyId::new());
     let (token, _) = keys
-        .issue(member, society, Role::Caseworker, 7, now)
+        .issue(
+            member,
+            society,
+            Role::Caseworker,
+            7,
+            rfl_api::auth::AuthMethod::Passkey,
+            now,
+        )
         .map_err(|e| format!("issue a token: {e}"))?;
     // Warm-up, and a check that the token verifies at all (a refused token would be timed otherwise).
     for _ in 0..100 {
@@ -90,7 +97,14 @@ pub fn token_verify_bench(iterations: u64) -> BenchResult<TokenVerifyResult> {
     let t = Instant::now();
     for _ in 0..issue_iterations {
         let tok = keys
-            .issue(member, society, Role::Caseworker, 7, now)
+            .issue(
+                member,
+                society,
+                Role::Caseworker,
+                7,
+                rfl_api::auth::AuthMethod::Passkey,
+                now,
+            )
             .map_err(|e| format!("issue: {e}"))?;
         std::hint::black_box(tok);
     }
@@ -251,12 +265,13 @@ pub async fn measure(
             return Err("a passkey token signed in someone else".into());
         }
 
-        // Key login, the same way.
-        let keys = env.cw_keys.clone();
+        // Key login (machines only: the society's sync agent), the same way.
+        let keys = env.agent_keys.clone();
+        let agent = env.agent_member;
         let op = move |api: Api| {
             let keys = keys.clone();
             async move {
-                key_signin(&api, member, &keys).await?;
+                key_signin(&api, agent, &keys).await?;
                 Ok(api)
             }
         };
@@ -282,7 +297,7 @@ pub async fn measure(
         // A fresh token (the passkey sign-ins above do not change the security stamp, but this one is
         // certainly current).
         let anon = Api::new(&env.base).ctx("HTTP client")?;
-        let token = key_signin(&anon, member, &env.cw_keys).await?;
+        let token = key_signin(&anon, env.agent_member, &env.agent_keys).await?;
         let authed = Api::new(&env.base).ctx("HTTP client")?.with_token(token);
 
         eprintln!(

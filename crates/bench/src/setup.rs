@@ -9,7 +9,7 @@ use rfl_api::clock::{Clock, SystemClock};
 use rfl_api::config::Config;
 use rfl_api::RunningServer;
 use rfl_client::session::{enrol, Session};
-use rfl_client::DeviceKeys;
+use rfl_client::{enrol_person, sign_in_person, DeviceKeys, Site, SoftAuthenticator};
 use rfl_crypto::{wrap_data_key, AgeIdentity, AgeRecipient, DataKey};
 use rfl_domain::{MemberId, Role, SocietyId};
 use rfl_storage::testing::{TestBackend, TestDatabase};
@@ -32,6 +32,11 @@ pub struct Env {
     pub caseworker: Session,
     pub cw_keys: Arc<DeviceKeys>,
     pub cw_member: MemberId,
+    /// The caseworker's authenticator (a software one with PRF: it holds the caseworker's keys).
+    pub cw_authenticator: tokio::sync::Mutex<SoftAuthenticator>,
+    /// A sync agent of the society (a machine: Ed25519 key login).
+    pub agent_keys: Arc<DeviceKeys>,
+    pub agent_member: MemberId,
     pub society: SocietyId,
     pub escrow: AgeRecipient,
     /// The relying party's configured origin (`webauthn.rp_origin`): what a passkey client presents.
@@ -97,14 +102,10 @@ impl Env {
         // Loopback by address: no name resolution, no IPv6 fallback on connect.
         let base = format!("http://127.0.0.1:{}", server.addr.port());
 
-        let admin_keys = Arc::new(DeviceKeys::generate().ctx("admin keys")?);
-        let admin_id = enrol(&base, &admin_code, &admin_keys)
+        let site = Site::new(&base, &started_config.webauthn.rp_origin);
+        let mut admin = enrol_person(&site, &admin_code, &mut SoftAuthenticator::new())
             .await
-            .ctx("enrol the admin")?
-            .member_id;
-        let mut admin = Session::login(&base, admin_id, admin_keys)
-            .await
-            .ctx("admin login")?;
+            .ctx("enrol the admin")?;
         // The recovery identity is thrown away: the benchmark never recovers anything.
         let recovery = AgeIdentity::generate().recipient();
         admin
@@ -116,14 +117,22 @@ impl Env {
             .await
             .ctx("issue a caseworker enrolment code")?
             .code;
-        let cw_keys = Arc::new(DeviceKeys::generate().ctx("caseworker keys")?);
-        let cw_member = enrol(&base, &cw_code, &cw_keys)
+        let mut cw_authenticator = SoftAuthenticator::new();
+        let caseworker = enrol_person(&site, &cw_code, &mut cw_authenticator)
             .await
-            .ctx("enrol the caseworker")?
+            .ctx("enrol the caseworker")?;
+        let cw_member = caseworker.member_id();
+        let cw_keys = caseworker.keys_arc();
+        let agent_code = admin
+            .issue_enrolment_code(Role::SyncAgent)
+            .await
+            .ctx("issue a sync agent enrolment code")?
+            .code;
+        let agent_keys = Arc::new(DeviceKeys::generate().ctx("sync agent keys")?);
+        let agent_member = enrol(&base, &agent_code, &agent_keys)
+            .await
+            .ctx("enrol the sync agent")?
             .member_id;
-        let caseworker = Session::login(&base, cw_member, cw_keys.clone())
-            .await
-            .ctx("caseworker login")?;
         let escrow = caseworker
             .api()
             .society()
@@ -139,6 +148,9 @@ impl Env {
             caseworker,
             cw_keys,
             cw_member,
+            cw_authenticator: tokio::sync::Mutex::new(cw_authenticator),
+            agent_keys,
+            agent_member,
             society,
             escrow,
             rp_origin: started_config.webauthn.rp_origin.clone(),
@@ -149,11 +161,14 @@ impl Env {
         })
     }
 
-    /// A fresh login of the caseworker (access tokens live 15 minutes; a long import may outlast one).
+    /// A fresh sign-in of the caseworker with their authenticator (access tokens live 15 minutes; a long
+    /// import may outlast one).
     pub async fn login_again(&self) -> BenchResult<Session> {
-        Session::login(&self.base, self.cw_member, self.cw_keys.clone())
+        let site = Site::new(&self.base, &self.rp_origin);
+        let mut authenticator = self.cw_authenticator.lock().await;
+        sign_in_person(&site, self.cw_member, &mut authenticator)
             .await
-            .ctx("caseworker login")
+            .ctx("caseworker sign-in")
     }
 
     /// What the plaintext baseline needs, with wrapped-key sizes taken from real wraps.

@@ -1,8 +1,16 @@
-//! The device's private keys at rest.
+//! What `rfl` keeps on disk.
 //!
-//! Development mode (this issue): a JSON file whose secrets are sealed with age's scrypt passphrase
-//! encryption. Public parts (ids, public keys, server) stay readable so `rfl` can say who you are
-//! without the passphrase. The file is written with mode 0600 and replaced atomically.
+//! A JSON file (mode 0600, replaced atomically) with readable public parts (server, origin, ids, public
+//! keys: `rfl` can say who you are without a passphrase) and sealed secrets, one of:
+//!
+//! - **a person, development mode** (`holder = "dev_authenticator"`): the state of a *software*
+//!   authenticator ([`crate::SoftAuthenticator`]: passkey and PRF secret), sealed with age's scrypt
+//!   passphrase encryption. The person's private keys are *not* in the file: they are wrapped per
+//!   authenticator and held by the server, and only this authenticator's PRF output opens them. This is
+//!   an explicit development mode: whoever has the file and the passphrase has the authenticator. In
+//!   production a person uses a hardware authenticator, whose secrets never leave it.
+//! - **a machine** (`holder = "machine_keys"`, a society's sync agent): its Ed25519 and age keys,
+//!   passphrase-sealed, used for the key login that only machines have.
 
 use std::path::Path;
 
@@ -15,7 +23,17 @@ use zeroize::Zeroizing;
 
 use crate::{ClientError, Result};
 
-const FORMAT: &str = "rfl-keystore-v1";
+const FORMAT: &str = "rfl-keystore-v2";
+
+/// What a keystore's sealed secrets hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyHolder {
+    /// A software authenticator (development mode); the person's keys are wrapped to it on the server.
+    DevAuthenticator,
+    /// A machine's private keys (sync agents).
+    MachineKeys,
+}
 
 /// The device's private keys, in memory.
 pub struct DeviceKeys {
@@ -29,6 +47,38 @@ impl DeviceKeys {
             signing: DeviceSigningKey::generate()?,
             age: AgeIdentity::generate(),
         })
+    }
+
+    /// The private keys as bytes (JSON: the Ed25519 PKCS#8 document in base64 and the age identity),
+    /// for sealing: by a passphrase (development keystore) or per authenticator (key wrapping).
+    pub fn to_secret_bytes(&self) -> Result<Zeroizing<Vec<u8>>> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let secrets = Secrets {
+            signing_pkcs8: b64.encode(self.signing.pkcs8_der()),
+            age_identity: self.age.to_secret_string().expose_secret().to_owned(),
+        };
+        let json = Zeroizing::new(serde_json::to_vec(&secrets)?);
+        drop(Zeroizing::new(secrets.signing_pkcs8));
+        drop(Zeroizing::new(secrets.age_identity));
+        Ok(json)
+    }
+
+    /// The inverse of [`DeviceKeys::to_secret_bytes`].
+    pub fn from_secret_bytes(bytes: &[u8]) -> Result<DeviceKeys> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let secrets: Secrets = serde_json::from_slice(bytes)
+            .map_err(|_| ClientError::Keystore("the sealed secrets are malformed".into()))?;
+        let pkcs8 = Zeroizing::new(
+            b64.decode(&secrets.signing_pkcs8)
+                .map_err(|_| ClientError::Keystore("the signing key is malformed".into()))?,
+        );
+        let keys = DeviceKeys {
+            signing: DeviceSigningKey::from_pkcs8(&pkcs8)?,
+            age: AgeIdentity::parse(&secrets.age_identity)?,
+        };
+        drop(Zeroizing::new(secrets.signing_pkcs8));
+        drop(Zeroizing::new(secrets.age_identity));
+        Ok(keys)
     }
 }
 
@@ -44,14 +94,31 @@ impl std::fmt::Debug for DeviceKeys {
 pub struct Keystore {
     pub format: String,
     pub server: String,
+    /// The WebAuthn origin the server's relying party expects.
+    pub origin: String,
+    pub holder: KeyHolder,
+    /// scrypt work factor of the sealed secrets (re-sealed with the same after a ceremony).
+    pub work_factor: u8,
     pub member_id: MemberId,
     pub society_id: SocietyId,
     pub role: Role,
     /// base64 Ed25519 public key.
     pub signing_public_key: String,
     pub age_recipient: String,
-    /// base64 age (scrypt) file holding [`Secrets`] as JSON.
+    /// base64 age (scrypt) file: the authenticator's state, or the machine's keys ([`Secrets`] as JSON).
     pub sealed_secrets: String,
+}
+
+/// Who a keystore belongs to (its public parts).
+#[derive(Clone, Debug)]
+pub struct Owner {
+    pub server: String,
+    pub origin: String,
+    pub member_id: MemberId,
+    pub society_id: SocietyId,
+    pub role: Role,
+    pub signing_public_key: rfl_crypto::DevicePublicKey,
+    pub age_recipient: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -62,64 +129,95 @@ struct Secrets {
 }
 
 impl Keystore {
-    /// Seals `keys` under `passphrase` (scrypt work factor `log_n`, 2^log_n; 18 is a good default).
+    /// Seals a machine's `keys` under `passphrase` (scrypt work factor `log_n`, 2^log_n; 18 is a good
+    /// default).
     pub fn seal(
-        server: &str,
-        member_id: MemberId,
-        society_id: SocietyId,
-        role: Role,
+        owner: &Owner,
         keys: &DeviceKeys,
         passphrase: &SecretString,
         log_n: u8,
     ) -> Result<Keystore> {
+        Self::seal_bytes(
+            owner,
+            KeyHolder::MachineKeys,
+            &keys.to_secret_bytes()?,
+            passphrase,
+            log_n,
+        )
+    }
+
+    /// Seals a development authenticator's state (see [`crate::SoftAuthenticator::to_secret_bytes`]).
+    pub fn seal_authenticator(
+        owner: &Owner,
+        state: &[u8],
+        passphrase: &SecretString,
+        log_n: u8,
+    ) -> Result<Keystore> {
+        Self::seal_bytes(owner, KeyHolder::DevAuthenticator, state, passphrase, log_n)
+    }
+
+    fn seal_bytes(
+        owner: &Owner,
+        holder: KeyHolder,
+        secret: &[u8],
+        passphrase: &SecretString,
+        log_n: u8,
+    ) -> Result<Keystore> {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let secrets = Secrets {
-            signing_pkcs8: b64.encode(keys.signing.pkcs8_der()),
-            age_identity: keys.age.to_secret_string().expose_secret().to_owned(),
-        };
-        let json = Zeroizing::new(serde_json::to_vec(&secrets)?);
-        drop(secrets);
-        let sealed = rfl_crypto::seal_with_passphrase(&json, passphrase, log_n)?;
+        let sealed = rfl_crypto::seal_with_passphrase(secret, passphrase, log_n)?;
         Ok(Keystore {
             format: FORMAT.to_owned(),
-            server: server.to_owned(),
-            member_id,
-            society_id,
-            role,
-            signing_public_key: b64.encode(keys.signing.public_key().as_bytes()),
-            age_recipient: keys.age.recipient().to_string(),
+            server: owner.server.clone(),
+            origin: owner.origin.clone(),
+            holder,
+            work_factor: log_n,
+            member_id: owner.member_id,
+            society_id: owner.society_id,
+            role: owner.role,
+            signing_public_key: b64.encode(owner.signing_public_key.as_bytes()),
+            age_recipient: owner.age_recipient.clone(),
             sealed_secrets: b64.encode(sealed),
         })
     }
 
-    /// Opens the secrets; a wrong passphrase is an error that says so.
-    pub fn unlock(&self, passphrase: &SecretString) -> Result<DeviceKeys> {
+    /// Opens the sealed bytes; a wrong passphrase is an error that says so.
+    pub fn unlock_bytes(&self, passphrase: &SecretString) -> Result<Zeroizing<Vec<u8>>> {
         let b64 = base64::engine::general_purpose::STANDARD;
         let sealed = b64
             .decode(&self.sealed_secrets)
             .map_err(|_| ClientError::Keystore("the sealed secrets are not base64".into()))?;
-        let json = rfl_crypto::open_with_passphrase(&sealed, passphrase).map_err(|_| {
+        rfl_crypto::open_with_passphrase(&sealed, passphrase).map_err(|_| {
             ClientError::Keystore("wrong passphrase, or the keystore is damaged".into())
-        })?;
-        let secrets: Secrets = serde_json::from_slice(&json)
-            .map_err(|_| ClientError::Keystore("the sealed secrets are malformed".into()))?;
-        let pkcs8 = Zeroizing::new(
-            b64.decode(&secrets.signing_pkcs8)
-                .map_err(|_| ClientError::Keystore("the signing key is malformed".into()))?,
-        );
-        let keys = DeviceKeys {
-            signing: DeviceSigningKey::from_pkcs8(&pkcs8)?,
-            age: AgeIdentity::parse(&secrets.age_identity)?,
-        };
-        drop(Zeroizing::new(secrets.age_identity));
-        if b64.encode(keys.signing.public_key().as_bytes()) != self.signing_public_key
-            || keys.age.recipient().to_string() != self.age_recipient
-        {
+        })
+    }
+
+    /// Whether `keys` are the ones this keystore was enrolled with (its recorded public keys). A person's
+    /// keys come back from the server wrapped; this pins them to what the person enrolled.
+    pub fn matches(&self, keys: &DeviceKeys) -> bool {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        b64.encode(keys.signing.public_key().as_bytes()) == self.signing_public_key
+            && keys.age.recipient().to_string() == self.age_recipient
+    }
+
+    /// Opens a machine's keys; a wrong passphrase is an error that says so.
+    pub fn unlock(&self, passphrase: &SecretString) -> Result<DeviceKeys> {
+        if self.holder != KeyHolder::MachineKeys {
+            return Err(ClientError::Keystore(
+                "this keystore holds an authenticator, not keys".into(),
+            ));
+        }
+        let keys = DeviceKeys::from_secret_bytes(&self.unlock_bytes(passphrase)?)?;
+        if !self.matches(&keys) {
             return Err(ClientError::Keystore(
                 "the keystore's public and private parts do not match".into(),
             ));
         }
         Ok(keys)
+    }
+
+    /// Writes the keystore over an existing one (after its authenticator's state changed).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        write_private(path, &serde_json::to_vec_pretty(self)?)
     }
 
     pub fn load(path: &Path) -> Result<Keystore> {
@@ -184,16 +282,19 @@ mod tests {
     fn seal_unlock_round_trip_and_wrong_passphrase() {
         let keys = DeviceKeys::generate().unwrap();
         let pass = SecretString::from("correct horse battery staple");
-        let ks = Keystore::seal(
-            "http://x",
-            MemberId::new(),
-            SocietyId::new(),
-            Role::Caseworker,
-            &keys,
-            &pass,
-            10,
-        )
-        .unwrap();
+        let owner = Owner {
+            server: "http://x".into(),
+            origin: "http://x".into(),
+            member_id: MemberId::new(),
+            society_id: SocietyId::new(),
+            role: Role::SyncAgent,
+            signing_public_key: keys.signing.public_key(),
+            age_recipient: keys.age.recipient().to_string(),
+        };
+        let ks = Keystore::seal(&owner, &keys, &pass, 10).unwrap();
+        // another machine's keys under this owner's public parts are refused on unlock
+        let other = Keystore::seal(&owner, &DeviceKeys::generate().unwrap(), &pass, 10).unwrap();
+        assert!(other.unlock(&pass).is_err());
         let text = serde_json::to_string(&ks).unwrap();
         assert!(!text.contains(keys.age.to_secret_string().expose_secret()));
         let back = ks.unlock(&pass).unwrap();

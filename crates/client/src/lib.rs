@@ -8,14 +8,18 @@
 //! - [`passkey`]: WebAuthn passkeys: add one, sign in with one (the authenticator is the caller's).
 //! - [`session`]: a signed-in device: create, read, update cases; messages, notes, attachments; export.
 
+pub mod authenticator;
 pub mod error;
 pub mod http;
 pub mod keystore;
 pub mod passkey;
+pub mod person;
 pub mod session;
 
+pub use authenticator::{AuthenticatorError, PrfOutput, SoftAuthenticator};
 pub use error::ClientError;
 pub use keystore::{DeviceKeys, Keystore};
+pub use person::{enrol_person, sign_in_person, Site};
 pub use session::{OpenedCase, Session};
 
 pub type Result<T> = std::result::Result<T, ClientError>;

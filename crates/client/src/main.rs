@@ -6,15 +6,15 @@
 //! else changed the case: reload and retry); 5 invalid input; 6 server unreachable; 7 verification failed
 //! (the server returned something tampered with).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use rfl_client::keystore::{write_private, DeviceKeys, Keystore};
+use rfl_client::keystore::{write_private, DeviceKeys, KeyHolder, Keystore, Owner};
 use rfl_client::session::{self, today, Session};
-use rfl_client::ClientError;
+use rfl_client::{sign_in_person, ClientError, Site, SoftAuthenticator};
 use rfl_crypto::{AgeIdentity, AgeRecipient};
 use rfl_domain::records::{CaseHeader, PersonRecord, ProcessingConsent, Relationship, Separation};
 use rfl_domain::{
@@ -23,7 +23,7 @@ use rfl_domain::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 #[derive(Parser)]
 #[command(
@@ -44,17 +44,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Enrol this device with a one-time code from your society admin; creates the keystore.
+    /// Enrol with a one-time code from your society admin; creates the keystore. A person enrols with a
+    /// passkey: in this development build a software authenticator kept in the passphrase-sealed keystore
+    /// (see docs/threat-model.md); a sync agent (--machine) with a device key.
     Enrol {
         #[arg(long)]
         server: String,
         #[arg(long)]
         code: String,
+        /// The WebAuthn origin the server's relying party expects [default: the server address].
+        #[arg(long)]
+        origin: Option<String>,
+        /// Enrol a machine (a sync agent's code) with an Ed25519 key instead of a passkey.
+        #[arg(long)]
+        machine: bool,
         /// scrypt work factor (2^N) protecting the keystore.
         #[arg(long, default_value_t = 18)]
         work_factor: u8,
     },
-    /// Sign in and cache a short-lived access token.
+    /// Sign in (a person with their authenticator, a machine with its key) and show who you are.
     Login,
     /// Show who this keystore belongs to.
     Whoami,
@@ -208,12 +216,6 @@ enum NoteCmd {
     },
 }
 
-#[derive(Serialize, Deserialize)]
-struct CachedToken {
-    token: String,
-    expires_at: i64,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -277,44 +279,59 @@ fn passphrase(confirm: bool) -> Result<SecretString, ClientError> {
     Ok(SecretString::from(p))
 }
 
-fn session_file(ks: &Path) -> PathBuf {
-    ks.with_extension("session.json")
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Unlocks the keystore and signs in, reusing a cached token while it is valid.
-async fn open_session(cli: &Cli, force_login: bool) -> Result<Session, ClientError> {
+/// Unlocks the keystore and signs in. Every command signs in afresh: a person's keys are unwrapped only
+/// with their authenticator's PRF output, so no token is cached (and admin commands always carry a
+/// fresh sign-in for step-up).
+async fn open_session(cli: &Cli) -> Result<Session, ClientError> {
     let path = keystore_path(cli);
     let ks = Keystore::load(&path)?;
-    let keys = Arc::new(ks.unlock(&passphrase(false)?)?);
-    let cache = session_file(&path);
-    if !force_login {
-        if let Ok(text) = std::fs::read_to_string(&cache) {
-            if let Ok(t) = serde_json::from_str::<CachedToken>(&text) {
-                if t.expires_at > now_secs() + 30 {
-                    if let Ok(s) = Session::with_token(&ks.server, t.token, keys.clone()).await {
-                        return Ok(s);
-                    }
-                }
+    let pass = passphrase(false)?;
+    match ks.holder {
+        KeyHolder::MachineKeys => {
+            let keys = Arc::new(ks.unlock(&pass)?);
+            Session::login(&ks.server, ks.member_id, keys).await
+        }
+        KeyHolder::DevAuthenticator => {
+            let state = ks.unlock_bytes(&pass)?;
+            let mut authenticator = SoftAuthenticator::from_secret_bytes(&state)
+                .map_err(|e| ClientError::Keystore(format!("the authenticator state: {e}")))?;
+            let site = Site::new(&ks.server, &ks.origin);
+            let s = sign_in_person(&site, ks.member_id, &mut authenticator).await?;
+            // The keys came back from the server: they must be the ones this person enrolled.
+            if !ks.matches(s.keys()) {
+                return Err(ClientError::Tampered(
+                    "the server returned keys that are not the ones you enrolled".into(),
+                ));
             }
+            let after = authenticator
+                .to_secret_bytes()
+                .map_err(|e| ClientError::Keystore(format!("the authenticator state: {e}")))?;
+            if *after != *state {
+                // The signature counter moved: keep it, or the next sign-in looks like a clone.
+                let owner = owner_of(&ks)?;
+                Keystore::seal_authenticator(&owner, &after, &pass, ks.work_factor)?.save(&path)?;
+            }
+            Ok(s)
         }
     }
-    let s = Session::login(&ks.server, ks.member_id, keys).await?;
-    if let Some(token) = s.token() {
-        let cached = CachedToken {
-            token: token.to_owned(),
-            // Tokens live at most 15 minutes; the server's expiry is checked on use anyway.
-            expires_at: now_secs() + 14 * 60,
-        };
-        write_private(&cache, &serde_json::to_vec(&cached)?)?;
-    }
-    Ok(s)
+}
+
+fn owner_of(ks: &Keystore) -> Result<Owner, ClientError> {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(&ks.signing_public_key)
+        .ok()
+        .and_then(|b| rfl_crypto::DevicePublicKey::from_slice(&b).ok())
+        .ok_or_else(|| ClientError::Keystore("the recorded signing key is malformed".into()))?;
+    Ok(Owner {
+        server: ks.server.clone(),
+        origin: ks.origin.clone(),
+        member_id: ks.member_id,
+        society_id: ks.society_id,
+        role: ks.role,
+        signing_public_key: key,
+        age_recipient: ks.age_recipient.clone(),
+    })
 }
 
 fn print<T: Serialize>(
@@ -427,6 +444,8 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Enrol {
             server,
             code,
+            origin,
+            machine,
             work_factor,
         } => {
             let path = keystore_path(&cli);
@@ -437,30 +456,67 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 )));
             }
             let pass = passphrase(true)?;
-            let keys = DeviceKeys::generate()?;
-            let r = session::enrol(server, code, &keys).await?;
-            let ks = Keystore::seal(
-                server,
-                r.member_id,
-                r.society_id,
-                r.role,
-                &keys,
-                &pass,
-                *work_factor,
-            )?;
-            ks.save_new(&path)?;
-            print(&cli, &r, || {
-                format!(
-                    "enrolled as {} of society {} (member {})\nkeystore: {}",
-                    r.role.as_str(),
-                    r.society_id,
+            let origin = origin
+                .clone()
+                .unwrap_or_else(|| server.trim_end_matches('/').to_owned());
+            let (ks, member_id, society_id, role) = if *machine {
+                let keys = DeviceKeys::generate()?;
+                let r = session::enrol(server, code, &keys).await?;
+                let owner = Owner {
+                    server: server.clone(),
+                    origin,
+                    member_id: r.member_id,
+                    society_id: r.society_id,
+                    role: r.role,
+                    signing_public_key: keys.signing.public_key(),
+                    age_recipient: keys.age.recipient().to_string(),
+                };
+                (
+                    Keystore::seal(&owner, &keys, &pass, *work_factor)?,
                     r.member_id,
-                    path.display()
+                    r.society_id,
+                    r.role,
                 )
-            })
+            } else {
+                let mut authenticator = SoftAuthenticator::new();
+                let site = Site::new(server, &origin);
+                let s = rfl_client::enrol_person(&site, code, &mut authenticator).await?;
+                let owner = Owner {
+                    server: server.clone(),
+                    origin,
+                    member_id: s.member_id(),
+                    society_id: s.society_id(),
+                    role: s.role(),
+                    signing_public_key: s.keys().signing.public_key(),
+                    age_recipient: s.keys().age.recipient().to_string(),
+                };
+                let state = authenticator
+                    .to_secret_bytes()
+                    .map_err(|e| ClientError::Keystore(format!("the authenticator state: {e}")))?;
+                (
+                    Keystore::seal_authenticator(&owner, &state, &pass, *work_factor)?,
+                    s.member_id(),
+                    s.society_id(),
+                    s.role(),
+                )
+            };
+            ks.save_new(&path)?;
+            print(
+                &cli,
+                &serde_json::json!({"member_id": member_id, "society_id": society_id, "role": role}),
+                || {
+                    format!(
+                        "enrolled as {} of society {} (member {})\nkeystore: {}",
+                        role.as_str(),
+                        society_id,
+                        member_id,
+                        path.display()
+                    )
+                },
+            )
         }
         Command::Login => {
-            let s = open_session(&cli, true).await?;
+            let s = open_session(&cli).await?;
             print(
                 &cli,
                 &serde_json::json!({"member_id": s.member_id(), "role": s.role()}),
@@ -503,7 +559,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     ))
                 }
             };
-            let mut s = open_session(&cli, false).await?;
+            let mut s = open_session(&cli).await?;
             s.init_society_escrow(&recipient).await?;
             print(
                 &cli,
@@ -518,7 +574,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Invite { role } => {
             let role =
                 Role::parse(role).ok_or_else(|| ClientError::Invalid("unknown role".into()))?;
-            let s = open_session(&cli, false).await?;
+            let s = open_session(&cli).await?;
             let c = s.issue_enrolment_code(role).await?;
             print(&cli, &c, || {
                 format!(
@@ -531,7 +587,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             })
         }
         Command::Codes => {
-            let s = open_session(&cli, false).await?;
+            let s = open_session(&cli).await?;
             let codes = s.api().enrolment_codes().await?;
             print(&cli, &codes, || {
                 let mut out = format!(
@@ -551,7 +607,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             })
         }
         Command::RevokeCode { id } => {
-            let s = open_session(&cli, false).await?;
+            let s = open_session(&cli).await?;
             s.api().revoke_enrolment_code(id).await?;
             print(&cli, &serde_json::json!({"revoked": id}), || {
                 format!("enrolment code {id} revoked")
@@ -565,7 +621,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             body,
             language,
         }) => {
-            let s = open_session(&cli, false).await?;
+            let s = open_session(&cli).await?;
             let msg = RedCrossMessage {
                 from: person_ref(from)?,
                 to: person_ref(to)?,
@@ -580,7 +636,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             })
         }
         Command::Note(NoteCmd::Add { case, text, author }) => {
-            let s = open_session(&cli, false).await?;
+            let s = open_session(&cli).await?;
             let note = Note {
                 author: author.clone(),
                 text: text.clone(),
@@ -597,7 +653,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             media_type,
             description,
         } => {
-            let s = open_session(&cli, false).await?;
+            let s = open_session(&cli).await?;
             let len = std::fs::metadata(file)?.len();
             let name = file
                 .file_name()
@@ -620,7 +676,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             out,
             attachments_dir,
         } => {
-            let s = open_session(&cli, false).await?;
+            let s = open_session(&cli).await?;
             let opened = s.open_case(*case).await?;
             write_private(out, &serde_json::to_vec_pretty(&opened.file)?)?;
             let mut files = 0;
@@ -661,7 +717,7 @@ async fn case_cmd(cli: &Cli, cmd: &CaseCmd) -> Result<(), ClientError> {
     match cmd {
         CaseCmd::Create(args) => {
             let file = case_from_args(args)?;
-            let s = open_session(cli, false).await?;
+            let s = open_session(cli).await?;
             let c = s.create_case(&file).await?;
             print(cli, &c, || {
                 format!("case {} created ({})", c.id, c.status.as_str())
@@ -680,7 +736,7 @@ async fn case_cmd(cli: &Cli, cmd: &CaseCmd) -> Result<(), ClientError> {
                 })?;
                 files.push(f);
             }
-            let s = open_session(cli, false).await?;
+            let s = open_session(cli).await?;
             let pb = progress_bar(files.len() as u64, "cases");
             let n = s
                 .import(files, *batch_size, |done| pb.set_position(done as u64))
@@ -691,7 +747,7 @@ async fn case_cmd(cli: &Cli, cmd: &CaseCmd) -> Result<(), ClientError> {
             })
         }
         CaseCmd::List { after, limit, all } => {
-            let s = open_session(cli, false).await?;
+            let s = open_session(cli).await?;
             let cases = if *all {
                 s.list_all_cases().await?
             } else {
@@ -715,7 +771,7 @@ async fn case_cmd(cli: &Cli, cmd: &CaseCmd) -> Result<(), ClientError> {
             })
         }
         CaseCmd::Show { case } => {
-            let s = open_session(cli, false).await?;
+            let s = open_session(cli).await?;
             let opened = s.open_case(*case).await?;
             let value = serde_json::json!({"case": opened.summary, "content": opened.file});
             print(cli, &value, || {
@@ -756,7 +812,7 @@ async fn case_cmd(cli: &Cli, cmd: &CaseCmd) -> Result<(), ClientError> {
         }
         CaseCmd::Update { case, file } => {
             let new: CaseFile = serde_json::from_slice(&std::fs::read(file)?)?;
-            let s = open_session(cli, false).await?;
+            let s = open_session(cli).await?;
             let c = s
                 .update_case(*case, move |f| {
                     *f = new;
@@ -768,7 +824,7 @@ async fn case_cmd(cli: &Cli, cmd: &CaseCmd) -> Result<(), ClientError> {
         CaseCmd::Status { case, status } => {
             let to = CaseStatus::parse(status)
                 .ok_or_else(|| ClientError::Invalid("unknown status".into()))?;
-            let s = open_session(cli, false).await?;
+            let s = open_session(cli).await?;
             let c = s.set_status(*case, to).await?;
             print(cli, &c, || {
                 format!("case {} is now {}", c.id, c.status.as_str())

@@ -44,6 +44,9 @@ pub struct PasskeyInfo {
     /// Unix seconds.
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// The person's key wrapping for this authenticator (own list only).
+    #[serde(default)]
+    pub key_wrap: Option<rfl_domain::api::Base64Bytes>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +59,8 @@ struct PasskeyList {
 struct RegistrationFinish<'a> {
     ceremony_id: Uuid,
     credential: &'a RegisterPublicKeyCredential,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_wrap: Option<rfl_domain::api::Base64Bytes>,
 }
 
 #[derive(Serialize)]
@@ -77,11 +82,23 @@ impl Api {
         ceremony_id: Uuid,
         credential: &RegisterPublicKeyCredential,
     ) -> Result<PasskeyInfo> {
+        self.passkey_register_finish_with_wrap(ceremony_id, credential, None)
+            .await
+    }
+
+    /// Finishes adding a passkey, with the person's keys wrapped for it.
+    pub async fn passkey_register_finish_with_wrap(
+        &self,
+        ceremony_id: Uuid,
+        credential: &RegisterPublicKeyCredential,
+        key_wrap: Option<rfl_domain::api::Base64Bytes>,
+    ) -> Result<PasskeyInfo> {
         self.post(
             "/v1/passkeys/register/finish",
             &RegistrationFinish {
                 ceremony_id,
                 credential,
+                key_wrap,
             },
         )
         .await

@@ -189,12 +189,23 @@ impl std::fmt::Debug for OpenedCase {
 /// A device signed in to one server.
 pub struct Session {
     api: Api,
+    /// The WebAuthn origin the server's relying party expects (for step-up and new authenticators).
+    origin: String,
     me: MeResponse,
     keys: Arc<DeviceKeys>,
     /// The society and its escrow key (roles that read no case content do not load it).
     society: Option<SocietyResponse>,
     /// Signing keys of the society's members, by member id: whose signatures count.
     directory: std::sync::RwLock<HashMap<MemberId, DevicePublicKey>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("member_id", &self.me.member_id)
+            .field("role", &self.me.role)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
@@ -221,6 +232,7 @@ impl Session {
         let api = Api::new(server)?.with_token(token);
         let me = api.me().await?;
         let mut s = Session {
+            origin: server.trim_end_matches('/').to_owned(),
             api,
             me,
             keys,
@@ -235,6 +247,30 @@ impl Session {
 
     pub fn api(&self) -> &Api {
         &self.api
+    }
+
+    /// The WebAuthn origin used in ceremonies (the server's address unless set).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn set_origin(&mut self, origin: &str) {
+        origin.clone_into(&mut self.origin);
+    }
+
+    /// This person's private keys (in memory only while signed in).
+    pub fn keys(&self) -> &DeviceKeys {
+        &self.keys
+    }
+
+    /// The same keys, shared.
+    pub fn keys_arc(&self) -> Arc<DeviceKeys> {
+        self.keys.clone()
+    }
+
+    /// Uses a new access token (after a step-up).
+    pub fn replace_token(&mut self, token: String) {
+        self.api = self.api.clone().with_token(token);
     }
 
     pub fn member_id(&self) -> MemberId {

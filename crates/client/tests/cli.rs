@@ -75,10 +75,10 @@ async fn the_rfl_command_line() {
 
     tokio::task::spawn_blocking(move || {
         let s = cli.server.as_str();
-        let r = cli.ok_json("admin.json", &["enrol", "--server", s, "--code", &code, "--work-factor", "10"]);
+        let r = cli.ok_json("admin.json", &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &code, "--work-factor", "10"]);
         assert_eq!(r["role"], "society_admin");
         // the code works once
-        let again = cli.run("other.json", &["enrol", "--server", s, "--code", &code, "--work-factor", "10"]);
+        let again = cli.run("other.json", &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &code, "--work-factor", "10"]);
         assert_eq!(again.status.code(), Some(4), "{}", String::from_utf8_lossy(&again.stderr));
 
         // cases need the escrow key first
@@ -94,10 +94,10 @@ async fn the_rfl_command_line() {
         assert_eq!(codes["codes"].as_array().unwrap().len(), 3, "the first admin's and two invitations");
         let revoked = cli.run(
             "spare.json",
-            &["enrol", "--server", s, "--code", spare["code"].as_str().unwrap(), "--work-factor", "10"],
+            &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", spare["code"].as_str().unwrap(), "--work-factor", "10"],
         );
         assert_eq!(revoked.status.code(), Some(5), "{}", String::from_utf8_lossy(&revoked.stderr));
-        cli.ok_json("cw.json", &["enrol", "--server", s, "--code", &cw_code, "--work-factor", "10"]);
+        cli.ok_json("cw.json", &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &cw_code, "--work-factor", "10"]);
 
         // wrong passphrase: a clear failure, not a crash
         let bad = Command::new(env!("CARGO_BIN_EXE_rfl"))
