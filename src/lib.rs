@@ -37,6 +37,9 @@ pub struct TestSociety {
     pub admin: Session,
     pub admin_authenticator: SoftAuthenticator,
     pub recovery: AgeIdentity,
+    /// The society's signing root (kept offline in real life) and the fingerprint members pin.
+    pub root: rfl_crypto::SocietyRootKey,
+    pub root_fingerprint: String,
 }
 
 impl TestSociety {
@@ -173,15 +176,18 @@ impl TestServer {
             authenticator,
         } = self.enrol_person(&code).await;
         let recovery = AgeIdentity::generate();
-        admin
-            .init_society_escrow(&recovery.recipient())
+        let root = admin
+            .init_society(&recovery.recipient())
             .await
-            .expect("escrow");
+            .expect("escrow and root");
+        let root_fingerprint = root.public().fingerprint();
         TestSociety {
             id,
             admin,
             admin_authenticator: authenticator,
             recovery,
+            root,
+            root_fingerprint,
         }
     }
 
@@ -190,7 +196,8 @@ impl TestServer {
         self.caseworker_person(society).await.session
     }
 
-    /// A caseworker enrolled in `society`, with their authenticator.
+    /// A caseworker enrolled in `society`, with their authenticator: they pin the society's root (given
+    /// with the code), and the admin certifies their keys after comparing fingerprints.
     #[allow(clippy::expect_used)]
     pub async fn caseworker_person(&self, society: &TestSociety) -> Person {
         let code = society
@@ -199,7 +206,15 @@ impl TestServer {
             .await
             .expect("code");
         let mut p = self.enrol_person(&code.code).await;
-        p.session.refresh_directory().await.expect("directory");
+        society
+            .admin
+            .certify_member(p.session.member_id(), &p.session.keys_fingerprint())
+            .await
+            .expect("certify");
+        p.session
+            .pin_root(&society.root_fingerprint)
+            .await
+            .expect("pin the root");
         p
     }
 

@@ -241,7 +241,12 @@ async fn nothing_derived_from_the_prf_output_reaches_the_server() {
         let member = s.member_id();
         let mut second = SoftAuthenticator::new();
         s.add_authenticator(&mut second).await.unwrap();
-        let signed_in = sign_in_person(&site, member, &mut second).await.unwrap();
+        soc.admin
+            .certify_member(member, &s.keys_fingerprint())
+            .await
+            .unwrap();
+        let mut signed_in = sign_in_person(&site, member, &mut second).await.unwrap();
+        signed_in.pin_root(&soc.root_fingerprint).await.unwrap();
         let case = signed_in
             .create_case(&rfl_system_tests::case(2))
             .await

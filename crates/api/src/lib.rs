@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod cases;
+pub mod certs;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -116,7 +117,8 @@ where
             .service(openapi_json)
             .configure(identity::configure)
             .configure(cases::configure)
-            .configure(passkeys::configure),
+            .configure(passkeys::configure)
+            .configure(certs::configure),
     )
 }
 

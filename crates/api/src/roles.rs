@@ -109,9 +109,10 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
         | ("PUT", "/v1/passkeys/key-wraps")
         | ("DELETE", "/v1/passkeys/{id}") => Roles(People::ROLES),
         ("GET", "/v1/me") | ("POST", "/v1/auth/revoke") => Roles(AnyMember::ROLES),
-        ("GET", "/v1/society") => Roles(SocietyPeople::ROLES),
+        ("GET", "/v1/society" | "/v1/society/certificates") => Roles(SocietyPeople::ROLES),
         ("GET", "/v1/members") => Roles(CaseHolders::ROLES),
-        ("PUT", "/v1/society/escrow")
+        ("PUT", "/v1/society/escrow" | "/v1/society/root")
+        | ("POST", "/v1/certificates")
         | (
             "POST",
             "/v1/members/{id}/suspend" | "/v1/members/{id}/reinstate" | "/v1/enrolment-codes",
@@ -141,18 +142,25 @@ pub const STEP_UP_SECS: i64 = 5 * 60;
 /// Operations that need a passkey assertion made within the last [`STEP_UP_SECS`] (step-up): every
 /// administrative write (issuing and revoking enrolment codes, which also grants admin; suspending and
 /// reinstating; revoking a member's authenticator; setting the society's escrow key; creating a
-/// society) and rotating one's own key wrappings. A stolen token alone, at most 15 minutes old, can then
+/// society; setting the root key and storing certificates), and changing one's own authenticators (adding
+/// or removing a passkey, replacing key wrappings), so a stolen token cannot add the thief's own. A stolen token alone, at most 15 minutes old, can then
 /// do none of them once 5 minutes have passed, and a machine's key login can never do them.
 pub fn needs_step_up(method: &str, pattern: &str) -> bool {
     matches!(
         (method, pattern),
-        ("PUT", "/v1/society/escrow" | "/v1/passkeys/key-wraps")
+        (
+            "PUT",
+            "/v1/society/escrow" | "/v1/society/root" | "/v1/passkeys/key-wraps"
+        ) | ("DELETE", "/v1/passkeys/{id}")
             | (
                 "POST",
                 "/v1/members/{id}/suspend"
                     | "/v1/members/{id}/reinstate"
                     | "/v1/enrolment-codes"
                     | "/v1/societies"
+                    | "/v1/certificates"
+                    | "/v1/passkeys/register/start"
+                    | "/v1/passkeys/register/finish"
             )
             | (
                 "DELETE",

@@ -34,6 +34,8 @@ pub struct Env {
     pub cw_member: MemberId,
     /// The caseworker's authenticator (a software one with PRF: it holds the caseworker's keys).
     pub cw_authenticator: tokio::sync::Mutex<SoftAuthenticator>,
+    /// The society root's fingerprint, which the caseworker pins.
+    pub root_fingerprint: String,
     /// A sync agent of the society (a machine: Ed25519 key login).
     pub agent_keys: Arc<DeviceKeys>,
     pub agent_member: MemberId,
@@ -108,19 +110,28 @@ impl Env {
             .ctx("enrol the admin")?;
         // The recovery identity is thrown away: the benchmark never recovers anything.
         let recovery = AgeIdentity::generate().recipient();
-        admin
-            .init_society_escrow(&recovery)
+        let root = admin
+            .init_society(&recovery)
             .await
-            .ctx("set the society escrow key")?;
+            .ctx("set the society escrow and root keys")?;
+        let root_fingerprint = root.public().fingerprint();
         let cw_code = admin
             .issue_enrolment_code(Role::Caseworker)
             .await
             .ctx("issue a caseworker enrolment code")?
             .code;
         let mut cw_authenticator = SoftAuthenticator::new();
-        let caseworker = enrol_person(&site, &cw_code, &mut cw_authenticator)
+        let mut caseworker = enrol_person(&site, &cw_code, &mut cw_authenticator)
             .await
             .ctx("enrol the caseworker")?;
+        admin
+            .certify_member(caseworker.member_id(), &caseworker.keys_fingerprint())
+            .await
+            .ctx("certify the caseworker")?;
+        caseworker
+            .pin_root(&root_fingerprint)
+            .await
+            .ctx("pin the society root")?;
         let cw_member = caseworker.member_id();
         let cw_keys = caseworker.keys_arc();
         let agent_code = admin
@@ -149,6 +160,7 @@ impl Env {
             cw_keys,
             cw_member,
             cw_authenticator: tokio::sync::Mutex::new(cw_authenticator),
+            root_fingerprint,
             agent_keys,
             agent_member,
             society,
@@ -166,9 +178,13 @@ impl Env {
     pub async fn login_again(&self) -> BenchResult<Session> {
         let site = Site::new(&self.base, &self.rp_origin);
         let mut authenticator = self.cw_authenticator.lock().await;
-        sign_in_person(&site, self.cw_member, &mut authenticator)
+        let mut s = sign_in_person(&site, self.cw_member, &mut authenticator)
             .await
-            .ctx("caseworker sign-in")
+            .ctx("caseworker sign-in")?;
+        s.pin_root(&self.root_fingerprint)
+            .await
+            .ctx("pin the society root")?;
+        Ok(s)
     }
 
     /// What the plaintext baseline needs, with wrapped-key sizes taken from real wraps.

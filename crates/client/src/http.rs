@@ -82,6 +82,12 @@ impl Api {
     }
 
     /// A DELETE whose answer has no body (204).
+    /// A POST whose answer has no body (204).
+    pub async fn post_no_content<B: Serialize>(&self, path: &str, body: &B) -> Result<()> {
+        check(self.request(Method::POST, path).json(body).send().await?).await?;
+        Ok(())
+    }
+
     pub async fn delete_no_content(&self, path: &str) -> Result<()> {
         check(self.request(Method::DELETE, path).send().await?).await?;
         Ok(())

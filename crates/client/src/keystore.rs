@@ -107,6 +107,10 @@ pub struct Keystore {
     pub age_recipient: String,
     /// base64 age (scrypt) file: the authenticator's state, or the machine's keys ([`Secrets`] as JSON).
     pub sealed_secrets: String,
+    /// Fingerprint of the society root key, given out of band with the enrolment code: only keys this
+    /// root certifies are trusted.
+    #[serde(default)]
+    pub root_fingerprint: Option<String>,
 }
 
 /// Who a keystore belongs to (its public parts).
@@ -119,6 +123,7 @@ pub struct Owner {
     pub role: Role,
     pub signing_public_key: rfl_crypto::DevicePublicKey,
     pub age_recipient: String,
+    pub root_fingerprint: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -177,6 +182,7 @@ impl Keystore {
             signing_public_key: b64.encode(owner.signing_public_key.as_bytes()),
             age_recipient: owner.age_recipient.clone(),
             sealed_secrets: b64.encode(sealed),
+            root_fingerprint: owner.root_fingerprint.clone(),
         })
     }
 
@@ -290,6 +296,7 @@ mod tests {
             role: Role::SyncAgent,
             signing_public_key: keys.signing.public_key(),
             age_recipient: keys.age.recipient().to_string(),
+            root_fingerprint: None,
         };
         let ks = Keystore::seal(&owner, &keys, &pass, 10).unwrap();
         // another machine's keys under this owner's public parts are refused on unlock

@@ -15,6 +15,7 @@ pub mod keystore;
 pub mod passkey;
 pub mod person;
 pub mod session;
+pub mod trust;
 
 pub use authenticator::{AuthenticatorError, PrfOutput, SoftAuthenticator};
 pub use error::ClientError;

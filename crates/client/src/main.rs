@@ -58,14 +58,27 @@ enum Command {
         /// Enrol a machine (a sync agent's code) with an Ed25519 key instead of a passkey.
         #[arg(long)]
         machine: bool,
+        /// Your society's root key fingerprint, given to you with the code (not needed by the first
+        /// admin, who creates the root with `rfl society init`).
+        #[arg(long)]
+        root_fingerprint: Option<String>,
         /// scrypt work factor (2^N) protecting the keystore.
         #[arg(long, default_value_t = 18)]
         work_factor: u8,
     },
     /// Sign in (a person with their authenticator, a machine with its key) and show who you are.
     Login,
-    /// Show who this keystore belongs to.
+    /// Show who this keystore belongs to, and the fingerprint of your public keys (read it out to the
+    /// admin who certifies you).
     Whoami,
+    /// Certify a member's public keys after comparing the fingerprint they read out to you (society
+    /// admins). Others trust a member's keys only once certified.
+    Certify {
+        member: rfl_domain::MemberId,
+        /// The fingerprint the member read out (`rfl whoami` on their machine).
+        #[arg(long)]
+        fingerprint: String,
+    },
     /// Society administration (society admins).
     #[command(subcommand)]
     Society(SocietyCmd),
@@ -110,8 +123,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SocietyCmd {
-    /// Create the society escrow key, wrapped to the offline recovery key. Run once, by the first admin.
+    /// Create the society escrow key, wrapped to the offline recovery key, and the society's signing
+    /// root, which certifies it and you. Run once, by the first admin. Prints the root fingerprint that
+    /// every member is given with their enrolment code.
     Init {
+        /// Where to write the society root key (passphrase-sealed). Keep it offline.
+        #[arg(long)]
+        root_key_out: PathBuf,
         /// The recovery key's age recipient (e.g. from age-plugin-yubikey). If absent, a recovery identity
         /// is generated and written to --recovery-identity-out: move it offline.
         #[arg(long)]
@@ -286,10 +304,10 @@ async fn open_session(cli: &Cli) -> Result<Session, ClientError> {
     let path = keystore_path(cli);
     let ks = Keystore::load(&path)?;
     let pass = passphrase(false)?;
-    match ks.holder {
+    let mut s = match ks.holder {
         KeyHolder::MachineKeys => {
             let keys = Arc::new(ks.unlock(&pass)?);
-            Session::login(&ks.server, ks.member_id, keys).await
+            Session::login(&ks.server, ks.member_id, keys).await?
         }
         KeyHolder::DevAuthenticator => {
             let state = ks.unlock_bytes(&pass)?;
@@ -311,9 +329,13 @@ async fn open_session(cli: &Cli) -> Result<Session, ClientError> {
                 let owner = owner_of(&ks)?;
                 Keystore::seal_authenticator(&owner, &after, &pass, ks.work_factor)?.save(&path)?;
             }
-            Ok(s)
+            s
         }
+    };
+    if let Some(fp) = &ks.root_fingerprint {
+        s.pin_root(fp).await?;
     }
+    Ok(s)
 }
 
 fn owner_of(ks: &Keystore) -> Result<Owner, ClientError> {
@@ -331,6 +353,7 @@ fn owner_of(ks: &Keystore) -> Result<Owner, ClientError> {
         role: ks.role,
         signing_public_key: key,
         age_recipient: ks.age_recipient.clone(),
+        root_fingerprint: ks.root_fingerprint.clone(),
     })
 }
 
@@ -446,6 +469,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             code,
             origin,
             machine,
+            root_fingerprint,
             work_factor,
         } => {
             let path = keystore_path(&cli);
@@ -470,6 +494,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     role: r.role,
                     signing_public_key: keys.signing.public_key(),
                     age_recipient: keys.age.recipient().to_string(),
+                    root_fingerprint: root_fingerprint.clone(),
                 };
                 (
                     Keystore::seal(&owner, &keys, &pass, *work_factor)?,
@@ -489,6 +514,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     role: s.role(),
                     signing_public_key: s.keys().signing.public_key(),
                     age_recipient: s.keys().age.recipient().to_string(),
+                    root_fingerprint: root_fingerprint.clone(),
                 };
                 let state = authenticator
                     .to_secret_bytes()
@@ -525,12 +551,18 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         }
         Command::Whoami => {
             let ks = Keystore::load(&keystore_path(&cli))?;
+            let owner = owner_of(&ks)?;
+            let fp = rfl_client::trust::keys_fingerprint(
+                &owner.signing_public_key,
+                &AgeRecipient::parse(&owner.age_recipient)?,
+            );
             print(
                 &cli,
-                &serde_json::json!({"server": ks.server, "member_id": ks.member_id, "society_id": ks.society_id, "role": ks.role}),
+                &serde_json::json!({"server": ks.server, "member_id": ks.member_id, "society_id": ks.society_id,
+                    "role": ks.role, "keys_fingerprint": fp, "root_fingerprint": ks.root_fingerprint}),
                 || {
                     format!(
-                        "member {} ({}) of society {} at {}",
+                        "member {} ({}) of society {} at {}\nyour keys' fingerprint (read it out to your admin): {fp}",
                         ks.member_id,
                         ks.role.as_str(),
                         ks.society_id,
@@ -539,10 +571,27 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 },
             )
         }
+        Command::Certify {
+            member,
+            fingerprint,
+        } => {
+            let s = open_session(&cli).await?;
+            s.certify_member(*member, fingerprint).await?;
+            print(&cli, &serde_json::json!({"certified": member}), || {
+                format!("the keys of member {member} are certified")
+            })
+        }
         Command::Society(SocietyCmd::Init {
+            root_key_out,
             recovery_recipient,
             recovery_identity_out,
         }) => {
+            if root_key_out.exists() {
+                return Err(ClientError::Invalid(format!(
+                    "{} exists already",
+                    root_key_out.display()
+                )));
+            }
             let recipient = match (recovery_recipient, recovery_identity_out) {
                 (Some(r), _) => AgeRecipient::parse(r)?,
                 (None, Some(out)) => {
@@ -560,13 +609,25 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 }
             };
             let mut s = open_session(&cli).await?;
-            s.init_society_escrow(&recipient).await?;
+            let root = s.init_society(&recipient).await?;
+            let path = keystore_path(&cli);
+            let mut ks = Keystore::load(&path)?;
+            let pass = passphrase(false)?;
+            let sealed = rfl_crypto::seal_with_passphrase(root.pkcs8_der(), &pass, ks.work_factor)?;
+            write_private(root_key_out, &sealed)?;
+            let fp = root.public().fingerprint();
+            ks.root_fingerprint = Some(fp.clone());
+            ks.save(&path)?;
             print(
                 &cli,
-                &serde_json::json!({"escrow": "set", "recovery_recipient": recipient.to_string()}),
+                &serde_json::json!({"escrow": "set", "recovery_recipient": recipient.to_string(),
+                    "root_fingerprint": fp}),
                 || {
                     format!(
-                        "society escrow key set; it opens only with the recovery key {recipient}"
+                        "society escrow key set; it opens only with the recovery key {recipient}\n\
+                         society root key written to {} (passphrase-sealed): keep it offline\n\
+                         root fingerprint (give it to every member with their enrolment code): {fp}",
+                        root_key_out.display()
                     )
                 },
             )

@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use rfl_crypto::{
-    open_record, seal_record, unwrap_data_key, wrap_data_key, wrap_escrow_identity, AgeIdentity,
-    AgeRecipient, AttachmentOpener, AttachmentSealer, DataKey, DevicePublicKey, RecordAad,
-    ATTACHMENT_CHUNK_SIZE,
+    open_record, seal_record, unwrap_data_key, wrap_data_key, AttachmentOpener, AttachmentSealer,
+    DataKey, DevicePublicKey, RecordAad, ATTACHMENT_CHUNK_SIZE,
 };
 use rfl_domain::api::*;
 use rfl_domain::records::Record;
@@ -69,7 +68,8 @@ pub struct Sealer {
     keys: Arc<DeviceKeys>,
     member_id: MemberId,
     society_id: SocietyId,
-    escrow: AgeRecipient,
+    /// The society escrow key, verified against the pinned root (none for writes that wrap no key).
+    escrow: Option<rfl_crypto::VerifiedKeys>,
 }
 
 impl Sealer {
@@ -136,7 +136,16 @@ impl Sealer {
             },
             WrappedKeyDto {
                 recipient_id: *self.society_id.as_uuid(),
-                wrapped: wrap_data_key(&key, *case.as_uuid(), epoch, self.escrow.as_age())?.into(),
+                // Only to the escrow key the pinned root certifies: the server cannot slip in its own.
+                wrapped: rfl_crypto::wrap_data_key_certified(
+                    &key,
+                    *case.as_uuid(),
+                    epoch,
+                    self.escrow.as_ref().ok_or_else(|| {
+                        ClientError::Invalid("no certified escrow key to wrap to".into())
+                    })?,
+                )?
+                .into(),
             },
         ];
         let mut records =
@@ -195,8 +204,13 @@ pub struct Session {
     keys: Arc<DeviceKeys>,
     /// The society and its escrow key (roles that read no case content do not load it).
     society: Option<SocietyResponse>,
-    /// Signing keys of the society's members, by member id: whose signatures count.
+    /// Signing keys of the society's members, by member id: whose signatures count (only keys the
+    /// pinned root certifies, and this session's own).
     directory: std::sync::RwLock<HashMap<MemberId, DevicePublicKey>>,
+    /// Fingerprint of the society root key this person was given out of band.
+    pinned_root: Option<String>,
+    /// The keys verified against the pinned root.
+    trust: std::sync::RwLock<crate::trust::Trust>,
 }
 
 impl std::fmt::Debug for Session {
@@ -238,6 +252,8 @@ impl Session {
             keys,
             society: None,
             directory: Default::default(),
+            pinned_root: None,
+            trust: Default::default(),
         };
         if s.me.role.reads_case_content() {
             s.refresh_directory().await?;
@@ -295,22 +311,42 @@ impl Session {
         self.reload_members().await
     }
 
-    async fn reload_members(&self) -> Result<()> {
-        let members = self.api.members().await?;
-        let fresh: HashMap<MemberId, DevicePublicKey> = members
-            .members
-            .into_iter()
-            .filter_map(|m| {
-                DevicePublicKey::from_slice(&m.signing_key.0)
-                    .ok()
-                    .map(|k| (m.id, k))
-            })
+    pub(crate) async fn reload_members(&self) -> Result<()> {
+        let trust = self.load_trust().await?;
+        let mut fresh: HashMap<MemberId, DevicePublicKey> = trust
+            .certificates
+            .iter()
+            .filter_map(|(id, (_, v))| v.signing_key().map(|k| (MemberId::from_uuid(*id), *k)))
             .collect();
+        fresh.insert(self.me.member_id, self.keys.signing.public_key());
         *self
             .directory
             .write()
             .map_err(|_| ClientError::Invalid("directory lock poisoned".into()))? = fresh;
+        *self
+            .trust
+            .write()
+            .map_err(|_| ClientError::Invalid("trust lock poisoned".into()))? = trust;
         Ok(())
+    }
+
+    /// The fingerprint of the society root this session trusts, if pinned.
+    pub fn pinned_root(&self) -> Option<&str> {
+        self.pinned_root.as_deref()
+    }
+
+    /// Pins the society root by the fingerprint given out of band, and reloads the keys it certifies.
+    pub async fn pin_root(&mut self, fingerprint: &str) -> Result<()> {
+        self.pinned_root = Some(fingerprint.trim().to_owned());
+        self.refresh_directory().await
+    }
+
+    pub(crate) fn with_trust<T>(&self, f: impl FnOnce(&crate::trust::Trust) -> T) -> Result<T> {
+        let t = self
+            .trust
+            .read()
+            .map_err(|_| ClientError::Invalid("trust lock poisoned".into()))?;
+        Ok(f(&t))
     }
 
     fn author_key(&self, author: MemberId) -> Option<DevicePublicKey> {
@@ -320,19 +356,26 @@ impl Session {
             .and_then(|d| d.get(&author).copied())
     }
 
-    /// The society escrow key's recipient; cases cannot be created before an admin sets it.
-    fn escrow(&self) -> Result<AgeRecipient> {
-        let e = self
-            .society
-            .as_ref()
-            .and_then(|s| s.escrow.as_ref())
+    /// The society escrow key as the pinned root certifies it; cases cannot be created without it.
+    fn escrow(&self) -> Result<rfl_crypto::VerifiedKeys> {
+        if self.pinned_root.is_none() {
+            return Err(ClientError::Invalid(
+                "pin your society's root key fingerprint first (you were given it with your enrolment code)"
+                    .into(),
+            ));
+        }
+        let society = *self.me.society_id.as_uuid();
+        let escrow = self
+            .with_trust(|t| t.get(society).cloned())?
             .ok_or_else(|| {
-                ClientError::Invalid(
-                "your society has no escrow key yet: a society admin must run `rfl society init`"
+                ClientError::Tampered(
+                "your society has no escrow key certified by its root (a society admin must run \
+                 `rfl society init`), or the server altered it"
                     .into(),
             )
             })?;
-        Ok(AgeRecipient::parse(&e.recipient)?)
+        escrow.expect(society, rfl_crypto::CertifiedRole::Escrow)?;
+        Ok(escrow)
     }
 
     pub fn sealer(&self) -> Result<Sealer> {
@@ -340,27 +383,11 @@ impl Session {
             keys: self.keys.clone(),
             member_id: self.me.member_id,
             society_id: self.me.society_id,
-            escrow: self.escrow()?,
+            escrow: Some(self.escrow()?),
         })
     }
 
     // --- society administration --------------------------------------------------------------------
-
-    /// Creates the society escrow key and stores it wrapped to the offline recovery recipient. The
-    /// escrow identity exists in this process only; afterwards only the recovery key can open it.
-    pub async fn init_society_escrow(&mut self, recovery: &AgeRecipient) -> Result<()> {
-        let escrow = AgeIdentity::generate();
-        let wrapped =
-            wrap_escrow_identity(&escrow, *self.me.society_id.as_uuid(), recovery.as_age())?;
-        self.api
-            .set_escrow(&EscrowDto {
-                recipient: escrow.recipient().to_string(),
-                wrapped_identity: wrapped.into(),
-            })
-            .await?;
-        drop(escrow);
-        self.refresh_directory().await
-    }
 
     pub async fn issue_enrolment_code(&self, role: Role) -> Result<EnrolmentCodeResponse> {
         self.api
@@ -620,8 +647,8 @@ impl Session {
             keys: self.keys.clone(),
             member_id: self.me.member_id,
             society_id: self.me.society_id,
-            // Writes to existing records do not wrap keys; the escrow recipient is not used.
-            escrow: self.keys.age.recipient(),
+            // Writes to existing records do not wrap keys.
+            escrow: None,
         }
     }
 

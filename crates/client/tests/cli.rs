@@ -82,7 +82,13 @@ async fn the_rfl_command_line() {
         assert_eq!(again.status.code(), Some(4), "{}", String::from_utf8_lossy(&again.stderr));
 
         // cases need the escrow key first
-        cli.ok_json("admin.json", &["society", "init", "--recovery-identity-out", "recovery.txt"]);
+        let init = cli.ok_json(
+            "admin.json",
+            &["society", "init", "--recovery-identity-out", "recovery.txt", "--root-key-out", "root.key"],
+        );
+        let root_fp = init["root_fingerprint"].as_str().unwrap().to_owned();
+        assert_eq!(root_fp.len(), 32);
+        assert!(std::fs::read(d.join("root.key")).unwrap().starts_with(b"age-encryption.org/v1"), "sealed");
         assert!(std::fs::read_to_string(d.join("recovery.txt")).unwrap().starts_with("AGE-SECRET-KEY-1"));
         let invite = cli.ok_json("admin.json", &["invite", "--role", "caseworker"]);
         let cw_code = invite["code"].as_str().unwrap().to_owned();
@@ -97,7 +103,19 @@ async fn the_rfl_command_line() {
             &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", spare["code"].as_str().unwrap(), "--work-factor", "10"],
         );
         assert_eq!(revoked.status.code(), Some(5), "{}", String::from_utf8_lossy(&revoked.stderr));
-        cli.ok_json("cw.json", &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &cw_code, "--work-factor", "10"]);
+        cli.ok_json(
+            "cw.json",
+            &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &cw_code, "--work-factor", "10",
+              "--root-fingerprint", &root_fp],
+        );
+        // The caseworker reads their keys' fingerprint out to the admin, who certifies them; a wrong
+        // fingerprint (keys substituted on the way) is refused with the verification exit code.
+        let me = cli.ok_json("cw.json", &["whoami"]);
+        let member = me["member_id"].as_str().unwrap().to_owned();
+        let keys_fp = me["keys_fingerprint"].as_str().unwrap().to_owned();
+        let wrong = cli.run("admin.json", &["certify", &member, "--fingerprint", &"0".repeat(32)]);
+        assert_eq!(wrong.status.code(), Some(7), "{}", String::from_utf8_lossy(&wrong.stderr));
+        cli.ok_json("admin.json", &["certify", &member, "--fingerprint", &keys_fp]);
 
         // wrong passphrase: a clear failure, not a crash
         let bad = Command::new(env!("CARGO_BIN_EXE_rfl"))

@@ -204,11 +204,7 @@ pub fn unwrap_keys(
     let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Unwrap)?;
     let mut buf = Zeroizing::new(sealed.to_vec());
     let plain = kek(prf, member, &wrap.credential_id)?
-        .open_in_place(
-            nonce,
-            Aad::from(aad(member, &wrap.credential_id)),
-            &mut buf,
-        )
+        .open_in_place(nonce, Aad::from(aad(member, &wrap.credential_id)), &mut buf)
         .map_err(|_| CryptoError::Unwrap)?;
     let text = std::str::from_utf8(plain).map_err(|_| CryptoError::Unwrap)?;
     let identity = AgeIdentity::parse(text).map_err(|_| CryptoError::Unwrap)?;

@@ -149,6 +149,8 @@ macro_rules! case_for_member {
 }
 
 // Declared after the macros so it can use them.
+mod certs;
+pub use certs::CertificateRow;
 mod passkeys;
 pub use passkeys::{Ceremony, CeremonyKind, NewPasskey, PasskeyRow};
 

@@ -126,10 +126,29 @@ diesel::table! {
 diesel::joinable!(case_keys -> cases (case_id));
 diesel::joinable!(records -> cases (case_id));
 diesel::joinable!(members -> societies (society_id));
+diesel::table! {
+    society_roots (society_id) {
+        society_id -> Binary,
+        root_public_key -> Binary,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    key_certificates (subject_id) {
+        subject_id -> Binary,
+        society_id -> Binary,
+        certificate -> Binary,
+        issued_at -> BigInt,
+    }
+}
+
 diesel::joinable!(passkeys -> members (member_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     societies,
+    society_roots,
+    key_certificates,
     members,
     enrolment_codes,
     auth_challenges,

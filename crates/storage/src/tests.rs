@@ -503,3 +503,52 @@ fn people_enrol_with_a_passkey_and_machines_with_a_key() {
         assert_eq!(after, vec![Some(vec![1; 8]), Some(vec![3; 8])]);
     });
 }
+
+#[test]
+fn certificates_and_the_root_are_stored_per_society() {
+    each_backend(|store| {
+        let s = society(store, "Cruz Roja C");
+        let other = society(store, "Dansk Rode Kors");
+        let m = enrol(store, s, Role::Caseworker, 70);
+        let cert = |subject: Uuid, b: u8| CertificateRow {
+            subject_id: subject,
+            certificate: vec![b; 40],
+            issued_at: NOW,
+        };
+        assert_eq!(store.society_certificates(s).unwrap(), (None, vec![]));
+        store
+            .put_certificates(s, Some(&[1; 32]), &[cert(*s.as_uuid(), 1)], NOW)
+            .unwrap();
+        // The root is set once; the same root again is fine, another is a conflict and stores nothing.
+        store
+            .put_certificates(s, Some(&[1; 32]), &[cert(*m.id.as_uuid(), 2)], NOW)
+            .unwrap();
+        assert!(matches!(
+            store.put_certificates(s, Some(&[9; 32]), &[cert(*m.id.as_uuid(), 3)], NOW),
+            Err(StorageError::Conflict(_))
+        ));
+        // A newer certificate replaces the subject's earlier one.
+        store
+            .put_certificates(s, None, &[cert(*m.id.as_uuid(), 4)], NOW + 1)
+            .unwrap();
+        let (root, certs) = store.society_certificates(s).unwrap();
+        assert_eq!(root, Some([1; 32]));
+        assert_eq!(certs.len(), 2, "{certs:?}");
+        let mine: Vec<_> = certs
+            .iter()
+            .filter(|c| c.subject_id == *m.id.as_uuid())
+            .collect();
+        assert_eq!(mine.len(), 1);
+        assert!(certs.contains(&CertificateRow {
+            subject_id: *m.id.as_uuid(),
+            certificate: vec![4; 40],
+            issued_at: NOW
+        }));
+        // Another society cannot overwrite this society's subject, and sees none of them.
+        assert!(matches!(
+            store.put_certificates(other, None, &[cert(*m.id.as_uuid(), 5)], NOW),
+            Err(StorageError::NotFound)
+        ));
+        assert_eq!(store.society_certificates(other).unwrap(), (None, vec![]));
+    });
+}

@@ -1,0 +1,194 @@
+//! Certified public keys: the society's root public key and its subjects' key certificates.
+//!
+//! The server stores and serves them; it does not vouch for them. It checks only what keeps the store
+//! tidy (a certificate parses, names the caller's society and one of its members with that member's
+//! registered keys and role, or the society's escrow key). Clients verify every signature against the
+//! root fingerprint they were given out of band, so a certificate the server forges or alters is caught
+//! there, before any case key is wrapped.
+
+use actix_web::{get, post, put, web, HttpResponse};
+use rfl_crypto::{CertifiedRole, KeyCertificate};
+use rfl_domain::api::Base64Bytes;
+use rfl_domain::{MemberId, Role, SocietyId};
+use rfl_storage::{CertificateRow, Store};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::error::{ApiError, Problem};
+use crate::roles::{Authorized, SocietyAdmins, SocietyPeople};
+use crate::{blocking, State};
+
+/// At most this many certificates in one request.
+const MAX_CERTIFICATES: usize = 1000;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(set_root).service(add).service(list);
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRootRequest {
+    /// The society's Ed25519 signing root public key (32 bytes). Set once.
+    #[schema(value_type = String, format = Byte)]
+    pub root_public_key: Base64Bytes,
+    /// Root-signed certificates (the escrow key's, the first admin's), lowercase hex.
+    pub certificates: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatesRequest {
+    /// Key certificates, lowercase hex (`KeyCertificate::to_hex`).
+    pub certificates: Vec<String>,
+}
+
+/// The society's trust material, for clients to verify against their pinned root fingerprint.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertificatesResponse {
+    #[schema(value_type = Option<String>, format = Byte)]
+    pub root_public_key: Option<Base64Bytes>,
+    /// Every subject's current certificate, lowercase hex.
+    pub certificates: Vec<String>,
+}
+
+fn role_of(role: CertifiedRole) -> Option<Role> {
+    match role {
+        CertifiedRole::SocietyAdmin => Some(Role::SocietyAdmin),
+        CertifiedRole::Caseworker => Some(Role::Caseworker),
+        CertifiedRole::Auditor => Some(Role::Auditor),
+        CertifiedRole::SyncAgent => Some(Role::SyncAgent),
+        CertifiedRole::Escrow => None,
+    }
+}
+
+/// Parses the certificates and checks each names `society` and one of its subjects as registered.
+fn check(
+    store: &Store,
+    society: SocietyId,
+    hex: &[String],
+    now: i64,
+) -> Result<Vec<CertificateRow>, ApiError> {
+    if hex.is_empty() || hex.len() > MAX_CERTIFICATES {
+        return Err(ApiError::BadRequest(format!(
+            "give 1 to {MAX_CERTIFICATES} certificates"
+        )));
+    }
+    let soc = store.society(society)?.ok_or(ApiError::NotFound)?;
+    hex.iter()
+        .map(|h| {
+            let cert = KeyCertificate::from_hex(h.trim())
+                .map_err(|e| ApiError::BadRequest(format!("a certificate is malformed: {e}")))?;
+            if cert.society_id() != *society.as_uuid() {
+                return Err(ApiError::Unprocessable(
+                    "a certificate is for another society".into(),
+                ));
+            }
+            match role_of(cert.role()) {
+                None => {
+                    let escrow = soc.escrow.as_ref().ok_or_else(|| {
+                        ApiError::Unprocessable("set the escrow key before certifying it".into())
+                    })?;
+                    if cert.age_recipient().to_string() != escrow.recipient {
+                        return Err(ApiError::Unprocessable(
+                            "the escrow certificate names another key than the society's".into(),
+                        ));
+                    }
+                }
+                Some(role) => {
+                    let m = store
+                        .member(MemberId::from_uuid(cert.subject_id()))?
+                        .filter(|m| m.society_id == society)
+                        .ok_or_else(|| {
+                            ApiError::Unprocessable(
+                                "a certificate names no member of this society".into(),
+                            )
+                        })?;
+                    let same_keys = cert.signing_key().map(|k| k.as_bytes().as_slice())
+                        == Some(m.signing_key.as_slice())
+                        && cert.age_recipient().to_string() == m.age_recipient;
+                    if m.role != role || !same_keys {
+                        return Err(ApiError::Unprocessable(
+                            "a certificate does not match the member's registered role and keys"
+                                .into(),
+                        ));
+                    }
+                }
+            }
+            Ok(CertificateRow {
+                subject_id: cert.subject_id(),
+                certificate: cert.to_bytes(),
+                issued_at: now,
+            })
+        })
+        .collect()
+}
+
+/// Set the society's signing root public key (once) with its root-signed certificates (society admin;
+/// needs a recent passkey sign-in). Clients pin the root by a fingerprint given to them out of band.
+#[utoipa::path(tag = "certificates", security(("bearer" = [])), request_body = SetRootRequest, responses(
+    (status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+    (status = 409, description = "Another root is set", body = Problem), (status = 422, body = Problem)))]
+#[put("/society/root")]
+async fn set_root(
+    state: State,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
+    body: web::Json<SetRootRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    let root: [u8; 32] = req.root_public_key.0.as_slice().try_into().map_err(|_| {
+        ApiError::BadRequest("root_public_key must be a 32-byte Ed25519 public key".into())
+    })?;
+    let store = state.store.clone();
+    let now = state.now();
+    blocking(move || {
+        let rows = check(&store, caller.society_id, &req.certificates, now)?;
+        Ok(store.put_certificates(caller.society_id, Some(&root), &rows, now)?)
+    })
+    .await?;
+    tracing::info!(society = %caller.society_id, by = %caller.member_id, "society root key set");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Store key certificates an admin issued (society admin; needs a recent passkey sign-in). A subject's
+/// newer certificate replaces its earlier one.
+#[utoipa::path(tag = "certificates", security(("bearer" = [])), request_body = CertificatesRequest, responses(
+    (status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+    (status = 422, body = Problem)))]
+#[post("/certificates")]
+async fn add(
+    state: State,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
+    body: web::Json<CertificatesRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    let store = state.store.clone();
+    let now = state.now();
+    let n = req.certificates.len();
+    blocking(move || {
+        let rows = check(&store, caller.society_id, &req.certificates, now)?;
+        Ok(store.put_certificates(caller.society_id, None, &rows, now)?)
+    })
+    .await?;
+    tracing::info!(society = %caller.society_id, by = %caller.member_id, count = n, "key certificates stored");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The society's root public key and every current key certificate (people of the society).
+#[utoipa::path(tag = "certificates", security(("bearer" = [])), responses(
+    (status = 200, body = CertificatesResponse), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[get("/society/certificates")]
+async fn list(
+    state: State,
+    Authorized(caller, _): Authorized<SocietyPeople>,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let (root, rows) = blocking(move || Ok(store.society_certificates(caller.society_id)?)).await?;
+    Ok(HttpResponse::Ok().json(CertificatesResponse {
+        root_public_key: root.map(|r| Base64Bytes(r.to_vec())),
+        certificates: rows
+            .iter()
+            .map(|r| r.certificate.iter().map(|b| format!("{b:02x}")).collect())
+            .collect(),
+    }))
+}

@@ -1,0 +1,273 @@
+//! Certified public keys on the client: which keys this session trusts, and why.
+//!
+//! The server hands out every public key, so none is trusted for what the server says. A session trusts
+//! the society's signing root only if it matches the fingerprint the person was given out of band
+//! (pinned), and then exactly the keys that root certifies: admins and the escrow key directly, other
+//! members through an admin's certificate (`rfl_crypto::verify_chain`). Case keys are wrapped only to
+//! keys verified this way (and to the session's own keys), and records count only if signed by one.
+
+use std::collections::HashMap;
+
+use rfl_crypto::{
+    issue_admin_cert, issue_escrow_cert, issue_member_cert, subject_keys_fingerprint, verify_chain,
+    wrap_escrow_identity, AgeIdentity, AgeRecipient, CertifiedRole, DevicePublicKey,
+    KeyCertificate, RootPublicKey, SocietyRootKey, Validity, VerifiedKeys,
+};
+use rfl_domain::api::{Base64Bytes, EscrowDto};
+use rfl_domain::{MemberId, Role};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::session::Session;
+use crate::{ClientError, Result};
+
+/// How long root-issued certificates (admins, escrow) are valid.
+pub const ROOT_CERT_DAYS: i64 = 2 * 365;
+/// How long an admin-issued member certificate is valid.
+pub const MEMBER_CERT_DAYS: i64 = 365;
+/// Clock skew tolerated between the issuing and the verifying client.
+const SKEW_SECS: i64 = 300;
+
+/// The keys a session verified against its pinned root.
+#[derive(Debug, Default)]
+pub struct Trust {
+    /// Verified certificates by subject (member id; the society id for the escrow key).
+    pub(crate) certificates: HashMap<Uuid, (KeyCertificate, VerifiedKeys)>,
+}
+
+impl Trust {
+    /// Verifies every certificate the server returned against `root`; those that fail are left out.
+    pub(crate) fn verify(
+        root: &RootPublicKey,
+        society: Uuid,
+        certs: Vec<KeyCertificate>,
+        now: i64,
+    ) -> Trust {
+        let mut out = HashMap::new();
+        let (by_root, by_admin): (Vec<_>, Vec<_>) =
+            certs.into_iter().partition(|c| c.role().issued_by_root());
+        let mut admins = Vec::new();
+        for c in by_root {
+            if let Ok(v) = verify_chain(root, society, std::slice::from_ref(&c), now) {
+                if c.role() == CertifiedRole::SocietyAdmin {
+                    admins.push(c.clone());
+                }
+                out.insert(c.subject_id(), (c, v));
+            }
+        }
+        for c in by_admin {
+            let issuer = admins
+                .iter()
+                .find(|a| a.signing_key().map(|k| k.as_bytes()) == Some(c.issuer_key()));
+            if let Some(admin) = issuer {
+                if let Ok(v) = verify_chain(root, society, &[admin.clone(), c.clone()], now) {
+                    out.insert(c.subject_id(), (c, v));
+                }
+            }
+        }
+        Trust { certificates: out }
+    }
+
+    /// The verified keys of `subject`.
+    pub fn get(&self, subject: Uuid) -> Option<&VerifiedKeys> {
+        self.certificates.get(&subject).map(|(_, v)| v)
+    }
+}
+
+#[derive(Deserialize)]
+struct CertificatesResponse {
+    root_public_key: Option<Base64Bytes>,
+    certificates: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct SetRoot {
+    root_public_key: Base64Bytes,
+    certificates: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Certificates {
+    certificates: Vec<String>,
+}
+
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn validity(days: i64) -> Result<Validity> {
+    let now = now_secs();
+    Ok(Validity::new(now - SKEW_SECS, now + days * 86_400)?)
+}
+
+fn certified_role(role: Role) -> Result<CertifiedRole> {
+    match role {
+        Role::Caseworker => Ok(CertifiedRole::Caseworker),
+        Role::Auditor => Ok(CertifiedRole::Auditor),
+        Role::SyncAgent => Ok(CertifiedRole::SyncAgent),
+        _ => Err(ClientError::Invalid(
+            "only caseworkers, auditors and sync agents are certified by an admin".into(),
+        )),
+    }
+}
+
+/// The fingerprint of a subject's public keys, to be compared out of band before an admin certifies
+/// them (`rfl_crypto::subject_keys_fingerprint`).
+pub fn keys_fingerprint(signing: &DevicePublicKey, recipient: &AgeRecipient) -> String {
+    subject_keys_fingerprint(Some(signing), recipient)
+}
+
+impl Session {
+    /// Fetches the society's root key and certificates and keeps exactly the keys that verify against
+    /// the pinned root fingerprint. Without a pin, or before the society has a root, nothing is trusted
+    /// but this session's own keys.
+    pub(crate) async fn load_trust(&self) -> Result<Trust> {
+        let Some(pin) = self.pinned_root() else {
+            return Ok(Trust::default());
+        };
+        let resp: CertificatesResponse = self.api().get("/v1/society/certificates").await?;
+        let Some(root) = resp.root_public_key else {
+            return Ok(Trust::default());
+        };
+        let root = RootPublicKey::pinned(&root.0, pin).map_err(|_| {
+            ClientError::Tampered(
+                "the society root key on the server does not match the fingerprint you were given"
+                    .into(),
+            )
+        })?;
+        let certs = resp
+            .certificates
+            .iter()
+            .filter_map(|h| KeyCertificate::from_hex(h).ok())
+            .collect();
+        Ok(Trust::verify(
+            &root,
+            *self.society_id().as_uuid(),
+            certs,
+            now_secs(),
+        ))
+    }
+
+    /// The verified keys of a member, for wrapping a case key to them: refused with a clear error if
+    /// the member has no certificate that verifies against the pinned root.
+    pub async fn certified_member(&self, member: MemberId) -> Result<VerifiedKeys> {
+        let known = self.with_trust(|t| t.get(*member.as_uuid()).cloned())?;
+        let found = match known {
+            Some(k) => Some(k),
+            // Certified since the keys were loaded: load them again.
+            None => {
+                self.reload_members().await?;
+                self.with_trust(|t| t.get(*member.as_uuid()).cloned())?
+            }
+        };
+        found.ok_or_else(|| {
+            ClientError::Tampered(format!(
+                "member {member} has no certificate that verifies against your society's root: \
+                     their keys cannot be trusted (an admin must certify them)"
+            ))
+        })
+    }
+
+    /// The fingerprint of this person's own public keys, to read out to the admin who certifies them.
+    pub fn keys_fingerprint(&self) -> String {
+        keys_fingerprint(
+            &self.keys().signing.public_key(),
+            &self.keys().age.recipient(),
+        )
+    }
+
+    /// First admin: creates the society escrow key (wrapped to the offline recovery recipient) and the
+    /// society's signing root, which certifies the escrow key and this admin; pins the root. Returns the
+    /// root key, to be kept offline by the admins; its fingerprint is what people pin.
+    pub async fn init_society(&mut self, recovery: &AgeRecipient) -> Result<SocietyRootKey> {
+        let society = *self.society_id().as_uuid();
+        let escrow = AgeIdentity::generate();
+        let wrapped = wrap_escrow_identity(&escrow, society, recovery.as_age())?;
+        self.api()
+            .set_escrow(&EscrowDto {
+                recipient: escrow.recipient().to_string(),
+                wrapped_identity: wrapped.into(),
+            })
+            .await?;
+        let escrow = escrow.recipient();
+        let root = SocietyRootKey::generate()?;
+        let v = validity(ROOT_CERT_DAYS)?;
+        let escrow_cert = issue_escrow_cert(&root, society, &escrow, v)?;
+        let admin_cert = issue_admin_cert(
+            &root,
+            society,
+            *self.member_id().as_uuid(),
+            self.keys().signing.public_key(),
+            &self.keys().age.recipient(),
+            v,
+        )?;
+        self.api()
+            .put_no_content(
+                "/v1/society/root",
+                &SetRoot {
+                    root_public_key: root.public().as_bytes().to_vec().into(),
+                    certificates: vec![escrow_cert.to_hex(), admin_cert.to_hex()],
+                },
+            )
+            .await?;
+        self.pin_root(&root.public().fingerprint()).await?;
+        Ok(root)
+    }
+
+    /// An admin certifies a member's keys, after comparing `keys_fingerprint` (read out by the member,
+    /// out of band) with the keys the server lists for them: a server that substituted the keys is
+    /// caught here, before anything is signed.
+    pub async fn certify_member(
+        &self,
+        member: MemberId,
+        keys_fingerprint_read_out: &str,
+    ) -> Result<()> {
+        let m = self
+            .api()
+            .members()
+            .await?
+            .members
+            .into_iter()
+            .find(|m| m.id == member)
+            .ok_or_else(|| ClientError::Invalid(format!("no member {member} in your society")))?;
+        let signing = DevicePublicKey::from_slice(&m.signing_key.0)?;
+        let recipient = AgeRecipient::parse(&m.age_recipient)?;
+        if keys_fingerprint(&signing, &recipient) != keys_fingerprint_read_out.trim() {
+            return Err(ClientError::Tampered(
+                "the keys the server lists for this member are not the ones they read out: not certified"
+                    .into(),
+            ));
+        }
+        let mine = self
+            .with_trust(|t| {
+                t.certificates
+                    .get(self.member_id().as_uuid())
+                    .map(|(c, _)| c.clone())
+            })?
+            .ok_or_else(|| {
+                ClientError::Invalid(
+                    "you have no admin certificate that verifies against the pinned root".into(),
+                )
+            })?;
+        let cert = issue_member_cert(
+            &self.keys().signing,
+            &mine,
+            *member.as_uuid(),
+            certified_role(m.role)?,
+            signing,
+            &recipient,
+            validity(MEMBER_CERT_DAYS)?,
+        )?;
+        self.api()
+            .post_no_content(
+                "/v1/certificates",
+                &Certificates {
+                    certificates: vec![cert.to_hex()],
+                },
+            )
+            .await
+    }
+}

@@ -1,0 +1,140 @@
+//! Certified public keys: each society's signing root public key and the current key certificate of
+//! each subject (member, or the society for its escrow key). Certificates are opaque bytes here; the
+//! API checks their structure and clients verify their signatures against the root they pinned.
+
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+use rfl_domain::SocietyId;
+use uuid::Uuid;
+
+use super::{id_bytes, uuid_from, Millis, Pools, Result, StorageError, Store};
+use crate::schema::{key_certificates, society_roots};
+
+/// A key certificate as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateRow {
+    /// The member id, or the society id for the escrow certificate.
+    pub subject_id: Uuid,
+    pub certificate: Vec<u8>,
+    pub issued_at: Millis,
+}
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset, Debug, Clone)]
+#[diesel(table_name = key_certificates)]
+struct CertificateDb {
+    subject_id: Vec<u8>,
+    society_id: Vec<u8>,
+    certificate: Vec<u8>,
+    issued_at: i64,
+}
+
+impl Store {
+    /// Stores certificates of `society`'s subjects, replacing a subject's earlier one, in one
+    /// transaction. With `root`, also sets the society's root public key, which is set once: a different
+    /// root later is a conflict (and nothing is stored).
+    pub fn put_certificates(
+        &self,
+        society: SocietyId,
+        root: Option<&[u8; 32]>,
+        certificates: &[CertificateRow],
+        now: Millis,
+    ) -> Result<()> {
+        let soc = id_bytes(society.as_uuid());
+        let rows: Vec<CertificateDb> = certificates
+            .iter()
+            .map(|c| CertificateDb {
+                subject_id: id_bytes(&c.subject_id),
+                society_id: soc.clone(),
+                certificate: c.certificate.clone(),
+                issued_at: c.issued_at,
+            })
+            .collect();
+        let root = root.map(|r| r.to_vec());
+        write_tx!(self, conn => {
+            if let Some(root) = &root {
+                let existing: Option<Vec<u8>> = society_roots::table
+                    .filter(society_roots::society_id.eq(&soc))
+                    .select(society_roots::root_public_key)
+                    .first(conn)
+                    .optional()?;
+                match existing {
+                    Some(e) if &e != root => {
+                        return Err(StorageError::Conflict("the society root key is already set"));
+                    }
+                    Some(_) => {}
+                    None => {
+                        diesel::insert_into(society_roots::table)
+                            .values((
+                                society_roots::society_id.eq(&soc),
+                                society_roots::root_public_key.eq(root),
+                                society_roots::created_at.eq(now),
+                            ))
+                            .execute(conn)?;
+                    }
+                }
+            }
+            for row in &rows {
+                // A subject id of another society is refused: the upsert only replaces rows of this one.
+                let taken: Option<Vec<u8>> = key_certificates::table
+                    .filter(key_certificates::subject_id.eq(&row.subject_id))
+                    .select(key_certificates::society_id)
+                    .first(conn)
+                    .optional()?;
+                if taken.is_some_and(|s| s != soc) {
+                    return Err(StorageError::NotFound);
+                }
+                diesel::insert_into(key_certificates::table)
+                    .values(row)
+                    .on_conflict(key_certificates::subject_id)
+                    .do_update()
+                    .set((
+                        key_certificates::certificate.eq(&row.certificate),
+                        key_certificates::issued_at.eq(row.issued_at),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The society's root public key (if set) and every current certificate of its subjects, in one
+    /// read transaction.
+    pub fn society_certificates(
+        &self,
+        society: SocietyId,
+    ) -> Result<(Option<[u8; 32]>, Vec<CertificateRow>)> {
+        let soc = id_bytes(society.as_uuid());
+        let (root, rows): (Option<Vec<u8>>, Vec<CertificateDb>) = read!(self, conn => {
+            conn.transaction::<_, diesel::result::Error, _>(|conn| {
+                let root = society_roots::table
+                    .filter(society_roots::society_id.eq(&soc))
+                    .select(society_roots::root_public_key)
+                    .first(conn)
+                    .optional()?;
+                let rows = key_certificates::table
+                    .filter(key_certificates::society_id.eq(&soc))
+                    .order(key_certificates::subject_id)
+                    .select(CertificateDb::as_select())
+                    .load(conn)?;
+                Ok((root, rows))
+            })?
+        });
+        let root = root
+            .map(|r| {
+                <[u8; 32]>::try_from(r.as_slice())
+                    .map_err(|_| StorageError::Invalid("stored root key is not 32 bytes".into()))
+            })
+            .transpose()?;
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                Ok(CertificateRow {
+                    subject_id: uuid_from(&r.subject_id)?,
+                    certificate: r.certificate,
+                    issued_at: r.issued_at,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((root, rows))
+    }
+}

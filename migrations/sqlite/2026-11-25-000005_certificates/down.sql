@@ -1,0 +1,2 @@
+DROP TABLE key_certificates;
+DROP TABLE society_roots;

@@ -1,0 +1,166 @@
+//! Certified public keys end to end, on SQLite and PostgreSQL: the society root (pinned by fingerprint)
+//! certifies the escrow key and admins, admins certify members, and a client wraps case keys only to
+//! keys that verify. A server that substitutes a key is caught before any data key is wrapped to it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use rfl_client::ClientError;
+use rfl_crypto::{issue_escrow_cert, AgeIdentity, KeyCertificate, SocietyRootKey, Validity};
+use rfl_storage::CertificateRow;
+use rfl_system_tests::{Backend, TestServer};
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_substitutes_keys_is_caught_before_any_data_key_is_wrapped() {
+    for backend in Backend::ALL {
+        let t = TestServer::start(backend).await;
+        let soc = t.society("Red Cross A").await;
+        let mut a = t.caseworker(&soc).await;
+        let b = t.caseworker(&soc).await;
+        a.create_case(&rfl_system_tests::case(1)).await.unwrap();
+
+        // A's client trusts B's keys because the admin certified them, under the pinned root.
+        let verified = a.certified_member(b.member_id()).await.unwrap();
+        assert_eq!(
+            verified.age_recipient().to_string(),
+            b.keys().age.recipient().to_string()
+        );
+        assert_eq!(
+            verified.signing_key().copied(),
+            Some(b.keys().signing.public_key())
+        );
+
+        // The server swaps B's age recipient for its own inside B's genuine certificate: the signature
+        // no longer verifies, and A's client refuses B's keys.
+        let (_, certs) = t.store.society_certificates(soc.id).unwrap();
+        let b_row = certs
+            .iter()
+            .find(|c| c.subject_id == *b.member_id().as_uuid())
+            .unwrap()
+            .clone();
+        let genuine = b.keys().age.recipient().to_string();
+        let servers = AgeIdentity::generate().recipient().to_string();
+        let mut forged = b_row.certificate.clone();
+        let at = forged
+            .windows(genuine.len())
+            .position(|w| w == genuine.as_bytes())
+            .unwrap();
+        forged[at..at + servers.len()].copy_from_slice(servers.as_bytes());
+        assert!(
+            KeyCertificate::from_bytes(&forged).is_ok(),
+            "structurally fine"
+        );
+        t.store
+            .put_certificates(
+                soc.id,
+                None,
+                &[CertificateRow {
+                    certificate: forged,
+                    ..b_row.clone()
+                }],
+                0,
+            )
+            .unwrap();
+        a.refresh_directory().await.unwrap();
+        let e = a.certified_member(b.member_id()).await.unwrap_err();
+        assert!(matches!(e, ClientError::Tampered(_)), "{e}");
+
+        // The server swaps the escrow key for one of its own, certified by a root of its own: A's client
+        // refuses to create a case, and nothing reaches the server.
+        let fake_root = SocietyRootKey::generate().unwrap();
+        let own = AgeIdentity::generate();
+        let v = Validity::new(now_secs() - 60, now_secs() + 3600).unwrap();
+        let fake = issue_escrow_cert(&fake_root, *soc.id.as_uuid(), &own.recipient(), v).unwrap();
+        t.store
+            .put_certificates(
+                soc.id,
+                None,
+                &[CertificateRow {
+                    subject_id: *soc.id.as_uuid(),
+                    certificate: fake.to_bytes(),
+                    issued_at: 0,
+                }],
+                0,
+            )
+            .unwrap();
+        a.refresh_directory().await.unwrap();
+        let before = a.list_all_cases().await.unwrap().len();
+        let e = a.create_case(&rfl_system_tests::case(2)).await.unwrap_err();
+        assert!(matches!(e, ClientError::Tampered(_)), "{e}");
+        assert_eq!(
+            a.list_all_cases().await.unwrap().len(),
+            before,
+            "no case was stored"
+        );
+
+        // A client pinned to another root trusts nothing on this server.
+        let mut c = t.caseworker(&soc).await;
+        let e = c.pin_root(&"0".repeat(32)).await.unwrap_err();
+        assert!(matches!(e, ClientError::Tampered(_)), "{e}");
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_keeps_only_certificates_for_its_own_society_and_one_root() {
+    let t = TestServer::start(Backend::Sqlite).await;
+    let soc = t.society("Red Cross A").await;
+    let other = t.society("Red Crescent B").await;
+    let cw = t.caseworker(&soc).await;
+    let (_, certs) = t.store.society_certificates(soc.id).unwrap();
+    let hex: Vec<String> = certs
+        .iter()
+        .map(|c| KeyCertificate::from_bytes(&c.certificate).unwrap().to_hex())
+        .collect();
+    // Another society's admin cannot file this society's certificates; garbage is a 400.
+    let http = reqwest::Client::new();
+    let post = |token: String, body: serde_json::Value| {
+        let req = http
+            .post(format!("{}/v1/certificates", t.url()))
+            .bearer_auth(token)
+            .json(&body);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let other_token = other.admin.token().unwrap().to_owned();
+    assert_eq!(
+        post(
+            other_token.clone(),
+            serde_json::json!({"certificates": hex})
+        )
+        .await,
+        422
+    );
+    assert_eq!(
+        post(other_token, serde_json::json!({"certificates": ["zz"]})).await,
+        400
+    );
+    // A caseworker cannot certify anyone.
+    let cw_token = cw.token().unwrap().to_owned();
+    assert_eq!(
+        post(cw_token, serde_json::json!({"certificates": hex})).await,
+        403
+    );
+    // The root is set once: another root is a conflict.
+    let resp = http
+        .put(format!("{}/v1/society/root", t.url()))
+        .bearer_auth(soc.admin.token().unwrap())
+        .json(&serde_json::json!({
+            "root_public_key": base64_std(SocietyRootKey::generate().unwrap().public().as_bytes()),
+            "certificates": hex,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    t.stop().await;
+}
+
+fn base64_std(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
