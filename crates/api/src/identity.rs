@@ -319,9 +319,8 @@ async fn set_escrow(
     body: web::Json<EscrowDto>,
 ) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
-    let recipient = AgeRecipient::parse(req.recipient.trim()).map_err(|_| {
-        ApiError::BadRequest("recipient must be an age X25519 recipient (age1…)".into())
-    })?;
+    let recipient = AgeRecipient::parse(req.recipient.trim())
+        .map_err(|_| ApiError::BadRequest("recipient must be an age recipient (age1…)".into()))?;
     if req.wrapped_identity.0.is_empty() || req.wrapped_identity.0.len() > 16 * 1024 {
         return Err(ApiError::BadRequest(
             "wrapped_identity must be an age file of at most 16 KiB".into(),

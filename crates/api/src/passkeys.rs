@@ -127,7 +127,8 @@ pub struct PasskeyEnrolFinish {
     /// Ed25519 device public key (32 bytes): signs the person's records.
     #[schema(value_type = String, format = Byte)]
     pub signing_key: Base64Bytes,
-    /// age X25519 recipient (`age1…`) that case keys are wrapped to.
+    /// age recipient (`age1…`: X25519, or an age plugin's such as `age1yubikey1…`) that case keys
+    /// are wrapped to.
     pub age_recipient: String,
     /// The client's wrapping of the person's private keys for this authenticator (see
     /// [`PasskeyRegistrationFinish::key_wrap`]).
@@ -265,8 +266,16 @@ pub(crate) fn parse_public_keys(
     let key = DevicePublicKey::from_slice(&signing_key.0).map_err(|_| {
         ApiError::BadRequest("signing_key must be a 32-byte Ed25519 public key".into())
     })?;
+    // Long enough for any age plugin recipient; a key certificate holds at most 1024 bytes.
+    if age_recipient.len() > 1024 {
+        return Err(ApiError::BadRequest(
+            "age_recipient must be at most 1024 bytes".into(),
+        ));
+    }
     let recipient = AgeRecipient::parse(age_recipient.trim()).map_err(|_| {
-        ApiError::BadRequest("age_recipient must be an age X25519 recipient (age1…)".into())
+        ApiError::BadRequest(
+            "age_recipient must be an age recipient (age1…: X25519, or an age plugin's)".into(),
+        )
     })?;
     Ok((key, recipient))
 }

@@ -15,7 +15,10 @@
 use std::path::Path;
 
 use base64::Engine;
-use rfl_crypto::{AgeIdentity, DeviceSigningKey};
+use rfl_crypto::{
+    unwrap_data_key, wrap_data_key, AgeIdentity, AgeRecipient, CryptoError, DataKey,
+    DeviceSigningKey,
+};
 use rfl_domain::{MemberId, Role, SocietyId};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -43,10 +46,35 @@ pub struct DeviceKeys {
 
 impl DeviceKeys {
     pub fn generate() -> Result<DeviceKeys> {
+        Self::generate_with_age(AgeIdentity::generate())
+    }
+
+    /// A new signing key with the given age identity: typically an age plugin identity, so that case
+    /// keys are wrapped to a token (e.g. a YubiKey through age-plugin-yubikey) and unwrapped on it.
+    pub fn generate_with_age(age: AgeIdentity) -> Result<DeviceKeys> {
         Ok(DeviceKeys {
             signing: DeviceSigningKey::generate()?,
-            age: AgeIdentity::generate(),
+            age,
         })
+    }
+
+    /// Checks that the age identity opens what is wrapped to its recipient: a random key is wrapped
+    /// to the recipient and unwrapped with the identity. For a plugin identity this runs the plugin
+    /// twice (the token may ask for its PIN or a touch), and catches an identity file whose
+    /// `# recipient:` line is not the token's before any case key is wrapped to it.
+    pub fn check_age_identity(&self) -> Result<()> {
+        let key = DataKey::generate()?;
+        let case = uuid::Uuid::nil();
+        let wrapped = wrap_data_key(&key, case, 0, self.age.recipient().as_age())?;
+        match unwrap_data_key(&wrapped, case, 0, self.age.as_age()) {
+            Ok(back) if back.expose_bytes() == key.expose_bytes() => Ok(()),
+            Ok(_) | Err(CryptoError::Unwrap) => Err(ClientError::Invalid(
+                "the age identity does not open what is wrapped to its recipient (is the \
+                 `# recipient:` line the token's?)"
+                    .into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The private keys as bytes (JSON: the Ed25519 PKCS#8 document in base64 and the age identity),
@@ -56,6 +84,10 @@ impl DeviceKeys {
         let secrets = Secrets {
             signing_pkcs8: b64.encode(self.signing.pkcs8_der()),
             age_identity: self.age.to_secret_string().expose_secret().to_owned(),
+            age_recipient: self
+                .age
+                .is_plugin()
+                .then(|| self.age.recipient().to_string()),
         };
         let json = Zeroizing::new(serde_json::to_vec(&secrets)?);
         drop(Zeroizing::new(secrets.signing_pkcs8));
@@ -72,9 +104,14 @@ impl DeviceKeys {
             b64.decode(&secrets.signing_pkcs8)
                 .map_err(|_| ClientError::Keystore("the signing key is malformed".into()))?,
         );
+        let age = match &secrets.age_recipient {
+            // A plugin identity (a handle to a token) and its recipient.
+            Some(r) => AgeIdentity::plugin(&secrets.age_identity, &AgeRecipient::parse(r)?)?,
+            None => AgeIdentity::parse(&secrets.age_identity)?,
+        };
         let keys = DeviceKeys {
             signing: DeviceSigningKey::from_pkcs8(&pkcs8)?,
-            age: AgeIdentity::parse(&secrets.age_identity)?,
+            age,
         };
         drop(Zeroizing::new(secrets.signing_pkcs8));
         drop(Zeroizing::new(secrets.age_identity));
@@ -130,7 +167,11 @@ pub struct Owner {
 #[serde(deny_unknown_fields)]
 struct Secrets {
     signing_pkcs8: String,
+    /// An X25519 `AGE-SECRET-KEY-1…`, or an age plugin identity `AGE-PLUGIN-…` (a handle to a token).
     age_identity: String,
+    /// A plugin identity's recipient (it cannot be derived from the identity); absent for X25519.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    age_recipient: Option<String>,
 }
 
 impl Keystore {

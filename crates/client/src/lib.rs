@@ -20,7 +20,7 @@ pub mod trust;
 pub use authenticator::{AuthenticatorError, PrfOutput, SoftAuthenticator};
 pub use error::ClientError;
 pub use keystore::{DeviceKeys, Keystore};
-pub use person::{enrol_person, sign_in_person, Site};
+pub use person::{enrol_person, enrol_person_with_keys, sign_in_person, Site};
 pub use session::{OpenedCase, Session};
 
 pub type Result<T> = std::result::Result<T, ClientError>;

@@ -4,7 +4,7 @@
 //!
 //! Exit codes: 0 success; 1 other failure; 2 bad usage; 3 not found or not allowed; 4 conflict (someone
 //! else changed the case: reload and retry); 5 invalid input; 6 server unreachable; 7 verification failed
-//! (the server returned something tampered with).
+//! (the server returned something tampered with). An age plugin that is missing or fails is 1.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rfl_client::keystore::{write_private, DeviceKeys, KeyHolder, Keystore, Owner};
 use rfl_client::session::{self, today, Session};
 use rfl_client::{sign_in_person, ClientError, Site, SoftAuthenticator};
-use rfl_crypto::{AgeIdentity, AgeRecipient};
+use rfl_crypto::{AgeIdentity, AgeRecipient, CryptoError};
 use rfl_domain::records::{CaseHeader, PersonRecord, ProcessingConsent, Relationship, Separation};
 use rfl_domain::{
     CaseFile, CaseId, CaseStatus, Entry, NameKind, Note, Person, PersonName, RecordId,
@@ -65,6 +65,13 @@ enum Command {
         /// scrypt work factor (2^N) protecting the keystore.
         #[arg(long, default_value_t = 18)]
         work_factor: u8,
+        /// Use an age plugin identity as your age key instead of a generated one, e.g. a YubiKey's
+        /// identity file from `age-plugin-yubikey --identity` (with its `# recipient:` line): case keys
+        /// are then wrapped to the token and unwrapped on it, by the plugin `age-plugin-<name>`, which
+        /// must be on PATH. rfl does not prompt for the plugin: a PIN is taken from
+        /// $RFL_AGE_PLUGIN_PIN, and the plugin's messages are shown on stderr.
+        #[arg(long, value_name = "FILE")]
+        age_identity: Option<PathBuf>,
     },
     /// Sign in (a person with their authenticator, a machine with its key) and show who you are.
     Login,
@@ -263,6 +270,12 @@ fn exit_code(e: &ClientError) -> u8 {
             _ => 5,
         },
         ClientError::Http(_) => 6,
+        // An age plugin missing, failing or wanting a prompt is not a verification failure.
+        ClientError::Crypto(
+            CryptoError::PluginMissing(_)
+            | CryptoError::PluginInteraction(_)
+            | CryptoError::PluginFailed(_),
+        ) => 1,
         ClientError::Tampered(_) | ClientError::Crypto(_) => 7,
         ClientError::Validation(_) | ClientError::Invalid(_) | ClientError::Json(_) => 5,
         _ => 1,
@@ -332,10 +345,45 @@ async fn open_session(cli: &Cli) -> Result<Session, ClientError> {
             s
         }
     };
+    prepare_age_identity(&s.keys().age);
     if let Some(fp) = &ks.root_fingerprint {
         s.pin_root(fp).await?;
     }
     Ok(s)
+}
+
+/// Reads an age plugin identity file for `rfl enrol --age-identity`.
+fn read_age_identity(path: &std::path::Path) -> Result<AgeIdentity, ClientError> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        ClientError::Invalid(format!(
+            "cannot read the age identity file {}: {e}",
+            path.display()
+        ))
+    })?);
+    let id = AgeIdentity::from_identity_file(&text).map_err(|e| {
+        ClientError::Invalid(format!("the age identity file {}: {e}", path.display()))
+    })?;
+    if !id.is_plugin() {
+        return Err(ClientError::Invalid(
+            "--age-identity takes an age plugin identity (AGE-PLUGIN-…, a key on a token); rfl \
+             generates X25519 keys itself"
+                .into(),
+        ));
+    }
+    prepare_age_identity(&id);
+    Ok(id)
+}
+
+/// rfl never prompts on a plugin's behalf: a plugin identity gets the PIN from $RFL_AGE_PLUGIN_PIN if
+/// set, and the plugin's messages ("touch your key", or why it failed) are shown on stderr, not logged.
+fn prepare_age_identity(id: &AgeIdentity) {
+    if !id.is_plugin() {
+        return;
+    }
+    if let Ok(pin) = std::env::var("RFL_AGE_PLUGIN_PIN") {
+        id.set_plugin_pin(SecretString::from(pin));
+    }
+    id.set_plugin_message_hook(Arc::new(|m: &str| eprintln!("age plugin: {m}")));
 }
 
 fn owner_of(ks: &Keystore) -> Result<Owner, ClientError> {
@@ -471,6 +519,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             machine,
             root_fingerprint,
             work_factor,
+            age_identity,
         } => {
             let path = keystore_path(&cli);
             if path.exists() {
@@ -479,12 +528,18 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     path.display()
                 )));
             }
+            let keys = match age_identity {
+                Some(file) => DeviceKeys::generate_with_age(read_age_identity(file)?)?,
+                None => DeviceKeys::generate()?,
+            };
             let pass = passphrase(true)?;
             let origin = origin
                 .clone()
                 .unwrap_or_else(|| server.trim_end_matches('/').to_owned());
             let (ks, member_id, society_id, role) = if *machine {
-                let keys = DeviceKeys::generate()?;
+                if keys.age.is_plugin() {
+                    keys.check_age_identity()?;
+                }
                 let r = session::enrol(server, code, &keys).await?;
                 let owner = Owner {
                     server: server.clone(),
@@ -505,7 +560,8 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             } else {
                 let mut authenticator = SoftAuthenticator::new();
                 let site = Site::new(server, &origin);
-                let s = rfl_client::enrol_person(&site, code, &mut authenticator).await?;
+                let s = rfl_client::enrol_person_with_keys(&site, code, &mut authenticator, keys)
+                    .await?;
                 let owner = Owner {
                     server: server.clone(),
                     origin,

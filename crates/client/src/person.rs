@@ -103,8 +103,23 @@ pub async fn enrol_person(
     code: &str,
     authenticator: &mut SoftAuthenticator,
 ) -> Result<Session> {
+    enrol_person_with_keys(site, code, authenticator, DeviceKeys::generate()?).await
+}
+
+/// [`enrol_person`] with the person's keys given, e.g. [`DeviceKeys::generate_with_age`] with an age
+/// plugin identity, so that case keys are wrapped to a token's recipient and unwrapped on the token.
+/// A plugin identity is first checked to open what is wrapped to its recipient
+/// ([`DeviceKeys::check_age_identity`]), so a wrong recipient is caught before anything is enrolled.
+pub async fn enrol_person_with_keys(
+    site: &Site,
+    code: &str,
+    authenticator: &mut SoftAuthenticator,
+    keys: DeviceKeys,
+) -> Result<Session> {
+    if keys.age.is_plugin() {
+        keys.check_age_identity()?;
+    }
     let api = Api::new(&site.server)?;
-    let keys = DeviceKeys::generate()?;
     let start: EnrolStart = api
         .post(
             "/v1/enrol/passkey/start",

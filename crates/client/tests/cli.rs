@@ -189,3 +189,73 @@ async fn the_rfl_command_line() {
     server.stop().await;
     drop(db);
 }
+
+/// `rfl enrol --age-identity`: the file must hold an age plugin identity with its `# recipient:` line,
+/// and the plugin must be on PATH. Both are checked before anything is sent (the server here does not
+/// even exist), and fail with a clear message. The whole path with a working plugin is tested in the
+/// root package (`tests/age_plugin.rs`, with the software plugin `age-plugin-rfltest`).
+#[test]
+fn enrol_with_an_age_plugin_identity_checks_the_file_and_the_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli {
+        dir: dir.path().to_owned(),
+        server: "http://127.0.0.1:9".into(),
+    };
+    let id =
+        "AGE-PLUGIN-RFLNOSUCHPLUGIN-1PYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYS48AK97";
+    let recipient =
+        "age1rflnosuchplugin1pyysjzgfpyysjzgfpyysjzgfpyysjzgfpyysjzgfpyysjzgfpyysc6jm8r";
+    let enrol = |file: &str, machine: bool| {
+        let mut args = vec![
+            "enrol",
+            "--server",
+            &cli.server,
+            "--code",
+            "unused",
+            "--work-factor",
+            "10",
+            "--age-identity",
+            file,
+        ];
+        if machine {
+            args.push("--machine");
+        }
+        cli.run("ks.json", &args)
+    };
+
+    std::fs::write(
+        dir.path().join("no-recipient.txt"),
+        format!("# created: now\n{id}\n"),
+    )
+    .unwrap();
+    let out = enrol("no-recipient.txt", false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("no `# recipient:` line"), "{err}");
+
+    let x25519 = "AGE-SECRET-KEY-1PYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSTFVYXW";
+    std::fs::write(dir.path().join("x25519.txt"), format!("{x25519}\n")).unwrap();
+    let out = enrol("x25519.txt", false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("takes an age plugin identity"), "{err}");
+
+    std::fs::write(
+        dir.path().join("token.txt"),
+        format!("# recipient: {recipient}\n{id}\n"),
+    )
+    .unwrap();
+    for machine in [false, true] {
+        let out = enrol("token.txt", machine);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("age-plugin-rflnosuchplugin` not found on PATH"),
+            "{err}"
+        );
+    }
+    assert!(
+        !dir.path().join("ks.json").exists(),
+        "no keystore without a working token"
+    );
+}

@@ -382,7 +382,7 @@ impl KeyCertificate {
             return Err(CryptoError::Malformed("key certificate recipient length"));
         }
         let recipient = std::str::from_utf8(r.take(len)?)
-            .map_err(|_| CryptoError::KeyFormat("age x25519 recipient"))?;
+            .map_err(|_| CryptoError::KeyFormat("age recipient"))?;
         let age_recipient = AgeRecipient::parse(recipient)?;
         if age_recipient.to_string() != recipient {
             return Err(CryptoError::Malformed(
@@ -908,6 +908,43 @@ mod tests {
         let w = wrap_data_key_certified(&key, case, 1, &v).unwrap();
         let back = unwrap_data_key(&w, case, 1, cw.age.as_age()).unwrap();
         assert_eq!(back.expose_bytes(), key.expose_bytes());
+    }
+
+    #[test]
+    #[cfg(feature = "plugin")]
+    fn plugin_recipients_are_certified_in_canonical_form() {
+        use age_core::primitives::bech32_encode;
+        let s = society();
+        let hrp = bech32::Hrp::parse("age1yubikey").unwrap();
+        let recipient = AgeRecipient::parse(&bech32_encode(hrp, &[2u8; 33])).unwrap();
+        let id = Uuid::new_v4();
+        let signing = DeviceSigningKey::generate().unwrap();
+        let cert = issue_member_cert(
+            &s.admin,
+            &s.admin_cert,
+            id,
+            CertifiedRole::Caseworker,
+            signing.public_key(),
+            &recipient,
+            window(),
+        )
+        .unwrap();
+        let bytes = cert.to_bytes();
+        let text = recipient.to_string();
+        assert_eq!(bytes.len(), 153 + 32 + text.len());
+        let back = KeyCertificate::from_bytes(&bytes).unwrap();
+        assert_eq!(back.age_recipient(), &recipient);
+        let v = verify_chain(&s.root.public(), s.id, &[s.admin_cert.clone(), back], NOW).unwrap();
+        assert_eq!(v.age_recipient(), &recipient);
+        assert!(v.age_recipient().is_plugin());
+        // age reads plugin recipients in lower case only: upper case is refused outright.
+        let start = bytes.len() - 96 - text.len();
+        let mut up = bytes.clone();
+        up[start..start + text.len()].copy_from_slice(text.to_ascii_uppercase().as_bytes());
+        assert!(matches!(
+            KeyCertificate::from_bytes(&up),
+            Err(CryptoError::KeyFormat(_))
+        ));
     }
 
     #[test]

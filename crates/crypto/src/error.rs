@@ -59,6 +59,17 @@ pub enum CryptoError {
     /// contains key bytes).
     #[error("key certificate rejected: {0}")]
     Certificate(&'static str),
+    /// The age plugin binary for a plugin key is not on `PATH` (its name is given).
+    #[error("age plugin `{0}` not found on PATH: install it, or put its directory on PATH")]
+    PluginMissing(String),
+    /// An age plugin asked for something rfl does not give without a prompt (what is given: "a PIN,
+    /// and none was provided", "a confirmation, …").
+    #[error("the age plugin asked for {0}")]
+    PluginInteraction(&'static str),
+    /// An age plugin ran and failed (the binary's name is given; its own messages go to the
+    /// identity's message hook, never into this error).
+    #[error("age plugin `{0}` failed to wrap or unwrap the key")]
+    PluginFailed(String),
     /// A key certificate names a role this build does not understand.
     #[error("unknown certified role {0}")]
     UnknownRole(u8),

@@ -167,35 +167,182 @@ pub(crate) fn from_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// age X25519 identity (secret key) wrapper.
-pub struct AgeIdentity(pub(crate) age::x25519::Identity);
+/// An age identity: an X25519 secret key (the fast path, kept in memory), or — with the `plugin`
+/// feature — an age plugin identity (`AGE-PLUGIN-<NAME>-1…`, e.g. a YubiKey through
+/// age-plugin-yubikey), which is only a handle: the secret stays on the token and the plugin binary
+/// `age-plugin-<name>` (found on `PATH`) does the unwrapping.
+///
+/// A plugin identity does not encode its recipient, so it is always built together with it
+/// ([`AgeIdentity::plugin`], [`AgeIdentity::from_identity_file`]).
+pub struct AgeIdentity(IdentityKind);
+
+enum IdentityKind {
+    X25519(age::x25519::Identity),
+    #[cfg(feature = "plugin")]
+    Plugin(crate::plugin::PluginIdentity),
+}
+
+const PLUGIN_IDENTITY_PREFIX: &str = "AGE-PLUGIN-";
 
 impl AgeIdentity {
     /// Generate a new random X25519 identity.
     pub fn generate() -> Self {
-        AgeIdentity(age::x25519::Identity::generate())
+        AgeIdentity(IdentityKind::X25519(age::x25519::Identity::generate()))
     }
 
-    /// Parse an `AGE-SECRET-KEY-1...` string (surrounding whitespace ignored).
+    /// Parse an X25519 `AGE-SECRET-KEY-1...` string (surrounding whitespace ignored). A plugin
+    /// identity is refused here, because it needs its recipient: use [`AgeIdentity::plugin`] or
+    /// [`AgeIdentity::from_identity_file`].
     pub fn parse(s: &str) -> Result<Self> {
-        age::x25519::Identity::from_str(s.trim())
-            .map(AgeIdentity)
+        let s = s.trim();
+        if s.starts_with(PLUGIN_IDENTITY_PREFIX) {
+            return Err(CryptoError::KeyFormat(
+                "age plugin identity given without its recipient",
+            ));
+        }
+        age::x25519::Identity::from_str(s)
+            .map(|i| AgeIdentity(IdentityKind::X25519(i)))
             .map_err(|_| CryptoError::KeyFormat("age x25519 identity"))
     }
 
-    /// The `AGE-SECRET-KEY-1...` encoding, as a secret.
+    /// An age plugin identity (`AGE-PLUGIN-<NAME>-1…`) with its recipient (`age1<name>1…`), which
+    /// must be a plugin recipient of the same plugin. Nothing is run: the plugin is looked up on
+    /// `PATH` only when the identity is used.
+    #[cfg(feature = "plugin")]
+    pub fn plugin(identity: &str, recipient: &AgeRecipient) -> Result<Self> {
+        crate::plugin::PluginIdentity::new(identity.trim(), recipient)
+            .map(|p| AgeIdentity(IdentityKind::Plugin(p)))
+    }
+
+    /// Parse an identity file as age and its plugins write them: one identity line, blank lines and
+    /// `#` comments ignored, except a `# recipient: age1…` comment (any case and padding, as in
+    /// age-plugin-yubikey's `#    Recipient: …`), which gives a plugin identity its recipient and
+    /// is required for one. For an X25519 identity the recipient is derived, and a recipient comment,
+    /// if present, must match it.
+    pub fn from_identity_file(text: &str) -> Result<Self> {
+        let mut recipient = None;
+        let mut identity: Option<&str> = None;
+        for line in text.lines().map(str::trim) {
+            if let Some(comment) = line.strip_prefix('#') {
+                let comment = comment.trim_start();
+                if let Some((key, value)) = comment.split_once(':') {
+                    if key.trim().eq_ignore_ascii_case("recipient") {
+                        if recipient.is_some() {
+                            return Err(CryptoError::KeyFormat(
+                                "identity file names more than one recipient",
+                            ));
+                        }
+                        recipient = Some(AgeRecipient::parse(value)?);
+                    }
+                }
+            } else if !line.is_empty() {
+                if identity.is_some() {
+                    return Err(CryptoError::KeyFormat(
+                        "identity file holds more than one identity",
+                    ));
+                }
+                identity = Some(line);
+            }
+        }
+        let identity = identity.ok_or(CryptoError::KeyFormat("identity file holds no identity"))?;
+        if identity.starts_with(PLUGIN_IDENTITY_PREFIX) {
+            #[cfg(feature = "plugin")]
+            {
+                let recipient = recipient.ok_or(CryptoError::KeyFormat(
+                    "identity file has no `# recipient:` line for its plugin identity",
+                ))?;
+                Self::plugin(identity, &recipient)
+            }
+            #[cfg(not(feature = "plugin"))]
+            {
+                Err(CryptoError::KeyFormat(
+                    "age plugin identity (built without plugin support)",
+                ))
+            }
+        } else {
+            let id = Self::parse(identity)?;
+            match recipient {
+                Some(r) if r != id.recipient() => Err(CryptoError::KeyFormat(
+                    "identity file's recipient line does not match its identity",
+                )),
+                _ => Ok(id),
+            }
+        }
+    }
+
+    /// The `AGE-SECRET-KEY-1...` encoding, as a secret. For a plugin identity, its
+    /// `AGE-PLUGIN-…` string: a handle to the token, not the secret itself (the recipient is
+    /// not part of it; keep it beside).
     pub fn to_secret_string(&self) -> SecretString {
-        self.0.to_string()
+        match &self.0 {
+            IdentityKind::X25519(i) => i.to_string(),
+            #[cfg(feature = "plugin")]
+            IdentityKind::Plugin(p) => p.identity_string(),
+        }
     }
 
     /// The matching recipient (public key).
     pub fn recipient(&self) -> AgeRecipient {
-        AgeRecipient(self.0.to_public())
+        match &self.0 {
+            IdentityKind::X25519(i) => AgeRecipient(RecipientKind::X25519(i.to_public())),
+            #[cfg(feature = "plugin")]
+            IdentityKind::Plugin(p) => p.recipient().clone(),
+        }
     }
 
-    /// As an age identity, for decryption.
+    /// Whether this is an age plugin identity (a handle to a token) rather than an X25519 key.
+    pub fn is_plugin(&self) -> bool {
+        match &self.0 {
+            IdentityKind::X25519(_) => false,
+            #[cfg(feature = "plugin")]
+            IdentityKind::Plugin(_) => true,
+        }
+    }
+
+    /// The PIN to give a plugin that asks for one while unwrapping (e.g. a YubiKey's PIN). rfl never
+    /// prompts: without a PIN, a plugin that asks for one fails with
+    /// [`CryptoError::PluginInteraction`]. No effect on an X25519 identity. The PIN is never logged
+    /// or printed.
+    #[cfg(feature = "plugin")]
+    pub fn set_plugin_pin(&self, pin: SecretString) {
+        if let IdentityKind::Plugin(p) = &self.0 {
+            p.set_pin(pin);
+        }
+    }
+
+    /// Where messages from the plugin go (e.g. "touch your YubiKey", or the plugin's own error
+    /// messages): by default nowhere. The hook should show them to the person, not log them. No
+    /// effect on an X25519 identity.
+    #[cfg(feature = "plugin")]
+    pub fn set_plugin_message_hook(&self, hook: crate::plugin::PluginMessageHook) {
+        if let IdentityKind::Plugin(p) = &self.0 {
+            p.set_message_hook(hook);
+        }
+    }
+
+    /// As an age identity, for decryption (a plugin identity runs its plugin when used).
     pub fn as_age(&self) -> &dyn age::Identity {
-        &self.0
+        self
+    }
+}
+
+impl age::Identity for AgeIdentity {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        self.unwrap_stanzas(std::slice::from_ref(stanza))
+    }
+
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<std::result::Result<age_core::format::FileKey, age::DecryptError>> {
+        match &self.0 {
+            IdentityKind::X25519(i) => i.unwrap_stanzas(stanzas),
+            #[cfg(feature = "plugin")]
+            IdentityKind::Plugin(p) => p.unwrap_stanzas(stanzas),
+        }
     }
 }
 
@@ -205,27 +352,113 @@ impl fmt::Debug for AgeIdentity {
     }
 }
 
-/// age X25519 recipient (public key) wrapper.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AgeRecipient(age::x25519::Recipient);
+/// An age recipient (public key): X25519 (`age1…`), or — with the `plugin` feature — an age plugin
+/// recipient (`age1<name>1…`, lower case only, as age reads them), which wrapping hands to the
+/// plugin binary `age-plugin-<name>` on `PATH`.
+#[derive(Clone)]
+pub struct AgeRecipient(RecipientKind);
+
+#[derive(Clone)]
+enum RecipientKind {
+    X25519(age::x25519::Recipient),
+    #[cfg(feature = "plugin")]
+    Plugin(crate::plugin::PluginRecipient),
+}
 
 impl AgeRecipient {
-    /// Parse an `age1...` string (surrounding whitespace ignored).
+    /// Parse an X25519 `age1...` string or an age plugin recipient `age1<name>1…` (surrounding
+    /// whitespace ignored).
     pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if let Ok(r) = Self::parse_x25519(s) {
+            return Ok(r);
+        }
+        #[cfg(feature = "plugin")]
+        if let Some(p) = crate::plugin::PluginRecipient::parse(s) {
+            return Ok(AgeRecipient(RecipientKind::Plugin(p)));
+        }
+        Err(CryptoError::KeyFormat("age recipient"))
+    }
+
+    /// Parse an X25519 `age1...` string only (for keys rfl generates itself, such as an
+    /// authenticator's: a plugin recipient there would let whoever supplied it choose a program
+    /// to run).
+    pub fn parse_x25519(s: &str) -> Result<Self> {
         age::x25519::Recipient::from_str(s.trim())
-            .map(AgeRecipient)
+            .map(|r| AgeRecipient(RecipientKind::X25519(r)))
             .map_err(|_| CryptoError::KeyFormat("age x25519 recipient"))
     }
 
-    /// As an age recipient, for encryption.
+    /// Whether this is an age plugin recipient rather than an X25519 key.
+    pub fn is_plugin(&self) -> bool {
+        match &self.0 {
+            RecipientKind::X25519(_) => false,
+            #[cfg(feature = "plugin")]
+            RecipientKind::Plugin(_) => true,
+        }
+    }
+
+    /// The plugin's name (`yubikey` for `age1yubikey1…`), or `None` for an X25519 recipient.
+    pub fn plugin_name(&self) -> Option<&str> {
+        match &self.0 {
+            RecipientKind::X25519(_) => None,
+            #[cfg(feature = "plugin")]
+            RecipientKind::Plugin(p) => Some(p.plugin_name()),
+        }
+    }
+
+    /// As an age recipient, for encryption (a plugin recipient runs its plugin when used).
     pub fn as_age(&self) -> &dyn age::Recipient {
-        &self.0
+        self
     }
 }
 
+impl age::Recipient for AgeRecipient {
+    fn wrap_file_key(
+        &self,
+        file_key: &age_core::format::FileKey,
+    ) -> std::result::Result<
+        (
+            Vec<age_core::format::Stanza>,
+            std::collections::HashSet<String>,
+        ),
+        age::EncryptError,
+    > {
+        match &self.0 {
+            RecipientKind::X25519(r) => r.wrap_file_key(file_key),
+            #[cfg(feature = "plugin")]
+            RecipientKind::Plugin(p) => p.wrap_file_key(file_key),
+        }
+    }
+}
+
+impl PartialEq for AgeRecipient {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (RecipientKind::X25519(a), RecipientKind::X25519(b)) => a == b,
+            #[cfg(feature = "plugin")]
+            (RecipientKind::Plugin(a), RecipientKind::Plugin(b)) => a.as_str() == b.as_str(),
+            #[cfg(feature = "plugin")]
+            _ => false,
+        }
+    }
+}
+
+impl Eq for AgeRecipient {}
+
 impl fmt::Display for AgeRecipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        match &self.0 {
+            RecipientKind::X25519(r) => fmt::Display::fmt(r, f),
+            #[cfg(feature = "plugin")]
+            RecipientKind::Plugin(p) => f.write_str(p.as_str()),
+        }
+    }
+}
+
+impl fmt::Debug for AgeRecipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AgeRecipient({self})")
     }
 }
 
@@ -317,5 +550,220 @@ mod tests {
         ));
         let dbg = format!("{id:?}");
         assert!(!dbg.contains("AGE-SECRET-KEY"));
+    }
+
+    #[cfg(feature = "plugin")]
+    mod plugin {
+        use super::*;
+        use age_core::primitives::bech32_encode;
+        use bech32::Hrp;
+
+        fn recipient_string(name: &str, data: &[u8]) -> String {
+            bech32_encode(Hrp::parse(&format!("age1{name}")).unwrap(), data)
+        }
+
+        fn identity_string(name: &str, data: &[u8]) -> String {
+            let hrp = format!("age-plugin-{name}-");
+            bech32_encode(Hrp::parse(&hrp).unwrap(), data).to_uppercase()
+        }
+
+        #[test]
+        fn plugin_recipients_parse_in_canonical_form() {
+            let s = recipient_string("yubikey", &[7u8; 33]);
+            assert!(s.starts_with("age1yubikey1"), "{s}");
+            let r = AgeRecipient::parse(&format!("  {s}\n")).unwrap();
+            assert!(r.is_plugin());
+            assert_eq!(r.plugin_name(), Some("yubikey"));
+            assert_eq!(r.to_string(), s);
+            // age reads plugin recipients in lower case only (the canonical form); mixed case is
+            // not Bech32 at all.
+            assert!(matches!(
+                AgeRecipient::parse(&s.to_ascii_uppercase()),
+                Err(CryptoError::KeyFormat(_))
+            ));
+            let mut mixed = s.clone();
+            mixed.replace_range(..1, "A");
+            assert!(matches!(
+                AgeRecipient::parse(&mixed),
+                Err(CryptoError::KeyFormat(_))
+            ));
+            // Different plugin or key: different recipient.
+            assert_ne!(
+                AgeRecipient::parse(&recipient_string("yubikey", &[8u8; 33])).unwrap(),
+                r
+            );
+            assert_ne!(
+                AgeRecipient::parse(&recipient_string("tpm", &[7u8; 33])).unwrap(),
+                r
+            );
+            // X25519 stays X25519, and differs from any plugin recipient.
+            let x = AgeIdentity::generate().recipient();
+            assert!(!x.is_plugin());
+            assert_eq!(x.plugin_name(), None);
+            assert_ne!(x, r);
+            // The X25519-only parser refuses plugin recipients.
+            assert!(matches!(
+                AgeRecipient::parse_x25519(&s),
+                Err(CryptoError::KeyFormat(_))
+            ));
+            assert_eq!(AgeRecipient::parse_x25519(&x.to_string()).unwrap(), x);
+        }
+
+        #[test]
+        fn garbage_recipients_are_refused() {
+            let good = recipient_string("rfltest", &[1u8; 32]);
+            let mut bad_checksum = good.clone();
+            let last = bad_checksum.pop().unwrap();
+            bad_checksum.push(if last == 'q' { 'p' } else { 'q' });
+            let bad_name = recipient_string("bad/name", &[1u8; 32]);
+            for s in [
+                "",
+                "age1",
+                "age1nope",
+                "AGE-SECRET-KEY-1",
+                "ssh-ed25519 AAAA",
+                bad_checksum.as_str(),
+                bad_name.as_str(),
+                "age1rfltest1",
+                "not a key at all",
+            ] {
+                assert!(
+                    matches!(AgeRecipient::parse(s), Err(CryptoError::KeyFormat(_))),
+                    "{s:?} accepted"
+                );
+            }
+        }
+
+        #[test]
+        fn plugin_identities_need_their_recipient() {
+            let id = identity_string("rfltest", &[3u8; 32]);
+            let r = AgeRecipient::parse(&recipient_string("rfltest", &[4u8; 32])).unwrap();
+            let pid = AgeIdentity::plugin(&id, &r).unwrap();
+            assert!(pid.is_plugin());
+            assert_eq!(pid.recipient(), r);
+            // The "secret" of a plugin identity is its identity string: a handle to the token.
+            assert_eq!(pid.to_secret_string().expose_secret(), id);
+            // age reads plugin identities in upper case only, as plugins print them.
+            assert!(AgeIdentity::plugin(&id.to_ascii_lowercase(), &r).is_err());
+            // A plugin identity alone cannot say its recipient.
+            assert!(matches!(
+                AgeIdentity::parse(&id),
+                Err(CryptoError::KeyFormat(
+                    "age plugin identity given without its recipient"
+                ))
+            ));
+            // The recipient must be a plugin recipient of the same plugin.
+            let other = AgeRecipient::parse(&recipient_string("yubikey", &[4u8; 32])).unwrap();
+            assert!(matches!(
+                AgeIdentity::plugin(&id, &other),
+                Err(CryptoError::KeyFormat(_))
+            ));
+            let x = AgeIdentity::generate().recipient();
+            assert!(AgeIdentity::plugin(&id, &x).is_err());
+            // Garbage.
+            for s in [
+                "AGE-PLUGIN-",
+                "AGE-PLUGIN-RFLTEST-1",
+                "AGE-SECRET-KEY-1QQQ",
+                "x",
+            ] {
+                assert!(
+                    matches!(AgeIdentity::plugin(s, &r), Err(CryptoError::KeyFormat(_))),
+                    "{s:?} accepted"
+                );
+            }
+            let dbg = format!("{pid:?}");
+            assert!(!dbg.contains(&id), "{dbg}");
+        }
+
+        #[test]
+        fn identity_files_of_both_kinds() {
+            let id = identity_string("yubikey", &[5u8; 40]);
+            let rs = recipient_string("yubikey", &[6u8; 33]);
+            // age-plugin-yubikey's layout.
+            let yubikey = format!(
+                "#       Serial: 12345678, Slot: 1\n#         Name: age identity 1a2b3c4d\n\
+                 #   PIN policy: Once   (A PIN is required once per session, if set)\n\
+                 #    Recipient: {rs}\n{id}\n"
+            );
+            let pid = AgeIdentity::from_identity_file(&yubikey).unwrap();
+            assert!(pid.is_plugin());
+            assert_eq!(pid.recipient().to_string(), rs);
+            assert_eq!(pid.to_secret_string().expose_secret(), id);
+            // age-plugin's layout (print_new_identity).
+            let plain = format!("# created: 2026-01-01T00:00:00Z\n# recipient: {rs}\n\n{id}\n");
+            let pid = AgeIdentity::from_identity_file(&plain).unwrap();
+            assert_eq!(pid.recipient().to_string(), rs);
+            // No recipient line for a plugin identity.
+            assert!(matches!(
+                AgeIdentity::from_identity_file(&format!("# created: now\n{id}\n")),
+                Err(CryptoError::KeyFormat(
+                    "identity file has no `# recipient:` line for its plugin identity"
+                ))
+            ));
+            // Two identities, two recipients, none.
+            assert!(
+                AgeIdentity::from_identity_file(&format!("# recipient: {rs}\n{id}\n{id}\n"))
+                    .is_err()
+            );
+            assert!(AgeIdentity::from_identity_file(&format!(
+                "# recipient: {rs}\n# recipient: {rs}\n{id}\n"
+            ))
+            .is_err());
+            assert!(AgeIdentity::from_identity_file("# recipient: nothing\n").is_err());
+            assert!(AgeIdentity::from_identity_file("").is_err());
+            assert!(
+                AgeIdentity::from_identity_file(&format!("# recipient: garbage\n{id}\n")).is_err()
+            );
+            // An X25519 identity file: the recipient is derived; a recipient line must match it.
+            let x = AgeIdentity::generate();
+            let xs = x.to_secret_string().expose_secret().to_owned();
+            let back = AgeIdentity::from_identity_file(&format!("# a key\n{xs}\n")).unwrap();
+            assert!(!back.is_plugin());
+            assert_eq!(back.recipient(), x.recipient());
+            let with = format!(
+                "# public key: ignored\n# recipient: {}\n{xs}\n",
+                x.recipient()
+            );
+            assert_eq!(
+                AgeIdentity::from_identity_file(&with).unwrap().recipient(),
+                x.recipient()
+            );
+            let wrong = format!(
+                "# recipient: {}\n{xs}\n",
+                AgeIdentity::generate().recipient()
+            );
+            assert!(matches!(
+                AgeIdentity::from_identity_file(&wrong),
+                Err(CryptoError::KeyFormat(
+                    "identity file's recipient line does not match its identity"
+                ))
+            ));
+        }
+
+        #[test]
+        fn a_missing_plugin_is_a_clear_error() {
+            // No `age-plugin-rflnosuchplugin` anywhere on PATH.
+            let r = AgeRecipient::parse(&recipient_string("rflnosuchplugin", &[9u8; 32])).unwrap();
+            let key = DataKey::generate().unwrap();
+            let e = crate::wrap_data_key(&key, uuid::Uuid::nil(), 1, r.as_age()).unwrap_err();
+            assert!(
+                matches!(&e, CryptoError::PluginMissing(b) if b == "age-plugin-rflnosuchplugin"),
+                "{e:?}"
+            );
+            assert!(e.to_string().contains("not found on PATH"), "{e}");
+            // A file the plugin would have to open: wrapped to an X25519 key here, but the only
+            // identity offered is the missing plugin's.
+            let id = identity_string("rflnosuchplugin", &[9u8; 32]);
+            let pid = AgeIdentity::plugin(&id, &r).unwrap();
+            let x = AgeIdentity::generate();
+            let w =
+                crate::wrap_data_key(&key, uuid::Uuid::nil(), 1, x.recipient().as_age()).unwrap();
+            let e = crate::unwrap_data_key(&w, uuid::Uuid::nil(), 1, pid.as_age()).unwrap_err();
+            assert!(
+                matches!(&e, CryptoError::PluginMissing(b) if b == "age-plugin-rflnosuchplugin"),
+                "{e:?}"
+            );
+        }
     }
 }

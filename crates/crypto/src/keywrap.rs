@@ -276,7 +276,9 @@ impl AuthenticatorWrap {
         check_credential_id(fields[0])?;
         let recipient = std::str::from_utf8(fields[1])
             .ok()
-            .and_then(|s| AgeRecipient::parse(s).ok())
+            // Always an X25519 key rfl generated: never a plugin recipient, which would let whoever
+            // supplied the wrapping pick a program for the client to run.
+            .and_then(|s| AgeRecipient::parse_x25519(s).ok())
             .ok_or(CryptoError::Malformed("key wrap recipient"))?;
         Ok(AuthenticatorWrap {
             credential_id: fields[0].to_vec(),

@@ -12,7 +12,9 @@
 //! * key certificates: society root → admin → member ([`verify_chain`]), checked
 //!   before any case key is wrapped ([`wrap_data_key_certified`]).
 //!
-//! This crate does no IO. The wire formats are documented in `docs/crypto.md`.
+//! This crate does no IO, with one exception: with the `plugin` feature (on by default), using an
+//! age plugin identity or recipient (e.g. a YubiKey through age-plugin-yubikey) runs the plugin
+//! binary from `PATH` (see [`AgeIdentity`]). The wire formats are documented in `docs/crypto.md`.
 
 mod attachment;
 mod auth;
@@ -22,6 +24,8 @@ mod error;
 mod keys;
 mod keywrap;
 mod passphrase;
+#[cfg(feature = "plugin")]
+mod plugin;
 mod wrap;
 
 #[cfg(test)]
@@ -45,6 +49,8 @@ pub use keywrap::{
     AuthenticatorWrap, KEY_WRAP_MAGIC, KEY_WRAP_VERSION, PRF_SALT,
 };
 pub use passphrase::{open_with_passphrase, seal_with_passphrase};
+#[cfg(feature = "plugin")]
+pub use plugin::PluginMessageHook;
 pub use wrap::{unwrap_data_key, unwrap_escrow_identity, wrap_data_key, wrap_escrow_identity};
 
 /// Version of every binary format produced by this crate.

@@ -17,14 +17,24 @@ const ESCROW_MAX_LEN: usize = 256;
 
 /// Encrypt `payload` with age to one recipient; binary (unarmored) output.
 pub(crate) fn age_encrypt(payload: &[u8], recipient: &dyn age::Recipient) -> Result<Vec<u8>> {
-    let enc = age::Encryptor::with_recipients(std::iter::once(recipient))
-        .map_err(|_| CryptoError::Wrap)?;
+    // The file key is wrapped here: a plugin recipient runs its plugin.
+    let enc = age::Encryptor::with_recipients(std::iter::once(recipient)).map_err(encrypt_error)?;
     let mut out = Vec::with_capacity(payload.len() + 256);
     let mut w = enc.wrap_output(&mut out).map_err(|_| CryptoError::Wrap)?;
     w.write_all(payload).map_err(|_| CryptoError::Wrap)?;
     // finish() writes the final STREAM chunk; without it the file is truncated.
     w.finish().map_err(|_| CryptoError::Wrap)?;
     Ok(out)
+}
+
+/// An age encryption failure: the plugin's failure if a plugin recipient failed, else [`CryptoError::Wrap`].
+fn encrypt_error(e: age::EncryptError) -> CryptoError {
+    #[cfg(feature = "plugin")]
+    if let Some(p) = crate::plugin::encrypt_error(&e) {
+        return p;
+    }
+    drop(e);
+    CryptoError::Wrap
 }
 
 /// Decrypt an age file with one identity, reading at most `max_len` plaintext bytes
@@ -37,7 +47,15 @@ pub(crate) fn age_decrypt(
 ) -> Result<Zeroizing<Vec<u8>>> {
     let dec =
         age::Decryptor::new_buffered(wrapped).map_err(|_| CryptoError::Malformed("age file"))?;
-    let reader = dec.decrypt(std::iter::once(identity)).map_err(|_| err)?;
+    // A plugin identity runs its plugin here; its failures are reported as such.
+    let reader = dec.decrypt(std::iter::once(identity)).map_err(|e| {
+        #[cfg(feature = "plugin")]
+        if let Some(p) = crate::plugin::decrypt_error(&e) {
+            return p;
+        }
+        drop(e);
+        err
+    })?;
     read_limited(reader, max_len)
 }
 

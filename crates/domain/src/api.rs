@@ -72,7 +72,8 @@ pub struct EnrolRequest {
     /// Ed25519 device public key (32 bytes).
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub signing_key: Base64Bytes,
-    /// age X25519 recipient (`age1…`) that case keys are wrapped to.
+    /// age recipient (`age1…`: X25519, or an age plugin's such as `age1yubikey1…`) that case keys
+    /// are wrapped to.
     pub age_recipient: String,
 }
 
