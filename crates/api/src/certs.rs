@@ -75,6 +75,12 @@ fn check(
         )));
     }
     let soc = store.society(society)?.ok_or(ApiError::NotFound)?;
+    // One read for all members (no query per certificate).
+    let members: std::collections::HashMap<MemberId, rfl_storage::Member> = store
+        .society_members(society)?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
     hex.iter()
         .map(|h| {
             let cert = KeyCertificate::from_hex(h.trim())
@@ -96,9 +102,8 @@ fn check(
                     }
                 }
                 Some(role) => {
-                    let m = store
-                        .member(MemberId::from_uuid(cert.subject_id()))?
-                        .filter(|m| m.society_id == society)
+                    let m = members
+                        .get(&MemberId::from_uuid(cert.subject_id()))
                         .ok_or_else(|| {
                             ApiError::Unprocessable(
                                 "a certificate names no member of this society".into(),

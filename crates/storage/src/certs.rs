@@ -73,16 +73,18 @@ impl Store {
                     }
                 }
             }
+            // A subject id of another society is refused (one query for all): the upserts below only
+            // replace rows of this one.
+            let subjects: Vec<&Vec<u8>> = rows.iter().map(|r| &r.subject_id).collect();
+            let foreign: i64 = key_certificates::table
+                .filter(key_certificates::subject_id.eq_any(&subjects))
+                .filter(key_certificates::society_id.ne(&soc))
+                .count()
+                .get_result(conn)?;
+            if foreign > 0 {
+                return Err(StorageError::NotFound);
+            }
             for row in &rows {
-                // A subject id of another society is refused: the upsert only replaces rows of this one.
-                let taken: Option<Vec<u8>> = key_certificates::table
-                    .filter(key_certificates::subject_id.eq(&row.subject_id))
-                    .select(key_certificates::society_id)
-                    .first(conn)
-                    .optional()?;
-                if taken.is_some_and(|s| s != soc) {
-                    return Err(StorageError::NotFound);
-                }
                 diesel::insert_into(key_certificates::table)
                     .values(row)
                     .on_conflict(key_certificates::subject_id)
