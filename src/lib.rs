@@ -234,6 +234,15 @@ impl Now for ManualClock {
     }
 }
 
+/// A caseworker's note written today.
+pub fn note(text: &str) -> rfl_domain::records::Note {
+    rfl_domain::records::Note {
+        author: "KM".into(),
+        text: text.into(),
+        created: rfl_client::session::today(),
+    }
+}
+
 /// A synthetic case as a caseworker would create it: attachments are added afterwards with their
 /// bytes, so the fixture's attachment records are left out.
 pub fn case(seed: u64) -> rfl_domain::CaseFile {

@@ -212,37 +212,60 @@ async fn a_caseworker_whose_age_key_is_on_a_token() {
         assert_eq!(certified.age_recipient(), &recipient);
         assert!(certified.age_recipient().is_plugin());
 
-        // A case: its key is wrapped to the token's recipient (a stanza only the plugin claims) and to
-        // the escrow key; opening it runs the plugin, which unwraps the data key.
+        // A case: its data key is wrapped to the caseworker's own symmetric key-wrapping key, which
+        // is itself wrapped to the token; the enrolling session holds it unwrapped already, so the
+        // token is not asked again, neither to create nor to open.
         let file = rfl_system_tests::case(11);
         let created = cw.create_case(&file).await.unwrap();
         let stored = t
             .store
-            .get_case(cw.member_id(), created.id)
+            .get_case(cw.member_id(), created.id, None)
             .unwrap()
             .unwrap();
-        let header = String::from_utf8_lossy(&stored.wrapped_key);
-        assert!(header.contains("\n-> rfltest "), "{header}");
+        assert!(stored.wrapped_key.starts_with(b"RFLS"), "self-wrapped");
         let opened = cw.open_case(created.id).await.unwrap();
         assert_eq!(opened.file.header, file.header);
         assert_eq!(opened.file.persons.len(), file.persons.len());
-        assert_eq!(taken(&messages), vec![UNWRAP_MESSAGE.to_owned()]);
+        assert!(taken(&messages).is_empty(), "no token use per case");
 
         // Signing in afresh: the keys come back from the authenticator's wrapping with the plugin
-        // identity (a handle to the token) and its recipient, and the token opens the case again.
+        // identity (a handle to the token) and its recipient; the token unwraps the key-wrapping key
+        // once, for the first case opened, and never again in this session.
         let mut again = sign_in_person(&t.site(), cw.member_id(), &mut authenticator)
             .await
             .unwrap();
         again.pin_root(&soc.root_fingerprint).await.unwrap();
         assert!(again.keys().age.is_plugin());
         assert_eq!(again.keys().age.recipient(), recipient);
+        let m = messages.clone();
+        again
+            .keys()
+            .age
+            .set_plugin_message_hook(Arc::new(move |s: &str| {
+                m.lock().unwrap().push(s.to_owned())
+            }));
         let opened = again.open_case(created.id).await.unwrap();
         assert_eq!(opened.file.header, file.header);
+        let second = again
+            .create_case(&rfl_system_tests::case(13))
+            .await
+            .unwrap();
+        again.open_case(second.id).await.unwrap();
+        again.open_case(created.id).await.unwrap();
+        assert_eq!(
+            taken(&messages),
+            vec![UNWRAP_MESSAGE.to_owned()],
+            "one token use per session"
+        );
 
-        // Without the plugin on PATH: a clear error, no panic; creating a case fails the same way
-        // (its key is wrapped to the token's recipient by the plugin).
+        // Without the plugin on PATH, a new session: a clear error, no panic, for opening and for
+        // creating a case alike (both need the key-wrapping key the token holds).
         plugin.take_away();
-        let e = again.open_case(created.id).await.unwrap_err();
+        let mut third = sign_in_person(&t.site(), cw.member_id(), &mut authenticator)
+            .await
+            .unwrap();
+        third.pin_root(&soc.root_fingerprint).await.unwrap();
+        let e = third.open_case(created.id).await.unwrap_err();
         assert!(
             matches!(&e, ClientError::Crypto(CryptoError::PluginMissing(b)) if b == PLUGIN),
             "{e:?}"
@@ -252,7 +275,7 @@ async fn a_caseworker_whose_age_key_is_on_a_token() {
                 .contains("age-plugin-rfltest` not found on PATH"),
             "{e}"
         );
-        let e = again
+        let e = third
             .create_case(&rfl_system_tests::case(12))
             .await
             .unwrap_err();
@@ -261,7 +284,7 @@ async fn a_caseworker_whose_age_key_is_on_a_token() {
             "{e:?}"
         );
         plugin.put_back();
-        again.open_case(created.id).await.unwrap();
+        third.open_case(created.id).await.unwrap();
 
         t.stop().await;
     }

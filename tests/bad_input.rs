@@ -51,21 +51,21 @@ async fn bad_requests_get_problem_json() {
         expect_problem(r, 400).await;
         // wrong types
         let r = authed(http.put(url(&format!("/v1/cases/{id}/status"))))
-            .json(&serde_json::json!({"status": 5, "expected_version": "one"}))
+            .json(&serde_json::json!({"status": 5, "commit": 7}))
             .send()
             .await
             .unwrap();
         expect_problem(r, 400).await;
         // unknown fields
         let r = authed(http.put(url(&format!("/v1/cases/{id}/status"))))
-            .json(&serde_json::json!({"status": "tracing", "expected_version": 1, "force": true}))
+            .json(&serde_json::json!({"status": "tracing", "commit": "AAAA", "force": true}))
             .send()
             .await
             .unwrap();
         expect_problem(r, 400).await;
         // unknown status value
         let r = authed(http.put(url(&format!("/v1/cases/{id}/status"))))
-            .json(&serde_json::json!({"status": "vanished", "expected_version": 1}))
+            .json(&serde_json::json!({"status": "vanished", "commit": "AAAA"}))
             .send()
             .await
             .unwrap();
@@ -132,8 +132,17 @@ async fn bad_requests_get_problem_json() {
                 &opened.file.header,
             )
             .unwrap();
+        let commit = cw
+            .commit_for(
+                &opened,
+                rfl_crypto::CommitOp::Records,
+                opened.status,
+                std::slice::from_ref(&w),
+            )
+            .unwrap();
+        let commit = rfl_domain::api::Base64Bytes(commit.as_bytes().to_vec());
         let r = authed(http.post(url(&format!("/v1/cases/{other}/records"))))
-            .json(&serde_json::json!({"records": [w]}))
+            .json(&serde_json::json!({"records": [w], "commit": commit}))
             .send()
             .await
             .unwrap();

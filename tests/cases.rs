@@ -3,19 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rfl_client::ClientError;
+use rfl_crypto::CommitOp;
 use rfl_domain::api::{RecordKind, StatusRequest, WriteRecordsRequest};
-use rfl_domain::records::Note;
 use rfl_domain::{CaseId, CaseStatus, Entry, RecordId};
 use rfl_system_tests::case as synthetic_case;
-use rfl_system_tests::{Backend, TestServer};
-
-fn note(text: &str) -> Note {
-    Note {
-        author: "KM".into(),
-        text: text.into(),
-        created: rfl_client::session::today(),
-    }
-}
+use rfl_system_tests::{note, Backend, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case_life_cycle() {
@@ -69,14 +61,18 @@ async fn case_life_cycle() {
             .await
             .unwrap_err();
         assert!(matches!(err, ClientError::Invalid(_)), "{err}");
-        // the server refuses it too, with a clear message
+        // the server refuses it too, with a clear message, even from a correctly signed commit
+        let opened = cw.open_case(created.id).await.unwrap();
+        let commit = cw
+            .commit_for(&opened, CommitOp::Status, CaseStatus::Open, &[])
+            .unwrap();
         let raw = cw
             .api()
             .set_status(
                 created.id,
                 &StatusRequest {
                     status: CaseStatus::Open,
-                    expected_version: 4,
+                    commit: commit.as_bytes().to_vec().into(),
                 },
             )
             .await
@@ -143,60 +139,62 @@ async fn stale_version_update_is_refused_and_loses_nothing() {
         let cw = t.caseworker(&soc).await;
         let id = cw.create_case(&synthetic_case(3)).await.unwrap().id;
 
-        // Two edits prepared from the same version; the second to arrive is refused.
+        // Two writers open the same head; the first to commit wins.
         let first = cw.open_case(id).await.unwrap();
         let second = cw.open_case(id).await.unwrap();
-        assert_eq!(first.versions, second.versions);
+        assert_eq!(first.head, second.head);
         cw.update_case(id, |f| {
             f.header.reference = Some("WINNER".into());
             Ok(())
         })
         .await
         .unwrap();
-        // The second writer still has version n and sends version n+1: refused, nothing written.
-        let header_v = second.versions[&second.header_id].1;
-        // a write naming the old version goes to the server and is refused with 409
+        // The second writer's commit is on the old head: refused with 409, nothing written — even
+        // for a record the first writer did not touch.
+        let note_id = RecordId::new();
+        let write = cw
+            .seal_record(
+                &second,
+                note_id,
+                RecordKind::Note,
+                1,
+                &note("second writer"),
+            )
+            .unwrap();
+        let commit = cw
+            .commit_for(
+                &second,
+                CommitOp::Records,
+                second.status,
+                std::slice::from_ref(&write),
+            )
+            .unwrap();
         let raw = cw
             .api()
             .write_records(
                 id,
                 &WriteRecordsRequest {
-                    records: vec![rfl_domain::api::RecordWriteDto {
-                        id: second.header_id,
-                        kind: RecordKind::CaseHeader,
-                        version: header_v + 1,
-                        envelope: t_reseal(&cw, &second, header_v + 1).await,
-                    }],
+                    records: vec![write],
+                    commit: commit.as_bytes().to_vec().into(),
                 },
             )
             .await
             .unwrap_err();
         assert_eq!(raw.status(), Some(409), "{raw}");
+        assert!(raw.to_string().contains("reload"), "{raw}");
+        // It reloads and succeeds; nothing of either write is lost.
+        cw.update_case(id, |f| {
+            f.notes.push(Entry::new(note_id, note("second writer")));
+            Ok(())
+        })
+        .await
+        .unwrap();
         let now = cw.open_case(id).await.unwrap();
-        assert_eq!(
-            now.file.header.reference.as_deref(),
-            Some("WINNER"),
-            "nothing lost"
-        );
+        assert_eq!(now.file.header.reference.as_deref(), Some("WINNER"));
+        assert!(now.file.notes.iter().any(|n| n.id == note_id));
+        assert_eq!(now.head.seq, first.head.seq + 2);
         t.stop().await;
     }
-}
-
-/// The envelope a second writer would send: the old header sealed as `version`.
-async fn t_reseal(
-    cw: &rfl_client::Session,
-    opened: &rfl_client::OpenedCase,
-    version: u64,
-) -> rfl_domain::api::Base64Bytes {
-    cw.seal_record(
-        opened,
-        opened.header_id,
-        RecordKind::CaseHeader,
-        version,
-        &opened.file.header,
-    )
-    .unwrap()
-    .envelope
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,4 +261,99 @@ async fn tokens_expire_on_the_injected_clock() {
     assert_eq!(e.status(), Some(401), "{e}");
     assert!(e.to_string().contains("expired"));
     t.stop().await;
+}
+
+/// Eight editors take the same case file (as `rfl case show --json` gives it), change the same note,
+/// and write at about the same time: one edit lands, the other seven are refused as conflicts naming
+/// both versions; none is silently lost. An edit of another record from the same base still merges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_edits_from_one_base_never_overwrite_each_other() {
+    for backend in Backend::ALL {
+        let t = TestServer::start(backend).await;
+        let soc = t.society("Red Cross A").await;
+        let cw = std::sync::Arc::new(t.caseworker(&soc).await);
+        let mut file = synthetic_case(5);
+        let note_id = RecordId::new();
+        file.notes.push(Entry::new(note_id, note("original")));
+        let id = cw.create_case(&file).await.unwrap().id;
+        let shown = cw.open_case(id).await.unwrap();
+        let base = shown.base().unwrap();
+
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let cw = cw.clone();
+            let base = base.clone();
+            let mut mine = shown.file.clone();
+            mine.notes
+                .iter_mut()
+                .find(|n| n.id == note_id)
+                .unwrap()
+                .record
+                .text = format!("edit {i}");
+            tasks.push(tokio::spawn(async move {
+                cw.update_from_base(id, &base, &mine).await
+            }));
+        }
+        let mut landed = Vec::new();
+        let mut conflicts = 0;
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await.unwrap() {
+                Ok(r) => {
+                    assert_eq!(r.written, 1);
+                    landed.push(i);
+                }
+                Err(ClientError::Conflict(c)) => {
+                    assert_eq!(c.len(), 1);
+                    assert_eq!(c[0].record, note_id);
+                    assert_eq!(c[0].yours["text"], format!("edit {i}"));
+                    assert!(c[0].theirs["text"].as_str().unwrap().starts_with("edit "));
+                    conflicts += 1;
+                }
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+        assert_eq!(landed.len(), 1, "exactly one edit lands");
+        assert_eq!(conflicts, 7);
+        let now = cw.open_case(id).await.unwrap();
+        let text = &now
+            .file
+            .notes
+            .iter()
+            .find(|n| n.id == note_id)
+            .unwrap()
+            .record
+            .text;
+        assert_eq!(text, &format!("edit {}", landed[0]));
+
+        // From the same (now stale) base, a change to another record merges with the landed edit.
+        let mut other = shown.file.clone();
+        other.header.reference = Some("REF-MERGED".into());
+        let r = cw.update_from_base(id, &base, &other).await.unwrap();
+        assert_eq!((r.written, r.kept_theirs), (1, 1));
+        let now = cw.open_case(id).await.unwrap();
+        assert_eq!(now.file.header.reference.as_deref(), Some("REF-MERGED"));
+        let text = &now
+            .file
+            .notes
+            .iter()
+            .find(|n| n.id == note_id)
+            .unwrap()
+            .record
+            .text;
+        assert_eq!(
+            text,
+            &format!("edit {}", landed[0]),
+            "the other edit is kept"
+        );
+
+        // A file that leaves a record out is refused: records cannot be deleted.
+        let mut fewer = now.file.clone();
+        fewer.notes.clear();
+        let e = cw
+            .update_from_base(id, &now.base().unwrap(), &fewer)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Invalid(_)), "{e:?}");
+        t.stop().await;
+    }
 }

@@ -3,8 +3,11 @@
 //!
 //! The server cannot read what it stores. What it does check, before anything is written:
 //! - the caller may hold case data (role) and holds a key for the case (else 404, whether or not it exists);
-//! - each envelope's header names the case, record id, kind, version and key epoch it is filed under,
-//!   and is signed by the caller's own enrolled device key;
+//! - each envelope's header names the case, record id, kind, version and key epoch it is filed under;
+//! - every write is one commit (docs/crypto.md, "Case commits"): its parent is the case's current head
+//!   (else 409, nothing written), its number the next, its author the caller, its signature verifies
+//!   under the caller's enrolled device key (an active member), its status transition is legal, and it
+//!   lists exactly the records the case holds after the write;
 //! - a new case's data key is wrapped to the caller and to the society escrow key, and only to members
 //!   of the society.
 
@@ -12,14 +15,18 @@ use std::collections::HashSet;
 
 use actix_web::{get, post, put, web, HttpResponse};
 use futures_util::StreamExt;
-use rfl_crypto::{parse_envelope_header, DevicePublicKey};
+use rfl_crypto::{
+    parse_commit, parse_envelope_header, state_digest, CommitHash, CommitOp, DevicePublicKey,
+    StateDigest, StateEntry,
+};
 use rfl_domain::api::{
     BatchRequest, BatchResponse, CaseDto, CaseListResponse, CaseSummaryDto, NewCaseDto, RecordDto,
     RecordKind, RecordWriteDto, StatusRequest, WriteRecordsRequest,
 };
 use rfl_domain::{CaseId, CaseStatus, MemberId, RecordId};
 use rfl_storage::{
-    CaseListItem, CaseRow, Member, NewCase, RecordRow, RecordWrite, Store, WrappedKey,
+    CaseBundle, CaseListItem, CaseRow, CommitWrite, Member, NewCase, RecordRow, RecordWrite, Store,
+    WrappedKey,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -72,14 +79,13 @@ fn record_dto(r: RecordRow) -> Result<RecordDto, ApiError> {
     })
 }
 
-/// Checks a record write against its envelope header and the caller's key.
+/// Checks a record write against its envelope header; yields it with its entry in the case's state.
 fn check_record(
     case: CaseId,
     key_epoch: u32,
     w: &RecordWriteDto,
-    signer: &DevicePublicKey,
     limits: &LimitsConfig,
-) -> Result<RecordWrite, ApiError> {
+) -> Result<(RecordWrite, StateEntry), ApiError> {
     if w.envelope.0.len() > limits.record_bytes {
         return Err(ApiError::PayloadTooLarge(limits.record_bytes));
     }
@@ -104,17 +110,114 @@ fn check_record(
     if h.aad.key_epoch != key_epoch {
         return Err(mismatch("key epoch"));
     }
-    if h.signer != *signer {
-        return Err(ApiError::Unprocessable(format!(
-            "record {}: envelope is not signed by your enrolled device key",
-            w.id
+    let entry = StateEntry {
+        record_id: h.aad.record_id,
+        kind: h.aad.kind,
+        version: h.aad.version,
+        envelope_hash: rfl_crypto::envelope_hash(&w.envelope.0),
+    };
+    Ok((
+        RecordWrite {
+            id: w.id,
+            kind: w.kind.code(),
+            version: w.version,
+            envelope: w.envelope.0.clone(),
+        },
+        entry,
+    ))
+}
+
+/// What a commit must say to be stored.
+struct Expected {
+    op: CommitOp,
+    case: CaseId,
+    seq: u64,
+    parent: CommitHash,
+    key_epoch: u32,
+    status: CaseStatus,
+    state: StateDigest,
+}
+
+/// Parses a commit without keys, checks it says what `expected` says, and verifies its signature
+/// under the caller's enrolled device key.
+fn check_commit(
+    bytes: &[u8],
+    caller: &Caller,
+    dir: &Directory,
+    expected: &Expected,
+) -> Result<CommitWrite, ApiError> {
+    let case = expected.case;
+    let bad = |what: &str| ApiError::Unprocessable(format!("case {case}: {what}"));
+    let c = parse_commit(bytes).map_err(|e| bad(&format!("malformed commit: {e}")))?;
+    let b = c.body();
+    if b.case_id != *case.as_uuid() {
+        return Err(bad("the commit is for another case"));
+    }
+    if b.op != expected.op {
+        return Err(bad("the commit's operation does not match the request"));
+    }
+    if b.seq != expected.seq || b.parent != expected.parent {
+        return Err(ApiError::Conflict(format!(
+            "case {case} was changed by someone else since you opened it (your commit's parent is not its current head): reload it and retry"
         )));
     }
-    Ok(RecordWrite {
-        id: w.id,
-        kind: w.kind.code(),
-        version: w.version,
-        envelope: w.envelope.0.clone(),
+    if b.key_epoch != expected.key_epoch {
+        return Err(bad("the commit's key epoch is not the case's"));
+    }
+    if b.author != *caller.member_id.as_uuid() {
+        return Err(bad("the commit's author is not you"));
+    }
+    let status = CaseStatus::from_code(b.status).ok_or_else(|| bad("unknown status code"))?;
+    if status != expected.status {
+        return Err(bad("the commit's status does not match the request"));
+    }
+    if !c.lists(&expected.state) {
+        return Err(bad(
+            "the commit does not list the records the case holds after this write",
+        ));
+    }
+    let verified = c
+        .verify(&dir.signer)
+        .map_err(|_| bad("the commit is not signed by your enrolled device key"))?;
+    Ok(CommitWrite {
+        seq: verified.body().seq,
+        hash: verified.hash().0.to_vec(),
+        body: verified.as_bytes().to_vec(),
+        status,
+    })
+}
+
+/// The case's state as stored (the head commit and every current record), for checking the next
+/// commit against.
+struct Current {
+    row: CaseRow,
+    head: CommitHash,
+    entries: Vec<StateEntry>,
+}
+
+fn current_state(bundle: CaseBundle) -> Result<Current, ApiError> {
+    let head = bundle
+        .case
+        .head_hash
+        .as_deref()
+        .map(CommitHash::from_slice)
+        .transpose()
+        .map_err(|_| ApiError::Internal("stored head hash malformed".into()))?
+        .ok_or_else(|| {
+            ApiError::Conflict(
+                "this case has no commits (format 1): it cannot be changed by this version".into(),
+            )
+        })?;
+    let entries = bundle
+        .records
+        .iter()
+        .map(|r| StateEntry::of_envelope(&r.envelope))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ApiError::Internal("stored envelope malformed".into()))?;
+    Ok(Current {
+        row: bundle.case,
+        head,
+        entries,
     })
 }
 
@@ -197,7 +300,7 @@ fn check_new_case(
         )));
     }
     let mut ids = HashSet::new();
-    let records = c
+    let (records, entries): (Vec<RecordWrite>, Vec<StateEntry>) = c
         .records
         .iter()
         .map(|w| {
@@ -213,9 +316,25 @@ fn check_new_case(
                     c.id
                 )));
             }
-            check_record(c.id, c.key_epoch, w, &dir.signer, limits)
+            check_record(c.id, c.key_epoch, w, limits)
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
+    let commit = check_commit(
+        &c.commit.0,
+        caller,
+        dir,
+        &Expected {
+            op: CommitOp::Create,
+            case: c.id,
+            seq: 1,
+            parent: CommitHash::ZERO,
+            key_epoch: c.key_epoch,
+            status: CaseStatus::Open,
+            state: digest_of(c.id, &entries)?,
+        },
+    )?;
     Ok(NewCase {
         id: c.id,
         society_id: caller.society_id,
@@ -231,6 +350,13 @@ fn check_new_case(
             })
             .collect(),
         records,
+        commit,
+    })
+}
+
+fn digest_of(case: CaseId, entries: &[StateEntry]) -> Result<StateDigest, ApiError> {
+    state_digest(entries).map_err(|e| {
+        ApiError::Unprocessable(format!("case {case}: the records do not form a state: {e}"))
     })
 }
 
@@ -241,7 +367,7 @@ fn create_cases(
     cases: &[NewCaseDto],
     limits: &LimitsConfig,
     now: i64,
-) -> Result<Vec<CaseRow>, ApiError> {
+) -> Result<rfl_storage::CreatedCases, ApiError> {
     let society = store
         .society(caller.society_id)?
         .ok_or(ApiError::NotFound)?;
@@ -279,7 +405,7 @@ async fn create_case(
 ) -> Result<HttpResponse, ApiError> {
     let now = state.now();
     let st = state.clone();
-    let mut rows = blocking(move || {
+    let created = blocking(move || {
         create_cases(
             &st.store,
             &caller,
@@ -289,9 +415,11 @@ async fn create_case(
         )
     })
     .await?;
-    let row = rows
-        .pop()
-        .ok_or_else(|| ApiError::Internal("no case created".into()))?;
+    let row = created
+        .rows
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Conflict("a case with this id exists".into()))?;
     Ok(HttpResponse::Created().json(summary(row, None)))
 }
 
@@ -310,7 +438,7 @@ async fn create_batch(
     let body = read_body(payload, limits.batch_body_bytes).await?;
     let now = state.now();
     let st = state.clone();
-    let rows = blocking(move || {
+    let created = blocking(move || {
         let req: BatchRequest = serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
         if req.cases.len() > st.config.limits.batch_max_cases {
@@ -320,8 +448,9 @@ async fn create_batch(
     })
     .await?;
     Ok(HttpResponse::Created().json(BatchResponse {
-        created: rows.len(),
-        last_seq: rows.iter().map(|r| r.seq).max().unwrap_or(0),
+        created: created.rows.len(),
+        already_present: created.already_present,
+        last_seq: created.rows.iter().map(|r| r.seq).max().unwrap_or(0),
     }))
 }
 
@@ -382,20 +511,30 @@ async fn list_cases(
     }))
 }
 
-/// One case: metadata, the data key wrapped to the caller, every sealed record.
-#[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid)), responses(
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct GetQuery {
+    /// The number of the last commit of this case the client verified: the answer then also carries
+    /// the commits after it, so the client can check the head descends from it.
+    since: Option<u64>,
+}
+
+/// One case: metadata, the data key wrapped to the caller, every sealed record and the head commit.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid), GetQuery), responses(
     (status = 200, body = CaseDto), (status = 404, body = Problem)))]
 #[get("/cases/{id}")]
 async fn get_case(
     state: State,
     Authorized(caller, _): Authorized<CaseHolders>,
     path: web::Path<CaseId>,
+    query: web::Query<GetQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
+    let since = query.into_inner().since;
     let store = state.store.clone();
     let bundle = blocking(move || {
         store
-            .get_case(caller.member_id, id)?
+            .get_case(caller.member_id, id, since)?
             .ok_or(ApiError::NotFound)
     })
     .await?;
@@ -408,10 +547,13 @@ async fn get_case(
             .into_iter()
             .map(record_dto)
             .collect::<Result<_, _>>()?,
+        head_commit: bundle.head_commit.map(Into::into),
+        commits: bundle.commits_since.into_iter().map(Into::into).collect(),
     }))
 }
 
-/// Add records or new versions of records, all or nothing. A stale version is refused with 409.
+/// Add records or new versions of records with one signed commit, all or nothing. A commit whose
+/// parent is not the case's head is refused with 409.
 #[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid)),
     request_body = WriteRecordsRequest, responses(
     (status = 200, body = CaseSummaryDto), (status = 404, body = Problem), (status = 409, body = Problem),
@@ -432,32 +574,52 @@ async fn write_records(
     let st = state.clone();
     let row = blocking(move || {
         let dir = directory(&st.store, &caller)?;
-        // Envelopes must carry the case's current key epoch.
-        let case = st
-            .store
-            .case_for_member(caller.member_id, id)?
-            .ok_or(ApiError::NotFound)?;
+        let cur = current_state(
+            st.store
+                .get_case(caller.member_id, id, None)?
+                .ok_or(ApiError::NotFound)?,
+        )?;
         let mut ids = HashSet::new();
-        let writes = req
-            .records
-            .iter()
-            .map(|w| {
-                if !ids.insert(w.id) {
-                    return Err(ApiError::Unprocessable(format!(
-                        "record {} is given twice",
-                        w.id
-                    )));
-                }
-                check_record(id, case.key_epoch, w, &dir.signer, &st.config.limits)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(st.store.write_records(caller.member_id, id, &writes, now)?)
+        let mut state: std::collections::HashMap<uuid::Uuid, StateEntry> =
+            cur.entries.iter().map(|e| (e.record_id, *e)).collect();
+        let mut writes = Vec::with_capacity(req.records.len());
+        for w in &req.records {
+            if !ids.insert(w.id) {
+                return Err(ApiError::Unprocessable(format!(
+                    "record {} is given twice",
+                    w.id
+                )));
+            }
+            // Envelopes must carry the case's current key epoch.
+            let (write, entry) = check_record(id, cur.row.key_epoch, w, &st.config.limits)?;
+            state.insert(entry.record_id, entry);
+            writes.push(write);
+        }
+        let entries: Vec<StateEntry> = state.into_values().collect();
+        let commit = check_commit(
+            &req.commit.0,
+            &caller,
+            &dir,
+            &Expected {
+                op: CommitOp::Records,
+                case: id,
+                seq: cur.row.version + 1,
+                parent: cur.head,
+                key_epoch: cur.row.key_epoch,
+                status: cur.row.status,
+                state: digest_of(id, &entries)?,
+            },
+        )?;
+        Ok(st
+            .store
+            .write_commit(caller.member_id, id, &cur.head.0, &commit, &writes, now)?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(summary(row, None)))
 }
 
-/// Move a case along the status workflow; illegal transitions get 422, a stale version 409.
+/// Move a case along the status workflow with a signed status commit; illegal transitions get 422, a
+/// commit whose parent is not the head 409.
 #[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid)),
     request_body = StatusRequest, responses(
     (status = 200, body = CaseSummaryDto), (status = 404, body = Problem), (status = 409, body = Problem),
@@ -474,7 +636,31 @@ async fn set_status(
     let now = state.now();
     let store = state.store.clone();
     let row = blocking(move || {
-        Ok(store.set_status(caller.member_id, id, req.expected_version, req.status, now)?)
+        let dir = directory(&store, &caller)?;
+        let cur = current_state(
+            store
+                .get_case(caller.member_id, id, None)?
+                .ok_or(ApiError::NotFound)?,
+        )?;
+        cur.row
+            .status
+            .transition(req.status)
+            .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        let commit = check_commit(
+            &req.commit.0,
+            &caller,
+            &dir,
+            &Expected {
+                op: CommitOp::Status,
+                case: id,
+                seq: cur.row.version + 1,
+                parent: cur.head,
+                key_epoch: cur.row.key_epoch,
+                status: req.status,
+                state: digest_of(id, &cur.entries)?,
+            },
+        )?;
+        Ok(store.write_commit(caller.member_id, id, &cur.head.0, &commit, &[], now)?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(summary(row, None)))

@@ -2,21 +2,27 @@
 //! JSON shapes), with no cryptography.
 //!
 //! Each record becomes a byte string laid out exactly like a sealed envelope (docs/crypto.md): magic
-//! "RFLE", version 1, kind, key epoch, case id, record id, version, the caseworker's real public signing
-//! key, a zero 12-byte nonce, ct_len, then the record's PLAINTEXT JSON where the ciphertext would be, 16
-//! zero bytes where the tag would be, and 64 zero bytes where the signature would be. Sizes therefore
-//! match real envelopes byte for byte. The wrapped data keys are pseudo-random bytes of the same length
-//! as real age-wrapped keys. The server only checks envelope headers and signer, so it accepts them.
+//! "RFLE", version 2, kind, key epoch, case id, record id, version, a zero 12-byte nonce, ct_len, then
+//! the record's PLAINTEXT JSON where the ciphertext would be and 16 zero bytes where the tag would be.
+//! Sizes therefore match real envelopes byte for byte. The wrapped data keys are pseudo-random bytes
+//! of the same length as real wrapped keys. The server checks envelope headers and verifies each
+//! case's commit, so the baseline signs a real commit over its records (with a zero key commitment:
+//! there is no data key) — the one piece of cryptography it keeps, because the server path needs it.
 //!
 //! This lives in the benchmark crate only: production crates never build an unencrypted envelope.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use rfl_client::http::Api;
+use rfl_client::DeviceKeys;
+use rfl_crypto::{state_digest, CommitBody, CommitHash, CommitOp, StateEntry};
 use rfl_domain::api::{
     BatchRequest, BatchResponse, CaseDto, NewCaseDto, RecordKind, RecordWriteDto, WrappedKeyDto,
 };
 use rfl_domain::{
-    CaseFile, CaseHeader, CaseId, Date, Entry, Note, PersonRecord, RecordId, RedCrossMessage,
+    CaseFile, CaseHeader, CaseId, CaseStatus, Date, Entry, Note, PersonRecord, RecordId,
+    RedCrossMessage,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -24,60 +30,56 @@ use uuid::Uuid;
 use crate::{BenchResult, Context, SplitMix64};
 
 /// Bytes before the "ciphertext": magic 4, version 1, kind 1, epoch 4, case 16, record 16, version 8,
-/// signer 32, nonce 12, ct_len 4.
-pub const HEADER_LEN: usize = 98;
+/// nonce 12, ct_len 4.
+pub const HEADER_LEN: usize = 66;
 pub const TAG_LEN: usize = 16;
-pub const SIG_LEN: usize = 64;
 
 /// What the baseline builder needs to know about the caller.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BaselineCtx {
     pub member_id: Uuid,
     pub society_id: Uuid,
-    /// The caseworker's real Ed25519 public key: the server checks that the envelope names it.
-    pub signer: [u8; 32],
-    /// Length of a real age-wrapped data key to the caseworker and to the escrow key.
+    /// The caseworker's keys: the server verifies each case's commit under its signing key.
+    pub keys: Arc<DeviceKeys>,
+    /// Length of a real wrapped data key to the caseworker and to the escrow key.
     pub member_wrapped_len: usize,
     pub escrow_wrapped_len: usize,
 }
 
-/// An envelope-shaped byte string carrying `plaintext` unencrypted, with zero nonce, tag and signature.
+/// An envelope-shaped byte string carrying `plaintext` unencrypted, with zero nonce and tag.
 pub fn fake_envelope(
     kind: RecordKind,
     epoch: u32,
     case: &Uuid,
     record: &Uuid,
     version: u64,
-    signer: &[u8; 32],
     plaintext: &[u8],
 ) -> BenchResult<Vec<u8>> {
     let ct_len = u32::try_from(plaintext.len() + TAG_LEN).ctx("record too large")?;
     let kind = u8::try_from(kind.code()).ctx("record kind")?;
-    let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN + SIG_LEN);
+    let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
     out.extend_from_slice(b"RFLE");
-    out.push(1);
+    out.push(rfl_crypto::ENVELOPE_VERSION);
     out.push(kind);
     out.extend_from_slice(&epoch.to_be_bytes());
     out.extend_from_slice(case.as_bytes());
     out.extend_from_slice(record.as_bytes());
     out.extend_from_slice(&version.to_be_bytes());
-    out.extend_from_slice(signer);
     out.extend_from_slice(&[0u8; 12]);
     out.extend_from_slice(&ct_len.to_be_bytes());
     out.extend_from_slice(plaintext);
     out.extend_from_slice(&[0u8; TAG_LEN]);
-    out.extend_from_slice(&[0u8; SIG_LEN]);
     Ok(out)
 }
 
 /// The plaintext JSON carried by a fake envelope (checked against its ct_len).
 pub fn fake_envelope_plaintext(envelope: &[u8]) -> BenchResult<&[u8]> {
     let len_bytes: [u8; 4] = envelope
-        .get(94..98)
+        .get(62..66)
         .and_then(|b| b.try_into().ok())
         .ok_or("baseline envelope too short")?;
     let ct_len = u32::from_be_bytes(len_bytes) as usize;
-    if ct_len < TAG_LEN || envelope.len() != HEADER_LEN + ct_len + SIG_LEN {
+    if ct_len < TAG_LEN || envelope.len() != HEADER_LEN + ct_len {
         return Err("baseline envelope has the wrong length".into());
     }
     envelope
@@ -86,22 +88,13 @@ pub fn fake_envelope_plaintext(envelope: &[u8]) -> BenchResult<&[u8]> {
 }
 
 fn record<T: Serialize>(
-    ctx: &BaselineCtx,
     case: CaseId,
     id: RecordId,
     kind: RecordKind,
     value: &T,
 ) -> BenchResult<RecordWriteDto> {
     let plaintext = serde_json::to_vec(value).ctx("serialise a record")?;
-    let envelope = fake_envelope(
-        kind,
-        1,
-        case.as_uuid(),
-        id.as_uuid(),
-        1,
-        &ctx.signer,
-        &plaintext,
-    )?;
+    let envelope = fake_envelope(kind, 1, case.as_uuid(), id.as_uuid(), 1, &plaintext)?;
     Ok(RecordWriteDto {
         id,
         kind,
@@ -112,9 +105,13 @@ fn record<T: Serialize>(
 
 /// The baseline counterpart of `Sealer::seal_new_case`: validates the case, then builds the same
 /// `NewCaseDto` shape without encrypting, signing or wrapping anything.
-pub fn build_new_case(ctx: &BaselineCtx, file: &CaseFile, today: Date) -> BenchResult<NewCaseDto> {
+pub fn build_new_case(
+    ctx: &BaselineCtx,
+    file: &CaseFile,
+    case: CaseId,
+    today: Date,
+) -> BenchResult<NewCaseDto> {
     file.validate(today).ctx("validate a case")?;
-    let case = CaseId::new();
     let mut rng = SplitMix64(case.as_uuid().as_u64_pair().1);
     let mut member_key = vec![0u8; ctx.member_wrapped_len];
     rng.fill(&mut member_key);
@@ -133,26 +130,46 @@ pub fn build_new_case(ctx: &BaselineCtx, file: &CaseFile, today: Date) -> BenchR
     let mut records =
         Vec::with_capacity(1 + file.persons.len() + file.messages.len() + file.notes.len());
     records.push(record(
-        ctx,
         case,
         RecordId::new(),
         RecordKind::CaseHeader,
         &file.header,
     )?);
     for e in &file.persons {
-        records.push(record(ctx, case, e.id, RecordKind::Person, &e.record)?);
+        records.push(record(case, e.id, RecordKind::Person, &e.record)?);
     }
     for e in &file.messages {
-        records.push(record(ctx, case, e.id, RecordKind::Message, &e.record)?);
+        records.push(record(case, e.id, RecordKind::Message, &e.record)?);
     }
     for e in &file.notes {
-        records.push(record(ctx, case, e.id, RecordKind::Note, &e.record)?);
+        records.push(record(case, e.id, RecordKind::Note, &e.record)?);
     }
+    let entries = records
+        .iter()
+        .map(|r| {
+            StateEntry::of_envelope(&r.envelope.0).map_err(|e| format!("baseline envelope: {e}"))
+        })
+        .collect::<BenchResult<Vec<_>>>()?;
+    let commit = CommitBody {
+        op: CommitOp::Create,
+        case_id: *case.as_uuid(),
+        seq: 1,
+        parent: CommitHash::ZERO,
+        key_epoch: 1,
+        key_commitment: [0; 32],
+        status: CaseStatus::Open.code(),
+        author: ctx.member_id,
+        created_at: 0,
+        state: state_digest(&entries).ctx("state digest")?,
+    }
+    .sign(&ctx.keys.signing)
+    .ctx("sign a commit")?;
     Ok(NewCaseDto {
         id: case,
         key_epoch: 1,
         keys,
         records,
+        commit: commit.as_bytes().to_vec().into(),
     })
 }
 
@@ -162,6 +179,7 @@ pub async fn import(
     api: &Api,
     ctx: BaselineCtx,
     files: Vec<CaseFile>,
+    ids: Vec<CaseId>,
     batch_size: usize,
     progress: impl Fn(usize),
 ) -> BenchResult<usize> {
@@ -169,10 +187,11 @@ pub async fn import(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<BenchResult<(usize, Vec<u8>)>>(2);
     let producer = tokio::task::spawn_blocking(move || {
         let today = rfl_client::session::today();
-        for chunk in files.chunks(batch_size) {
+        for (chunk, ids) in files.chunks(batch_size).zip(ids.chunks(batch_size)) {
             let built: BenchResult<Vec<NewCaseDto>> = chunk
                 .par_iter()
-                .map(|f| build_new_case(&ctx, f, today))
+                .zip(ids.par_iter())
+                .map(|(f, id)| build_new_case(&ctx, f, *id, today))
                 .collect();
             let body = built.and_then(|cases| {
                 let n = cases.len();
@@ -193,7 +212,7 @@ pub async fn import(
             .post_raw_json("/v1/cases/batch", body)
             .await
             .ctx("POST /v1/cases/batch (baseline)")?;
-        if resp.created != n {
+        if resp.created + resp.already_present != n {
             return Err(format!(
                 "the server stored {} of {n} baseline cases",
                 resp.created
@@ -249,12 +268,10 @@ mod tests {
 
     #[test]
     fn fake_envelopes_have_the_real_layout_and_size() {
-        let keys = rfl_client::DeviceKeys::generate().unwrap();
-        let signer = *keys.signing.public_key().as_bytes();
         let case = Uuid::now_v7();
         let rec = Uuid::now_v7();
         let pt = br#"{"a":1}"#;
-        let env = fake_envelope(RecordKind::Note, 1, &case, &rec, 1, &signer, pt).unwrap();
+        let env = fake_envelope(RecordKind::Note, 1, &case, &rec, 1, pt).unwrap();
         assert_eq!(env.len(), rfl_crypto::ENVELOPE_OVERHEAD + pt.len());
         let h = rfl_crypto::parse_envelope_header(&env).unwrap();
         assert_eq!(h.aad.case_id, case);
@@ -262,7 +279,6 @@ mod tests {
         assert_eq!(h.aad.kind, rfl_crypto::RecordKind::Note);
         assert_eq!(h.aad.version, 1);
         assert_eq!(h.aad.key_epoch, 1);
-        assert_eq!(h.signer, keys.signing.public_key());
         assert_eq!(fake_envelope_plaintext(&env).unwrap(), pt);
         // A real sealed envelope of the same plaintext has the same length.
         let key = rfl_crypto::DataKey::generate().unwrap();
@@ -273,7 +289,7 @@ mod tests {
             version: 1,
             key_epoch: 1,
         };
-        let real = rfl_crypto::seal_record(&key, &aad, pt, &keys.signing).unwrap();
+        let real = rfl_crypto::seal_record(&key, &aad, pt).unwrap();
         assert_eq!(real.len(), env.len());
     }
 }

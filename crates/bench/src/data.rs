@@ -106,6 +106,18 @@ pub fn generate(n: usize) -> BenchResult<(Vec<CaseFile>, DataShape)> {
     ))
 }
 
+/// A digest of a case's content, independent of the order of its entries: what a read must give back
+/// for the case that was imported (records sorted by id, then SHA-256 of the JSON).
+pub fn content_digest(f: &CaseFile) -> BenchResult<[u8; 32]> {
+    let mut f = f.clone();
+    f.persons.sort_by_key(|e| e.id);
+    f.messages.sort_by_key(|e| e.id);
+    f.notes.sort_by_key(|e| e.id);
+    f.attachments.sort_by_key(|e| e.id);
+    let json = serde_json::to_vec(&f).ctx("serialise a case")?;
+    Ok(rfl_crypto::sha256(&json))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,12 +9,15 @@
 //! - [`measure`]: import and read loads, latency percentiles, database size.
 //! - [`auth`]: sign-ins per second (passkey ceremony, key login) and the cost of authenticating a
 //!   request (token verification alone; `/v1/me` against `/healthz`).
-//! - [`report`]: the floors from `/work/shared/dependencies.md`, the markdown table and JSON.
+//! - [`primitives`]: the cost of each cryptographic primitive, measured in the same run.
+//! - [`report`]: the floors (from those primitives, and the database reference of
+//!   `/work/shared/dependencies.md`), the markdown table and JSON.
 
 pub mod auth;
 pub mod baseline;
 pub mod data;
 pub mod measure;
+pub mod primitives;
 pub mod report;
 pub mod setup;
 

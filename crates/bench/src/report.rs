@@ -8,17 +8,14 @@ use serde::Serialize;
 use crate::auth::{AuthReport, TokenVerifyResult};
 use crate::data::DataShape;
 use crate::measure::{ImportResult, OpsResult, ReadResult};
+use crate::primitives::Primitives;
 
 // --- measured on this kind of machine, one core (dependencies.md) -----------------------------------
 
-/// age encryption of a small payload to one X25519 recipient, per second per core (the data-key wrap).
-pub const AGE_WRAP_PER_SEC: f64 = 13_800.0;
 /// Ed25519 signatures per second per core.
 pub const ED25519_SIGN_PER_SEC: f64 = 53_000.0;
 /// Ed25519 verifications per second per core.
 pub const ED25519_VERIFY_PER_SEC: f64 = 27_000.0;
-/// X25519 key agreements per second per core ("~20–40k/s": the midpoint); one per unwrap.
-pub const X25519_AGREE_PER_SEC: f64 = 30_000.0;
 /// Bulk insert of 515k rows × 2 KiB in one transaction, seconds.
 pub const SQLITE_BULK_REF_SECS: f64 = 10.0;
 pub const POSTGRES_BULK_REF_SECS: f64 = 11.0;
@@ -94,31 +91,44 @@ impl PhaseReport {
     }
 }
 
-/// Lower bounds from primitive costs alone (no HTTP, JSON, base64, validation or scheduling).
+/// Lower bounds from primitive costs alone (no HTTP, JSON, base64, validation or scheduling), from
+/// the primitives measured in this run ([`Primitives`]) and the bulk-insert reference of
+/// `/work/shared/dependencies.md` for the database.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Floors {
     pub cores: usize,
-    /// 2 age wraps per case.
-    pub wrap_core_secs: f64,
-    /// One Ed25519 signature per record.
-    pub sign_core_secs: f64,
+    /// What the floors were computed from.
+    pub primitives: Primitives,
+    /// Client build of every case (seal, hash, self-wrap, escrow wrap, sign), core-seconds.
+    pub client_build_core_secs: f64,
+    /// Server acceptance of every case (commit verification, envelope hashes), core-seconds.
+    pub server_accept_core_secs: f64,
+    /// The baseline's build (commit signature and hashes only), core-seconds.
+    pub baseline_build_core_secs: f64,
     /// Bulk insert reference time scaled to the number of cases (one case row ≈ one 2 KiB reference row).
     pub db_bulk_secs: f64,
     /// Encrypted import: all CPU work shared by the cores, and never below the single-writer DB time.
     pub encrypted_import_secs: f64,
     pub baseline_import_secs: f64,
-    /// Client CPU per encrypted read: one X25519 unwrap plus one Ed25519 verification per record.
-    pub read_crypto_micros: f64,
-    /// Reads/s if every core did nothing but that crypto (server, HTTP, JSON on the same cores not counted).
+    /// Client CPU to open one case: one verification, one self-unwrap, the key commitment, per record a
+    /// hash and an AES-GCM open.
+    pub open_floor_us: f64,
+    /// Client CPU to build one case.
+    pub build_floor_us: f64,
+    pub baseline_build_floor_us: f64,
+    /// Reads/s if every core did nothing but the client's open (server, HTTP, JSON on the same cores not
+    /// counted).
     pub read_crypto_ceiling_per_sec: f64,
 }
 
 impl Floors {
-    pub fn compute(shape: &DataShape, cores: usize, postgres: bool) -> Floors {
+    pub fn compute(shape: &DataShape, cores: usize, postgres: bool, p: &Primitives) -> Floors {
         let cores_f = cores.max(1) as f64;
         let n = shape.cases as f64;
-        let wrap_core_secs = 2.0 * n / AGE_WRAP_PER_SEC;
-        let sign_core_secs = shape.records as f64 / ED25519_SIGN_PER_SEC;
+        let r = shape.records_per_case();
+        let client_build_core_secs = n * p.build_floor_us(r) / 1e6;
+        let server_accept_core_secs = n * p.server_accept_us(r) / 1e6;
+        let baseline_build_core_secs = n * p.baseline_build_floor_us(r) / 1e6;
         let reference = if postgres {
             POSTGRES_BULK_REF_SECS
         } else {
@@ -126,18 +136,25 @@ impl Floors {
         };
         let db_bulk_secs = reference * n / BULK_REF_ROWS;
         let encrypted_import_secs =
-            ((wrap_core_secs + sign_core_secs + db_bulk_secs) / cores_f).max(db_bulk_secs);
-        let read_crypto_micros =
-            1e6 * (1.0 / X25519_AGREE_PER_SEC + shape.records_per_case() / ED25519_VERIFY_PER_SEC);
+            ((client_build_core_secs + server_accept_core_secs + db_bulk_secs) / cores_f)
+                .max(db_bulk_secs);
+        let baseline_import_secs =
+            ((baseline_build_core_secs + server_accept_core_secs + db_bulk_secs) / cores_f)
+                .max(db_bulk_secs);
+        let open_floor_us = p.open_floor_us(r);
         Floors {
             cores,
-            wrap_core_secs,
-            sign_core_secs,
+            primitives: p.clone(),
+            client_build_core_secs,
+            server_accept_core_secs,
+            baseline_build_core_secs,
             db_bulk_secs,
             encrypted_import_secs,
-            baseline_import_secs: db_bulk_secs,
-            read_crypto_micros,
-            read_crypto_ceiling_per_sec: cores_f * 1e6 / read_crypto_micros,
+            baseline_import_secs,
+            open_floor_us,
+            build_floor_us: p.build_floor_us(r),
+            baseline_build_floor_us: p.baseline_build_floor_us(r),
+            read_crypto_ceiling_per_sec: cores_f * 1e6 / open_floor_us.max(1e-9),
         }
     }
 }
@@ -157,6 +174,8 @@ pub struct BackendReport {
     /// Baseline reads/s / encrypted reads/s (= time per read, encrypted / baseline).
     pub read_overhead: Option<f64>,
     pub floors: Option<Floors>,
+    /// Primitive costs measured at the end of this backend's run (the floors' input).
+    pub primitives: Option<Primitives>,
     /// PostgreSQL: `ANALYZE` ran after each import, before the reads (untimed).
     pub analyzed_after_import: bool,
     /// Sign-ins per second and authentication per request (its own fresh database and server).
@@ -172,8 +191,8 @@ impl BackendReport {
         if let (Some(e), Some(b)) = (&self.encrypted.reads, &self.baseline.reads) {
             self.read_overhead = Some(b.reads_per_sec / e.reads_per_sec.max(1e-9));
         }
-        if let Some(shape) = &self.shape {
-            self.floors = Some(Floors::compute(shape, cores, self.backend == "postgres"));
+        if let (Some(shape), Some(p)) = (&self.shape, &self.primitives) {
+            self.floors = Some(Floors::compute(shape, cores, self.backend == "postgres", p));
         }
     }
 }
@@ -403,18 +422,18 @@ fn backend_main_markdown(s: &mut String, b: &BackendReport) {
     let scale = TARGET_CASES / b.cases.max(1) as f64;
     let _ = writeln!(
         s,
-        "| measure | encrypted | plaintext baseline | encrypted / baseline | floor (dependencies.md) | target |"
+        "| measure | encrypted | plaintext baseline | encrypted / baseline | floor (primitives measured in this run) | target |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---|---|");
     let _ = writeln!(
         s,
-        "| import, wall time | {} | {} | {} | enc ≥ {:.1} s: wrap {:.1} + sign {:.1} + DB {:.1} core-s on {} cores; baseline ≥ {:.1} s (DB bulk) | 515k < {:.0} s (aim {:.0} s); overhead ≤ {}× |",
+        "| import, wall time | {} | {} | {} | enc ≥ {:.1} s: client build {:.1} + server verify {:.1} + DB {:.1} core-s on {} cores; baseline ≥ {:.1} s | 515k < {:.0} s (aim {:.0} s); overhead ≤ {}× |",
         opt(e.import.as_ref(), |i| format!("{:.1} s", i.seconds)),
         opt(p.import.as_ref(), |i| format!("{:.1} s", i.seconds)),
         opt(b.import_overhead, |o| format!("{o:.2}×")),
         f.encrypted_import_secs,
-        f.wrap_core_secs,
-        f.sign_core_secs,
+        f.client_build_core_secs,
+        f.server_accept_core_secs,
         f.db_bulk_secs,
         f.cores,
         f.baseline_import_secs,
@@ -449,13 +468,12 @@ fn backend_main_markdown(s: &mut String, b: &BackendReport) {
     }
     let _ = writeln!(
         s,
-        "| random reads, throughput | {} | {} | {} | enc ≤ {} reads/s: client crypto alone ({:.0} µs/read: 1 unwrap + {:.1} verifies) on {} cores | ≥ {} reads/s; overhead ≤ {}× |",
+        "| random reads, throughput | {} | {} | {} | enc ≤ {} reads/s: client open alone ({:.0} µs/read) on {} cores | ≥ {} reads/s; overhead ≤ {}× |",
         opt(e.reads.as_ref(), |r| format!("{} reads/s", thousands(r.reads_per_sec))),
         opt(p.reads.as_ref(), |r| format!("{} reads/s", thousands(r.reads_per_sec))),
         opt(b.read_overhead, |o| format!("{o:.2}×")),
         thousands(f.read_crypto_ceiling_per_sec),
-        f.read_crypto_micros,
-        b.shape.as_ref().map_or(0.0, DataShape::records_per_case),
+        f.open_floor_us,
         f.cores,
         thousands(TARGET_READS_PER_SEC),
         TARGET_OVERHEAD
@@ -482,27 +500,37 @@ fn backend_main_markdown(s: &mut String, b: &BackendReport) {
     );
     let _ = writeln!(
         s,
-        "| client CPU to build one case (1 thread, no I/O) | {} | {} | {} | enc ≥ {:.0} µs (2 wraps + {:.1} signs) | |",
+        "| client CPU to build one case (1 thread, no I/O) | {} | {} | {} | enc ≥ {:.0} µs: sign {:.1} + escrow age wrap {:.1} + self-wrap {:.1} + {:.1} × (seal {:.1} + hash {:.1}); baseline ≥ {:.0} µs | enc ≤ 100 µs |",
         opt(e.client_build_us_per_case, |v| format!("{v:.0} µs")),
         opt(p.client_build_us_per_case, |v| format!("{v:.0} µs")),
         opt(
             e.client_build_us_per_case.zip(p.client_build_us_per_case),
             |(e, p)| format!("{:.1}×", e / p.max(1e-9))
         ),
-        1e6 * (f.wrap_core_secs + f.sign_core_secs) / b.cases.max(1) as f64,
+        f.build_floor_us,
+        f.primitives.sign_us,
+        f.primitives.age_wrap_us,
+        f.primitives.self_wrap_us,
         b.shape.as_ref().map_or(0.0, DataShape::records_per_case),
+        f.primitives.seal_record_us,
+        f.primitives.envelope_hash_us,
+        f.baseline_build_floor_us,
     );
     let _ = writeln!(
         s,
-        "| client CPU to open one fetched case (1 thread, no I/O) | {} | {} | {} | enc ≥ {:.0} µs (1 unwrap + {:.1} verifies) | |",
+        "| client CPU to open one fetched case (1 thread, no I/O) | {} | {} | {} | enc ≥ {:.0} µs: verify {:.1} + self-unwrap {:.1} + {:.1} × (hash {:.1} + open {:.1}) | enc ≤ 60 µs |",
         opt(e.client_read_us_per_case, |v| format!("{v:.0} µs")),
         opt(p.client_read_us_per_case, |v| format!("{v:.0} µs")),
         opt(
             e.client_read_us_per_case.zip(p.client_read_us_per_case),
             |(e, p)| format!("{:.1}×", e / p.max(1e-9))
         ),
-        f.read_crypto_micros,
+        f.open_floor_us,
+        f.primitives.verify_us,
+        f.primitives.self_unwrap_us,
         b.shape.as_ref().map_or(0.0, DataShape::records_per_case),
+        f.primitives.envelope_hash_us,
+        f.primitives.open_record_us,
     );
     let _ = writeln!(
         s,
@@ -603,10 +631,26 @@ mod tests {
             records: 515_000 * 5,
             plaintext_bytes: 515_000 * 2000,
         };
-        let f = Floors::compute(&shape, 2, false);
-        assert!((f.wrap_core_secs - 74.6).abs() < 0.1);
-        assert!((f.sign_core_secs - 48.6).abs() < 0.1);
+        let p = Primitives {
+            sign_us: 20.0,
+            verify_us: 40.0,
+            age_wrap_us: 70.0,
+            age_unwrap_us: 60.0,
+            self_wrap_us: 1.0,
+            self_unwrap_us: 1.0,
+            key_commitment_us: 1.0,
+            seal_record_us: 1.0,
+            open_record_us: 1.0,
+            envelope_hash_us: 1.0,
+            record_bytes: 400,
+        };
+        let f = Floors::compute(&shape, 2, false, &p);
+        // build: 20 + 70 + 1 + 1 + 5 × 2 = 102 µs per case
+        assert!((f.build_floor_us - 102.0).abs() < 1e-9);
+        assert!((f.client_build_core_secs - 515_000.0 * 102e-6).abs() < 1e-6);
+        // open: 40 + 1 + 1 + 5 × 2 = 52 µs
+        assert!((f.open_floor_us - 52.0).abs() < 1e-9);
         assert!((f.db_bulk_secs - 10.0).abs() < 1e-9);
-        assert!(f.encrypted_import_secs > 60.0);
+        assert!(f.encrypted_import_secs > f.baseline_import_secs);
     }
 }

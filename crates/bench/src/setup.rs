@@ -191,17 +191,14 @@ impl Env {
     pub fn baseline_ctx(&self) -> BenchResult<BaselineCtx> {
         let key = DataKey::generate().ctx("data key")?;
         let case = uuid::Uuid::now_v7();
-        let member_wrapped_len =
-            wrap_data_key(&key, case, 1, self.cw_keys.age.recipient().as_age())
-                .ctx("wrap a data key")?
-                .len();
+        let member_wrapped_len = rfl_crypto::SELF_WRAP_LEN;
         let escrow_wrapped_len = wrap_data_key(&key, case, 1, self.escrow.as_age())
             .ctx("wrap a data key")?
             .len();
         Ok(BaselineCtx {
             member_id: *self.cw_member.as_uuid(),
             society_id: *self.society.as_uuid(),
-            signer: *self.cw_keys.signing.public_key().as_bytes(),
+            keys: self.cw_keys.clone(),
             member_wrapped_len,
             escrow_wrapped_len,
         })

@@ -183,8 +183,12 @@ impl Api {
         self.get(&path).await
     }
 
-    pub async fn get_case(&self, id: CaseId) -> Result<CaseDto> {
-        self.get(&format!("/v1/cases/{id}")).await
+    /// A case; with `since`, also the commits after that one (to check the head descends from it).
+    pub async fn get_case(&self, id: CaseId, since: Option<u64>) -> Result<CaseDto> {
+        match since {
+            Some(n) => self.get(&format!("/v1/cases/{id}?since={n}")).await,
+            None => self.get(&format!("/v1/cases/{id}")).await,
+        }
     }
 
     pub async fn write_records(

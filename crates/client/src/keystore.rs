@@ -16,7 +16,7 @@ use std::path::Path;
 
 use base64::Engine;
 use rfl_crypto::{
-    unwrap_data_key, wrap_data_key, AgeIdentity, AgeRecipient, CryptoError, DataKey,
+    unwrap_data_key, wrap_data_key, AgeIdentity, AgeRecipient, CaseWrapKey, CryptoError, DataKey,
     DeviceSigningKey,
 };
 use rfl_domain::{MemberId, Role, SocietyId};
@@ -42,6 +42,22 @@ pub enum KeyHolder {
 pub struct DeviceKeys {
     pub signing: DeviceSigningKey,
     pub age: AgeIdentity,
+    /// The symmetric key this holder wraps its own case keys to (docs/crypto.md, "Self-wrapped data
+    /// keys"): opening or creating one's own case needs no public-key operation. See
+    /// [`DeviceKeys::case_key`].
+    case_key: CaseKeySlot,
+}
+
+/// Where the case key-wrapping key is.
+enum CaseKeySlot {
+    /// In memory with the other keys (an X25519 age identity).
+    Plain(CaseWrapKey),
+    /// Wrapped to the age identity on a token (an age plugin): unwrapped by the token the first time
+    /// it is needed, then kept for the session.
+    OnToken {
+        wrapped: Vec<u8>,
+        unlocked: std::sync::OnceLock<CaseWrapKey>,
+    },
 }
 
 impl DeviceKeys {
@@ -52,10 +68,36 @@ impl DeviceKeys {
     /// A new signing key with the given age identity: typically an age plugin identity, so that case
     /// keys are wrapped to a token (e.g. a YubiKey through age-plugin-yubikey) and unwrapped on it.
     pub fn generate_with_age(age: AgeIdentity) -> Result<DeviceKeys> {
+        let kwk = CaseWrapKey::generate()?;
+        let case_key = if age.is_plugin() {
+            // Wrapping to a plugin recipient runs the plugin once, here.
+            CaseKeySlot::OnToken {
+                wrapped: rfl_crypto::wrap_case_key_to(&kwk, age.recipient().as_age())?,
+                unlocked: std::sync::OnceLock::from(kwk),
+            }
+        } else {
+            CaseKeySlot::Plain(kwk)
+        };
         Ok(DeviceKeys {
             signing: DeviceSigningKey::generate()?,
             age,
+            case_key,
         })
+    }
+
+    /// The case key-wrapping key. For an age identity on a token this asks the token the first time
+    /// in a session (its PIN comes from `$RFL_AGE_PLUGIN_PIN`), and never again in that session.
+    pub fn case_key(&self) -> Result<&CaseWrapKey> {
+        match &self.case_key {
+            CaseKeySlot::Plain(k) => Ok(k),
+            CaseKeySlot::OnToken { wrapped, unlocked } => {
+                if let Some(k) = unlocked.get() {
+                    return Ok(k);
+                }
+                let k = rfl_crypto::unwrap_case_key(wrapped, self.age.as_age())?;
+                Ok(unlocked.get_or_init(|| k))
+            }
+        }
     }
 
     /// Checks that the age identity opens what is wrapped to its recipient: a random key is wrapped
@@ -88,10 +130,15 @@ impl DeviceKeys {
                 .age
                 .is_plugin()
                 .then(|| self.age.recipient().to_string()),
+            case_wrap_key: match &self.case_key {
+                CaseKeySlot::Plain(k) => b64.encode(k.expose_bytes()),
+                CaseKeySlot::OnToken { wrapped, .. } => b64.encode(wrapped),
+            },
         };
         let json = Zeroizing::new(serde_json::to_vec(&secrets)?);
         drop(Zeroizing::new(secrets.signing_pkcs8));
         drop(Zeroizing::new(secrets.age_identity));
+        drop(Zeroizing::new(secrets.case_wrap_key));
         Ok(json)
     }
 
@@ -109,10 +156,24 @@ impl DeviceKeys {
             Some(r) => AgeIdentity::plugin(&secrets.age_identity, &AgeRecipient::parse(r)?)?,
             None => AgeIdentity::parse(&secrets.age_identity)?,
         };
+        let case_key =
+            Zeroizing::new(b64.decode(&secrets.case_wrap_key).map_err(|_| {
+                ClientError::Keystore("the case key-wrapping key is malformed".into())
+            })?);
+        let case_key = if age.is_plugin() {
+            CaseKeySlot::OnToken {
+                wrapped: case_key.to_vec(),
+                unlocked: std::sync::OnceLock::new(),
+            }
+        } else {
+            CaseKeySlot::Plain(CaseWrapKey::from_slice(&case_key)?)
+        };
         let keys = DeviceKeys {
             signing: DeviceSigningKey::from_pkcs8(&pkcs8)?,
             age,
+            case_key,
         };
+        drop(Zeroizing::new(secrets.case_wrap_key));
         drop(Zeroizing::new(secrets.signing_pkcs8));
         drop(Zeroizing::new(secrets.age_identity));
         Ok(keys)
@@ -172,6 +233,9 @@ struct Secrets {
     /// A plugin identity's recipient (it cannot be derived from the identity); absent for X25519.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     age_recipient: Option<String>,
+    /// The case key-wrapping key, base64: its 32 bytes, or (for a plugin identity) an age file
+    /// wrapping them to the token's recipient.
+    case_wrap_key: String,
 }
 
 impl Keystore {

@@ -7,9 +7,11 @@
 //! - [`http`]: the REST API as typed calls; problem+json errors become [`ClientError::Api`].
 //! - [`passkey`]: WebAuthn passkeys: add one, sign in with one (the authenticator is the caller's).
 //! - [`session`]: a signed-in device: create, read, update cases; messages, notes, attachments; export.
+//! - [`heads`]: the latest case commits this client verified (rollback detection).
 
 pub mod authenticator;
 pub mod error;
+pub mod heads;
 pub mod http;
 pub mod keystore;
 pub mod passkey;

@@ -855,13 +855,20 @@ async fn case_cmd(cli: &Cli, cmd: &CaseCmd) -> Result<(), ClientError> {
             }
             let s = open_session(cli).await?;
             let pb = progress_bar(files.len() as u64, "cases");
-            let n = s
+            let r = s
                 .import(files, *batch_size, |done| pb.set_position(done as u64))
                 .await?;
             pb.finish_and_clear();
-            print(cli, &serde_json::json!({"imported": n}), || {
-                format!("{n} cases imported")
-            })
+            print(
+                cli,
+                &serde_json::json!({"imported": r.created, "already_present": r.already_present}),
+                || {
+                    format!(
+                        "{} cases imported, {} were there already (from an earlier, interrupted run)",
+                        r.created, r.already_present
+                    )
+                },
+            )
         }
         CaseCmd::List { after, limit, all } => {
             let s = open_session(cli).await?;

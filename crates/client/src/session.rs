@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use rfl_crypto::{
-    open_record, seal_record, unwrap_data_key, wrap_data_key, AttachmentOpener, AttachmentSealer,
-    DataKey, DevicePublicKey, RecordAad, ATTACHMENT_CHUNK_SIZE,
+    envelope_hash, is_self_wrapped, key_commitment, open_record, parse_commit, seal_record,
+    state_digest, unwrap_data_key, unwrap_self_wrapped, wrap_data_key_to_self, AttachmentOpener,
+    AttachmentSealer, Commit, CommitBody, CommitHash, CommitOp, DataKey, DevicePublicKey,
+    RecordAad, StateEntry, ATTACHMENT_CHUNK_SIZE,
 };
 use rfl_domain::api::*;
 use rfl_domain::records::Record;
@@ -18,6 +20,7 @@ use rfl_domain::{
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::heads::{HeadStore, KnownHead, MemoryHeads};
 use crate::http::Api;
 use crate::keystore::DeviceKeys;
 use crate::{ClientError, Result};
@@ -53,6 +56,37 @@ pub fn date_from_unix_days(days: i64) -> Date {
 #[allow(clippy::panic)] // never called: 2000-01-01 is a valid date
 fn unreachable_date() -> Date {
     panic!("2000-01-01 is a valid date")
+}
+
+/// Now, Unix milliseconds (a commit's `created_at`).
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A write's entry in the case's state (what the commit lists for it).
+fn entry_of(w: &RecordWriteDto) -> Result<StateEntry> {
+    Ok(StateEntry {
+        record_id: *w.id.as_uuid(),
+        kind: crypto_kind(w.kind)?,
+        version: w.version,
+        envelope_hash: envelope_hash(&w.envelope.0),
+    })
+}
+
+/// Where a commit goes in its case's chain.
+#[derive(Clone, Copy, Debug)]
+pub struct ChainPos {
+    pub case: CaseId,
+    pub seq: u64,
+    pub parent: CommitHash,
+    pub epoch: u32,
+}
+
+fn tampered(what: impl Into<String>) -> ClientError {
+    ClientError::Tampered(what.into())
 }
 
 fn crypto_kind(kind: RecordKind) -> Result<rfl_crypto::RecordKind> {
@@ -92,7 +126,7 @@ impl Sealer {
             version,
             key_epoch: epoch,
         };
-        let envelope = seal_record(key, &aad, &plaintext, &self.keys.signing)?;
+        let envelope = seal_record(key, &aad, &plaintext)?;
         Ok(RecordWriteDto {
             id,
             kind,
@@ -116,21 +150,68 @@ impl Sealer {
         Ok(())
     }
 
-    /// Encrypts a whole new case: a fresh data key wrapped to this device and the society escrow key,
-    /// and every record sealed and signed. Validates the case first.
+    /// Signs the commit that brings a case to the state `entries` (every current record).
+    pub fn sign_commit(
+        &self,
+        op: CommitOp,
+        pos: ChainPos,
+        key: &DataKey,
+        status: CaseStatus,
+        entries: &[StateEntry],
+    ) -> Result<Commit> {
+        let case_id = *pos.case.as_uuid();
+        Ok(CommitBody {
+            op,
+            case_id,
+            seq: pos.seq,
+            parent: pos.parent,
+            key_epoch: pos.epoch,
+            key_commitment: key_commitment(key, case_id, pos.epoch),
+            status: status.code(),
+            author: *self.member_id.as_uuid(),
+            created_at: now_millis(),
+            state: state_digest(entries)?,
+        }
+        .sign(&self.keys.signing)?)
+    }
+
+    /// Encrypts a whole new case: a fresh data key wrapped to this holder's own key-wrapping key and
+    /// to the society escrow key, every record sealed, and the creating commit signed. Validates the
+    /// case first.
     pub fn seal_new_case(&self, file: &CaseFile, today: Date) -> Result<NewCaseDto> {
+        self.seal_new_case_with_id(file, CaseId::new(), today)
+    }
+
+    /// [`Sealer::seal_new_case`] with the case id given (an import derives it from its input, so a
+    /// re-run after a crash writes the same ids).
+    pub fn seal_new_case_with_id(
+        &self,
+        file: &CaseFile,
+        case: CaseId,
+        today: Date,
+    ) -> Result<NewCaseDto> {
         file.validate(today)?;
-        let case = CaseId::new();
+        // References by position would point elsewhere once the records come back in id order.
+        let pinned;
+        let file = if file.has_positional_refs() {
+            let mut f = file.clone();
+            f.pin_person_refs();
+            pinned = f;
+            &pinned
+        } else {
+            file
+        };
         let key = DataKey::generate()?;
         let epoch = FIRST_EPOCH;
         let keys = vec![
             WrappedKeyDto {
                 recipient_id: *self.member_id.as_uuid(),
-                wrapped: wrap_data_key(
+                // No public-key operation: this holder's own symmetric key-wrapping key.
+                wrapped: wrap_data_key_to_self(
                     &key,
                     *case.as_uuid(),
                     epoch,
-                    self.keys.age.recipient().as_age(),
+                    self.keys.case_key()?,
                 )?
                 .into(),
             },
@@ -168,23 +249,64 @@ impl Sealer {
                     .into(),
             ));
         }
+        let entries = records.iter().map(entry_of).collect::<Result<Vec<_>>>()?;
+        let commit = self.sign_commit(
+            CommitOp::Create,
+            ChainPos {
+                case,
+                seq: 1,
+                parent: CommitHash::ZERO,
+                epoch,
+            },
+            &key,
+            CaseStatus::Open,
+            &entries,
+        )?;
         Ok(NewCaseDto {
             id: case,
             key_epoch: epoch,
             keys,
             records,
+            commit: commit.as_bytes().to_vec().into(),
         })
     }
 }
 
-/// A decrypted, verified case.
+/// A decrypted case, verified as a whole against its signed head commit.
 pub struct OpenedCase {
     pub summary: CaseSummaryDto,
     pub file: CaseFile,
     pub header_id: RecordId,
     /// Each record's kind and current version.
     pub versions: HashMap<RecordId, (RecordKind, u64)>,
+    /// The head commit verified: every record above is one it lists.
+    pub head: KnownHead,
+    /// The status the head commit states.
+    pub status: CaseStatus,
+    /// Each record's entry in the head's state.
+    entries: HashMap<RecordId, StateEntry>,
     data_key: DataKey,
+}
+
+impl OpenedCase {
+    /// Where the next commit of this case goes.
+    pub fn next(&self) -> ChainPos {
+        ChainPos {
+            case: self.summary.id,
+            seq: self.head.seq + 1,
+            parent: self.head.hash,
+            epoch: self.summary.key_epoch,
+        }
+    }
+
+    /// The case's state after `writes` (each replacing or adding a record).
+    fn entries_after(&self, writes: &[RecordWriteDto]) -> Result<Vec<StateEntry>> {
+        let mut entries = self.entries.clone();
+        for w in writes {
+            entries.insert(w.id, entry_of(w)?);
+        }
+        Ok(entries.into_values().collect())
+    }
 }
 
 impl std::fmt::Debug for OpenedCase {
@@ -211,6 +333,8 @@ pub struct Session {
     pinned_root: Option<String>,
     /// The keys verified against the pinned root.
     trust: std::sync::RwLock<crate::trust::Trust>,
+    /// The latest commit verified for each case (rollback detection).
+    heads: Arc<dyn HeadStore>,
 }
 
 impl std::fmt::Debug for Session {
@@ -254,6 +378,7 @@ impl Session {
             directory: Default::default(),
             pinned_root: None,
             trust: Default::default(),
+            heads: Arc::new(MemoryHeads::default()),
         };
         if s.me.role.reads_case_content() {
             s.refresh_directory().await?;
@@ -263,6 +388,17 @@ impl Session {
 
     pub fn api(&self) -> &Api {
         &self.api
+    }
+
+    /// Keeps the verified case heads in `heads` (e.g. [`crate::heads::FileHeads`] beside the keystore,
+    /// so rollback is caught across runs) instead of this session's memory.
+    pub fn set_heads(&mut self, heads: Arc<dyn HeadStore>) {
+        self.heads = heads;
+    }
+
+    /// Where this session keeps the case heads it verified.
+    pub fn heads(&self) -> &Arc<dyn HeadStore> {
+        &self.heads
     }
 
     /// The WebAuthn origin used in ceremonies (the server's address unless set).
@@ -403,26 +539,42 @@ impl Session {
         let dto = tokio::task::spawn_blocking(move || sealer.seal_new_case(&file, today()))
             .await
             .map_err(|e| ClientError::Invalid(format!("sealing task failed: {e}")))??;
-        self.api.create_case(&dto).await
+        let summary = self.api.create_case(&dto).await?;
+        let commit = parse_commit(&dto.commit.0)?;
+        self.heads.put(
+            dto.id,
+            KnownHead {
+                seq: 1,
+                hash: commit.hash(),
+            },
+        )?;
+        Ok(summary)
     }
 
     /// Bulk import: cases are sealed in parallel on all cores while earlier batches upload, each batch
-    /// stored by the server in one transaction. `progress` gets the number of cases stored so far.
+    /// stored by the server in one transaction. `progress` gets the number of cases done so far.
+    ///
+    /// Each case's id is derived from its content (and how many identical cases precede it in
+    /// `files`) under this holder's key ([`import_case_ids`]), so running the same import again after
+    /// a crash of the client or the server writes the same ids: the server skips the cases it stored
+    /// already and counts them, and nothing is lost or duplicated.
     pub async fn import(
         &self,
         files: Vec<CaseFile>,
         batch_size: usize,
         progress: impl Fn(usize),
-    ) -> Result<usize> {
+    ) -> Result<ImportReport> {
         let sealer = self.sealer()?;
+        let ids = import_case_ids(self.keys.case_key()?, &files)?;
         let batch_size = batch_size.max(1);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(usize, Vec<u8>)>>(2);
         let producer = tokio::task::spawn_blocking(move || {
             let today = today();
-            for chunk in files.chunks(batch_size) {
+            for (chunk, ids) in files.chunks(batch_size).zip(ids.chunks(batch_size)) {
                 let sealed: Result<Vec<NewCaseDto>> = chunk
                     .par_iter()
-                    .map(|f| sealer.seal_new_case(f, today))
+                    .zip(ids.par_iter())
+                    .map(|(f, id)| sealer.seal_new_case_with_id(f, *id, today))
                     .collect();
                 let body = sealed.and_then(|cases| {
                     Ok((cases.len(), serde_json::to_vec(&BatchRequest { cases })?))
@@ -433,22 +585,23 @@ impl Session {
                 }
             }
         });
-        let mut done = 0;
+        let mut report = ImportReport::default();
         while let Some(batch) = rx.recv().await {
             let (n, body) = batch?;
             let resp: BatchResponse = self.api.post_raw_json("/v1/cases/batch", body).await?;
-            if resp.created != n {
+            if resp.created + resp.already_present != n {
                 return Err(ClientError::Tampered(
                     "the server stored a different number of cases".into(),
                 ));
             }
-            done += n;
-            progress(done);
+            report.created += resp.created;
+            report.already_present += resp.already_present;
+            progress(report.created + report.already_present);
         }
         producer
             .await
             .map_err(|e| ClientError::Invalid(format!("sealing task failed: {e}")))?;
-        Ok(done)
+        Ok(report)
     }
 
     pub async fn list_cases(&self, after: Option<CaseId>, limit: i64) -> Result<CaseListResponse> {
@@ -471,74 +624,150 @@ impl Session {
 
     /// Fetches, verifies and decrypts a case.
     pub async fn open_case(&self, id: CaseId) -> Result<OpenedCase> {
-        let dto = self.api.get_case(id).await?;
-        if dto
-            .records
-            .iter()
-            .any(|r| self.author_key(r.author_id).is_none())
-        {
-            // A member enrolled since the directory was loaded.
+        // The head known when asking: a commit of this session that lands while the answer is on its
+        // way makes the answer older than the new head, and that is no rollback.
+        let known = self.heads.get(id);
+        let dto = self.api.get_case(id, known.map(|h| h.seq)).await?;
+        let author = dto
+            .head_commit
+            .as_ref()
+            .and_then(|c| parse_commit(&c.0).ok())
+            .map(|c| MemberId::from_uuid(c.body().author));
+        if author.is_some_and(|a| self.author_key(a).is_none()) {
+            // A member certified since the directory was loaded.
             self.reload_members().await?;
         }
-        self.decrypt_case(id, dto)
+        self.verify_and_decrypt(id, dto, known)
     }
 
-    /// Verifies and decrypts a fetched case. Fails if the server answered for another case, swapped or
-    /// replayed a record, or if any record is not signed by its recorded author's enrolled key.
+    /// Verifies and decrypts a fetched case, as a whole: the head commit must be signed by a
+    /// certified member of the society, descend from the last head this client verified for the
+    /// case, and list exactly the records served (none missing, none added, each at the version and
+    /// with the bytes it lists); the data key must be the one the head commits to; the status and key
+    /// epoch the server states must be the head's. Anything else is refused with
+    /// [`ClientError::Tampered`], saying what failed.
     pub fn decrypt_case(&self, id: CaseId, dto: CaseDto) -> Result<OpenedCase> {
+        self.verify_and_decrypt(id, dto, self.heads.get(id))
+    }
+
+    /// [`Session::decrypt_case`] against `known`, the latest head verified when the case was asked for.
+    fn verify_and_decrypt(
+        &self,
+        id: CaseId,
+        dto: CaseDto,
+        known: Option<KnownHead>,
+    ) -> Result<OpenedCase> {
         if dto.case.id != id {
-            return Err(ClientError::Tampered(
-                "the server answered with another case".into(),
+            return Err(tampered("the server answered with another case"));
+        }
+        let head_bytes = dto.head_commit.as_ref().ok_or_else(|| {
+            tampered(
+                "the server sent no head commit for this case: its commits were deleted, or it is a \
+                 format-1 case, which this version does not open",
+            )
+        })?;
+        let head = parse_commit(&head_bytes.0)
+            .map_err(|e| tampered(format!("the head commit is malformed: {e}")))?;
+        let b = *head.body();
+        if b.case_id != *id.as_uuid() {
+            return Err(tampered("the head commit belongs to another case"));
+        }
+        let author = MemberId::from_uuid(b.author);
+        let author_key = self.author_key(author).ok_or_else(|| {
+            tampered("the head commit's author is not a member certified by your society's root")
+        })?;
+        let head = head
+            .verify(&author_key)
+            .map_err(|_| tampered("the head commit's signature does not verify"))?;
+        check_descends(id, known, &head, &dto.commits)?;
+        if b.seq != dto.case.version {
+            return Err(tampered(
+                "the case's version is not its head commit's number",
             ));
         }
-        let epoch = dto.case.key_epoch;
-        let data_key = unwrap_data_key(
-            &dto.wrapped_key.0,
-            *id.as_uuid(),
-            epoch,
-            self.keys.age.as_age(),
-        )?;
+        let status = CaseStatus::from_code(b.status)
+            .ok_or_else(|| tampered("the head commit states an unknown status"))?;
+        if status != dto.case.status {
+            return Err(tampered(format!(
+                "the case's status was rewritten: the server says {}, its signed head commit says {}",
+                dto.case.status.as_str(),
+                status.as_str()
+            )));
+        }
+        if b.key_epoch != dto.case.key_epoch {
+            return Err(tampered(
+                "the case's key epoch is not its head commit's (the server claims a re-key that no \
+                 member signed)",
+            ));
+        }
+        let envelopes: Vec<&[u8]> = dto
+            .records
+            .iter()
+            .map(|r| r.envelope.0.as_slice())
+            .collect();
+        let headers = head.check_records(&envelopes).map_err(|e| {
+            tampered(format!(
+                "the records do not match the signed head commit: {e}"
+            ))
+        })?;
+        let data_key = self.unwrap_case_key(id, b.key_epoch, &dto.wrapped_key.0)?;
+        if !head.commits_to_key(&data_key) {
+            return Err(tampered(
+                "the data key the server sent is not the one this case is sealed under",
+            ));
+        }
         let mut header: Option<(RecordId, CaseHeader)> = None;
         let mut file_persons = Vec::new();
         let mut messages = Vec::new();
         let mut notes = Vec::new();
         let mut attachments = Vec::new();
         let mut versions = HashMap::new();
-        for r in dto.records {
-            let author_key = self.author_key(r.author_id);
-            let trusted = |k: &DevicePublicKey| author_key.as_ref() == Some(k);
-            let aad = RecordAad {
-                case_id: *id.as_uuid(),
-                record_id: *r.id.as_uuid(),
-                kind: crypto_kind(r.kind)?,
-                version: r.version,
-                key_epoch: r.key_epoch,
-            };
-            let opened = open_record(&data_key, &aad, &r.envelope.0, &trusted)?;
-            if versions.insert(r.id, (r.kind, r.version)).is_some() {
-                return Err(ClientError::Tampered("a record appears twice".into()));
+        let mut entries = HashMap::new();
+        for (r, h) in dto.records.iter().zip(&headers) {
+            // The server's labels must be what the (committed) envelope says.
+            if *r.id.as_uuid() != h.aad.record_id
+                || crypto_kind(r.kind)? != h.aad.kind
+                || r.version != h.aad.version
+            {
+                return Err(tampered(
+                    "a record's id, kind or version differs from its sealed header",
+                ));
             }
-            let p = &opened.plaintext;
+            let p = open_record(&data_key, &h.aad, &r.envelope.0)?;
+            versions.insert(r.id, (r.kind, r.version));
+            entries.insert(
+                r.id,
+                StateEntry {
+                    record_id: h.aad.record_id,
+                    kind: h.aad.kind,
+                    version: h.aad.version,
+                    envelope_hash: envelope_hash(&r.envelope.0),
+                },
+            );
             match r.kind {
                 RecordKind::CaseHeader => {
-                    if header.replace((r.id, decode(p)?)).is_some() {
-                        return Err(ClientError::Tampered("the case has two headers".into()));
+                    if header.replace((r.id, decode(&p)?)).is_some() {
+                        return Err(tampered("the case has two headers"));
                     }
                 }
                 RecordKind::Person => {
-                    file_persons.push(Entry::new(r.id, decode::<PersonRecord>(p)?))
+                    file_persons.push(Entry::new(r.id, decode::<PersonRecord>(&p)?))
                 }
                 RecordKind::Message => {
-                    messages.push(Entry::new(r.id, decode::<RedCrossMessage>(p)?))
+                    messages.push(Entry::new(r.id, decode::<RedCrossMessage>(&p)?))
                 }
-                RecordKind::Note => notes.push(Entry::new(r.id, decode::<Note>(p)?)),
+                RecordKind::Note => notes.push(Entry::new(r.id, decode::<Note>(&p)?)),
                 RecordKind::Attachment => {
-                    attachments.push(Entry::new(r.id, decode::<AttachmentMeta>(p)?))
+                    attachments.push(Entry::new(r.id, decode::<AttachmentMeta>(&p)?))
                 }
             }
         }
-        let (header_id, header) =
-            header.ok_or_else(|| ClientError::Tampered("the case has no header".into()))?;
+        let (header_id, header) = header.ok_or_else(|| tampered("the case has no header"))?;
+        let known = KnownHead {
+            seq: b.seq,
+            hash: head.hash(),
+        };
+        self.heads.put(id, known)?;
         Ok(OpenedCase {
             summary: dto.case,
             file: CaseFile {
@@ -550,13 +779,89 @@ impl Session {
             },
             header_id,
             versions,
+            head: known,
+            status,
+            entries,
             data_key,
         })
     }
+}
+
+/// Checks that `head` is, or descends from, `known` (the last head verified for the case): `chain`
+/// must be the commits between the two, each linked to its parent by hash.
+fn check_descends(
+    id: CaseId,
+    known: Option<KnownHead>,
+    head: &Commit,
+    chain: &[Base64Bytes],
+) -> Result<()> {
+    let Some(known) = known else {
+        return Ok(());
+    };
+    let seq = head.body().seq;
+    if seq < known.seq {
+        return Err(tampered(format!(
+                "the server rolled this case back: you have seen its commit {}, it now serves commit {seq}",
+                known.seq
+            )));
+    }
+    if seq == known.seq {
+        return if head.hash() == known.hash {
+            Ok(())
+        } else {
+            Err(tampered(format!(
+                    "the server serves another commit {seq} than the one you have seen: it forked this case's history"
+                )))
+        };
+    }
+    let forked = || {
+        tampered(format!(
+            "the head commit {seq} does not descend from commit {} that you have seen: the server \
+                 forked or rewrote this case's history",
+            known.seq
+        ))
+    };
+    if u64::try_from(chain.len()).ok() != Some(seq - known.seq - 1) {
+        return Err(forked());
+    }
+    let mut parent = known.hash;
+    for (next, c) in (known.seq + 1..).zip(chain) {
+        let c = parse_commit(&c.0).map_err(|_| forked())?;
+        let body = c.body();
+        if body.case_id != *id.as_uuid() || body.seq != next || body.parent != parent {
+            return Err(forked());
+        }
+        parent = c.hash();
+    }
+    if head.body().parent != parent {
+        return Err(forked());
+    }
+    Ok(())
+}
+
+impl Session {
+    /// Unwraps a case's data key: self-wrapped to this holder's key-wrapping key, or age-wrapped to
+    /// its age identity (e.g. a key granted by someone else).
+    fn unwrap_case_key(&self, id: CaseId, epoch: u32, wrapped: &[u8]) -> Result<DataKey> {
+        if is_self_wrapped(wrapped) {
+            unwrap_self_wrapped(wrapped, *id.as_uuid(), epoch, self.keys.case_key()?).map_err(|_| {
+                tampered("the wrapped data key does not open: it was altered or moved from another case")
+            })
+        } else {
+            match unwrap_data_key(wrapped, *id.as_uuid(), epoch, self.keys.age.as_age()) {
+                Err(rfl_crypto::CryptoError::Unwrap)
+                | Err(rfl_crypto::CryptoError::WrongKeyBinding)
+                | Err(rfl_crypto::CryptoError::Malformed(_)) => Err(tampered(
+                    "the wrapped data key does not open: it was altered or moved from another case",
+                )),
+                other => Ok(other?),
+            }
+        }
+    }
 
     /// Opens a case, lets `edit` change it, validates the result, and writes every changed or new record
-    /// as its next version in one request. Someone else's newer write makes this fail with 409; nothing
-    /// is lost: open the case again and redo the change.
+    /// as its next version in one commit. Someone else's commit in between makes this fail with 409;
+    /// nothing is lost: open the case again and redo the change.
     pub async fn update_case(
         &self,
         id: CaseId,
@@ -566,13 +871,57 @@ impl Session {
         let mut file = opened.file.clone();
         edit(&mut file)?;
         file.validate(today())?;
+        file.pin_person_refs();
         let writes = self.changed_records(&opened, &file)?;
         if writes.is_empty() {
             return Ok(opened.summary);
         }
-        self.api
-            .write_records(id, &WriteRecordsRequest { records: writes })
-            .await
+        self.commit_writes(&opened, writes).await
+    }
+
+    /// Signs the commit that puts `writes` (and, for a status commit, `status`) on top of an opened
+    /// case's head (for callers that send their own requests).
+    pub fn commit_for(
+        &self,
+        opened: &OpenedCase,
+        op: CommitOp,
+        status: CaseStatus,
+        writes: &[RecordWriteDto],
+    ) -> Result<Commit> {
+        let entries = opened.entries_after(writes)?;
+        self.sealer_for_writes()
+            .sign_commit(op, opened.next(), &opened.data_key, status, &entries)
+    }
+
+    /// Writes record versions to an opened case with one signed commit on top of its head.
+    pub async fn commit_writes(
+        &self,
+        opened: &OpenedCase,
+        writes: Vec<RecordWriteDto>,
+    ) -> Result<CaseSummaryDto> {
+        let commit = self.commit_for(opened, CommitOp::Records, opened.status, &writes)?;
+        let summary = self
+            .api
+            .write_records(
+                opened.summary.id,
+                &WriteRecordsRequest {
+                    records: writes,
+                    commit: commit.as_bytes().to_vec().into(),
+                },
+            )
+            .await?;
+        self.record_own_commit(opened.summary.id, &commit)?;
+        Ok(summary)
+    }
+
+    fn record_own_commit(&self, id: CaseId, commit: &Commit) -> Result<()> {
+        self.heads.put(
+            id,
+            KnownHead {
+                seq: commit.body().seq,
+                hash: commit.hash(),
+            },
+        )
     }
 
     fn changed_records(&self, opened: &OpenedCase, file: &CaseFile) -> Result<Vec<RecordWriteDto>> {
@@ -652,22 +1001,27 @@ impl Session {
         }
     }
 
-    /// Moves the case along the status workflow (checked here first, and again by the server).
+    /// Moves the case along the status workflow with a signed status commit (the transition is checked
+    /// here first, and again by the server).
     pub async fn set_status(&self, id: CaseId, to: CaseStatus) -> Result<CaseSummaryDto> {
-        let current = self.api.get_case(id).await?.case;
-        current
+        let opened = self.open_case(id).await?;
+        opened
             .status
             .transition(to)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
-        self.api
+        let commit = self.commit_for(&opened, CommitOp::Status, to, &[])?;
+        let summary = self
+            .api
             .set_status(
                 id,
                 &StatusRequest {
                     status: to,
-                    expected_version: current.version,
+                    commit: commit.as_bytes().to_vec().into(),
                 },
             )
-            .await
+            .await?;
+        self.record_own_commit(id, &commit)?;
+        Ok(summary)
     }
 
     pub async fn add_message(&self, id: CaseId, message: RedCrossMessage) -> Result<RecordId> {
@@ -755,14 +1109,7 @@ impl Session {
             opened.summary.key_epoch,
             &meta,
         )?;
-        self.api
-            .write_records(
-                id,
-                &WriteRecordsRequest {
-                    records: vec![write],
-                },
-            )
-            .await?;
+        self.commit_writes(&opened, vec![write]).await?;
         Ok(rid)
     }
 
@@ -801,11 +1148,21 @@ impl Session {
                 .api
                 .get_chunk(opened.summary.id, attachment, index)
                 .await?;
-            let plain = opener.open_chunk(&sealed, index + 1 == meta.chunk_count)?;
+            let plain = opener
+                .open_chunk(&sealed, index + 1 == meta.chunk_count)
+                .map_err(|e| {
+                    tampered(format!(
+                        "attachment chunk {index} does not open ({e}): it was altered, moved or replaced"
+                    ))
+                })?;
             out.write_all(&plain)?;
             written += plain.len() as u64;
         }
-        opener.finish(&digest)?;
+        opener.finish(&digest).map_err(|e| {
+            tampered(format!(
+                "the attachment's chunks are not the ones its record commits to ({e})"
+            ))
+        })?;
         if written != meta.size_bytes {
             return Err(ClientError::Tampered(
                 "attachment size differs from its signed record".into(),
@@ -892,6 +1249,305 @@ fn parse_hex32(s: &str) -> Option<[u8; 32]> {
         *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
+}
+
+/// The base a case file was taken from (`rfl case show --json` prints it beside the content): the
+/// head commit shown, and each record's version and a digest of its content as shown, so that an
+/// update can tell what the file changed from what others changed since.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseBase {
+    /// The head commit's number.
+    pub commit: u64,
+    /// The head commit's hash (hex).
+    pub commit_hash: String,
+    /// Each record shown: its version and the SHA-256 (hex) of its content's JSON.
+    pub records: std::collections::BTreeMap<RecordId, BaseRecord>,
+}
+
+/// One record of a [`CaseBase`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseRecord {
+    pub version: u64,
+    pub sha256: String,
+}
+
+/// A record both the file and someone else changed since the file's base, differently.
+#[derive(Clone, Debug, Serialize)]
+pub struct MergeConflict {
+    pub record: RecordId,
+    pub kind: RecordKind,
+    /// The record as the file has it.
+    pub yours: serde_json::Value,
+    /// The record as it is now on the server.
+    pub theirs: serde_json::Value,
+}
+
+/// What a three-way update did.
+#[derive(Debug, Serialize)]
+pub struct MergeReport {
+    /// The case after the update.
+    pub case: CaseSummaryDto,
+    /// Records written from the file.
+    pub written: usize,
+    /// Records someone else changed since the base, which the file left alone: kept as they are.
+    pub kept_theirs: usize,
+}
+
+fn content_digest<T: Serialize>(value: &T) -> Result<String> {
+    let json = Zeroizing::new(serde_json::to_vec(value)?);
+    Ok(hex_lower(&rfl_crypto::sha256(&json)))
+}
+
+impl OpenedCase {
+    /// The base to print beside this case's content.
+    pub fn base(&self) -> Result<CaseBase> {
+        let mut records = std::collections::BTreeMap::new();
+        let mut add = |id: RecordId, digest: String| {
+            let version = self.versions.get(&id).map(|(_, v)| *v).unwrap_or(0);
+            records.insert(
+                id,
+                BaseRecord {
+                    version,
+                    sha256: digest,
+                },
+            );
+        };
+        add(self.header_id, content_digest(&self.file.header)?);
+        for e in &self.file.persons {
+            add(e.id, content_digest(&e.record)?);
+        }
+        for e in &self.file.messages {
+            add(e.id, content_digest(&e.record)?);
+        }
+        for e in &self.file.notes {
+            add(e.id, content_digest(&e.record)?);
+        }
+        for e in &self.file.attachments {
+            add(e.id, content_digest(&e.record)?);
+        }
+        Ok(CaseBase {
+            commit: self.head.seq,
+            commit_hash: self.head.hash.to_hex(),
+            records,
+        })
+    }
+}
+
+/// How one record of the file merges with the server's current case.
+enum Merge {
+    /// Leave the server's record (the file did not change it, or changed it the same way).
+    Keep,
+    /// Write the file's record.
+    Take,
+    Conflict,
+}
+
+fn merge_one<T: Serialize>(
+    id: RecordId,
+    mine: &T,
+    theirs: Option<&T>,
+    base: &CaseBase,
+    versions: &HashMap<RecordId, (RecordKind, u64)>,
+) -> Result<Merge> {
+    let mine_json = serde_json::to_vec(mine)?;
+    let theirs_json = theirs.map(serde_json::to_vec).transpose()?;
+    if theirs_json.as_deref() == Some(mine_json.as_slice()) {
+        return Ok(Merge::Keep);
+    }
+    let Some(b) = base.records.get(&id) else {
+        // Not in the base: new in the file (or an id someone else used meanwhile).
+        return Ok(if theirs.is_none() {
+            Merge::Take
+        } else {
+            Merge::Conflict
+        });
+    };
+    let current = versions.get(&id).map(|(_, v)| *v);
+    let mine_changed = hex_lower(&rfl_crypto::sha256(&mine_json)) != b.sha256;
+    let theirs_changed = current != Some(b.version);
+    Ok(match (mine_changed, theirs_changed) {
+        (false, _) => Merge::Keep,
+        (true, false) => Merge::Take,
+        (true, true) => Merge::Conflict,
+    })
+}
+
+fn merge_entries<T: Record + Clone>(
+    mine: &[Entry<T>],
+    theirs: &mut Vec<Entry<T>>,
+    base: &CaseBase,
+    versions: &HashMap<RecordId, (RecordKind, u64)>,
+    conflicts: &mut Vec<MergeConflict>,
+) -> Result<()> {
+    for e in mine {
+        let pos = theirs.iter().position(|t| t.id == e.id);
+        let current = pos.map(|p| &theirs[p].record);
+        match merge_one(e.id, &e.record, current, base, versions)? {
+            Merge::Keep => {}
+            Merge::Take => match pos {
+                Some(p) => theirs[p].record = e.record.clone(),
+                None => theirs.push(e.clone()),
+            },
+            Merge::Conflict => conflicts.push(MergeConflict {
+                record: e.id,
+                kind: T::KIND,
+                yours: serde_json::to_value(&e.record)?,
+                theirs: current
+                    .map(serde_json::to_value)
+                    .transpose()?
+                    .unwrap_or(serde_json::Value::Null),
+            }),
+        }
+    }
+    Ok(())
+}
+
+impl Session {
+    /// Writes a case file edited from `base` (what `rfl case show --json` printed) as a three-way
+    /// merge with the case as it is now: records changed only in the file are written, records
+    /// changed only by others since the base are kept, and a record changed on both sides (to
+    /// different content) is refused with [`ClientError::Conflict`], naming both versions, with
+    /// nothing written. A record of the base missing from the file is refused (records cannot be
+    /// deleted). A commit that lands in between is merged again (up to three times).
+    pub async fn update_from_base(
+        &self,
+        id: CaseId,
+        base: &CaseBase,
+        file: &CaseFile,
+    ) -> Result<MergeReport> {
+        let base_hash = CommitHash::from_hex(&base.commit_hash)
+            .map_err(|_| ClientError::Invalid("the file's base commit hash is malformed".into()))?;
+        // References by position are read against the file's own order, as validation reads them.
+        let mut file = file.clone();
+        file.pin_person_refs();
+        let file = &file;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let opened = self.open_case(id).await?;
+            if opened.head.seq < base.commit
+                || (opened.head.seq == base.commit && opened.head.hash != base_hash)
+            {
+                return Err(tampered(
+                    "the case's history does not contain the commit this file was taken from",
+                ));
+            }
+            let mut listed: std::collections::HashSet<RecordId> =
+                std::iter::once(opened.header_id).collect();
+            listed.extend(file.persons.iter().map(|e| e.id));
+            listed.extend(file.messages.iter().map(|e| e.id));
+            listed.extend(file.notes.iter().map(|e| e.id));
+            listed.extend(file.attachments.iter().map(|e| e.id));
+            if base.records.keys().any(|r| !listed.contains(r)) {
+                return Err(ClientError::Invalid(
+                    "the file leaves out records of the case: records cannot be deleted".into(),
+                ));
+            }
+            let mut merged = opened.file.clone();
+            let mut conflicts = Vec::new();
+            match merge_one(
+                opened.header_id,
+                &file.header,
+                Some(&opened.file.header),
+                base,
+                &opened.versions,
+            )? {
+                Merge::Keep => {}
+                Merge::Take => merged.header = file.header.clone(),
+                Merge::Conflict => conflicts.push(MergeConflict {
+                    record: opened.header_id,
+                    kind: RecordKind::CaseHeader,
+                    yours: serde_json::to_value(&file.header)?,
+                    theirs: serde_json::to_value(&opened.file.header)?,
+                }),
+            }
+            let v = &opened.versions;
+            merge_entries(&file.persons, &mut merged.persons, base, v, &mut conflicts)?;
+            merge_entries(
+                &file.messages,
+                &mut merged.messages,
+                base,
+                v,
+                &mut conflicts,
+            )?;
+            merge_entries(&file.notes, &mut merged.notes, base, v, &mut conflicts)?;
+            merge_entries(
+                &file.attachments,
+                &mut merged.attachments,
+                base,
+                v,
+                &mut conflicts,
+            )?;
+            if !conflicts.is_empty() {
+                return Err(ClientError::Conflict(conflicts));
+            }
+            merged.validate(today())?;
+            merged.pin_person_refs();
+            let writes = self.changed_records(&opened, &merged)?;
+            let kept_theirs = base
+                .records
+                .iter()
+                .filter(|(r, b)| v.get(r).is_some_and(|(_, cur)| *cur != b.version))
+                .count();
+            if writes.is_empty() {
+                return Ok(MergeReport {
+                    case: opened.summary,
+                    written: 0,
+                    kept_theirs,
+                });
+            }
+            let written = writes.len();
+            match self.commit_writes(&opened, writes).await {
+                Ok(case) => {
+                    return Ok(MergeReport {
+                        case,
+                        written,
+                        kept_theirs,
+                    })
+                }
+                // Someone committed in between: merge again against the new head.
+                Err(e) if e.status() == Some(409) && attempts < 3 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    /// Cases stored by this run.
+    pub created: usize,
+    /// Cases an earlier, interrupted run had stored already.
+    pub already_present: usize,
+}
+
+/// The case ids an import of `files` uses: derived from each case's content and how many identical
+/// cases come before it in `files`, under the holder's key (so the ids say nothing about content to
+/// anyone else), as UUIDv8. The same files give the same ids on every run.
+pub fn import_case_ids(kwk: &rfl_crypto::CaseWrapKey, files: &[CaseFile]) -> Result<Vec<CaseId>> {
+    let mut seen: HashMap<[u8; 32], u32> = HashMap::new();
+    files
+        .iter()
+        .map(|f| {
+            let json = Zeroizing::new(serde_json::to_vec(f)?);
+            let digest = rfl_crypto::sha256(&json);
+            let n = seen.entry(digest).or_insert(0);
+            let mut msg = Vec::with_capacity(16 + 32 + 4);
+            msg.extend_from_slice(b"rfl-import-id-v1");
+            msg.extend_from_slice(&digest);
+            msg.extend_from_slice(&n.to_be_bytes());
+            *n += 1;
+            let tag = kwk.local_state_mac(&msg);
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&tag[..16]);
+            Ok(CaseId::from_uuid(
+                uuid::Builder::from_custom_bytes(b).into_uuid(),
+            ))
+        })
+        .collect()
 }
 
 /// Enrols this device with a one-time code: generates nothing itself, sends only public keys.

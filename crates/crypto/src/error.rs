@@ -16,6 +16,9 @@ pub enum CryptoError {
     /// A header field differs from what the caller expected (field name given).
     #[error("envelope header field `{0}` does not match the expected value")]
     HeaderMismatch(&'static str),
+    /// A commit is structurally impossible, or does not fit the chain (the reason is given).
+    #[error("commit rejected: {0}")]
+    Commit(&'static str),
     /// The Ed25519 signature did not verify.
     #[error("signature verification failed")]
     BadSignature,

@@ -6,7 +6,9 @@
 //!
 //! * per-case random data keys ([`DataKey`]), wrapped with age to caseworkers and
 //!   to the society escrow key ([`wrap_data_key`], [`wrap_escrow_identity`]);
-//! * sealed and Ed25519-signed record envelopes ([`seal_record`], [`open_record`]);
+//! * sealed record envelopes ([`seal_record`], [`open_record`]), authenticated by the signed case
+//!   commit that lists them ([`CommitBody::sign`], [`parse_commit`], [`state_digest`]);
+//! * data keys wrapped to their holder's own symmetric key ([`wrap_data_key_to_self`]);
 //! * streaming attachment encryption ([`AttachmentSealer`], [`AttachmentOpener`]);
 //! * passphrase-protected keystores and key-login challenges;
 //! * key certificates: society root → admin → member ([`verify_chain`]), checked
@@ -19,6 +21,7 @@
 mod attachment;
 mod auth;
 mod cert;
+mod commit;
 mod envelope;
 mod error;
 mod keys;
@@ -26,6 +29,7 @@ mod keywrap;
 mod passphrase;
 #[cfg(feature = "plugin")]
 mod plugin;
+mod selfwrap;
 mod wrap;
 
 #[cfg(test)]
@@ -38,9 +42,13 @@ pub use cert::{
     wrap_data_key_certified, CertifiedRole, KeyCertificate, RootPublicKey, SocietyRootKey,
     Validity, VerifiedKeys, KEY_CERT_MAGIC, KEY_CERT_VERSION,
 };
+pub use commit::{
+    envelope_hash, key_commitment, parse_commit, sha256, state_digest, Commit, CommitBody,
+    CommitHash, CommitOp, StateDigest, StateEntry, VerifiedCommit, COMMIT_LEN, COMMIT_MAGIC,
+};
 pub use envelope::{
-    open_record, parse_envelope_header, seal_record, verify_envelope, EnvelopeHeader, OpenedRecord,
-    ENVELOPE_MAGIC, ENVELOPE_OVERHEAD,
+    open_record, parse_envelope_header, seal_record, EnvelopeHeader, ENVELOPE_MAGIC,
+    ENVELOPE_OVERHEAD,
 };
 pub use error::{CryptoError, Result};
 pub use keys::{AgeIdentity, AgeRecipient, DataKey, DevicePublicKey, DeviceSigningKey};
@@ -51,10 +59,18 @@ pub use keywrap::{
 pub use passphrase::{open_with_passphrase, seal_with_passphrase};
 #[cfg(feature = "plugin")]
 pub use plugin::PluginMessageHook;
+pub use selfwrap::{
+    is_self_wrapped, unwrap_case_key, unwrap_self_wrapped, wrap_case_key_to, wrap_data_key_to_self,
+    CaseWrapKey, SELF_WRAP_LEN, SELF_WRAP_MAGIC,
+};
 pub use wrap::{unwrap_data_key, unwrap_escrow_identity, wrap_data_key, wrap_escrow_identity};
 
-/// Version of every binary format produced by this crate.
+/// Version of the attachment stream format and of [`RecordAad::encode`] (unchanged since format 1).
 pub const FORMAT_VERSION: u8 = 1;
+
+/// Version of record envelopes, case commits and self-wrapped data keys. Format 1 envelopes (one
+/// signature per record, no commits) are refused.
+pub const ENVELOPE_VERSION: u8 = 2;
 
 /// Plaintext bytes per attachment chunk. Every chunk except the last is exactly this
 /// long; the last may be shorter, and may be empty only if the whole attachment is empty.

@@ -252,7 +252,7 @@ pub struct RecordWriteDto {
     pub kind: RecordKind,
     /// 1 creates the record; n+1 replaces version n (refused with 409 if the stored version is not n).
     pub version: u64,
-    /// The sealed, signed record envelope (see docs/crypto.md).
+    /// The sealed record envelope (see docs/crypto.md); the commit that lists it authenticates it.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub envelope: Base64Bytes,
 }
@@ -268,6 +268,9 @@ pub struct NewCaseDto {
     /// The data key wrapped to the creator, to any other holder, and to the society escrow key.
     pub keys: Vec<WrappedKeyDto>,
     pub records: Vec<RecordWriteDto>,
+    /// The creating commit (format 2, seq 1), signed by the caller; it lists every record.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub commit: Base64Bytes,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -282,6 +285,10 @@ pub struct BatchRequest {
 #[serde(deny_unknown_fields)]
 pub struct BatchResponse {
     pub created: usize,
+    /// Cases of the batch that were stored already (same id, created by the caller): a re-run of an
+    /// interrupted import skips them.
+    #[serde(default)]
+    pub already_present: usize,
     /// The highest change sequence number the batch was given.
     pub last_seq: i64,
 }
@@ -297,7 +304,7 @@ pub struct CaseSummaryDto {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: CaseStatus,
     pub key_epoch: u32,
-    /// Case metadata version (changes with the status); name it to change the status.
+    /// The number of the case's head commit: every write (records or status) is the next one.
     pub version: u64,
     /// Change sequence number of the case's last change.
     pub seq: i64,
@@ -346,7 +353,16 @@ pub struct CaseDto {
     /// The case data key wrapped to the caller.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub wrapped_key: Base64Bytes,
+    /// Every current record, in record-id order (bytewise), as the head commit lists them.
     pub records: Vec<RecordDto>,
+    /// The head commit (its number is `case.version`). Absent only for a format-1 case, which
+    /// clients refuse.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Byte))]
+    pub head_commit: Option<Base64Bytes>,
+    /// With `?since=N`: the commits numbered N+1 up to the one before the head, oldest first.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub commits: Vec<Base64Bytes>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -354,6 +370,10 @@ pub struct CaseDto {
 #[serde(deny_unknown_fields)]
 pub struct WriteRecordsRequest {
     pub records: Vec<RecordWriteDto>,
+    /// The commit (format 2) that makes these writes: the next number after the case's head, its
+    /// parent the head's hash, listing the case's whole state after the writes.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub commit: Base64Bytes,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -362,8 +382,9 @@ pub struct WriteRecordsRequest {
 pub struct StatusRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: CaseStatus,
-    /// The case version you last saw.
-    pub expected_version: u64,
+    /// The signed status commit: the next number after the head, the same records, this status.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub commit: Base64Bytes,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -416,9 +437,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused() {
-        let r = serde_json::from_str::<StatusRequest>(
-            r#"{"status":"tracing","expected_version":1,"x":1}"#,
-        );
+        let r = serde_json::from_str::<StatusRequest>(r#"{"status":"tracing","commit":"","x":1}"#);
         assert!(r.is_err());
     }
 }

@@ -62,6 +62,36 @@ impl CaseFile {
         self.persons.iter().filter(|e| e.record.is_sought())
     }
 
+    /// Replaces every [`PersonRef::Index`] by the [`PersonRef::Record`] it resolves to. A case's
+    /// records are stored one by one and come back in record-id order, not in the order of
+    /// `persons`, so a reference by position is pinned to the record before the case is sealed. An
+    /// index that resolves to nothing is left for validation to report. Returns whether anything
+    /// changed.
+    pub fn pin_person_refs(&mut self) -> bool {
+        let ids: Vec<RecordId> = self.persons.iter().map(|e| e.id).collect();
+        let mut changed = false;
+        for m in &mut self.messages {
+            for r in [&mut m.record.from, &mut m.record.to] {
+                if let PersonRef::Index(i) = *r {
+                    if let Some(id) = ids.get(i) {
+                        *r = PersonRef::Record(*id);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        changed
+    }
+
+    /// Whether any reference is by position ([`CaseFile::pin_person_refs`] would change something).
+    #[must_use]
+    pub fn has_positional_refs(&self) -> bool {
+        self.messages.iter().any(|m| {
+            matches!(m.record.from, PersonRef::Index(_))
+                || matches!(m.record.to, PersonRef::Index(_))
+        })
+    }
+
     /// Resolves a [`PersonRef`] to a person entry of this case.
     #[must_use]
     pub fn resolve(&self, r: PersonRef) -> Option<&Entry<PersonRecord>> {
@@ -513,6 +543,17 @@ mod tests {
             Some(id(4))
         );
         assert!(c.resolve(PersonRef::Index(4)).is_none());
+        let mut pinned = c.clone();
+        pinned.messages[0].record.to = PersonRef::Index(2);
+        assert!(pinned.has_positional_refs());
+        assert!(pinned.pin_person_refs());
+        assert_eq!(pinned.messages[0].record.to, PersonRef::Record(id(3)));
+        assert!(!pinned.has_positional_refs());
+        pinned.persons.reverse();
+        assert_eq!(
+            pinned.resolve(pinned.messages[0].record.to).map(|e| e.id),
+            Some(id(3))
+        );
         assert!(c.resolve(PersonRef::Record(id(10))).is_none());
         assert_eq!(c.sought().count(), 3);
         assert_eq!(

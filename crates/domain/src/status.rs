@@ -28,6 +28,28 @@ pub enum CaseStatus {
 }
 
 impl CaseStatus {
+    /// The status's code in a signed case commit (its position in [`CaseStatus::ALL`]). Fixed by
+    /// the commit format: never renumber.
+    #[must_use]
+    pub fn code(self) -> u8 {
+        match self {
+            CaseStatus::Open => 0,
+            CaseStatus::Tracing => 1,
+            CaseStatus::Located => 2,
+            CaseStatus::FamilyInformed => 3,
+            CaseStatus::Reunited => 4,
+            CaseStatus::Closed => 5,
+            CaseStatus::ClosedUnsuccessful => 6,
+            CaseStatus::ClosedAtEnquirerRequest => 7,
+        }
+    }
+
+    /// The status with this commit code.
+    #[must_use]
+    pub fn from_code(code: u8) -> Option<CaseStatus> {
+        Self::ALL.into_iter().find(|s| s.code() == code)
+    }
+
     /// Every status, in workflow order.
     pub const ALL: [CaseStatus; 8] = [
         CaseStatus::Open,

@@ -114,6 +114,7 @@ pub(crate) struct CaseDb {
     pub created_by: Vec<u8>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub head_hash: Option<Vec<u8>>,
 }
 
 impl CaseDb {
@@ -130,8 +131,18 @@ impl CaseDb {
             created_by: MemberId::from_uuid(uuid_from(&self.created_by)?),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            head_hash: self.head_hash,
         })
     }
+}
+
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = case_commits)]
+pub(crate) struct CommitDb {
+    pub case_id: Vec<u8>,
+    pub seq: i64,
+    pub body: Vec<u8>,
+    pub created_at: i64,
 }
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]

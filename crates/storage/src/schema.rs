@@ -63,6 +63,16 @@ diesel::table! {
         created_by -> Binary,
         created_at -> BigInt,
         updated_at -> BigInt,
+        head_hash -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    case_commits (case_id, seq) {
+        case_id -> Binary,
+        seq -> BigInt,
+        body -> Binary,
+        created_at -> BigInt,
     }
 }
 
@@ -125,6 +135,7 @@ diesel::table! {
 
 diesel::joinable!(case_keys -> cases (case_id));
 diesel::joinable!(records -> cases (case_id));
+diesel::joinable!(case_commits -> cases (case_id));
 diesel::joinable!(members -> societies (society_id));
 diesel::table! {
     society_roots (society_id) {
@@ -156,6 +167,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     cases,
     case_keys,
     records,
+    case_commits,
     attachment_chunks,
     passkeys,
     webauthn_ceremonies,

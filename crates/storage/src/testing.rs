@@ -75,6 +75,43 @@ impl TestDatabase {
     pub fn pg_name(&self) -> Option<&str> {
         self.pg_drop.as_ref().map(|(_, n)| n.as_str())
     }
+
+    /// Runs SQL directly on the database, behind the server's back: what an attacker who holds the
+    /// host can do (the host tampering tests). Returns the rows changed by the last statement.
+    /// Panics (fails the test) on error.
+    #[allow(clippy::expect_used)] // a test helper: failing loudly is the point
+    pub fn tamper(&self, sql: &str) -> usize {
+        use diesel::RunQueryDsl;
+        match self.backend {
+            TestBackend::Sqlite => {
+                let path = self
+                    .sqlite_path()
+                    .expect("a SQLite test database has a file");
+                let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
+                    .expect("open the SQLite file");
+                conn.batch_execute("PRAGMA busy_timeout = 10000;")
+                    .expect("set the busy timeout");
+                diesel::sql_query(sql)
+                    .execute(&mut conn)
+                    .expect("tamper SQL")
+            }
+            TestBackend::Postgres => {
+                let mut conn = PgConnection::establish(&self.url).expect("connect to PostgreSQL");
+                diesel::sql_query(sql)
+                    .execute(&mut conn)
+                    .expect("tamper SQL")
+            }
+        }
+    }
+
+    /// A literal for `bytes` in this backend's SQL.
+    pub fn blob(&self, bytes: &[u8]) -> String {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        match self.backend {
+            TestBackend::Sqlite => format!("X'{hex}'"),
+            TestBackend::Postgres => format!("'\\x{hex}'::bytea"),
+        }
+    }
 }
 
 impl Drop for TestDatabase {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::testing::{TestBackend, TestDatabase};
+use rfl_domain::{CaseId, MemberId, RecordId, SocietyId};
 
 const NOW: Millis = 1_800_000_000_000;
 const DAY: Millis = 86_400_000;
@@ -97,6 +98,17 @@ fn new_case(society: SocietyId, author: &Member, records: usize) -> NewCase {
                 envelope: vec![i as u8; 300],
             })
             .collect(),
+        commit: commit(1, CaseStatus::Open),
+    }
+}
+
+/// An opaque commit as the store sees it (the API parses and verifies real ones).
+fn commit(seq: u64, status: CaseStatus) -> CommitWrite {
+    CommitWrite {
+        seq,
+        hash: vec![seq as u8; 32],
+        body: vec![0xC0, seq as u8],
+        status,
     }
 }
 
@@ -215,22 +227,31 @@ fn case_life_cycle_and_tenancy() {
         let bob = enrol(store, b, Role::Caseworker, 3);
 
         let batch: Vec<NewCase> = (0..5).map(|_| new_case(a, &alice, 3)).collect();
-        let rows = store.create_cases(&batch, NOW).unwrap();
+        let created = store.create_cases(&batch, NOW).unwrap();
+        assert_eq!(created.already_present, 0);
+        let rows = created.rows;
         assert_eq!(rows.len(), 5);
         let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 
-        // duplicate id: nothing of the batch is written
-        let dup = vec![new_case(a, &alice, 1), batch[0].clone()];
+        // a case stored already by the same member (a re-run import) is skipped and counted
+        let again = vec![new_case(a, &alice, 1), batch[0].clone()];
+        let created = store.create_cases(&again, NOW).unwrap();
+        assert_eq!((created.rows.len(), created.already_present), (1, 1));
+        assert_eq!(created.rows[0].id, again[0].id);
+        // an id someone else stored: nothing of the batch is written
+        let mut theirs = batch[1].clone();
+        theirs.created_by = carol.id;
+        let dup = vec![new_case(a, &alice, 1), theirs];
         assert!(matches!(
             store.create_cases(&dup, NOW),
             Err(StorageError::Conflict(_))
         ));
-        assert!(store.get_case(alice.id, dup[0].id).unwrap().is_none());
+        assert!(store.get_case(alice.id, dup[0].id, None).unwrap().is_none());
 
         let listed = store.list_cases(alice.id, None, 100).unwrap();
-        assert_eq!(listed.len(), 5);
-        assert!(listed.iter().all(|c| c.record_count == 3));
+        assert_eq!(listed.len(), 6);
+        assert_eq!(listed.iter().filter(|c| c.record_count == 3).count(), 5);
         let page = store
             .list_cases(alice.id, Some(listed[1].case.id), 2)
             .unwrap();
@@ -240,13 +261,31 @@ fn case_life_cycle_and_tenancy() {
         // others see nothing: not their society, or no key
         assert!(store.list_cases(bob.id, None, 100).unwrap().is_empty());
         assert!(store.list_cases(carol.id, None, 100).unwrap().is_empty());
-        assert!(store.get_case(bob.id, batch[0].id).unwrap().is_none());
-        assert!(store.get_case(carol.id, batch[0].id).unwrap().is_none());
+        assert!(store.get_case(bob.id, batch[0].id, None).unwrap().is_none());
+        assert!(store
+            .get_case(carol.id, batch[0].id, None)
+            .unwrap()
+            .is_none());
 
-        let bundle = store.get_case(alice.id, batch[0].id).unwrap().unwrap();
+        let bundle = store
+            .get_case(alice.id, batch[0].id, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(bundle.wrapped_key, vec![1; 200]);
         assert_eq!(bundle.records.len(), 3);
+        let ids: Vec<_> = bundle
+            .records
+            .iter()
+            .map(|r| *r.id.as_uuid().as_bytes())
+            .collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "records in record-id order"
+        );
         assert_eq!(bundle.case.status, CaseStatus::Open);
+        assert_eq!(bundle.head_commit, Some(vec![0xC0, 1]));
+        assert_eq!(bundle.case.head_hash, Some(vec![1; 32]));
+        assert!(bundle.commits_since.is_empty());
     });
 }
 
@@ -260,19 +299,37 @@ fn optimistic_concurrency_on_records() {
         let created = store
             .create_cases(std::slice::from_ref(&c), NOW)
             .unwrap()
+            .rows
             .remove(0);
         let rec = c.records[0].clone();
+        let head1 = vec![1u8; 32];
 
         let v2 = RecordWrite {
             version: 2,
             envelope: vec![42; 10],
             ..rec.clone()
         };
+        let c2 = commit(2, CaseStatus::Open);
         let after = store
-            .write_records(alice.id, c.id, std::slice::from_ref(&v2), NOW + 5)
+            .write_commit(
+                alice.id,
+                c.id,
+                &head1,
+                &c2,
+                std::slice::from_ref(&v2),
+                NOW + 5,
+            )
             .unwrap();
         assert!(after.seq > created.seq);
         assert_eq!(after.updated_at, NOW + 5);
+        assert_eq!(after.version, 2);
+        assert_eq!(after.head_hash, Some(c2.hash.clone()));
+
+        // a second writer whose commit is on the old head is refused and loses nothing
+        let stale_commit = commit(2, CaseStatus::Open);
+        let r = store.write_commit(alice.id, c.id, &head1, &stale_commit, &[], NOW + 6);
+        assert!(matches!(r, Err(StorageError::Conflict(_))), "{r:?}");
+        let c3 = commit(3, CaseStatus::Open);
 
         // a second writer still at version 1 is refused and loses nothing
         let stale = RecordWrite {
@@ -286,22 +343,45 @@ fn optimistic_concurrency_on_records() {
             version: 1,
             envelope: vec![8; 10],
         };
-        let r = store.write_records(alice.id, c.id, &[new_note.clone(), stale], NOW + 6);
+        let r = store.write_commit(
+            alice.id,
+            c.id,
+            &c2.hash,
+            &c3,
+            &[new_note.clone(), stale],
+            NOW + 6,
+        );
         assert!(matches!(r, Err(StorageError::Conflict(_))), "{r:?}");
-        let bundle = store.get_case(alice.id, c.id).unwrap().unwrap();
+        let bundle = store.get_case(alice.id, c.id, Some(0)).unwrap().unwrap();
         assert_eq!(bundle.records.len(), 1, "the whole write was rolled back");
         assert_eq!(bundle.records[0].envelope, vec![42; 10]);
         assert_eq!(bundle.records[0].version, 2);
+        assert_eq!(bundle.case.version, 2);
+        assert_eq!(bundle.head_commit, Some(c2.body.clone()));
+        assert_eq!(
+            bundle.commits_since,
+            vec![vec![0xC0, 1]],
+            "the chain after commit 0"
+        );
 
         // a new record id that exists already, a version 0, someone without a key
         assert!(matches!(
-            store.write_records(alice.id, c.id, std::slice::from_ref(&rec), NOW),
+            store.write_commit(
+                alice.id,
+                c.id,
+                &c2.hash,
+                &c3,
+                std::slice::from_ref(&rec),
+                NOW
+            ),
             Err(StorageError::Conflict(_))
         ));
         assert!(matches!(
-            store.write_records(
+            store.write_commit(
                 alice.id,
                 c.id,
+                &c2.hash,
+                &c3,
                 &[RecordWrite {
                     version: 0,
                     ..new_note.clone()
@@ -311,9 +391,28 @@ fn optimistic_concurrency_on_records() {
             Err(StorageError::Invalid(_))
         ));
         assert!(matches!(
-            store.write_records(bob.id, c.id, std::slice::from_ref(&new_note), NOW),
+            store.write_commit(
+                bob.id,
+                c.id,
+                &c2.hash,
+                &c3,
+                std::slice::from_ref(&new_note),
+                NOW
+            ),
             Err(StorageError::NotFound)
         ));
+        // the right head: stored
+        let r = store
+            .write_commit(
+                alice.id,
+                c.id,
+                &c2.hash,
+                &c3,
+                std::slice::from_ref(&new_note),
+                NOW,
+            )
+            .unwrap();
+        assert_eq!(r.version, 3);
     });
 }
 
@@ -324,22 +423,33 @@ fn status_workflow() {
         let alice = enrol(store, a, Role::Caseworker, 1);
         let c = new_case(a, &alice, 0);
         store.create_cases(std::slice::from_ref(&c), NOW).unwrap();
+        // The status is whatever the stored commit gives (the API checks the workflow).
+        let c2 = commit(2, CaseStatus::Tracing);
         let r = store
-            .set_status(alice.id, c.id, 1, CaseStatus::Tracing, NOW)
+            .write_commit(alice.id, c.id, &[1; 32], &c2, &[], NOW)
             .unwrap();
         assert_eq!((r.status, r.version), (CaseStatus::Tracing, 2));
-        // stale
+        // stale: its parent is not the head
         assert!(matches!(
-            store.set_status(alice.id, c.id, 1, CaseStatus::Located, NOW),
+            store.write_commit(
+                alice.id,
+                c.id,
+                &[1; 32],
+                &commit(2, CaseStatus::Located),
+                &[],
+                NOW
+            ),
             Err(StorageError::Conflict(_))
         ));
-        // illegal
-        assert!(matches!(
-            store.set_status(alice.id, c.id, 2, CaseStatus::Open, NOW),
-            Err(StorageError::Invalid(_))
-        ));
         let r = store
-            .set_status(alice.id, c.id, 2, CaseStatus::Located, NOW)
+            .write_commit(
+                alice.id,
+                c.id,
+                &c2.hash,
+                &commit(3, CaseStatus::Located),
+                &[],
+                NOW,
+            )
             .unwrap();
         assert_eq!(r.status, CaseStatus::Located);
     });

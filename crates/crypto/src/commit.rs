@@ -1,0 +1,569 @@
+//! Signed case commits (format 2): every write to a case is one commit, and a case is the chain of
+//! its commits. The head commit lists the case's complete current state, so a client that verifies
+//! the head's signature and checks the records it is served against it sees exactly what the author
+//! sealed: nothing hidden, added, swapped, rolled back, re-dated or re-attributed.
+//!
+//! Layout (all integers big-endian), [`COMMIT_LEN`] = 223 bytes:
+//!
+//! ```text
+//! off  len  field
+//!   0    4  magic "RFLC"
+//!   4    1  format_version (= 2)
+//!   5    1  op: 1 create, 2 records, 3 status
+//!   6   16  case_id
+//!  22    8  seq u64: 1 for the creating commit, then strictly +1
+//!  30   32  parent: commit hash of commit seq-1 (32 zero bytes for seq 1)
+//!  62    4  key_epoch u32
+//!  66   32  key_commitment = HMAC-SHA-256(data key, "rfl-key-commitment-v2" || case_id || key_epoch)
+//!  98    1  status code (the case's status after this commit)
+//!  99   16  author member id
+//! 115    8  created_at i64: the author's clock, Unix milliseconds
+//! 123    4  record_count u32: how many records the case holds after this commit
+//! 127   32  state digest (see [`state_digest`])
+//! 159   64  Ed25519 signature by the author's device key over "rfl-commit-sig-v2" || bytes 0..159
+//! ```
+//!
+//! The commit hash (its id, and the next commit's `parent`) is SHA-256 of all 223 bytes.
+//!
+//! State digest: SHA-256 of `"rfl-state-v2" || count u32 || entry*`, entries sorted by record id
+//! (bytewise), each `record_id 16 || kind u8 || version u64 || SHA-256(envelope) 32`.
+
+use ring::digest::{self, SHA256};
+use ring::hmac;
+use subtle::ConstantTimeEq;
+
+use crate::envelope::{parse_envelope_header, EnvelopeHeader};
+use crate::error::{CryptoError, Result};
+use crate::keys::{DataKey, DevicePublicKey, DeviceSigningKey};
+use crate::{RecordKind, ENVELOPE_VERSION};
+
+/// Commit magic bytes.
+pub const COMMIT_MAGIC: [u8; 4] = *b"RFLC";
+/// Length of every commit.
+pub const COMMIT_LEN: usize = BODY_LEN + 64;
+const BODY_LEN: usize = 159;
+const SIG_DOMAIN: &[u8] = b"rfl-commit-sig-v2";
+const KEY_COMMIT_DOMAIN: &[u8] = b"rfl-key-commitment-v2";
+const STATE_DOMAIN: &[u8] = b"rfl-state-v2";
+
+/// What a commit does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum CommitOp {
+    /// Creates the case (seq 1): its first records, key epoch 1, status open.
+    Create = 1,
+    /// Adds records or new versions of records.
+    Records = 2,
+    /// Changes the status; the records are unchanged.
+    Status = 3,
+}
+
+impl CommitOp {
+    /// From the wire byte.
+    pub fn from_u8(v: u8) -> Option<CommitOp> {
+        match v {
+            1 => Some(CommitOp::Create),
+            2 => Some(CommitOp::Records),
+            3 => Some(CommitOp::Status),
+            _ => None,
+        }
+    }
+}
+
+/// A commit's id: SHA-256 of its bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct CommitHash(pub [u8; 32]);
+
+impl CommitHash {
+    /// The parent of a case's first commit.
+    pub const ZERO: CommitHash = CommitHash([0; 32]);
+
+    /// From stored bytes.
+    pub fn from_slice(b: &[u8]) -> Result<CommitHash> {
+        Ok(CommitHash(b.try_into().map_err(|_| {
+            CryptoError::Malformed("commit hash length")
+        })?))
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// From lower- or upper-case hex.
+    pub fn from_hex(s: &str) -> Result<CommitHash> {
+        let bad = CryptoError::Malformed("commit hash hex");
+        if s.len() != 64 || !s.is_ascii() {
+            return Err(bad);
+        }
+        let mut out = [0u8; 32];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad_hex())?;
+        }
+        Ok(CommitHash(out))
+    }
+}
+
+fn bad_hex() -> CryptoError {
+    CryptoError::Malformed("commit hash hex")
+}
+
+impl std::fmt::Debug for CommitHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CommitHash({})", &self.to_hex()[..16])
+    }
+}
+
+/// SHA-256 of an envelope's exact bytes.
+pub fn envelope_hash(envelope: &[u8]) -> [u8; 32] {
+    sha256(envelope)
+}
+
+/// SHA-256.
+pub fn sha256(b: &[u8]) -> [u8; 32] {
+    let d = digest::digest(&SHA256, b);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// One record of a case's current state, as a commit lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateEntry {
+    /// The record's id.
+    pub record_id: uuid::Uuid,
+    /// Its kind.
+    pub kind: RecordKind,
+    /// Its current version.
+    pub version: u64,
+    /// SHA-256 of its current envelope.
+    pub envelope_hash: [u8; 32],
+}
+
+impl StateEntry {
+    /// The entry for an envelope, taken from its (keyless) header and its bytes.
+    pub fn of_envelope(envelope: &[u8]) -> Result<StateEntry> {
+        let h = parse_envelope_header(envelope)?;
+        Ok(StateEntry {
+            record_id: h.aad.record_id,
+            kind: h.aad.kind,
+            version: h.aad.version,
+            envelope_hash: envelope_hash(envelope),
+        })
+    }
+}
+
+/// How many records a state has, and its digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateDigest {
+    /// Number of records.
+    pub count: u32,
+    /// The digest (module docs).
+    pub digest: [u8; 32],
+}
+
+/// The digest of a case's complete current state. Entries may come in any order; a record id
+/// listed twice is refused.
+pub fn state_digest(entries: &[StateEntry]) -> Result<StateDigest> {
+    let count =
+        u32::try_from(entries.len()).map_err(|_| CryptoError::Commit("too many records"))?;
+    let mut sorted: Vec<&StateEntry> = entries.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.record_id.as_bytes().cmp(b.record_id.as_bytes()));
+    let mut ctx = digest::Context::new(&SHA256);
+    ctx.update(STATE_DOMAIN);
+    ctx.update(&count.to_be_bytes());
+    let mut prev: Option<&uuid::Uuid> = None;
+    for e in sorted {
+        if prev == Some(&e.record_id) {
+            return Err(CryptoError::Commit("a record is listed twice"));
+        }
+        prev = Some(&e.record_id);
+        ctx.update(e.record_id.as_bytes());
+        ctx.update(&[e.kind.as_u8()]);
+        ctx.update(&e.version.to_be_bytes());
+        ctx.update(&e.envelope_hash);
+    }
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(ctx.finish().as_ref());
+    Ok(StateDigest { count, digest })
+}
+
+/// The key commitment of a case's data key at an epoch: whoever holds a commit can tell whether a
+/// data key they unwrapped is the one its author sealed under.
+pub fn key_commitment(key: &DataKey, case_id: uuid::Uuid, key_epoch: u32) -> [u8; 32] {
+    let k = hmac::Key::new(hmac::HMAC_SHA256, key.expose_bytes());
+    let mut ctx = hmac::Context::with_key(&k);
+    ctx.update(KEY_COMMIT_DOMAIN);
+    ctx.update(case_id.as_bytes());
+    ctx.update(&key_epoch.to_be_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.sign().as_ref());
+    out
+}
+
+/// Everything a commit says, before it is signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitBody {
+    /// What the commit does.
+    pub op: CommitOp,
+    /// The case.
+    pub case_id: uuid::Uuid,
+    /// Its number in the case (1 for the creating commit).
+    pub seq: u64,
+    /// Hash of commit `seq - 1` ([`CommitHash::ZERO`] for seq 1).
+    pub parent: CommitHash,
+    /// Key epoch of the data key the case's records are sealed under.
+    pub key_epoch: u32,
+    /// [`key_commitment`] of that data key.
+    pub key_commitment: [u8; 32],
+    /// Status code of the case after this commit (`rfl_domain::CaseStatus::code`).
+    pub status: u8,
+    /// The member who signs it.
+    pub author: uuid::Uuid,
+    /// The author's clock when signing, Unix milliseconds.
+    pub created_at: i64,
+    /// The case's records after this commit.
+    pub state: StateDigest,
+}
+
+impl CommitBody {
+    fn encode(&self) -> [u8; BODY_LEN] {
+        let mut b = [0u8; BODY_LEN];
+        b[0..4].copy_from_slice(&COMMIT_MAGIC);
+        b[4] = ENVELOPE_VERSION;
+        b[5] = self.op as u8;
+        b[6..22].copy_from_slice(self.case_id.as_bytes());
+        b[22..30].copy_from_slice(&self.seq.to_be_bytes());
+        b[30..62].copy_from_slice(&self.parent.0);
+        b[62..66].copy_from_slice(&self.key_epoch.to_be_bytes());
+        b[66..98].copy_from_slice(&self.key_commitment);
+        b[98] = self.status;
+        b[99..115].copy_from_slice(self.author.as_bytes());
+        b[115..123].copy_from_slice(&self.created_at.to_be_bytes());
+        b[123..127].copy_from_slice(&self.state.count.to_be_bytes());
+        b[127..159].copy_from_slice(&self.state.digest);
+        b
+    }
+
+    fn check_shape(&self) -> Result<()> {
+        if self.seq == 0 {
+            return Err(CryptoError::Commit("commit numbers start at 1"));
+        }
+        if (self.seq == 1) != (self.op == CommitOp::Create) {
+            return Err(CryptoError::Commit(
+                "only the first commit creates the case, and it must",
+            ));
+        }
+        if (self.seq == 1) != (self.parent == CommitHash::ZERO) {
+            return Err(CryptoError::Commit(
+                "only the first commit has no parent, and it must not have one",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Signs the commit with the author's device key.
+    pub fn sign(&self, key: &DeviceSigningKey) -> Result<Commit> {
+        self.check_shape()?;
+        let body = self.encode();
+        let sig = key.sign(&signed_message(&body));
+        let mut bytes = Vec::with_capacity(COMMIT_LEN);
+        bytes.extend_from_slice(&body);
+        bytes.extend_from_slice(&sig);
+        let hash = CommitHash(sha256(&bytes));
+        Ok(Commit {
+            bytes,
+            body: *self,
+            hash,
+        })
+    }
+}
+
+fn signed_message(body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(SIG_DOMAIN.len() + body.len());
+    m.extend_from_slice(SIG_DOMAIN);
+    m.extend_from_slice(body);
+    m
+}
+
+/// A parsed commit whose signature has **not** been checked (the server parses commits without
+/// trusting them; a client trusts only a [`VerifiedCommit`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Commit {
+    bytes: Vec<u8>,
+    body: CommitBody,
+    hash: CommitHash,
+}
+
+impl std::fmt::Debug for Commit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commit")
+            .field("case_id", &self.body.case_id)
+            .field("seq", &self.body.seq)
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+fn arr<const N: usize>(b: &[u8]) -> Result<[u8; N]> {
+    b.try_into().map_err(|_| CryptoError::Malformed("length"))
+}
+
+/// Parses a commit without any key: magic, version, length, op and the chain shape (seq 1 ⇔
+/// create ⇔ no parent). Does not verify the signature.
+pub fn parse_commit(bytes: &[u8]) -> Result<Commit> {
+    if bytes.len() >= 5 && bytes[0..4] == COMMIT_MAGIC && bytes[4] != ENVELOPE_VERSION {
+        return Err(CryptoError::UnsupportedVersion(bytes[4]));
+    }
+    if bytes.len() != COMMIT_LEN {
+        return Err(CryptoError::Malformed("commit length"));
+    }
+    if bytes[0..4] != COMMIT_MAGIC {
+        return Err(CryptoError::Malformed("bad commit magic"));
+    }
+    let op = CommitOp::from_u8(bytes[5]).ok_or(CryptoError::Commit("unknown operation"))?;
+    let body = CommitBody {
+        op,
+        case_id: uuid::Uuid::from_bytes(arr(&bytes[6..22])?),
+        seq: u64::from_be_bytes(arr(&bytes[22..30])?),
+        parent: CommitHash(arr(&bytes[30..62])?),
+        key_epoch: u32::from_be_bytes(arr(&bytes[62..66])?),
+        key_commitment: arr(&bytes[66..98])?,
+        status: bytes[98],
+        author: uuid::Uuid::from_bytes(arr(&bytes[99..115])?),
+        created_at: i64::from_be_bytes(arr(&bytes[115..123])?),
+        state: StateDigest {
+            count: u32::from_be_bytes(arr(&bytes[123..127])?),
+            digest: arr(&bytes[127..159])?,
+        },
+    };
+    body.check_shape()?;
+    Ok(Commit {
+        bytes: bytes.to_vec(),
+        body,
+        hash: CommitHash(sha256(bytes)),
+    })
+}
+
+impl Commit {
+    /// What the commit says (not yet trusted).
+    pub fn body(&self) -> &CommitBody {
+        &self.body
+    }
+
+    /// Its hash.
+    pub fn hash(&self) -> CommitHash {
+        self.hash
+    }
+
+    /// Its bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Verifies the signature with the author's device key (which the caller must have looked up
+    /// for `body().author` and trust).
+    pub fn verify(self, author_key: &DevicePublicKey) -> Result<VerifiedCommit> {
+        author_key.verify(
+            &signed_message(&self.bytes[..BODY_LEN]),
+            &self.bytes[BODY_LEN..],
+        )?;
+        Ok(VerifiedCommit(self))
+    }
+
+    /// Whether `state` is exactly the state this commit lists (count and digest). Nothing is
+    /// trusted unless the commit was verified.
+    pub fn lists(&self, state: &StateDigest) -> bool {
+        self.body.state.count == state.count
+            && bool::from(self.body.state.digest.ct_eq(&state.digest))
+    }
+
+    /// Checks that `envelopes` are exactly the records this commit lists: served in record-id order
+    /// (bytewise, each once), each of this case and key epoch, none missing, none added, each at the
+    /// version and with the bytes listed. Returns their parsed headers, in the same order.
+    pub fn check_records(&self, envelopes: &[&[u8]]) -> Result<Vec<EnvelopeHeader>> {
+        let mut headers = Vec::with_capacity(envelopes.len());
+        let mut entries = Vec::with_capacity(envelopes.len());
+        for e in envelopes {
+            let h = parse_envelope_header(e)?;
+            if h.aad.case_id != self.body.case_id {
+                return Err(CryptoError::Commit(
+                    "a record of another case is served with this one",
+                ));
+            }
+            if h.aad.key_epoch != self.body.key_epoch {
+                return Err(CryptoError::Commit(
+                    "a record is sealed under another key epoch than the head commit's",
+                ));
+            }
+            if let Some(prev) = headers.last().map(|p: &EnvelopeHeader| p.aad.record_id) {
+                if prev.as_bytes() >= h.aad.record_id.as_bytes() {
+                    return Err(CryptoError::Commit(
+                        "records are served twice or out of order",
+                    ));
+                }
+            }
+            entries.push(StateEntry {
+                record_id: h.aad.record_id,
+                kind: h.aad.kind,
+                version: h.aad.version,
+                envelope_hash: envelope_hash(e),
+            });
+            headers.push(h);
+        }
+        let state = state_digest(&entries)?;
+        if state.count < self.body.state.count {
+            return Err(CryptoError::Commit(
+                "records the head commit lists are missing",
+            ));
+        }
+        if state.count > self.body.state.count {
+            return Err(CryptoError::Commit(
+                "records the head commit does not list were added",
+            ));
+        }
+        if !self.lists(&state) {
+            return Err(CryptoError::Commit(
+                "a record was replaced, altered or rolled back: it is not the version the head commit lists",
+            ));
+        }
+        Ok(headers)
+    }
+
+    /// Whether `key` is the data key this commit was made under.
+    pub fn commits_to_key(&self, key: &DataKey) -> bool {
+        let kc = key_commitment(key, self.body.case_id, self.body.key_epoch);
+        bool::from(kc.ct_eq(&self.body.key_commitment))
+    }
+}
+
+/// A commit whose signature verified under the key its verifier trusts for the author.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedCommit(Commit);
+
+impl std::ops::Deref for VerifiedCommit {
+    type Target = Commit;
+    fn deref(&self) -> &Commit {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn body(seq: u64, parent: CommitHash) -> CommitBody {
+        let key = DataKey::from_bytes([7; 32]);
+        let case_id = Uuid::from_bytes([1; 16]);
+        CommitBody {
+            op: if seq == 1 {
+                CommitOp::Create
+            } else {
+                CommitOp::Records
+            },
+            case_id,
+            seq,
+            parent,
+            key_epoch: 1,
+            key_commitment: key_commitment(&key, case_id, 1),
+            status: 0,
+            author: Uuid::from_bytes([2; 16]),
+            created_at: 1_764_000_000_000,
+            state: state_digest(&[]).unwrap(),
+        }
+    }
+
+    #[test]
+    fn sign_parse_verify_round_trip() {
+        let k = DeviceSigningKey::generate().unwrap();
+        let c = body(1, CommitHash::ZERO).sign(&k).unwrap();
+        assert_eq!(c.as_bytes().len(), COMMIT_LEN);
+        let p = parse_commit(c.as_bytes()).unwrap();
+        assert_eq!(p, c);
+        assert_eq!(p.hash(), CommitHash(sha256(c.as_bytes())));
+        let v = p.verify(&k.public_key()).unwrap();
+        assert_eq!(v.body().seq, 1);
+        let other = DeviceSigningKey::generate().unwrap();
+        assert!(matches!(
+            parse_commit(c.as_bytes())
+                .unwrap()
+                .verify(&other.public_key()),
+            Err(CryptoError::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn every_bit_of_a_commit_is_covered() {
+        let k = DeviceSigningKey::generate().unwrap();
+        let c = body(2, CommitHash([9; 32])).sign(&k).unwrap();
+        for i in 0..COMMIT_LEN * 8 {
+            let mut b = c.as_bytes().to_vec();
+            b[i / 8] ^= 1 << (i % 8);
+            let ok = parse_commit(&b).and_then(|p| p.verify(&k.public_key()));
+            assert!(ok.is_err(), "bit {i} flipped and still accepted");
+        }
+    }
+
+    #[test]
+    fn chain_shape_is_enforced() {
+        let k = DeviceSigningKey::generate().unwrap();
+        assert!(body(0, CommitHash::ZERO).sign(&k).is_err());
+        assert!(body(2, CommitHash::ZERO).sign(&k).is_err());
+        let mut b = body(1, CommitHash([1; 32]));
+        assert!(b.sign(&k).is_err());
+        b.parent = CommitHash::ZERO;
+        b.op = CommitOp::Status;
+        assert!(b.sign(&k).is_err());
+    }
+
+    #[test]
+    fn state_digest_is_order_free_and_refuses_duplicates() {
+        let e = |n: u8, v: u64| StateEntry {
+            record_id: Uuid::from_bytes([n; 16]),
+            kind: RecordKind::Note,
+            version: v,
+            envelope_hash: [n; 32],
+        };
+        let a = state_digest(&[e(1, 1), e(2, 1), e(3, 1)]).unwrap();
+        let b = state_digest(&[e(3, 1), e(1, 1), e(2, 1)]).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.count, 3);
+        assert_ne!(a, state_digest(&[e(1, 1), e(2, 2), e(3, 1)]).unwrap());
+        assert_ne!(a, state_digest(&[e(1, 1), e(2, 1)]).unwrap());
+        assert!(state_digest(&[e(1, 1), e(1, 2)]).is_err());
+    }
+
+    #[test]
+    fn key_commitment_binds_key_case_and_epoch() {
+        let k1 = DataKey::from_bytes([1; 32]);
+        let k2 = DataKey::from_bytes([2; 32]);
+        let c = Uuid::from_bytes([5; 16]);
+        let base = key_commitment(&k1, c, 1);
+        assert_ne!(base, key_commitment(&k2, c, 1));
+        assert_ne!(base, key_commitment(&k1, Uuid::nil(), 1));
+        assert_ne!(base, key_commitment(&k1, c, 2));
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let h = CommitHash([0xab; 32]);
+        assert_eq!(CommitHash::from_hex(&h.to_hex()).unwrap(), h);
+        assert!(CommitHash::from_hex("zz").is_err());
+    }
+
+    #[test]
+    fn format_1_is_refused_with_its_version() {
+        let k = DeviceSigningKey::generate().unwrap();
+        let mut b = body(1, CommitHash::ZERO)
+            .sign(&k)
+            .unwrap()
+            .as_bytes()
+            .to_vec();
+        b[4] = 1;
+        assert!(matches!(
+            parse_commit(&b),
+            Err(CryptoError::UnsupportedVersion(1))
+        ));
+    }
+}

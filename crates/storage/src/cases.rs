@@ -1,0 +1,508 @@
+//! Cases: their wrapped keys, records, commits and attachment chunks.
+
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+use rfl_domain::{CaseId, CaseStatus, MemberId, RecordId, SocietyId};
+
+use crate::models::*;
+use crate::schema::*;
+use uuid::Uuid;
+
+use crate::{
+    epoch_i32, id_bytes, version_i64, Millis, Pools, Result, StorageError, Store, INSERT_CHUNK,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseRow {
+    pub id: CaseId,
+    pub society_id: SocietyId,
+    pub status: CaseStatus,
+    pub key_epoch: u32,
+    pub version: u64,
+    pub seq: i64,
+    pub created_by: MemberId,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    /// SHA-256 of the head commit (its number is `version`); `None` for a format-1 case, which has
+    /// no commits.
+    pub head_hash: Option<Vec<u8>>,
+}
+
+/// A signed commit to store: its number in the case, its hash and bytes (parsed and verified by the
+/// API), and the status it gives the case.
+#[derive(Clone, Debug)]
+pub struct CommitWrite {
+    pub seq: u64,
+    pub hash: Vec<u8>,
+    pub body: Vec<u8>,
+    pub status: CaseStatus,
+}
+
+/// A case data key wrapped to one recipient: a member, or the society escrow key (recipient = society id).
+#[derive(Clone, Debug)]
+pub struct WrappedKey {
+    pub recipient_id: Uuid,
+    pub wrapped: Vec<u8>,
+}
+
+/// One record version to write. `version` 1 creates the record; version n+1 replaces version n.
+#[derive(Clone, Debug)]
+pub struct RecordWrite {
+    pub id: RecordId,
+    pub kind: i16,
+    pub version: u64,
+    pub envelope: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewCase {
+    pub id: CaseId,
+    pub society_id: SocietyId,
+    pub created_by: MemberId,
+    pub status: CaseStatus,
+    pub key_epoch: u32,
+    pub keys: Vec<WrappedKey>,
+    pub records: Vec<RecordWrite>,
+    /// The creating commit (seq 1).
+    pub commit: CommitWrite,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRow {
+    pub id: RecordId,
+    pub kind: i16,
+    pub version: u64,
+    pub key_epoch: u32,
+    pub author_id: MemberId,
+    pub envelope: Vec<u8>,
+    pub seq: i64,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// A case as one member may read it: metadata, that member's wrapped data key, every record (in
+/// record-id order), the head commit and, if asked for, the commits between a known one and the head.
+#[derive(Clone, Debug)]
+pub struct CaseBundle {
+    pub case: CaseRow,
+    pub wrapped_key: Vec<u8>,
+    pub records: Vec<RecordRow>,
+    /// The head commit's bytes (`None` for a format-1 case).
+    pub head_commit: Option<Vec<u8>>,
+    /// Commits after the `since` asked for and before the head, oldest first.
+    pub commits_since: Vec<Vec<u8>>,
+}
+
+/// What a batch of new cases did: the cases created, and how many were stored already.
+#[derive(Clone, Debug)]
+pub struct CreatedCases {
+    pub rows: Vec<CaseRow>,
+    pub already_present: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct CaseListItem {
+    pub case: CaseRow,
+    pub record_count: i64,
+}
+
+impl Store {
+    // --- cases -------------------------------------------------------------------------------------
+
+    /// Creates cases with their wrapped keys and first record versions, all in one transaction.
+    ///
+    /// A case whose id is stored already, created by the same member, is skipped and counted in
+    /// [`CreatedCases::already_present`] (a re-run of an interrupted import); an id stored by anyone
+    /// else is a conflict and nothing is written.
+    pub fn create_cases(&self, new_cases: &[NewCase], now: Millis) -> Result<CreatedCases> {
+        let mut case_rows = Vec::with_capacity(new_cases.len());
+        let mut commit_rows = Vec::with_capacity(new_cases.len());
+        let mut key_rows = Vec::new();
+        let mut record_rows = Vec::new();
+        for c in new_cases {
+            let epoch = epoch_i32(c.key_epoch)?;
+            let case_id = id_bytes(c.id.as_uuid());
+            let author = id_bytes(c.created_by.as_uuid());
+            case_rows.push(CaseDb {
+                id: case_id.clone(),
+                society_id: id_bytes(c.society_id.as_uuid()),
+                status: c.status.as_str().to_owned(),
+                key_epoch: epoch,
+                version: 1,
+                seq: 0,
+                created_by: author.clone(),
+                created_at: now,
+                updated_at: now,
+                head_hash: Some(c.commit.hash.clone()),
+            });
+            if c.commit.seq != 1 || c.commit.status != c.status {
+                return Err(StorageError::Invalid(
+                    "a new case starts with its first commit".into(),
+                ));
+            }
+            commit_rows.push(CommitDb {
+                case_id: case_id.clone(),
+                seq: 1,
+                body: c.commit.body.clone(),
+                created_at: now,
+            });
+            for k in &c.keys {
+                key_rows.push(CaseKeyDb {
+                    case_id: case_id.clone(),
+                    recipient_id: id_bytes(&k.recipient_id),
+                    key_epoch: epoch,
+                    wrapped: k.wrapped.clone(),
+                    created_at: now,
+                });
+            }
+            for r in &c.records {
+                if r.version != 1 {
+                    return Err(StorageError::Invalid(
+                        "a new case's records start at version 1".into(),
+                    ));
+                }
+                record_rows.push(RecordDb {
+                    id: id_bytes(r.id.as_uuid()),
+                    case_id: case_id.clone(),
+                    kind: r.kind,
+                    version: 1,
+                    key_epoch: epoch,
+                    author_id: author.clone(),
+                    envelope: r.envelope.clone(),
+                    seq: 0,
+                    created_at: now,
+                    updated_at: now,
+                });
+            }
+        }
+        let ids: Vec<Vec<u8>> = case_rows.iter().map(|r| r.id.clone()).collect();
+        let result = write_tx!(self, conn => {
+            let mut present: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+            for chunk in ids.chunks(INSERT_CHUNK) {
+                let found: Vec<(Vec<u8>, Vec<u8>)> = cases::table
+                    .filter(cases::id.eq_any(chunk))
+                    .select((cases::id, cases::created_by))
+                    .load(conn)?;
+                for (id, by) in found {
+                    let mine = case_rows.iter().any(|r| r.id == id && r.created_by == by);
+                    if !mine {
+                        return Err(StorageError::Conflict("a case with this id exists"));
+                    }
+                    present.insert(id);
+                }
+            }
+            if !present.is_empty() {
+                case_rows.retain(|r| !present.contains(&r.id));
+                commit_rows.retain(|r| !present.contains(&r.case_id));
+                key_rows.retain(|r| !present.contains(&r.case_id));
+                record_rows.retain(|r| !present.contains(&r.case_id));
+            }
+            let changes = i64::try_from(case_rows.len() + record_rows.len())
+                .map_err(|_| StorageError::Invalid("batch too large".into()))?;
+            let mut seq = next_seq!(conn, changes);
+            for row in case_rows.iter_mut() {
+                row.seq = seq;
+                seq += 1;
+            }
+            for row in record_rows.iter_mut() {
+                row.seq = seq;
+                seq += 1;
+            }
+            for chunk in case_rows.chunks(INSERT_CHUNK) {
+                diesel::insert_into(cases::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .map_err(|e| StorageError::from_insert(e, "a case with this id exists"))?;
+            }
+            for chunk in commit_rows.chunks(INSERT_CHUNK) {
+                diesel::insert_into(case_commits::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .map_err(|e| StorageError::from_insert(e, "a case with this id exists"))?;
+            }
+            for chunk in key_rows.chunks(INSERT_CHUNK) {
+                diesel::insert_into(case_keys::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .map_err(|e| StorageError::from_insert(e, "a key for this recipient exists"))?;
+            }
+            for chunk in record_rows.chunks(INSERT_CHUNK) {
+                diesel::insert_into(records::table)
+                    .values(chunk)
+                    .execute(conn)
+                    .map_err(|e| StorageError::from_insert(e, "a record with this id exists"))?;
+            }
+            Ok(present.len())
+        });
+        let already_present = result?;
+        Ok(CreatedCases {
+            rows: case_rows
+                .into_iter()
+                .map(CaseDb::into_case)
+                .collect::<Result<_>>()?,
+            already_present,
+        })
+    }
+
+    /// The cases a member holds a key for, in id order (UUIDv7: creation order), after `after`.
+    pub fn list_cases(
+        &self,
+        member: MemberId,
+        after: Option<CaseId>,
+        limit: i64,
+    ) -> Result<Vec<CaseListItem>> {
+        let me = id_bytes(member.as_uuid());
+        let after = after.map(|a| id_bytes(a.as_uuid())).unwrap_or_default();
+        let (rows, counts): (Vec<CaseDb>, Vec<(Vec<u8>, i64)>) = read!(self, conn => {
+            let rows: Vec<CaseDb> = cases::table
+                .inner_join(
+                    case_keys::table.on(case_keys::case_id
+                        .eq(cases::id)
+                        .and(case_keys::key_epoch.eq(cases::key_epoch))),
+                )
+                .filter(case_keys::recipient_id.eq(&me))
+                // A range scan of the key table's primary key (recipient, case), in case order.
+                .filter(case_keys::case_id.gt(&after))
+                .order(case_keys::case_id)
+                .limit(limit)
+                .select(CaseDb::as_select())
+                .load(conn)?;
+            let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.id.clone()).collect();
+            let counts: Vec<(Vec<u8>, i64)> = if ids.is_empty() {
+                Vec::new()
+            } else {
+                records::table
+                    .filter(records::case_id.eq_any(ids))
+                    .group_by(records::case_id)
+                    .select((records::case_id, count_star()))
+                    .load(conn)?
+            };
+            (rows, counts)
+        });
+        let counts: std::collections::HashMap<Vec<u8>, i64> = counts.into_iter().collect();
+        rows.into_iter()
+            .map(|row| {
+                let record_count = counts.get(&row.id).copied().unwrap_or(0);
+                Ok(CaseListItem {
+                    case: row.into_case()?,
+                    record_count,
+                })
+            })
+            .collect()
+    }
+
+    /// A case with the member's wrapped key, all records in record-id order and its head commit, or
+    /// `None` when the member holds no key for it — whether it does not exist or belongs to someone
+    /// else is not told apart. With `since`, also the commits numbered after it and before the head
+    /// (so a client that saw commit `since` can check the head descends from it).
+    pub fn get_case(
+        &self,
+        member: MemberId,
+        case: CaseId,
+        since: Option<u64>,
+    ) -> Result<Option<CaseBundle>> {
+        let since = since.map(version_i64).transpose()?;
+        type Found = (CaseDb, Vec<u8>, Vec<RecordDb>, Vec<(i64, Vec<u8>)>);
+        let found: Option<Found> = read!(self, conn => {
+            match case_for_member!(conn, member, case) {
+                None => None,
+                Some((row, wrapped)) => {
+                    let recs: Vec<RecordDb> = records::table
+                        .filter(records::case_id.eq(&row.id))
+                        .order(records::id)
+                        .select(RecordDb::as_select())
+                        .load(conn)?;
+                    // The head, and the chain after `since` if asked (never more than the head).
+                    let from = since.map(|s| s + 1).unwrap_or(row.version).min(row.version);
+                    let commits: Vec<(i64, Vec<u8>)> = case_commits::table
+                        .filter(case_commits::case_id.eq(&row.id))
+                        .filter(case_commits::seq.ge(from))
+                        .filter(case_commits::seq.le(row.version))
+                        .order(case_commits::seq)
+                        .select((case_commits::seq, case_commits::body))
+                        .load(conn)?;
+                    Some((row, wrapped, recs, commits))
+                }
+            }
+        });
+        found
+            .map(|(row, wrapped_key, recs, mut commits)| {
+                let head = match commits.last() {
+                    Some((seq, _)) if *seq == row.version => commits.pop().map(|(_, b)| b),
+                    _ => None,
+                };
+                Ok(CaseBundle {
+                    case: row.into_case()?,
+                    wrapped_key,
+                    records: recs
+                        .into_iter()
+                        .map(RecordDb::into_record)
+                        .collect::<Result<_>>()?,
+                    head_commit: head,
+                    commits_since: commits.into_iter().map(|(_, b)| b).collect(),
+                })
+            })
+            .transpose()
+    }
+
+    /// The case's metadata if the member holds a key for it.
+    pub fn case_for_member(&self, member: MemberId, case: CaseId) -> Result<Option<CaseRow>> {
+        let found = read!(self, conn => { case_for_member!(conn, member, case) });
+        found.map(|(row, _)| row.into_case()).transpose()
+    }
+
+    /// Stores one commit of a case the member holds a key for, with the record versions it writes,
+    /// in one transaction. The case must still be at commit `commit.seq - 1` with head `parent`:
+    /// otherwise someone else committed first and nothing is written (conflict). Version 1 creates a
+    /// record; version n+1 replaces version n (anything else is a conflict too).
+    pub fn write_commit(
+        &self,
+        member: MemberId,
+        case: CaseId,
+        parent: &[u8],
+        commit: &CommitWrite,
+        writes: &[RecordWrite],
+        now: Millis,
+    ) -> Result<CaseRow> {
+        let n = i64::try_from(writes.len())
+            .map_err(|_| StorageError::Invalid("too many records".into()))?;
+        let seq_no = version_i64(commit.seq)?;
+        let author = id_bytes(member.as_uuid());
+        let stale = StorageError::Conflict(
+            "the case was changed by someone else since you opened it: reload it and retry",
+        );
+        let row = write_tx!(self, conn => {
+            let (row, _) = case_for_member!(conn, member, case).ok_or(StorageError::NotFound)?;
+            if row.version != seq_no - 1 || row.head_hash.as_deref() != Some(parent) {
+                return Err(stale);
+            }
+            let mut seq = next_seq!(conn, n + 1);
+            for w in writes {
+                let version = version_i64(w.version)?;
+                let id = id_bytes(w.id.as_uuid());
+                if version == 1 {
+                    let rec = RecordDb {
+                        id,
+                        case_id: row.id.clone(),
+                        kind: w.kind,
+                        version,
+                        key_epoch: row.key_epoch,
+                        author_id: author.clone(),
+                        envelope: w.envelope.clone(),
+                        seq,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    diesel::insert_into(records::table)
+                        .values(&rec)
+                        .execute(conn)
+                        .map_err(|e| StorageError::from_insert(e, "a record with this id exists: update it with its next version"))?;
+                } else if version > 1 {
+                    let updated = diesel::update(
+                        records::table
+                            .filter(records::id.eq(&id))
+                            .filter(records::case_id.eq(&row.id))
+                            .filter(records::kind.eq(w.kind))
+                            .filter(records::version.eq(version - 1)),
+                    )
+                    .set((
+                        records::version.eq(version),
+                        records::key_epoch.eq(row.key_epoch),
+                        records::author_id.eq(&author),
+                        records::envelope.eq(&w.envelope),
+                        records::seq.eq(seq),
+                        records::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+                    if updated != 1 {
+                        return Err(StorageError::Conflict(
+                            "a record was changed by someone else (stale version): reload the case and retry",
+                        ));
+                    }
+                } else {
+                    return Err(StorageError::Invalid("record versions start at 1".into()));
+                }
+                seq += 1;
+            }
+            diesel::insert_into(case_commits::table)
+                .values(&CommitDb {
+                    case_id: row.id.clone(),
+                    seq: seq_no,
+                    body: commit.body.clone(),
+                    created_at: now,
+                })
+                .execute(conn)
+                .map_err(|_| StorageError::Conflict("this commit number is taken: reload the case and retry"))?;
+            let updated: CaseDb = diesel::update(
+                cases::table.filter(cases::id.eq(&row.id)).filter(cases::version.eq(seq_no - 1)),
+            )
+            .set((
+                cases::version.eq(seq_no),
+                cases::head_hash.eq(Some(commit.hash.clone())),
+                cases::status.eq(commit.status.as_str()),
+                cases::seq.eq(seq),
+                cases::updated_at.eq(now),
+            ))
+            .returning(CaseDb::as_returning())
+            .get_result(conn)?;
+            Ok(updated)
+        })?;
+        row.into_case()
+    }
+
+    // --- attachment chunks -------------------------------------------------------------------------
+
+    /// Stores one sealed chunk of an attachment of a case the member holds a key for. Chunks are
+    /// write-once: re-sending an existing chunk is a conflict.
+    pub fn put_chunk(
+        &self,
+        member: MemberId,
+        case: CaseId,
+        attachment: RecordId,
+        idx: u32,
+        data: &[u8],
+        now: Millis,
+    ) -> Result<()> {
+        let idx = i32::try_from(idx)
+            .map_err(|_| StorageError::Invalid("chunk index out of range".into()))?;
+        let row = AttachmentChunkDb {
+            attachment_id: id_bytes(attachment.as_uuid()),
+            idx,
+            case_id: id_bytes(case.as_uuid()),
+            data: data.to_vec(),
+            created_at: now,
+        };
+        write_tx!(self, conn => {
+            case_for_member!(conn, member, case).ok_or(StorageError::NotFound)?;
+            diesel::insert_into(attachment_chunks::table)
+                .values(&row)
+                .execute(conn)
+                .map_err(|e| StorageError::from_insert(e, "this chunk was already uploaded"))?;
+            Ok(())
+        })
+    }
+
+    pub fn get_chunk(
+        &self,
+        member: MemberId,
+        case: CaseId,
+        attachment: RecordId,
+        idx: u32,
+    ) -> Result<Option<Vec<u8>>> {
+        let idx = i32::try_from(idx)
+            .map_err(|_| StorageError::Invalid("chunk index out of range".into()))?;
+        read!(self, conn => {
+            if case_for_member!(conn, member, case).is_none() {
+                return Ok(None);
+            }
+            Ok(attachment_chunks::table
+                .filter(attachment_chunks::attachment_id.eq(id_bytes(attachment.as_uuid())))
+                .filter(attachment_chunks::case_id.eq(id_bytes(case.as_uuid())))
+                .filter(attachment_chunks::idx.eq(idx))
+                .select(attachment_chunks::data)
+                .first::<Vec<u8>>(conn)
+                .optional()?)
+        })
+    }
+}

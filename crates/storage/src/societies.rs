@@ -1,0 +1,100 @@
+//! Societies and their escrow key.
+
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+use rfl_domain::SocietyId;
+
+use crate::models::*;
+use crate::schema::*;
+use crate::{id_bytes, Millis, NewEnrolmentCode, Pools, Result, StorageError, Store};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Society {
+    pub id: SocietyId,
+    pub name: String,
+    /// The society escrow key's age recipient and its identity wrapped to the offline recovery key.
+    pub escrow: Option<SocietyEscrow>,
+    pub created_at: Millis,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocietyEscrow {
+    pub recipient: String,
+    pub wrapped_identity: Vec<u8>,
+}
+
+impl Store {
+    // --- societies --------------------------------------------------------------------------------
+
+    /// Creates a society with the one-time enrolment code of its first admin.
+    pub fn create_society(
+        &self,
+        id: SocietyId,
+        name: &str,
+        first_admin: NewEnrolmentCode,
+        now: Millis,
+    ) -> Result<Society> {
+        let row = SocietyDb {
+            id: id_bytes(id.as_uuid()),
+            name: name.to_owned(),
+            escrow_recipient: None,
+            escrow_wrapped: None,
+            created_at: now,
+        };
+        let code = EnrolmentCodeDb::from_new(&first_admin);
+        write_tx!(self, conn => {
+            diesel::insert_into(societies::table)
+                .values(&row)
+                .execute(conn)
+                .map_err(|e| StorageError::from_insert(e, "a society with this name exists"))?;
+            diesel::insert_into(enrolment_codes::table).values(&code).execute(conn)?;
+            Ok(())
+        })?;
+        row.into_society()
+    }
+
+    pub fn society(&self, id: SocietyId) -> Result<Option<Society>> {
+        let row: Option<SocietyDb> = read!(self, conn => {
+            societies::table
+                .filter(societies::id.eq(id_bytes(id.as_uuid())))
+                .select(SocietyDb::as_select())
+                .first(conn)
+                .optional()?
+        });
+        row.map(SocietyDb::into_society).transpose()
+    }
+
+    pub fn society_by_name(&self, name: &str) -> Result<Option<Society>> {
+        let row: Option<SocietyDb> = read!(self, conn => {
+            societies::table
+                .filter(societies::name.eq(name))
+                .select(SocietyDb::as_select())
+                .first(conn)
+                .optional()?
+        });
+        row.map(SocietyDb::into_society).transpose()
+    }
+
+    /// Sets the society escrow key once; a second attempt is a conflict (rotation is its own operation).
+    pub fn set_society_escrow(&self, id: SocietyId, escrow: &SocietyEscrow) -> Result<()> {
+        let updated = write_tx!(self, conn => {
+            Ok(diesel::update(
+                societies::table
+                    .filter(societies::id.eq(id_bytes(id.as_uuid())))
+                    .filter(societies::escrow_recipient.is_null()),
+            )
+            .set((
+                societies::escrow_recipient.eq(Some(escrow.recipient.clone())),
+                societies::escrow_wrapped.eq(Some(escrow.wrapped_identity.clone())),
+            ))
+            .execute(conn)?)
+        })?;
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::Conflict(
+                "the society escrow key is already set",
+            ))
+        }
+    }
+}
