@@ -733,8 +733,10 @@ fn every_form_the_drill_searches_for_is_found() {
         let mut haystack = Vec::new();
         let mut expected = BTreeSet::new();
         for shift in 0..3usize {
-            // The value `shift` bytes past a 3-byte boundary, with text on both sides.
-            let text = format!("{}name: {value}; seen 2019.", "#".repeat(3 + shift));
+            // The value `shift` bytes past a 3-byte boundary, with text on both sides. Its neighbours
+            // are '~' (0x7e), whose bits next to the value are not all zero: a base64 needle that kept
+            // a character shared with a neighbouring byte would be missed.
+            let text = format!("{}name:~{value}~seen 2019.", "#".repeat(3 + shift));
             let encoded: Vec<(String, Vec<u8>)> = vec![
                 ("plain".into(), text.clone().into_bytes()),
                 ("utf16le".into(), utf16(&text, true)),
