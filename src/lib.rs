@@ -126,6 +126,15 @@ impl TestServer {
         pair.public_key().as_ref().to_vec()
     }
 
+    /// A JWT with exactly this `header` and these `claims` (JSON, as given), signed with this server's
+    /// own token key. A test forges tokens with it that pass the signature check, so that the check it
+    /// is about (kid, audience, issuer, times, …) is what refuses them.
+    #[allow(clippy::expect_used)]
+    pub fn sign_token(&self, header: &[u8], claims: &[u8]) -> String {
+        let der = std::fs::read(&self.config.auth.signing_key_file).expect("token key file");
+        sign_jwt(&der, header, claims)
+    }
+
     /// Creates a society; returns its id and the first admin's enrolment code.
     #[allow(clippy::expect_used)]
     pub fn create_society(&self, name: &str) -> (SocietyId, String) {
@@ -221,6 +230,18 @@ impl TestServer {
     pub async fn stop(self) {
         self.server.stop().await;
     }
+}
+
+/// A compact JWS (`header.claims.signature`, base64url) over exactly these `header` and `claims` bytes,
+/// signed with the Ed25519 PKCS#8 key `pkcs8` (EdDSA).
+#[allow(clippy::expect_used)]
+pub fn sign_jwt(pkcs8: &[u8], header: &[u8], claims: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8).expect("an Ed25519 PKCS#8 key");
+    let input = format!("{}.{}", b64.encode(header), b64.encode(claims));
+    let sig = pair.sign(input.as_bytes());
+    format!("{input}.{}", b64.encode(sig.as_ref()))
 }
 
 trait Now {

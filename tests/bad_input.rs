@@ -148,14 +148,38 @@ async fn bad_requests_get_problem_json() {
             .unwrap();
         let p = expect_problem(r, 422).await;
         assert!(p["detail"].as_str().unwrap().contains("case id"));
-        // bad enrolment code
+        // An unknown enrolment code, in a machine enrolment that is otherwise valid (a well-formed code
+        // that was never issued, a real key pair): the code lookup refuses it. The same request with an
+        // issued code enrols the machine.
+        let keys = rfl_client::DeviceKeys::generate().unwrap();
+        let enrolment = |code: &str| {
+            serde_json::json!({
+                "code": code,
+                "signing_key": base64_std(keys.signing.public_key().as_bytes()),
+                "age_recipient": keys.age.recipient().to_string(),
+            })
+        };
+        let (never_issued, _) = rfl_api::identity::new_enrolment_code().unwrap();
         let r = http
             .post(url("/v1/enrol"))
-            .json(&serde_json::json!({"code": "nope", "signing_key": "AAAA", "age_recipient": "age1x"}))
+            .json(&enrolment(&never_issued))
             .send()
             .await
             .unwrap();
-        expect_problem(r, 400).await;
+        let p = expect_problem(r, 400).await;
+        assert_eq!(p["detail"], "unknown enrolment code");
+        let issued = soc
+            .admin
+            .issue_enrolment_code(rfl_domain::Role::SyncAgent)
+            .await
+            .unwrap();
+        let r = http
+            .post(url("/v1/enrol"))
+            .json(&enrolment(&issued.code))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "the control enrols");
         // health and the OpenAPI document
         assert_eq!(
             http.get(url("/healthz")).send().await.unwrap().status(),
@@ -175,4 +199,9 @@ async fn bad_requests_get_problem_json() {
         assert!(doc["paths"]["/v1/cases/batch"]["post"].is_object());
         t.stop().await;
     }
+}
+
+fn base64_std(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
 }

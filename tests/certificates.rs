@@ -3,8 +3,12 @@
 //! keys that verify. A server that substitutes a key is caught before any data key is wrapped to it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use rfl_client::session::Session;
 use rfl_client::ClientError;
-use rfl_crypto::{issue_escrow_cert, AgeIdentity, KeyCertificate, SocietyRootKey, Validity};
+use rfl_crypto::{
+    issue_admin_cert, issue_escrow_cert, AgeIdentity, KeyCertificate, SocietyRootKey, Validity,
+};
+use rfl_domain::SocietyId;
 use rfl_storage::CertificateRow;
 use rfl_system_tests::{Backend, TestServer};
 
@@ -117,34 +121,79 @@ async fn the_server_keeps_only_certificates_for_its_own_society_and_one_root() {
         .iter()
         .map(|c| KeyCertificate::from_bytes(&c.certificate).unwrap().to_hex())
         .collect();
-    // Another society's admin cannot file this society's certificates; garbage is a 400.
     let http = reqwest::Client::new();
-    let post = |token: String, body: serde_json::Value| {
+    // The status and, for a refusal, the reason given.
+    let post = |token: &str, body: serde_json::Value| {
         let req = http
             .post(format!("{}/v1/certificates", t.url()))
             .bearer_auth(token)
             .json(&body);
-        async move { req.send().await.unwrap().status().as_u16() }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            (status, body["detail"].as_str().map(str::to_owned))
+        }
     };
+    let certificates = |hex: &[String]| serde_json::json!({ "certificates": hex });
     let other_token = other.admin.token().unwrap().to_owned();
-    assert_eq!(
-        post(
-            other_token.clone(),
-            serde_json::json!({"certificates": hex})
+    let soc_token = soc.admin.token().unwrap().to_owned();
+    let v = Validity::new(now_secs() - 60, now_secs() + 3600).unwrap();
+    // A certificate for `member` (an admin, with their registered keys) naming `society`, signed by
+    // `root`.
+    let admin_cert = |root: &SocietyRootKey, society: SocietyId, member: &Session| {
+        issue_admin_cert(
+            root,
+            *society.as_uuid(),
+            *member.member_id().as_uuid(),
+            member.keys().signing.public_key(),
+            &member.keys().age.recipient(),
+            v,
         )
-        .await,
-        422
+        .unwrap()
+        .to_hex()
+    };
+
+    // Tenancy of the certificate: B's admin files a certificate that is right in everything the
+    // server checks (it parses; its subject is a member of B with that member's registered role and
+    // keys) except that it names society A. It is refused for that; the same certificate naming B is
+    // stored.
+    let names_a = admin_cert(&other.root, soc.id, &other.admin);
+    let names_b = admin_cert(&other.root, other.id, &other.admin);
+    assert_eq!(
+        post(&other_token, certificates(&[names_a])).await,
+        (422, Some("a certificate is for another society".into()))
     );
     assert_eq!(
-        post(other_token, serde_json::json!({"certificates": ["zz"]})).await,
+        post(&other_token, certificates(&[names_b])).await,
+        (204, None)
+    );
+    // Tenancy of the subject: A's admin files a certificate naming society A for a member of B (B's
+    // admin, with their registered keys and role). It is refused because its subject is not one of
+    // A's members; the same certificate for A's own admin is stored.
+    let b_admin_in_a = admin_cert(&soc.root, soc.id, &other.admin);
+    let a_admin_in_a = admin_cert(&soc.root, soc.id, &soc.admin);
+    assert_eq!(
+        post(&soc_token, certificates(&[b_admin_in_a])).await,
+        (
+            422,
+            Some("a certificate names no member of this society".into())
+        )
+    );
+    assert_eq!(
+        post(&soc_token, certificates(&[a_admin_in_a])).await,
+        (204, None)
+    );
+
+    // A's genuine certificates filed by B's admin are refused too; garbage is a 400.
+    assert_eq!(post(&other_token, certificates(&hex)).await.0, 422);
+    assert_eq!(
+        post(&other_token, certificates(&["zz".to_owned()])).await.0,
         400
     );
     // A caseworker cannot certify anyone.
     let cw_token = cw.token().unwrap().to_owned();
-    assert_eq!(
-        post(cw_token, serde_json::json!({"certificates": hex})).await,
-        403
-    );
+    assert_eq!(post(&cw_token, certificates(&hex)).await.0, 403);
     // The root is set once: another root is a conflict.
     let resp = http
         .put(format!("{}/v1/society/root", t.url()))

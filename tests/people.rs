@@ -324,14 +324,27 @@ async fn bad_enrolment_requests_are_4xx_problems() {
         }
     };
     let problem = "application/problem+json".to_owned();
+    // A well-formed code that was never issued: the code lookup refuses it (the code is all that
+    // starting a ceremony takes).
+    let (never_issued, _) = rfl_api::identity::new_enrolment_code().unwrap();
     assert_eq!(
         post(
             "/v1/enrol/passkey/start",
-            serde_json::json!({"code": "nope"})
+            serde_json::json!({ "code": never_issued })
         )
         .await,
         (400, problem.clone())
     );
+    let refusal: serde_json::Value = http
+        .post(format!("{}/v1/enrol/passkey/start", t.url()))
+        .json(&serde_json::json!({ "code": never_issued }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(refusal["detail"], "unknown enrolment code");
     assert_eq!(
         post("/v1/enrol/passkey/start", serde_json::json!({}))
             .await

@@ -64,70 +64,193 @@ async fn suspension_and_revocation_lock_out_on_the_next_request() {
     }
 }
 
+/// Each token check, shown to be what refuses a token that differs from a valid one in nothing else.
+/// The forged tokens are signed with the server's own token key (read from its key file), so the
+/// signature check passes and the check named is reached; the reason in each answer names that check.
+/// Every case is tried and the failures are reported together, so one run with checks disabled shows
+/// which cases each check carries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_tokens_are_refused() {
+    use rfl_api::clock::Clock;
+    use serde_json::Value;
+
     let t = TestServer::start(Backend::Sqlite).await;
     let soc = t.society("Red Cross A").await;
     let token = soc.admin.token().unwrap().to_owned();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let parts: Vec<&str> = token.split('.').collect();
-    let header: serde_json::Value = serde_json::from_slice(&b64.decode(parts[0]).unwrap()).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+    let header: Value = serde_json::from_slice(&b64.decode(parts[0]).unwrap()).unwrap();
+    let claims: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
     let http = reqwest::Client::new();
     let me = format!("{}/v1/me", t.url());
-    let status = |tok: String| {
+    // The status and, for a refusal, the reason given.
+    let answer = |tok: String| {
         let http = http.clone();
         let me = me.clone();
         async move {
-            http.get(&me)
-                .bearer_auth(tok)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            let r = http.get(&me).bearer_auth(tok).send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            let detail = body["detail"].as_str().map(str::to_owned);
+            (status, if status == 200 { None } else { detail })
         }
     };
-    let enc = |v: &serde_json::Value| b64.encode(serde_json::to_vec(v).unwrap());
-    assert_eq!(status(token.clone()).await, 200);
+    let enc = |v: &Value| b64.encode(serde_json::to_vec(v).unwrap());
+    let forge = |h: &Value, c: &Value| {
+        t.sign_token(
+            &serde_json::to_vec(h).unwrap(),
+            &serde_json::to_vec(c).unwrap(),
+        )
+    };
+    let with = |v: &Value, field: &str, value: Value| {
+        let mut v = v.clone();
+        v[field] = value;
+        v
+    };
+    let without = |v: &Value, field: &str| {
+        let mut v = v.clone();
+        v.as_object_mut().unwrap().remove(field).unwrap();
+        v
+    };
+    let now = t.clock.now_millis() / 1000;
 
-    // alg none
-    let mut h = header.clone();
-    h["alg"] = "none".into();
-    assert_eq!(status(format!("{}.{}.", enc(&h), parts[1])).await, 401);
-    // HS256 keyed with the server's public key (the classic algorithm confusion)
-    let mut h = header.clone();
-    h["alg"] = "HS256".into();
-    let signing_input = format!("{}.{}", enc(&h), parts[1]);
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, t.tokens_public_key().as_slice());
-    let sig = b64.encode(ring::hmac::sign(&key, signing_input.as_bytes()).as_ref());
-    assert_eq!(status(format!("{signing_input}.{sig}")).await, 401);
-    // unknown kid
-    let mut h = header.clone();
-    h["kid"] = "ed25519-0000000000000000".into();
+    // Controls: the token as issued, and its own header and claims re-signed here, are accepted; so
+    // each forged token below is refused for the one thing it changes.
+    assert_eq!(answer(token.clone()).await, (200, None));
+    assert_eq!(answer(forge(&header, &claims)).await, (200, None));
     assert_eq!(
-        status(format!("{}.{}.{}", enc(&h), parts[1], parts[2])).await,
-        401
+        answer(forge(&header, &with(&claims, "exp", (now + 1).into()))).await,
+        (200, None),
+        "a token valid for one more second is accepted"
     );
-    // changed claims (bad signature): wrong audience, wrong issuer, other role
-    for (field, value) in [
-        ("aud", "someone-else"),
-        ("iss", "evil"),
-        ("role", "movement_admin"),
-    ] {
-        let mut c = claims.clone();
-        c[field] = value.into();
-        assert_eq!(
-            status(format!("{}.{}.{}", parts[0], enc(&c), parts[2])).await,
-            401,
-            "{field}"
+
+    let another_key = {
+        let rng = ring::rand::SystemRandom::new();
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap()
+    };
+    let hs256 = {
+        // HS256 keyed with the server's public key (the classic algorithm confusion).
+        let input = format!(
+            "{}.{}",
+            enc(&with(&header, "alg", "HS256".into())),
+            parts[1]
         );
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, t.tokens_public_key().as_slice());
+        let sig = b64.encode(ring::hmac::sign(&key, input.as_bytes()).as_ref());
+        format!("{input}.{sig}")
+    };
+    let mut cases: Vec<(String, String, &str)> = vec![
+        (
+            "alg none, unsigned".into(),
+            format!(
+                "{}.{}.",
+                enc(&with(&header, "alg", "none".into())),
+                parts[1]
+            ),
+            "malformed token",
+        ),
+        ("alg HS256".into(), hs256, "token algorithm not accepted"),
+        (
+            "kid of another key".into(),
+            forge(
+                &with(&header, "kid", "ed25519-0000000000000000".into()),
+                &claims,
+            ),
+            "token key unknown",
+        ),
+        (
+            "no kid".into(),
+            forge(&without(&header, "kid"), &claims),
+            "token key unknown",
+        ),
+        (
+            "signed by another key, under the server's kid".into(),
+            rfl_system_tests::sign_jwt(
+                another_key.as_ref(),
+                &serde_json::to_vec(&header).unwrap(),
+                &serde_json::to_vec(&claims).unwrap(),
+            ),
+            "token invalid",
+        ),
+        (
+            "another role, under the original signature".into(),
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                enc(&with(&claims, "role", "movement_admin".into())),
+                parts[2]
+            ),
+            "token invalid",
+        ),
+        (
+            "audience of another service".into(),
+            forge(&header, &with(&claims, "aud", "someone-else".into())),
+            "token invalid",
+        ),
+        (
+            "another issuer".into(),
+            forge(&header, &with(&claims, "iss", "evil".into())),
+            "token invalid",
+        ),
+        (
+            "expired this second".into(),
+            forge(&header, &with(&claims, "exp", now.into())),
+            "token expired",
+        ),
+        (
+            "valid from the next second".into(),
+            forge(&header, &with(&claims, "nbf", (now + 1).into())),
+            "token not yet valid",
+        ),
+        (
+            "subject who is no member".into(),
+            forge(
+                &header,
+                &with(&claims, "sub", uuid::Uuid::now_v7().to_string().into()),
+            ),
+            "unknown account",
+        ),
+        (
+            "security stamp of before a sign-out".into(),
+            forge(
+                &header,
+                &with(&claims, "stp", (claims["stp"].as_i64().unwrap() - 1).into()),
+            ),
+            "this token was revoked: sign in again",
+        ),
+        (
+            "unknown sign-in method".into(),
+            forge(&header, &with(&claims, "amr", serde_json::json!(["pwd"]))),
+            "token invalid: unknown sign-in method",
+        ),
+    ];
+    for claim in ["exp", "nbf", "aud", "iss", "sub", "jti"] {
+        cases.push((
+            format!("no {claim}"),
+            forge(&header, &without(&claims, claim)),
+            "token invalid",
+        ));
     }
-    // expired and not yet valid, on the injected clock
+    let mut failures = Vec::new();
+    for (case, tok, reason) in cases {
+        let got = answer(tok).await;
+        if got != (401, Some(reason.to_owned())) {
+            failures.push(format!("{case}: expected 401 {reason:?}, got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+
+    // The genuine token, expired and not yet valid on the injected clock.
     t.clock.advance_secs(900);
-    assert_eq!(status(token.clone()).await, 401);
+    assert_eq!(
+        answer(token.clone()).await,
+        (401, Some("token expired".into()))
+    );
     t.clock.advance_secs(-2000);
-    assert_eq!(status(token.clone()).await, 401);
+    assert_eq!(
+        answer(token.clone()).await,
+        (401, Some("token not yet valid".into()))
+    );
     t.stop().await;
 }
 
