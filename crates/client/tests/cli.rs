@@ -146,6 +146,9 @@ async fn the_rfl_command_line() {
         std::fs::write(d.join("cases.jsonl"), lines).unwrap();
         let imported = cli.ok_json("cw.json", &["case", "import", "--file", "cases.jsonl", "--batch-size", "7"]);
         assert_eq!(imported["imported"], 30);
+        // the same import again (as after a crash): nothing duplicated, and it says so
+        let again = cli.ok_json("cw.json", &["case", "import", "--file", "cases.jsonl", "--batch-size", "7"]);
+        assert_eq!((again["imported"].as_u64(), again["already_present"].as_u64()), (Some(0), Some(30)));
         let list = cli.ok_json("cw.json", &["case", "list", "--all"]);
         assert_eq!(list.as_array().unwrap().len(), 31);
         cli.ok_json("cw.json", &["message", "add", &id, "--body", "We are safe in Amman"]);
@@ -157,13 +160,36 @@ async fn the_rfl_command_line() {
         assert_eq!(shown["content"]["notes"].as_array().unwrap().len(), 1);
         assert_eq!(shown["content"]["persons"][0]["record"]["person"]["names"][0]["given"], "Amina");
 
-        // update from a file: change the reference, keep everything else
-        let mut content = shown["content"].clone();
-        content["header"]["reference"] = "ERC-2026-1".into();
-        std::fs::write(d.join("edit.json"), serde_json::to_vec(&content).unwrap()).unwrap();
-        cli.ok_json("cw.json", &["case", "update", &id, "--file", "edit.json"]);
+        // update from what `case show --json` printed: change the reference, keep everything else
+        let mut edit = shown.clone();
+        edit["content"]["header"]["reference"] = "ERC-2026-1".into();
+        std::fs::write(d.join("edit.json"), serde_json::to_vec(&edit).unwrap()).unwrap();
+        // meanwhile someone else edits the note: the update keeps their edit
+        let mut other = shown.clone();
+        other["content"]["notes"][0]["record"]["text"] = "Called the delegation twice".into();
+        std::fs::write(d.join("other.json"), serde_json::to_vec(&other).unwrap()).unwrap();
+        cli.ok_json("cw.json", &["case", "update", &id, "--file", "other.json"]);
+        let r = cli.ok_json("cw.json", &["case", "update", &id, "--file", "edit.json"]);
+        assert_eq!((r["written"].as_u64(), r["kept_theirs"].as_u64()), (Some(1), Some(1)));
+        let merged = cli.ok_json("cw.json", &["case", "show", &id]);
+        assert_eq!(merged["content"]["header"]["reference"], "ERC-2026-1");
+        assert_eq!(merged["content"]["notes"][0]["record"]["text"], "Called the delegation twice");
+        // the same note changed from the old base, differently: refused (4), both versions shown
+        let mut clash = shown.clone();
+        clash["content"]["notes"][0]["record"]["text"] = "Did not call".into();
+        std::fs::write(d.join("clash.json"), serde_json::to_vec(&clash).unwrap()).unwrap();
+        let refused = cli.run("cw.json", &["case", "update", &id, "--file", "clash.json"]);
+        assert_eq!(refused.status.code(), Some(4), "{}", String::from_utf8_lossy(&refused.stderr));
+        let out = String::from_utf8_lossy(&refused.stdout);
+        assert!(out.contains("Did not call") && out.contains("Called the delegation twice"), "{out}");
+        // a bare case file names no base: refused before anything is sent
+        std::fs::write(d.join("bare.json"), serde_json::to_vec(&merged["content"]).unwrap()).unwrap();
+        let bare = cli.run("cw.json", &["case", "update", &id, "--file", "bare.json"]);
+        assert_eq!(bare.status.code(), Some(5), "{}", String::from_utf8_lossy(&bare.stderr));
         let shown = cli.ok_json("cw.json", &["case", "show", &id]);
-        assert_eq!(shown["content"]["header"]["reference"], "ERC-2026-1");
+        assert_eq!(shown["content"]["notes"][0]["record"]["text"], "Called the delegation twice");
+        // `rfl` remembers the commit it verified, beside the keystore
+        assert!(d.join("cw.json.heads").exists());
 
         // status workflow and its exit codes
         cli.ok_json("cw.json", &["case", "status", &id, "tracing"]);

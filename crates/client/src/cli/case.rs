@@ -1,0 +1,323 @@
+//! `rfl case create|import|list|show|update|status`: tracing cases.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use rfl_client::session::{today, CaseBase};
+use rfl_client::ClientError;
+use rfl_domain::records::{CaseHeader, PersonRecord, ProcessingConsent, Relationship, Separation};
+use rfl_domain::{CaseFile, CaseId, CaseStatus, Entry, NameKind, Person, PersonName, RecordId};
+
+use super::{parse_enum, progress_bar, Context};
+
+#[derive(Subcommand)]
+pub enum CaseCmd {
+    /// Create a case from a JSON case file (--file) or from flags.
+    Create(CreateArgs),
+    /// Import many cases from a JSON Lines file (one case file per line), encrypted in parallel and stored
+    /// in batches of one transaction each.
+    Import {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, default_value_t = 500)]
+        batch_size: usize,
+    },
+    /// List the cases you hold a key for.
+    List {
+        #[arg(long)]
+        after: Option<CaseId>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Follow every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Decrypt and show a case.
+    Show { case: CaseId },
+    /// Replace a case's content with a JSON case file (as printed by `case show --json`); changed records
+    /// are written as new versions.
+    Update {
+        case: CaseId,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Move a case along the workflow: tracing, located, family_informed, reunited, closed,
+    /// closed_unsuccessful, closed_at_enquirer_request.
+    Status { case: CaseId, status: String },
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// A JSON case file (see `rfl case show --json` for the shape).
+    #[arg(long, conflicts_with_all = ["enquirer", "sought"])]
+    file: Option<PathBuf>,
+    /// tracing_request, unaccompanied_or_separated_child, detainee, missing_after_disaster, deceased_identification
+    #[arg(long, default_value = "tracing_request")]
+    category: String,
+    /// Enquirer as "GIVEN FAMILY".
+    #[arg(long)]
+    enquirer: Option<String>,
+    /// Sought person as "GIVEN FAMILY" (repeat for several).
+    #[arg(long)]
+    sought: Vec<String>,
+    /// Relationship of the sought person(s) to the enquirer: parent, child, sibling, spouse, ...
+    #[arg(long, default_value = "sibling")]
+    relationship: String,
+    /// armed_conflict, migration, disaster, detention, internal_displacement, other
+    #[arg(long, default_value = "other")]
+    separation: String,
+    /// The society's own reference.
+    #[arg(long)]
+    reference: Option<String>,
+    /// How the enquirer's consent to processing was recorded: written, oral_witnessed, oral, electronic,
+    /// by_guardian.
+    #[arg(long, default_value = "written")]
+    consent: String,
+}
+
+impl CaseCmd {
+    pub async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
+        match self {
+            CaseCmd::Create(args) => args.exec(ctx).await,
+            CaseCmd::Import { file, batch_size } => import(ctx, file, *batch_size).await,
+            CaseCmd::List { after, limit, all } => list(ctx, *after, *limit, *all).await,
+            CaseCmd::Show { case } => show(ctx, *case).await,
+            CaseCmd::Update { case, file } => update(ctx, *case, file).await,
+            CaseCmd::Status { case, status } => set_status(ctx, *case, status).await,
+        }
+    }
+}
+
+impl CreateArgs {
+    async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
+        let file = case_from_args(self)?;
+        let s = ctx.open_session().await?;
+        let c = s.create_case(&file).await?;
+        ctx.print(&c, || {
+            format!("case {} created ({})", c.id, c.status.as_str())
+        })
+    }
+}
+
+async fn import(ctx: &Context, file: &Path, batch_size: usize) -> Result<(), ClientError> {
+    let text = std::fs::read_to_string(file)?;
+    let mut files = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let f: CaseFile = serde_json::from_str(line)
+            .map_err(|e| ClientError::Invalid(format!("line {}: not a case file: {e}", n + 1)))?;
+        files.push(f);
+    }
+    let s = ctx.open_session().await?;
+    let pb = progress_bar(files.len() as u64, "cases");
+    let r = s
+        .import(files, batch_size, |done| pb.set_position(done as u64))
+        .await?;
+    pb.finish_and_clear();
+    ctx.print(
+        &serde_json::json!({"imported": r.created, "already_present": r.already_present}),
+        || {
+            if r.already_present == 0 {
+                format!("{} cases imported", r.created)
+            } else {
+                format!(
+                    "{} cases imported; {} were there already (stored by an earlier run that was \
+                     interrupted)",
+                    r.created, r.already_present
+                )
+            }
+        },
+    )
+}
+
+async fn list(
+    ctx: &Context,
+    after: Option<CaseId>,
+    limit: i64,
+    all: bool,
+) -> Result<(), ClientError> {
+    let s = ctx.open_session().await?;
+    let cases = if all {
+        s.list_all_cases().await?
+    } else {
+        s.list_cases(after, limit).await?.cases
+    };
+    ctx.print(&cases, || {
+        let mut out = format!(
+            "{:<36}  {:<26}  {:>7}  {:>7}",
+            "case", "status", "records", "version"
+        );
+        for c in &cases {
+            out.push_str(&format!(
+                "\n{:<36}  {:<26}  {:>7}  {:>7}",
+                c.id.to_string(),
+                c.status.as_str(),
+                c.record_count.unwrap_or(0),
+                c.version
+            ));
+        }
+        out
+    })
+}
+
+async fn show(ctx: &Context, case: CaseId) -> Result<(), ClientError> {
+    let s = ctx.open_session().await?;
+    let opened = s.open_case(case).await?;
+    // `base` names the commit shown: `rfl case update --file` merges against it.
+    let value =
+        serde_json::json!({"case": opened.summary, "content": opened.file, "base": opened.base()?});
+    ctx.print(&value, || {
+        let f = &opened.file;
+        let mut out = format!(
+            "case {}  status {}  version {}\ncategory: {}",
+            opened.summary.id,
+            opened.summary.status.as_str(),
+            opened.summary.version,
+            serde_json::to_value(f.header.category)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        );
+        for (i, p) in f.persons.iter().enumerate() {
+            let names: Vec<String> = p
+                .record
+                .person
+                .names
+                .iter()
+                .map(|n| format!("{} {}", n.given, n.family).trim().to_owned())
+                .collect();
+            let role = if p.record.is_enquirer() {
+                "enquirer"
+            } else {
+                "sought"
+            };
+            out.push_str(&format!("\n  [{i}] {role}: {}", names.join(" / ")));
+        }
+        out.push_str(&format!(
+            "\n{} messages, {} notes, {} attachments",
+            f.messages.len(),
+            f.notes.len(),
+            f.attachments.len()
+        ));
+        out
+    })
+}
+
+/// What `rfl case show --json` prints; `case update --file` reads it back.
+#[derive(serde::Deserialize)]
+struct ShownCase {
+    content: CaseFile,
+    base: Option<CaseBase>,
+}
+
+async fn update(ctx: &Context, case: CaseId, file: &Path) -> Result<(), ClientError> {
+    let shown: ShownCase = serde_json::from_slice(&std::fs::read(file)?).map_err(|e| {
+        ClientError::Invalid(format!(
+            "{} is not what `rfl case show --json` prints (with `content` and `base`): {e}",
+            file.display()
+        ))
+    })?;
+    let base = shown.base.ok_or_else(|| {
+        ClientError::Invalid(
+            "the file names no base: take it from `rfl case show CASE --json`, so that the \
+             update knows what you changed and keeps what others changed since"
+                .into(),
+        )
+    })?;
+    let s = ctx.open_session().await?;
+    match s.update_from_base(case, &base, &shown.content).await {
+        Ok(r) => ctx.print(&r, || {
+            format!(
+                "case {} updated: {} record(s) written, {} changed by others since kept",
+                r.case.id, r.written, r.kept_theirs
+            )
+        }),
+        Err(ClientError::Conflict(conflicts)) => {
+            // Both versions, for the person to reconcile; nothing was written.
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "conflicts": conflicts }))?
+            );
+            Err(ClientError::Conflict(conflicts))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn set_status(ctx: &Context, case: CaseId, status: &str) -> Result<(), ClientError> {
+    let to =
+        CaseStatus::parse(status).ok_or_else(|| ClientError::Invalid("unknown status".into()))?;
+    let s = ctx.open_session().await?;
+    let c = s.set_status(case, to).await?;
+    ctx.print(&c, || format!("case {} is now {}", c.id, c.status.as_str()))
+}
+
+/// The case to create: the `--file` as given, or one built from the flags.
+fn case_from_args(a: &CreateArgs) -> Result<CaseFile, ClientError> {
+    if let Some(f) = &a.file {
+        return Ok(serde_json::from_slice(&std::fs::read(f)?)?);
+    }
+    let enquirer = a.enquirer.as_deref().ok_or_else(|| {
+        ClientError::Invalid("give --file, or --enquirer and at least one --sought".into())
+    })?;
+    if a.sought.is_empty() {
+        return Err(ClientError::Invalid(
+            "give at least one --sought person".into(),
+        ));
+    }
+    let relationship: Relationship = parse_enum("relationship", &a.relationship)?;
+    let mut persons = vec![Entry::new(
+        RecordId::new(),
+        PersonRecord::enquirer(person_from(enquirer)),
+    )];
+    for s in &a.sought {
+        persons.push(Entry::new(
+            RecordId::new(),
+            PersonRecord::sought(person_from(s), relationship.clone()),
+        ));
+    }
+    Ok(CaseFile {
+        header: CaseHeader {
+            category: parse_enum("category", &a.category)?,
+            separation: Separation {
+                event: parse_enum("separation event", &a.separation)?,
+                place: None,
+                date: None,
+                description: None,
+            },
+            vulnerabilities: Vec::new(),
+            consent: ProcessingConsent {
+                given: true,
+                date: Some(today()),
+                recorded_how: Some(parse_enum("consent recording", &a.consent)?),
+            },
+            reference: a.reference.clone(),
+        },
+        persons,
+        messages: Vec::new(),
+        notes: Vec::new(),
+        attachments: Vec::new(),
+    })
+}
+
+/// A person from "GIVEN FAMILY": the last word is the family name; a single word is a given name.
+fn person_from(name: &str) -> Person {
+    let mut parts = name.trim().rsplitn(2, ' ');
+    let family = parts.next().unwrap_or_default().to_owned();
+    let given = parts.next().unwrap_or_default().to_owned();
+    let (given, family) = if given.is_empty() {
+        (family, String::new())
+    } else {
+        (given, family)
+    };
+    Person::named(vec![PersonName {
+        given,
+        family,
+        other: None,
+        script: None,
+        kind: NameKind::default(),
+    }])
+}

@@ -1,0 +1,173 @@
+//! Society administration (society admins): `rfl society init`, `rfl certify`, `rfl invite`,
+//! `rfl codes`, `rfl revoke-code`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use rfl_client::keystore::{write_private, Keystore};
+use rfl_client::ClientError;
+use rfl_crypto::{AgeIdentity, AgeRecipient};
+use rfl_domain::{MemberId, Role};
+use secrecy::ExposeSecret;
+
+use super::{passphrase, Context};
+
+#[derive(Subcommand)]
+pub enum SocietyCmd {
+    /// Create the society escrow key, wrapped to the offline recovery key, and the society's signing
+    /// root, which certifies it and you. Run once, by the first admin. Prints the root fingerprint that
+    /// every member is given with their enrolment code.
+    Init(InitArgs),
+}
+
+#[derive(Args)]
+pub struct InitArgs {
+    /// Where to write the society root key (passphrase-sealed). Keep it offline.
+    #[arg(long)]
+    root_key_out: PathBuf,
+    /// The recovery key's age recipient (e.g. from age-plugin-yubikey). If absent, a recovery identity
+    /// is generated and written to --recovery-identity-out: move it offline.
+    #[arg(long)]
+    recovery_recipient: Option<String>,
+    #[arg(long)]
+    recovery_identity_out: Option<PathBuf>,
+}
+
+impl SocietyCmd {
+    pub async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
+        match self {
+            SocietyCmd::Init(args) => args.exec(ctx).await,
+        }
+    }
+}
+
+impl InitArgs {
+    async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
+        let root_key_out = &self.root_key_out;
+        if root_key_out.exists() {
+            return Err(ClientError::Invalid(format!(
+                "{} exists already",
+                root_key_out.display()
+            )));
+        }
+        let recipient = match (&self.recovery_recipient, &self.recovery_identity_out) {
+            (Some(r), _) => AgeRecipient::parse(r)?,
+            (None, Some(out)) => {
+                let id = AgeIdentity::generate();
+                if out.exists() {
+                    return Err(ClientError::Invalid(format!("{} exists already", out.display())));
+                }
+                write_private(out, format!("{}\n", id.to_secret_string().expose_secret()).as_bytes())?;
+                id.recipient()
+            }
+            (None, None) => {
+                return Err(ClientError::Invalid(
+                    "give --recovery-recipient (the offline recovery key) or --recovery-identity-out FILE".into(),
+                ))
+            }
+        };
+        let mut s = ctx.open_session().await?;
+        let root = s.init_society(&recipient).await?;
+        let path = ctx.keystore_path();
+        let mut ks = Keystore::load(path)?;
+        let pass = passphrase(false)?;
+        let sealed = rfl_crypto::seal_with_passphrase(root.pkcs8_der(), &pass, ks.work_factor)?;
+        write_private(root_key_out, &sealed)?;
+        let fp = root.public().fingerprint();
+        ks.root_fingerprint = Some(fp.clone());
+        ks.save(path)?;
+        ctx.print(
+            &serde_json::json!({"escrow": "set", "recovery_recipient": recipient.to_string(),
+                "root_fingerprint": fp}),
+            || {
+                format!(
+                    "society escrow key set; it opens only with the recovery key {recipient}\n\
+                     society root key written to {} (passphrase-sealed): keep it offline\n\
+                     root fingerprint (give it to every member with their enrolment code): {fp}",
+                    root_key_out.display()
+                )
+            },
+        )
+    }
+}
+
+#[derive(Args)]
+pub struct CertifyArgs {
+    member: MemberId,
+    /// The fingerprint the member read out (`rfl whoami` on their machine).
+    #[arg(long)]
+    fingerprint: String,
+}
+
+impl CertifyArgs {
+    pub async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
+        let member = self.member;
+        let s = ctx.open_session().await?;
+        s.certify_member(member, &self.fingerprint).await?;
+        ctx.print(&serde_json::json!({"certified": member}), || {
+            format!("the keys of member {member} are certified")
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct InviteArgs {
+    #[arg(long, default_value = "caseworker")]
+    role: String,
+}
+
+impl InviteArgs {
+    pub async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
+        let role =
+            Role::parse(&self.role).ok_or_else(|| ClientError::Invalid("unknown role".into()))?;
+        let s = ctx.open_session().await?;
+        let c = s.issue_enrolment_code(role).await?;
+        ctx.print(&c, || {
+            format!(
+                "one-time enrolment code for a {}: {}\n(valid until unix time {}; revoke it with: rfl revoke-code {})",
+                c.role.as_str(),
+                c.code,
+                c.expires_at,
+                c.id
+            )
+        })
+    }
+}
+
+/// `rfl codes`: the society's enrolment codes of the last 30 days (their ids, never the codes).
+pub async fn codes(ctx: &Context) -> Result<(), ClientError> {
+    let s = ctx.open_session().await?;
+    let codes = s.api().enrolment_codes().await?;
+    ctx.print(&codes, || {
+        let mut out = format!(
+            "{:<64}  {:<14}  {:>12}  {}",
+            "id", "role", "expires_at", "used"
+        );
+        for c in &codes.codes {
+            out.push_str(&format!(
+                "\n{:<64}  {:<14}  {:>12}  {}",
+                c.id,
+                c.role.as_str(),
+                c.expires_at,
+                if c.used_at.is_some() { "yes" } else { "no" }
+            ));
+        }
+        out
+    })
+}
+
+#[derive(Args)]
+pub struct RevokeCodeArgs {
+    id: String,
+}
+
+impl RevokeCodeArgs {
+    pub async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
+        let id = &self.id;
+        let s = ctx.open_session().await?;
+        s.api().revoke_enrolment_code(id).await?;
+        ctx.print(&serde_json::json!({"revoked": id}), || {
+            format!("enrolment code {id} revoked")
+        })
+    }
+}
