@@ -22,7 +22,7 @@ pub enum ClientError {
     /// Records changed both in the file and by someone else since the file's base; nothing was
     /// written. (The message names the records; the versions are in the value, for the caller to show.)
     #[error("{} record(s) were changed both in your file and by someone else since you took it ({}): nothing was written", .0.len(), .0.iter().map(|c| c.record.to_string()).collect::<Vec<_>>().join(", "))]
-    Conflict(Vec<crate::session::MergeConflict>),
+    Conflict(Vec<crate::merge::MergeConflict>),
     #[error("keystore: {0}")]
     Keystore(String),
     #[error("file: {0}")]

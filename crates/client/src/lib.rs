@@ -8,12 +8,14 @@
 //! - [`passkey`]: WebAuthn passkeys: add one, sign in with one (the authenticator is the caller's).
 //! - [`session`]: a signed-in device: create, read, update cases; messages, notes, attachments; export.
 //! - [`heads`]: the latest case commits this client verified (rollback detection).
+//! - [`merge`]: the three-way update of a case file against the commit it was shown at.
 
 pub mod authenticator;
 pub mod error;
 pub mod heads;
 pub mod http;
 pub mod keystore;
+pub mod merge;
 pub mod passkey;
 pub mod person;
 pub mod session;

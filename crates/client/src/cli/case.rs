@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use rfl_client::session::{today, CaseBase};
+use rfl_client::merge::CaseBase;
+use rfl_client::session::today;
 use rfl_client::ClientError;
 use rfl_domain::records::{CaseHeader, PersonRecord, ProcessingConsent, Relationship, Separation};
 use rfl_domain::{CaseFile, CaseId, CaseStatus, Entry, NameKind, Person, PersonName, RecordId};
