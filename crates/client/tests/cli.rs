@@ -75,10 +75,25 @@ async fn the_rfl_command_line() {
 
     tokio::task::spawn_blocking(move || {
         let s = cli.server.as_str();
-        let r = cli.ok_json("admin.json", &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &code, "--work-factor", "10"]);
+        // A new keystore's passphrase and work factor are checked before anything is sent (the code
+        // is still good afterwards): the same rule for a typed passphrase and one from the environment.
+        let weak = cli.run("weak.json", &["enrol", "--server", s, "--code", &code, "--work-factor", "10"]);
+        assert_eq!(weak.status.code(), Some(2), "{}", String::from_utf8_lossy(&weak.stderr));
+        assert!(String::from_utf8_lossy(&weak.stderr).contains("10 is not in 14..=22"));
+        let short = Command::new(env!("CARGO_BIN_EXE_rfl"))
+            .current_dir(&d)
+            .env("RFL_CLIENT_PASSPHRASE", "too short")
+            .args(["--keystore", "weak.json", "enrol", "--server", s, "--code", &code])
+            .output()
+            .unwrap();
+        assert_eq!(short.status.code(), Some(5), "{}", String::from_utf8_lossy(&short.stderr));
+        assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+        assert!(!d.join("weak.json").exists());
+
+        let r = cli.ok_json("admin.json", &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &code, "--work-factor", "14"]);
         assert_eq!(r["role"], "society_admin");
         // the code works once
-        let again = cli.run("other.json", &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &code, "--work-factor", "10"]);
+        let again = cli.run("other.json", &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &code, "--work-factor", "14"]);
         assert_eq!(again.status.code(), Some(4), "{}", String::from_utf8_lossy(&again.stderr));
 
         // cases need the escrow key first
@@ -100,12 +115,12 @@ async fn the_rfl_command_line() {
         assert_eq!(codes["codes"].as_array().unwrap().len(), 3, "the first admin's and two invitations");
         let revoked = cli.run(
             "spare.json",
-            &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", spare["code"].as_str().unwrap(), "--work-factor", "10"],
+            &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", spare["code"].as_str().unwrap(), "--work-factor", "14"],
         );
         assert_eq!(revoked.status.code(), Some(5), "{}", String::from_utf8_lossy(&revoked.stderr));
         cli.ok_json(
             "cw.json",
-            &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &cw_code, "--work-factor", "10",
+            &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &cw_code, "--work-factor", "14",
               "--root-fingerprint", &root_fp],
         );
         // The caseworker reads their keys' fingerprint out to the admin, who certifies them; a wrong
@@ -213,7 +228,7 @@ fn enrol_with_an_age_plugin_identity_checks_the_file_and_the_plugin() {
             "--code",
             "unused",
             "--work-factor",
-            "10",
+            "14",
             "--age-identity",
             file,
         ];

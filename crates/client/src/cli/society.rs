@@ -10,7 +10,7 @@ use rfl_crypto::{AgeIdentity, AgeRecipient};
 use rfl_domain::{MemberId, Role};
 use secrecy::ExposeSecret;
 
-use super::{passphrase, Context};
+use super::{check_new_passphrase, passphrase, Context, MIN_WORK_FACTOR};
 
 #[derive(Subcommand)]
 pub enum SocietyCmd {
@@ -50,6 +50,9 @@ impl InitArgs {
                 root_key_out.display()
             )));
         }
+        // The keystore's passphrase also seals the root key: it is held to the rule for a new one.
+        let pass = passphrase()?;
+        check_new_passphrase(&pass)?;
         let recipient = match (&self.recovery_recipient, &self.recovery_identity_out) {
             (Some(r), _) => AgeRecipient::parse(r)?,
             (None, Some(out)) => {
@@ -66,12 +69,13 @@ impl InitArgs {
                 ))
             }
         };
-        let mut s = ctx.open_session().await?;
+        let mut s = ctx.open_session_with(&pass).await?;
         let root = s.init_society(&recipient).await?;
         let path = ctx.keystore_path();
         let mut ks = Keystore::load(path)?;
-        let pass = passphrase(false)?;
-        let sealed = rfl_crypto::seal_with_passphrase(root.pkcs8_der(), &pass, ks.work_factor)?;
+        // A keystore made before the minimum existed may have a smaller work factor: not for the root.
+        let work_factor = ks.work_factor.max(MIN_WORK_FACTOR);
+        let sealed = rfl_crypto::seal_with_passphrase(root.pkcs8_der(), &pass, work_factor)?;
         write_private(root_key_out, &sealed)?;
         let fp = root.public().fingerprint();
         ks.root_fingerprint = Some(fp.clone());
