@@ -172,6 +172,31 @@ async fn the_rfl_command_line() {
         assert_eq!(shown["content"]["notes"].as_array().unwrap().len(), 1);
         assert_eq!(shown["content"]["persons"][0]["record"]["person"]["names"][0]["given"], "Amina");
 
+        // a new case from a copy of this one (`case show --json`, as the README says) or from a file
+        // without record ids: the records get fresh ids, references by index still hold
+        let mut copy = shown["content"].clone();
+        copy["attachments"] = serde_json::json!([]); // attachments are added with `rfl attach`
+        std::fs::write(d.join("copy.json"), serde_json::to_vec(&copy).unwrap()).unwrap();
+        let copied = cli.ok_json("cw.json", &["case", "create", "--file", "copy.json"]);
+        let copied = cli.ok_json("cw.json", &["case", "show", copied["id"].as_str().unwrap()]);
+        let ids = |v: &serde_json::Value| -> Vec<String> {
+            ["persons", "messages", "notes"]
+                .iter()
+                .flat_map(|k| v["content"][k].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()))
+                .collect()
+        };
+        let (old_ids, new_ids) = (ids(&shown), ids(&copied));
+        assert_eq!(old_ids.len(), 4);
+        assert!(new_ids.iter().all(|id| !old_ids.contains(id)), "{new_ids:?} {old_ids:?}");
+        assert_eq!(copied["content"]["messages"][0]["record"]["body"], "We are safe in Amman");
+        for list in ["persons", "messages", "notes"] {
+            for e in copy[list].as_array_mut().unwrap() {
+                e.as_object_mut().unwrap().remove("id");
+            }
+        }
+        std::fs::write(d.join("no-ids.json"), serde_json::to_vec(&copy).unwrap()).unwrap();
+        cli.ok_json("cw.json", &["case", "create", "--file", "no-ids.json"]);
+
         // update from a file: change the reference, keep everything else
         let mut content = shown["content"].clone();
         content["header"]["reference"] = "ERC-2026-1".into();

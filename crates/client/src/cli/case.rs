@@ -35,7 +35,7 @@ pub enum CaseCmd {
     /// Decrypt and show a case.
     Show { case: CaseId },
     /// Replace a case's content with a JSON case file (as printed by `case show --json`); changed records
-    /// are written as new versions.
+    /// are written as new versions, records without an id are added.
     Update {
         case: CaseId,
         #[arg(long)]
@@ -48,7 +48,8 @@ pub enum CaseCmd {
 
 #[derive(Args)]
 pub struct CreateArgs {
-    /// A JSON case file (see `rfl case show --json` for the shape).
+    /// A JSON case file (see `rfl case show --json` for the shape: its `content`). Its records get
+    /// fresh ids, so a copy of another case becomes a new case; ids may be left out.
     #[arg(long, conflicts_with_all = ["enquirer", "sought"])]
     file: Option<PathBuf>,
     /// tracing_request, unaccompanied_or_separated_child, detainee, missing_after_disaster, deceased_identification
@@ -213,10 +214,13 @@ async fn set_status(ctx: &Context, case: CaseId, status: &str) -> Result<(), Cli
     ctx.print(&c, || format!("case {} is now {}", c.id, c.status.as_str()))
 }
 
-/// The case to create: the `--file` as given, or one built from the flags.
+/// The case to create: the `--file` with fresh record ids, or one built from the flags.
 fn case_from_args(a: &CreateArgs) -> Result<CaseFile, ClientError> {
     if let Some(f) = &a.file {
-        return Ok(serde_json::from_slice(&std::fs::read(f)?)?);
+        let mut file: CaseFile = serde_json::from_slice(&std::fs::read(f)?)?;
+        // A new case has new records, whatever ids the file carries (`case update --file` keeps them).
+        file.renew_record_ids();
+        return Ok(file);
     }
     let enquirer = a.enquirer.as_deref().ok_or_else(|| {
         ClientError::Invalid("give --file, or --enquirer and at least one --sought".into())
