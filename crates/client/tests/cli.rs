@@ -20,9 +20,13 @@ struct Cli {
 
 impl Cli {
     fn run(&self, keystore: &str, args: &[&str]) -> Output {
+        self.run_with("a passphrase long enough", keystore, args)
+    }
+
+    fn run_with(&self, passphrase: &str, keystore: &str, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_rfl"))
             .current_dir(&self.dir)
-            .env("RFL_CLIENT_PASSPHRASE", "a passphrase long enough")
+            .env("RFL_CLIENT_PASSPHRASE", passphrase)
             .arg("--keystore")
             .arg(keystore)
             .args(args)
@@ -96,7 +100,17 @@ async fn the_rfl_command_line() {
         let again = cli.run("other.json", &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &code, "--work-factor", "14"]);
         assert_eq!(again.status.code(), Some(4), "{}", String::from_utf8_lossy(&again.stderr));
 
-        // cases need the escrow key first
+        // cases need the escrow key first. A society init that fails (the wrong passphrase; one too
+        // short to seal the root key) leaves no file behind, so it can simply be run again.
+        for (pass, exit) in [("not the admin's passphrase", 1), ("too short", 5)] {
+            let failed = cli.run_with(
+                pass,
+                "admin.json",
+                &["society", "init", "--recovery-identity-out", "recovery.txt", "--root-key-out", "root.key"],
+            );
+            assert_eq!(failed.status.code(), Some(exit), "{}", String::from_utf8_lossy(&failed.stderr));
+            assert!(!d.join("recovery.txt").exists() && !d.join("root.key").exists());
+        }
         let init = cli.ok_json(
             "admin.json",
             &["society", "init", "--recovery-identity-out", "recovery.txt", "--root-key-out", "root.key"],
@@ -105,6 +119,14 @@ async fn the_rfl_command_line() {
         assert_eq!(root_fp.len(), 32);
         assert!(std::fs::read(d.join("root.key")).unwrap().starts_with(b"age-encryption.org/v1"), "sealed");
         assert!(std::fs::read_to_string(d.join("recovery.txt")).unwrap().starts_with("AGE-SECRET-KEY-1"));
+        // the escrow key is set once: a second run is refused, and its recovery identity (which
+        // would open nothing) is not left behind
+        let again = cli.run(
+            "admin.json",
+            &["society", "init", "--recovery-identity-out", "recovery2.txt", "--root-key-out", "root2.key"],
+        );
+        assert_eq!(again.status.code(), Some(4), "{}", String::from_utf8_lossy(&again.stderr));
+        assert!(!d.join("recovery2.txt").exists() && !d.join("root2.key").exists());
         let invite = cli.ok_json("admin.json", &["invite", "--role", "caseworker"]);
         let cw_code = invite["code"].as_str().unwrap().to_owned();
         // a second invitation, revoked before anyone uses it
