@@ -185,6 +185,18 @@ async fn the_rfl_command_line() {
         assert_eq!(imported["imported"], 30);
         let list = cli.ok_json("cw.json", &["case", "list", "--all"]);
         assert_eq!(list.as_array().unwrap().len(), 31);
+        // no --separation: the default event, `other`, must be described; it is "not recorded" unless
+        // --separation-description says more
+        let bare = cli.ok_json("cw.json", &["case", "create", "--enquirer", "Lina Saleh", "--sought", "Karim Saleh", "--relationship", "sibling"]);
+        let bare = cli.ok_json("cw.json", &["case", "show", bare["id"].as_str().unwrap()]);
+        assert_eq!(bare["content"]["header"]["separation"]["event"], "other");
+        assert_eq!(bare["content"]["header"]["separation"]["description"], "not recorded");
+        let told = cli.ok_json(
+            "cw.json",
+            &["case", "create", "--enquirer", "Lina Saleh", "--sought", "Karim Saleh", "--separation-description", "Lost each other at the border"],
+        );
+        let told = cli.ok_json("cw.json", &["case", "show", told["id"].as_str().unwrap()]);
+        assert_eq!(told["content"]["header"]["separation"]["description"], "Lost each other at the border");
         cli.ok_json("cw.json", &["message", "add", &id, "--body", "We are safe in Amman"]);
         cli.ok_json("cw.json", &["note", "add", &id, "--text", "Called the delegation"]);
         std::fs::write(d.join("photo.jpg"), vec![7u8; 300_000]).unwrap();

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use rfl_client::session::today;
 use rfl_client::ClientError;
-use rfl_domain::records::{CaseHeader, PersonRecord, ProcessingConsent, Relationship, Separation};
+use rfl_domain::records::{
+    CaseHeader, PersonRecord, ProcessingConsent, Relationship, Separation, SeparationEvent,
+};
 use rfl_domain::{CaseFile, CaseId, CaseStatus, Entry, NameKind, Person, PersonName, RecordId};
 
 use super::{parse_enum, progress_bar, Context};
@@ -67,6 +69,10 @@ pub struct CreateArgs {
     /// armed_conflict, migration, disaster, detention, internal_displacement, other
     #[arg(long, default_value = "other")]
     separation: String,
+    /// How the separation happened, in a few words. An `other` event must be described: without this
+    /// flag its description is "not recorded".
+    #[arg(long, value_name = "TEXT")]
+    separation_description: Option<String>,
     /// The society's own reference.
     #[arg(long)]
     reference: Option<String>,
@@ -214,6 +220,10 @@ async fn set_status(ctx: &Context, case: CaseId, status: &str) -> Result<(), Cli
     ctx.print(&c, || format!("case {} is now {}", c.id, c.status.as_str()))
 }
 
+/// The separation description of a case created with `--separation other` (the default) and no
+/// `--separation-description`: the domain requires one for `other`.
+const SEPARATION_NOT_RECORDED: &str = "not recorded";
+
 /// The case to create: the `--file` with fresh record ids, or one built from the flags.
 fn case_from_args(a: &CreateArgs) -> Result<CaseFile, ClientError> {
     if let Some(f) = &a.file {
@@ -231,6 +241,13 @@ fn case_from_args(a: &CreateArgs) -> Result<CaseFile, ClientError> {
         ));
     }
     let relationship: Relationship = parse_enum("relationship", &a.relationship)?;
+    let event: SeparationEvent = parse_enum("separation event", &a.separation)?;
+    let description = match (&a.separation_description, event) {
+        (Some(d), _) => Some(d.clone()),
+        // `other` must be described; with no flag to say more, the case says so rather than fail.
+        (None, SeparationEvent::Other) => Some(SEPARATION_NOT_RECORDED.to_owned()),
+        (None, _) => None,
+    };
     let mut persons = vec![Entry::new(
         RecordId::new(),
         PersonRecord::enquirer(person_from(enquirer)),
@@ -245,10 +262,10 @@ fn case_from_args(a: &CreateArgs) -> Result<CaseFile, ClientError> {
         header: CaseHeader {
             category: parse_enum("category", &a.category)?,
             separation: Separation {
-                event: parse_enum("separation event", &a.separation)?,
+                event,
                 place: None,
                 date: None,
-                description: None,
+                description,
             },
             vulnerabilities: Vec::new(),
             consent: ProcessingConsent {
