@@ -55,6 +55,10 @@ async fn the_rfl_command_line() {
     config.server.bind = "127.0.0.1:0".into();
     config.server.workers = 2;
     config.database.url = db.url.clone();
+    // Every command signs in afresh, and this test runs more of them a minute than the default
+    // sign-in budgets allow (20 per account, 60 per address); tests/sessions.rs covers the limits.
+    config.limits.auth_per_minute_per_account = 1_000;
+    config.limits.auth_per_minute_per_address = 1_000;
     let url = db.url.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&url, 4))
         .await
