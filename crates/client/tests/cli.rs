@@ -131,14 +131,28 @@ async fn the_rfl_command_line() {
         );
         assert_eq!(again.status.code(), Some(4), "{}", String::from_utf8_lossy(&again.stderr));
         assert!(!d.join("recovery2.txt").exists() && !d.join("root2.key").exists());
+        // text output gives the expiry as an RFC 3339 UTC time, e.g. 2026-12-04T09:12:00Z
+        let text = cli.run("admin.json", &["invite", "--role", "auditor"]);
+        assert!(text.status.success(), "{}", String::from_utf8_lossy(&text.stderr));
+        let text = String::from_utf8(text.stdout).unwrap();
+        let until = text.split("valid until ").nth(1).unwrap().split(';').next().unwrap();
+        let b = until.as_bytes();
+        assert!(
+            b.len() == 20 && b[4] == b'-' && b[10] == b'T' && b[13] == b':' && b[19] == b'Z' && until.starts_with("20"),
+            "{text}"
+        );
         let invite = cli.ok_json("admin.json", &["invite", "--role", "caseworker"]);
+        assert!(invite["expires_at"].is_i64(), "JSON keeps the Unix time");
         let cw_code = invite["code"].as_str().unwrap().to_owned();
         // a second invitation, revoked before anyone uses it
         let spare = cli.ok_json("admin.json", &["invite", "--role", "caseworker"]);
         let spare_id = spare["id"].as_str().unwrap().to_owned();
         cli.ok_json("admin.json", &["revoke-code", &spare_id]);
         let codes = cli.ok_json("admin.json", &["codes"]);
-        assert_eq!(codes["codes"].as_array().unwrap().len(), 3, "the first admin's and two invitations");
+        assert_eq!(codes["codes"].as_array().unwrap().len(), 4, "the first admin's and three invitations");
+        let table = String::from_utf8(cli.run("admin.json", &["codes"]).stdout).unwrap();
+        assert!(table.starts_with(&format!("{:<64}  {:<14}  expires_at (UTC)", "id", "role")), "{table}");
+        assert_eq!(table.lines().filter(|l| l.contains(":00Z") || l.contains("Z  ")).count(), 4, "{table}");
         let revoked = cli.run(
             "spare.json",
             &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", spare["code"].as_str().unwrap(), "--work-factor", "14"],
@@ -249,7 +263,7 @@ async fn the_rfl_command_line() {
         assert_eq!(illegal.status.code(), Some(5));
         assert!(String::from_utf8_lossy(&illegal.stderr).contains("cannot go from tracing to open"));
         let unknown = cli.run("cw.json", &["case", "show", "01a20fa2-6d7b-76ae-8c51-a8a90959dcec"]);
-        assert_eq!(unknown.status.code(), Some(3));
+        assert_eq!(unknown.status.code(), Some(3), "{}", String::from_utf8_lossy(&unknown.stderr));
         let usage = cli.run("cw.json", &["case", "show", "not-an-id"]);
         assert_eq!(usage.status.code(), Some(2));
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use rfl_client::keystore::{write_private, Keystore};
+use rfl_client::session::rfc3339_utc;
 use rfl_client::ClientError;
 use rfl_crypto::{AgeIdentity, AgeRecipient};
 use rfl_domain::{MemberId, Role};
@@ -196,10 +197,10 @@ impl InviteArgs {
         let c = s.issue_enrolment_code(role).await?;
         ctx.print(&c, || {
             format!(
-                "one-time enrolment code for a {}: {}\n(valid until unix time {}; revoke it with: rfl revoke-code {})",
+                "one-time enrolment code for a {}: {}\n(valid until {}; revoke it with: rfl revoke-code {})",
                 c.role.as_str(),
                 c.code,
-                c.expires_at,
+                rfc3339_utc(c.expires_at),
                 c.id
             )
         })
@@ -212,15 +213,15 @@ pub async fn codes(ctx: &Context) -> Result<(), ClientError> {
     let codes = s.api().enrolment_codes().await?;
     ctx.print(&codes, || {
         let mut out = format!(
-            "{:<64}  {:<14}  {:>12}  {}",
-            "id", "role", "expires_at", "used"
+            "{:<64}  {:<14}  {:<20}  {}",
+            "id", "role", "expires_at (UTC)", "used"
         );
         for c in &codes.codes {
             out.push_str(&format!(
-                "\n{:<64}  {:<14}  {:>12}  {}",
+                "\n{:<64}  {:<14}  {:<20}  {}",
                 c.id,
                 c.role.as_str(),
-                c.expires_at,
+                rfc3339_utc(c.expires_at),
                 if c.used_at.is_some() { "yes" } else { "no" }
             ));
         }
