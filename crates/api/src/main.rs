@@ -100,8 +100,18 @@ async fn serve(config: Config) -> Result<(), String> {
     }
 }
 
+/// Opens the database for an admin command, and says on stderr which one: `./data/` is relative to
+/// where rfl-server runs, and the code it prints works only against the server using this database.
+fn open_store(config: &Config) -> Result<rfl_storage::Store, String> {
+    eprintln!(
+        "rfl-server: using the {}",
+        rfl_storage::describe_database(&config.database.url)
+    );
+    rfl_storage::Store::open(&config.database.url, 1).map_err(|e| e.to_string())
+}
+
 fn create_society(config: &Config, name: &str) -> Result<(), String> {
-    let store = rfl_storage::Store::open(&config.database.url, 1).map_err(|e| e.to_string())?;
+    let store = open_store(config)?;
     let (id, code) = rfl_api::identity::create_society(
         &store,
         name,
@@ -120,7 +130,7 @@ fn create_society(config: &Config, name: &str) -> Result<(), String> {
 }
 
 fn create_movement_admin(config: &Config) -> Result<(), String> {
-    let store = rfl_storage::Store::open(&config.database.url, 1).map_err(|e| e.to_string())?;
+    let store = open_store(config)?;
     let code = rfl_api::identity::movement_admin_code(
         &store,
         SystemClock.now_millis(),

@@ -53,6 +53,21 @@ pub fn date_from_unix_days(days: i64) -> Date {
         .unwrap_or_else(|_| Date::new(2000, 1, 1).unwrap_or_else(|_| unreachable_date()))
 }
 
+/// A Unix time in seconds as an RFC 3339 date and time in UTC, e.g. `2026-12-04T09:12:00Z`.
+pub fn rfc3339_utc(unix_secs: i64) -> String {
+    let date = date_from_unix_days(unix_secs.div_euclid(86_400));
+    let secs = unix_secs.rem_euclid(86_400);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        date.year(),
+        date.month(),
+        date.day(),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 #[allow(clippy::panic)] // never called: 2000-01-01 is a valid date
 fn unreachable_date() -> Date {
     panic!("2000-01-01 is a valid date")
@@ -1311,6 +1326,14 @@ mod tests {
         assert_eq!(date_from_unix_days(19_723), Date::new(2024, 1, 1).unwrap());
         assert_eq!(date_from_unix_days(19_782), Date::new(2024, 2, 29).unwrap());
         assert_eq!(date_from_unix_days(-1), Date::new(1969, 12, 31).unwrap());
+    }
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_796_375_520), "2026-12-04T09:12:00Z");
+        assert_eq!(rfc3339_utc(951_868_799), "2000-02-29T23:59:59Z");
+        assert_eq!(rfc3339_utc(-1), "1969-12-31T23:59:59Z");
     }
 
     #[test]

@@ -183,6 +183,17 @@ impl Session {
     /// society's signing root, which certifies the escrow key and this admin; pins the root. Returns the
     /// root key, to be kept offline by the admins; its fingerprint is what people pin.
     pub async fn init_society(&mut self, recovery: &AgeRecipient) -> Result<SocietyRootKey> {
+        let escrow = self.set_society_escrow(recovery).await?;
+        let root = self.create_society_root(&escrow).await?;
+        self.pin_root(&root.public().fingerprint()).await?;
+        Ok(root)
+    }
+
+    /// The first step of [`Session::init_society`]: creates the society escrow identity and uploads it
+    /// wrapped to `recovery`, and returns its recipient. Once this has succeeded, the recovery key is
+    /// the only way to the escrow identity (the server sets it once), so a caller that generated the
+    /// recovery key must have kept it before calling this.
+    pub async fn set_society_escrow(&self, recovery: &AgeRecipient) -> Result<AgeRecipient> {
         let society = *self.society_id().as_uuid();
         let escrow = AgeIdentity::generate();
         let wrapped = wrap_escrow_identity(&escrow, society, recovery.as_age())?;
@@ -192,10 +203,18 @@ impl Session {
                 wrapped_identity: wrapped.into(),
             })
             .await?;
-        let escrow = escrow.recipient();
+        Ok(escrow.recipient())
+    }
+
+    /// The second step of [`Session::init_society`]: creates the society root, certifies `escrow` and
+    /// this admin with it, and uploads the root and both certificates. Returns the root key without
+    /// pinning it, so the caller can keep the key before anything else can fail; then pin it
+    /// ([`Session::pin_root`]) to check what the server now serves.
+    pub async fn create_society_root(&self, escrow: &AgeRecipient) -> Result<SocietyRootKey> {
+        let society = *self.society_id().as_uuid();
         let root = SocietyRootKey::generate()?;
         let v = validity(ROOT_CERT_DAYS)?;
-        let escrow_cert = issue_escrow_cert(&root, society, &escrow, v)?;
+        let escrow_cert = issue_escrow_cert(&root, society, escrow, v)?;
         let admin_cert = issue_admin_cert(
             &root,
             society,
@@ -213,7 +232,6 @@ impl Session {
                 },
             )
             .await?;
-        self.pin_root(&root.public().fingerprint()).await?;
         Ok(root)
     }
 

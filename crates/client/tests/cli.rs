@@ -20,9 +20,13 @@ struct Cli {
 
 impl Cli {
     fn run(&self, keystore: &str, args: &[&str]) -> Output {
+        self.run_with("a passphrase long enough", keystore, args)
+    }
+
+    fn run_with(&self, passphrase: &str, keystore: &str, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_rfl"))
             .current_dir(&self.dir)
-            .env("RFL_CLIENT_PASSPHRASE", "a passphrase long enough")
+            .env("RFL_CLIENT_PASSPHRASE", passphrase)
             .arg("--keystore")
             .arg(keystore)
             .args(args)
@@ -51,6 +55,10 @@ async fn the_rfl_command_line() {
     config.server.bind = "127.0.0.1:0".into();
     config.server.workers = 2;
     config.database.url = db.url.clone();
+    // Every command signs in afresh, and this test runs more of them a minute than the default
+    // sign-in budgets allow (20 per account, 60 per address); tests/sessions.rs covers the limits.
+    config.limits.auth_per_minute_per_account = 1_000;
+    config.limits.auth_per_minute_per_address = 1_000;
     let url = db.url.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&url, 4))
         .await
@@ -75,13 +83,38 @@ async fn the_rfl_command_line() {
 
     tokio::task::spawn_blocking(move || {
         let s = cli.server.as_str();
-        let r = cli.ok_json("admin.json", &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &code, "--work-factor", "10"]);
+        // A new keystore's passphrase and work factor are checked before anything is sent (the code
+        // is still good afterwards): the same rule for a typed passphrase and one from the environment.
+        let weak = cli.run("weak.json", &["enrol", "--server", s, "--code", &code, "--work-factor", "10"]);
+        assert_eq!(weak.status.code(), Some(2), "{}", String::from_utf8_lossy(&weak.stderr));
+        assert!(String::from_utf8_lossy(&weak.stderr).contains("10 is not in 14..=22"));
+        let short = Command::new(env!("CARGO_BIN_EXE_rfl"))
+            .current_dir(&d)
+            .env("RFL_CLIENT_PASSPHRASE", "too short")
+            .args(["--keystore", "weak.json", "enrol", "--server", s, "--code", &code])
+            .output()
+            .unwrap();
+        assert_eq!(short.status.code(), Some(5), "{}", String::from_utf8_lossy(&short.stderr));
+        assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+        assert!(!d.join("weak.json").exists());
+
+        let r = cli.ok_json("admin.json", &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &code, "--work-factor", "14"]);
         assert_eq!(r["role"], "society_admin");
         // the code works once
-        let again = cli.run("other.json", &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &code, "--work-factor", "10"]);
+        let again = cli.run("other.json", &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &code, "--work-factor", "14"]);
         assert_eq!(again.status.code(), Some(4), "{}", String::from_utf8_lossy(&again.stderr));
 
-        // cases need the escrow key first
+        // cases need the escrow key first. A society init that fails (the wrong passphrase; one too
+        // short to seal the root key) leaves no file behind, so it can simply be run again.
+        for (pass, exit) in [("not the admin's passphrase", 1), ("too short", 5)] {
+            let failed = cli.run_with(
+                pass,
+                "admin.json",
+                &["society", "init", "--recovery-identity-out", "recovery.txt", "--root-key-out", "root.key"],
+            );
+            assert_eq!(failed.status.code(), Some(exit), "{}", String::from_utf8_lossy(&failed.stderr));
+            assert!(!d.join("recovery.txt").exists() && !d.join("root.key").exists());
+        }
         let init = cli.ok_json(
             "admin.json",
             &["society", "init", "--recovery-identity-out", "recovery.txt", "--root-key-out", "root.key"],
@@ -90,22 +123,44 @@ async fn the_rfl_command_line() {
         assert_eq!(root_fp.len(), 32);
         assert!(std::fs::read(d.join("root.key")).unwrap().starts_with(b"age-encryption.org/v1"), "sealed");
         assert!(std::fs::read_to_string(d.join("recovery.txt")).unwrap().starts_with("AGE-SECRET-KEY-1"));
+        // the escrow key is set once: a second run is refused, and its recovery identity (which
+        // would open nothing) is not left behind
+        let again = cli.run(
+            "admin.json",
+            &["society", "init", "--recovery-identity-out", "recovery2.txt", "--root-key-out", "root2.key"],
+        );
+        assert_eq!(again.status.code(), Some(4), "{}", String::from_utf8_lossy(&again.stderr));
+        assert!(!d.join("recovery2.txt").exists() && !d.join("root2.key").exists());
+        // text output gives the expiry as an RFC 3339 UTC time, e.g. 2026-12-04T09:12:00Z
+        let text = cli.run("admin.json", &["invite", "--role", "auditor"]);
+        assert!(text.status.success(), "{}", String::from_utf8_lossy(&text.stderr));
+        let text = String::from_utf8(text.stdout).unwrap();
+        let until = text.split("valid until ").nth(1).unwrap().split(';').next().unwrap();
+        let b = until.as_bytes();
+        assert!(
+            b.len() == 20 && b[4] == b'-' && b[10] == b'T' && b[13] == b':' && b[19] == b'Z' && until.starts_with("20"),
+            "{text}"
+        );
         let invite = cli.ok_json("admin.json", &["invite", "--role", "caseworker"]);
+        assert!(invite["expires_at"].is_i64(), "JSON keeps the Unix time");
         let cw_code = invite["code"].as_str().unwrap().to_owned();
         // a second invitation, revoked before anyone uses it
         let spare = cli.ok_json("admin.json", &["invite", "--role", "caseworker"]);
         let spare_id = spare["id"].as_str().unwrap().to_owned();
         cli.ok_json("admin.json", &["revoke-code", &spare_id]);
         let codes = cli.ok_json("admin.json", &["codes"]);
-        assert_eq!(codes["codes"].as_array().unwrap().len(), 3, "the first admin's and two invitations");
+        assert_eq!(codes["codes"].as_array().unwrap().len(), 4, "the first admin's and three invitations");
+        let table = String::from_utf8(cli.run("admin.json", &["codes"]).stdout).unwrap();
+        assert!(table.starts_with(&format!("{:<64}  {:<14}  expires_at (UTC)", "id", "role")), "{table}");
+        assert_eq!(table.lines().filter(|l| l.contains(":00Z") || l.contains("Z  ")).count(), 4, "{table}");
         let revoked = cli.run(
             "spare.json",
-            &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", spare["code"].as_str().unwrap(), "--work-factor", "10"],
+            &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", spare["code"].as_str().unwrap(), "--work-factor", "14"],
         );
         assert_eq!(revoked.status.code(), Some(5), "{}", String::from_utf8_lossy(&revoked.stderr));
         cli.ok_json(
             "cw.json",
-            &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &cw_code, "--work-factor", "10",
+            &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &cw_code, "--work-factor", "14",
               "--root-fingerprint", &root_fp],
         );
         // The caseworker reads their keys' fingerprint out to the admin, who certifies them; a wrong
@@ -151,6 +206,18 @@ async fn the_rfl_command_line() {
         assert_eq!((again["imported"].as_u64(), again["already_present"].as_u64()), (Some(0), Some(30)));
         let list = cli.ok_json("cw.json", &["case", "list", "--all"]);
         assert_eq!(list.as_array().unwrap().len(), 31);
+        // no --separation: the default event, `other`, must be described; it is "not recorded" unless
+        // --separation-description says more
+        let bare = cli.ok_json("cw.json", &["case", "create", "--enquirer", "Lina Saleh", "--sought", "Karim Saleh", "--relationship", "sibling"]);
+        let bare = cli.ok_json("cw.json", &["case", "show", bare["id"].as_str().unwrap()]);
+        assert_eq!(bare["content"]["header"]["separation"]["event"], "other");
+        assert_eq!(bare["content"]["header"]["separation"]["description"], "not recorded");
+        let told = cli.ok_json(
+            "cw.json",
+            &["case", "create", "--enquirer", "Lina Saleh", "--sought", "Karim Saleh", "--separation-description", "Lost each other at the border"],
+        );
+        let told = cli.ok_json("cw.json", &["case", "show", told["id"].as_str().unwrap()]);
+        assert_eq!(told["content"]["header"]["separation"]["description"], "Lost each other at the border");
         cli.ok_json("cw.json", &["message", "add", &id, "--body", "We are safe in Amman"]);
         cli.ok_json("cw.json", &["note", "add", &id, "--text", "Called the delegation"]);
         std::fs::write(d.join("photo.jpg"), vec![7u8; 300_000]).unwrap();
@@ -159,6 +226,42 @@ async fn the_rfl_command_line() {
         assert_eq!(shown["content"]["messages"].as_array().unwrap().len(), 1);
         assert_eq!(shown["content"]["notes"].as_array().unwrap().len(), 1);
         assert_eq!(shown["content"]["persons"][0]["record"]["person"]["names"][0]["given"], "Amina");
+
+        // a new case from a copy of this one (`case show --json`, as the README says) or from a file
+        // without record ids: the records get fresh ids, references by index still hold
+        let mut copy = shown["content"].clone();
+        copy["attachments"] = serde_json::json!([]); // attachments are added with `rfl attach`
+        std::fs::write(d.join("copy.json"), serde_json::to_vec(&copy).unwrap()).unwrap();
+        let copied = cli.ok_json("cw.json", &["case", "create", "--file", "copy.json"]);
+        let copied = cli.ok_json("cw.json", &["case", "show", copied["id"].as_str().unwrap()]);
+        let ids = |v: &serde_json::Value| -> Vec<String> {
+            ["persons", "messages", "notes"]
+                .iter()
+                .flat_map(|k| v["content"][k].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()))
+                .collect()
+        };
+        let (old_ids, new_ids) = (ids(&shown), ids(&copied));
+        assert_eq!(old_ids.len(), 4);
+        assert!(new_ids.iter().all(|id| !old_ids.contains(id)), "{new_ids:?} {old_ids:?}");
+        assert_eq!(copied["content"]["messages"][0]["record"]["body"], "We are safe in Amman");
+        // without ids, a file can refer to persons only by position ({"index": i})
+        let person_ids: Vec<serde_json::Value> =
+            copy["persons"].as_array().unwrap().iter().map(|p| p["id"].clone()).collect();
+        for m in copy["messages"].as_array_mut().unwrap() {
+            for end in ["from", "to"] {
+                if let Some(r) = m["record"][end].get("record").cloned() {
+                    let i = person_ids.iter().position(|id| *id == r).unwrap();
+                    m["record"][end] = serde_json::json!({ "index": i });
+                }
+            }
+        }
+        for list in ["persons", "messages", "notes"] {
+            for e in copy[list].as_array_mut().unwrap() {
+                e.as_object_mut().unwrap().remove("id");
+            }
+        }
+        std::fs::write(d.join("no-ids.json"), serde_json::to_vec(&copy).unwrap()).unwrap();
+        cli.ok_json("cw.json", &["case", "create", "--file", "no-ids.json"]);
 
         // update from what `case show --json` printed: change the reference, keep everything else
         let mut edit = shown.clone();
@@ -197,7 +300,7 @@ async fn the_rfl_command_line() {
         assert_eq!(illegal.status.code(), Some(5));
         assert!(String::from_utf8_lossy(&illegal.stderr).contains("cannot go from tracing to open"));
         let unknown = cli.run("cw.json", &["case", "show", "01a20fa2-6d7b-76ae-8c51-a8a90959dcec"]);
-        assert_eq!(unknown.status.code(), Some(3));
+        assert_eq!(unknown.status.code(), Some(3), "{}", String::from_utf8_lossy(&unknown.stderr));
         let usage = cli.run("cw.json", &["case", "show", "not-an-id"]);
         assert_eq!(usage.status.code(), Some(2));
 
@@ -239,7 +342,7 @@ fn enrol_with_an_age_plugin_identity_checks_the_file_and_the_plugin() {
             "--code",
             "unused",
             "--work-factor",
-            "10",
+            "14",
             "--age-identity",
             file,
         ];

@@ -56,7 +56,7 @@ pub use keywrap::{
     recipient_message, rewrap_keys, unwrap_keys, verify_recipient, wrap_keys_for_authenticator,
     AuthenticatorWrap, KEY_WRAP_MAGIC, KEY_WRAP_VERSION, PRF_SALT,
 };
-pub use passphrase::{open_with_passphrase, seal_with_passphrase};
+pub use passphrase::{open_with_passphrase, seal_with_passphrase, MAX_LOG_N};
 #[cfg(feature = "plugin")]
 pub use plugin::PluginMessageHook;
 pub use selfwrap::{

@@ -9,7 +9,7 @@ use crate::wrap::{age_encrypt, read_limited};
 /// Smallest accepted scrypt work factor (log2 N).
 pub(crate) const MIN_LOG_N: u8 = 10;
 /// Largest accepted scrypt work factor (log2 N); also the maximum accepted on open.
-pub(crate) const MAX_LOG_N: u8 = 22;
+pub const MAX_LOG_N: u8 = 22;
 /// Largest plaintext accepted by [`open_with_passphrase`] (keystores are small).
 const MAX_PLAINTEXT: usize = 16 * 1024 * 1024;
 

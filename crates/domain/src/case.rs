@@ -1,7 +1,7 @@
 //! A whole case as the client holds it in plaintext, its cross-record rules,
 //! and the enquirer view rule.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::date::Date;
 use crate::error::ValidationError;
@@ -18,7 +18,9 @@ use crate::validate::{index, join, Problems};
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry<T> {
-    /// The record's id.
+    /// The record's id. Input may leave it out (a case file written by hand): the record then gets a
+    /// fresh id, i.e. it is a new record.
+    #[serde(default = "RecordId::new")]
     pub id: RecordId,
     /// The record.
     pub record: T,
@@ -99,6 +101,40 @@ impl CaseFile {
             PersonRef::Enquirer => self.enquirer(),
             PersonRef::Index(i) => self.persons.get(i),
             PersonRef::Record(id) => self.persons.iter().find(|e| e.id == id),
+        }
+    }
+
+    /// Gives every record a fresh id, for a case file that becomes a new case: record ids are unique
+    /// across cases, so a copy of another case's file (`rfl case show --json`) would collide with it.
+    /// References to a person by record id (a message's sender or addressee, what an attachment
+    /// depicts) follow that person to its new id; a reference to an id that is not exactly one person
+    /// of this case is left as it was, for [`CaseFile::validate`] to report.
+    pub fn renew_record_ids(&mut self) {
+        // old id -> new id, or None if several persons had that id
+        let mut renamed: HashMap<RecordId, Option<RecordId>> = HashMap::new();
+        for e in &mut self.persons {
+            let new = RecordId::new();
+            renamed
+                .entry(e.id)
+                .and_modify(|n| *n = None)
+                .or_insert(Some(new));
+            e.id = new;
+        }
+        let follow = |id: RecordId| renamed.get(&id).copied().flatten().unwrap_or(id);
+        for e in &mut self.messages {
+            e.id = RecordId::new();
+            for r in [&mut e.record.from, &mut e.record.to] {
+                if let PersonRef::Record(id) = r {
+                    *id = follow(*id);
+                }
+            }
+        }
+        for e in &mut self.notes {
+            e.id = RecordId::new();
+        }
+        for e in &mut self.attachments {
+            e.id = RecordId::new();
+            e.record.depicts = e.record.depicts.map(follow);
         }
     }
 
@@ -642,6 +678,75 @@ mod tests {
         let json = serde_json::to_string(&c.enquirer_view()).unwrap();
         assert!(!json.contains(REFUSER_CITY));
         assert!(!json.contains(REFUSER_PHONE));
+    }
+
+    #[test]
+    fn renewed_ids_are_fresh_and_references_follow_their_person() {
+        let old = case();
+        let mut c = old.clone();
+        c.renew_record_ids();
+        let ids = |f: &CaseFile| -> Vec<RecordId> {
+            let persons = f.persons.iter().map(|e| e.id);
+            let messages = f.messages.iter().map(|e| e.id);
+            let notes = f.notes.iter().map(|e| e.id);
+            persons
+                .chain(messages)
+                .chain(notes)
+                .chain(f.attachments.iter().map(|e| e.id))
+                .collect()
+        };
+        let (before, after) = (ids(&old), ids(&c));
+        assert_eq!(before.len(), after.len());
+        assert!(after.iter().all(|id| !before.contains(id)));
+        assert_eq!(after.iter().collect::<HashSet<_>>().len(), after.len());
+        assert_eq!(c.messages[0].record.to, PersonRef::Record(c.persons[1].id));
+        assert_eq!(c.attachments[0].record.depicts, Some(c.persons[2].id));
+        assert_eq!(c.validate(today()), Ok(()));
+        // only the ids changed
+        let mut back = c.clone();
+        for (b, o) in back.persons.iter_mut().zip(&old.persons) {
+            b.id = o.id;
+        }
+        back.messages[0].id = old.messages[0].id;
+        back.messages[0].record.to = old.messages[0].record.to;
+        back.notes[0].id = old.notes[0].id;
+        back.attachments[0].id = old.attachments[0].id;
+        back.attachments[0].record.depicts = old.attachments[0].record.depicts;
+        assert_eq!(back, old);
+
+        // a reference to no person, or to an id two persons shared, stays for validate to report
+        let mut c = old.clone();
+        c.messages[0].record.to = PersonRef::Record(id(99));
+        c.persons[3].id = id(1);
+        c.attachments[0].record.depicts = Some(id(1));
+        c.renew_record_ids();
+        assert_eq!(c.messages[0].record.to, PersonRef::Record(id(99)));
+        assert_eq!(c.attachments[0].record.depicts, Some(id(1)));
+        let err = c.validate(today()).unwrap_err();
+        assert_eq!(
+            paths(&err),
+            vec!["messages[0].record.to", "attachments[0].record.depicts"]
+        );
+    }
+
+    #[test]
+    fn record_ids_may_be_left_out_on_input() {
+        let mut v = serde_json::to_value(case()).unwrap();
+        for list in ["persons", "messages", "notes", "attachments"] {
+            for e in v[list].as_array_mut().unwrap() {
+                e.as_object_mut().unwrap().remove("id");
+            }
+        }
+        // the references by id point nowhere now; by index they still work
+        v["messages"][0]["record"]["to"] = serde_json::json!({"index": 1});
+        v["attachments"][0]["record"]
+            .as_object_mut()
+            .unwrap()
+            .remove("depicts");
+        let c: CaseFile = serde_json::from_value(v).unwrap();
+        let ids: HashSet<RecordId> = c.persons.iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), 4, "each record got its own id");
+        assert_eq!(c.validate(today()), Ok(()));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod models;
 pub mod schema;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod url;
 
 use std::path::Path;
 
@@ -27,6 +28,7 @@ use uuid::Uuid;
 
 pub use error::StorageError;
 use schema::*;
+pub use url::describe_database;
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
@@ -192,36 +194,40 @@ impl Store {
     /// connection would see its own empty database.
     pub fn open(url: &str, pool_size: u32) -> Result<Store> {
         let pool_size = pool_size.max(1);
-        let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let manager = ConnectionManager::<PgConnection>::new(url);
-            let pool = Pool::builder().max_size(pool_size).build(manager)?;
-            Store {
-                pools: Pools::Postgres(pool),
-            }
-        } else {
-            let path = url.strip_prefix("sqlite://").unwrap_or(url);
-            if path.is_empty() || path.contains(":memory:") {
-                return Err(StorageError::Config(
-                    "SQLite needs a file path (an in-memory database is not shared between connections)".into(),
-                ));
-            }
-            if let Some(parent) = Path::new(path).parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        StorageError::Config(format!("cannot create the database folder: {e}"))
-                    })?;
+        let store = match url::Target::of(url) {
+            url::Target::Postgres(url) => {
+                let manager = ConnectionManager::<PgConnection>::new(url);
+                let pool = Pool::builder().max_size(pool_size).build(manager)?;
+                Store {
+                    pools: Pools::Postgres(pool),
                 }
             }
-            let build = |size: u32| {
-                Pool::builder()
-                    .max_size(size)
-                    .connection_customizer(Box::new(SqlitePragmas))
-                    .build(ConnectionManager::<SqliteConnection>::new(path))
-            };
-            let write = build(1)?;
-            let read = build(pool_size)?;
-            Store {
-                pools: Pools::Sqlite { read, write },
+            url::Target::Sqlite(path) => {
+                if path.is_empty() || path.contains(":memory:") {
+                    return Err(StorageError::Config(
+                        "SQLite needs a file path (an in-memory database is not shared between \
+                         connections)"
+                            .into(),
+                    ));
+                }
+                if let Some(parent) = Path::new(path).parent() {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            StorageError::Config(format!("cannot create the database folder: {e}"))
+                        })?;
+                    }
+                }
+                let build = |size: u32| {
+                    Pool::builder()
+                        .max_size(size)
+                        .connection_customizer(Box::new(SqlitePragmas))
+                        .build(ConnectionManager::<SqliteConnection>::new(path))
+                };
+                let write = build(1)?;
+                let read = build(pool_size)?;
+                Store {
+                    pools: Pools::Sqlite { read, write },
+                }
             }
         };
         store.migrate()?;

@@ -6,7 +6,9 @@ use clap::{Args, Subcommand};
 use rfl_client::merge::CaseBase;
 use rfl_client::session::today;
 use rfl_client::ClientError;
-use rfl_domain::records::{CaseHeader, PersonRecord, ProcessingConsent, Relationship, Separation};
+use rfl_domain::records::{
+    CaseHeader, PersonRecord, ProcessingConsent, Relationship, Separation, SeparationEvent,
+};
 use rfl_domain::{CaseFile, CaseId, CaseStatus, Entry, NameKind, Person, PersonName, RecordId};
 
 use super::{parse_enum, progress_bar, Context};
@@ -36,7 +38,7 @@ pub enum CaseCmd {
     /// Decrypt and show a case.
     Show { case: CaseId },
     /// Replace a case's content with a JSON case file (as printed by `case show --json`); changed records
-    /// are written as new versions.
+    /// are written as new versions, records without an id are added.
     Update {
         case: CaseId,
         #[arg(long)]
@@ -49,7 +51,8 @@ pub enum CaseCmd {
 
 #[derive(Args)]
 pub struct CreateArgs {
-    /// A JSON case file (see `rfl case show --json` for the shape).
+    /// A JSON case file (see `rfl case show --json` for the shape: its `content`). Its records get
+    /// fresh ids, so a copy of another case becomes a new case; ids may be left out.
     #[arg(long, conflicts_with_all = ["enquirer", "sought"])]
     file: Option<PathBuf>,
     /// tracing_request, unaccompanied_or_separated_child, detainee, missing_after_disaster, deceased_identification
@@ -67,6 +70,10 @@ pub struct CreateArgs {
     /// armed_conflict, migration, disaster, detention, internal_displacement, other
     #[arg(long, default_value = "other")]
     separation: String,
+    /// How the separation happened, in a few words. An `other` event must be described: without this
+    /// flag its description is "not recorded".
+    #[arg(long, value_name = "TEXT")]
+    separation_description: Option<String>,
     /// The society's own reference.
     #[arg(long)]
     reference: Option<String>,
@@ -256,10 +263,17 @@ async fn set_status(ctx: &Context, case: CaseId, status: &str) -> Result<(), Cli
     ctx.print(&c, || format!("case {} is now {}", c.id, c.status.as_str()))
 }
 
-/// The case to create: the `--file` as given, or one built from the flags.
+/// The separation description of a case created with `--separation other` (the default) and no
+/// `--separation-description`: the domain requires one for `other`.
+const SEPARATION_NOT_RECORDED: &str = "not recorded";
+
+/// The case to create: the `--file` with fresh record ids, or one built from the flags.
 fn case_from_args(a: &CreateArgs) -> Result<CaseFile, ClientError> {
     if let Some(f) = &a.file {
-        return Ok(serde_json::from_slice(&std::fs::read(f)?)?);
+        let mut file: CaseFile = serde_json::from_slice(&std::fs::read(f)?)?;
+        // A new case has new records, whatever ids the file carries (`case update --file` keeps them).
+        file.renew_record_ids();
+        return Ok(file);
     }
     let enquirer = a.enquirer.as_deref().ok_or_else(|| {
         ClientError::Invalid("give --file, or --enquirer and at least one --sought".into())
@@ -270,6 +284,13 @@ fn case_from_args(a: &CreateArgs) -> Result<CaseFile, ClientError> {
         ));
     }
     let relationship: Relationship = parse_enum("relationship", &a.relationship)?;
+    let event: SeparationEvent = parse_enum("separation event", &a.separation)?;
+    let description = match (&a.separation_description, event) {
+        (Some(d), _) => Some(d.clone()),
+        // `other` must be described; with no flag to say more, the case says so rather than fail.
+        (None, SeparationEvent::Other) => Some(SEPARATION_NOT_RECORDED.to_owned()),
+        (None, _) => None,
+    };
     let mut persons = vec![Entry::new(
         RecordId::new(),
         PersonRecord::enquirer(person_from(enquirer)),
@@ -284,10 +305,10 @@ fn case_from_args(a: &CreateArgs) -> Result<CaseFile, ClientError> {
         header: CaseHeader {
             category: parse_enum("category", &a.category)?,
             separation: Separation {
-                event: parse_enum("separation event", &a.separation)?,
+                event,
                 place: None,
                 date: None,
-                description: None,
+                description,
             },
             vulnerabilities: Vec::new(),
             consent: ProcessingConsent {

@@ -8,7 +8,7 @@ use rfl_client::keystore::{DeviceKeys, Keystore, Owner};
 use rfl_client::{session, ClientError, Site, SoftAuthenticator};
 use rfl_crypto::{AgeIdentity, AgeRecipient};
 
-use super::{owner_of, passphrase, prepare_age_identity, Context};
+use super::{new_passphrase, owner_of, prepare_age_identity, work_factor_parser, Context};
 
 #[derive(Args)]
 pub struct EnrolArgs {
@@ -26,8 +26,9 @@ pub struct EnrolArgs {
     /// admin, who creates the root with `rfl society init`).
     #[arg(long)]
     root_fingerprint: Option<String>,
-    /// scrypt work factor (2^N) protecting the keystore.
-    #[arg(long, default_value_t = 18)]
+    /// scrypt work factor (N of 2^N, from 14 to 22) protecting the keystore; it also seals the society
+    /// root key if you create it (`rfl society init`).
+    #[arg(long, default_value_t = 18, value_parser = work_factor_parser())]
     work_factor: u8,
     /// Use an age plugin identity as your age key instead of a generated one, e.g. a YubiKey's
     /// identity file from `age-plugin-yubikey --identity` (with its `# recipient:` line): case keys
@@ -51,7 +52,7 @@ impl EnrolArgs {
             Some(file) => DeviceKeys::generate_with_age(read_age_identity(file)?)?,
             None => DeviceKeys::generate()?,
         };
-        let pass = passphrase(true)?;
+        let pass = new_passphrase()?;
         let server = &self.server;
         let origin = self
             .origin

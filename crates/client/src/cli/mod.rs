@@ -26,7 +26,7 @@ use rfl_client::heads::FileHeads;
 use rfl_client::keystore::{KeyHolder, Keystore, Owner};
 use rfl_client::{sign_in_person, ClientError, Session, Site, SoftAuthenticator};
 use rfl_crypto::{AgeIdentity, CryptoError};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -141,16 +141,21 @@ impl Context {
     /// only with their authenticator's PRF output, so no token is cached (and admin commands always carry
     /// a fresh sign-in for step-up).
     async fn open_session(&self) -> Result<Session, ClientError> {
+        self.open_session_with(&passphrase()?).await
+    }
+
+    /// [`Context::open_session`] with the passphrase read already (for a command that also seals
+    /// something with it).
+    async fn open_session_with(&self, pass: &SecretString) -> Result<Session, ClientError> {
         let path = self.keystore_path();
         let ks = Keystore::load(path)?;
-        let pass = passphrase(false)?;
         let mut s = match ks.holder {
             KeyHolder::MachineKeys => {
-                let keys = Arc::new(ks.unlock(&pass)?);
+                let keys = Arc::new(ks.unlock(pass)?);
                 Session::login(&ks.server, ks.member_id, keys).await?
             }
             KeyHolder::DevAuthenticator => {
-                let state = ks.unlock_bytes(&pass)?;
+                let state = ks.unlock_bytes(pass)?;
                 let mut authenticator = SoftAuthenticator::from_secret_bytes(&state)
                     .map_err(|e| ClientError::Keystore(format!("the authenticator state: {e}")))?;
                 let site = Site::new(&ks.server, &ks.origin);
@@ -167,7 +172,7 @@ impl Context {
                 if *after != *state {
                     // The signature counter moved: keep it, or the next sign-in looks like a clone.
                     let owner = owner_of(&ks)?;
-                    Keystore::seal_authenticator(&owner, &after, &pass, ks.work_factor)?
+                    Keystore::seal_authenticator(&owner, &after, pass, ks.work_factor)?
                         .save(path)?;
                 }
                 s
@@ -216,25 +221,58 @@ fn default_keystore_path() -> PathBuf {
     home.join(".config/rfl/keystore.json")
 }
 
-/// The keystore passphrase, from $RFL_CLIENT_PASSPHRASE or typed; `confirm` (a new passphrase) asks
-/// for it twice.
-fn passphrase(confirm: bool) -> Result<SecretString, ClientError> {
+/// Fewest characters of a new passphrase, typed or taken from $RFL_CLIENT_PASSPHRASE.
+const MIN_PASSPHRASE_CHARS: usize = 12;
+
+/// Smallest scrypt work factor (log2 N) `rfl` seals a keystore or the society root key with. N = 2^14
+/// (16 MiB) is scrypt's own recommendation for interactive logins; the default, 18, is the work factor
+/// of age's reference implementation (rage calibrates to about a second). The largest is what
+/// `rfl_crypto` opens. The SDK takes any factor `rfl_crypto` accepts (from 10), which keeps its tests
+/// fast; the command line holds people to this one.
+pub(crate) const MIN_WORK_FACTOR: u8 = 14;
+
+/// `--work-factor`: a usage error (exit code 2) outside `MIN_WORK_FACTOR..=MAX_LOG_N`.
+fn work_factor_parser() -> clap::builder::RangedI64ValueParser<u8> {
+    clap::value_parser!(u8).range(i64::from(MIN_WORK_FACTOR)..=i64::from(rfl_crypto::MAX_LOG_N))
+}
+
+/// The passphrase that unlocks the keystore, from $RFL_CLIENT_PASSPHRASE or typed.
+fn passphrase() -> Result<SecretString, ClientError> {
     if let Ok(p) = std::env::var("RFL_CLIENT_PASSPHRASE") {
         return Ok(SecretString::from(p));
     }
-    let p = rpassword::prompt_password("keystore passphrase: ")?;
-    if confirm {
-        let again = rpassword::prompt_password("repeat passphrase: ")?;
-        if again != p {
-            return Err(ClientError::Invalid("the passphrases differ".into()));
+    Ok(SecretString::from(rpassword::prompt_password(
+        "keystore passphrase: ",
+    )?))
+}
+
+/// A passphrase that will seal something new: from $RFL_CLIENT_PASSPHRASE, or typed twice; either way
+/// held to [`check_new_passphrase`].
+fn new_passphrase() -> Result<SecretString, ClientError> {
+    let p = match std::env::var("RFL_CLIENT_PASSPHRASE") {
+        Ok(p) => p,
+        Err(_) => {
+            let p = rpassword::prompt_password("keystore passphrase: ")?;
+            let again = rpassword::prompt_password("repeat passphrase: ")?;
+            if again != p {
+                return Err(ClientError::Invalid("the passphrases differ".into()));
+            }
+            p
         }
-        if p.chars().count() < 12 {
-            return Err(ClientError::Invalid(
-                "use a passphrase of at least 12 characters".into(),
-            ));
-        }
+    };
+    let p = SecretString::from(p);
+    check_new_passphrase(&p)?;
+    Ok(p)
+}
+
+/// The one rule for a passphrase that seals a keystore or the society root key, wherever it came from.
+fn check_new_passphrase(p: &SecretString) -> Result<(), ClientError> {
+    if p.expose_secret().chars().count() < MIN_PASSPHRASE_CHARS {
+        return Err(ClientError::Invalid(format!(
+            "use a passphrase of at least {MIN_PASSPHRASE_CHARS} characters"
+        )));
     }
-    Ok(SecretString::from(p))
+    Ok(())
 }
 
 /// rfl never prompts on a plugin's behalf: a plugin identity gets the PIN from $RFL_AGE_PLUGIN_PIN if

@@ -1,16 +1,17 @@
 //! Society administration (society admins): `rfl society init`, `rfl certify`, `rfl invite`,
 //! `rfl codes`, `rfl revoke-code`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use rfl_client::keystore::{write_private, Keystore};
+use rfl_client::session::rfc3339_utc;
 use rfl_client::ClientError;
 use rfl_crypto::{AgeIdentity, AgeRecipient};
 use rfl_domain::{MemberId, Role};
 use secrecy::ExposeSecret;
 
-use super::{passphrase, Context};
+use super::{check_new_passphrase, passphrase, Context, MIN_WORK_FACTOR};
 
 #[derive(Subcommand)]
 pub enum SocietyCmd {
@@ -41,39 +42,92 @@ impl SocietyCmd {
     }
 }
 
+/// Where the recovery key comes from.
+enum Recovery<'a> {
+    /// `--recovery-recipient`: a key held offline already.
+    Given(AgeRecipient),
+    /// `--recovery-identity-out`: generated here, to be written to that file.
+    Generated(&'a Path, AgeIdentity),
+}
+
 impl InitArgs {
+    /// Everything that can be checked here is checked before the server is asked for anything, and
+    /// nothing is written before the step that needs it: a run that fails leaves no file behind (and
+    /// can be run again) unless the server has set the escrow key, which opens only with the recovery
+    /// identity.
     async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
-        let root_key_out = &self.root_key_out;
-        if root_key_out.exists() {
-            return Err(ClientError::Invalid(format!(
-                "{} exists already",
-                root_key_out.display()
-            )));
-        }
-        let recipient = match (&self.recovery_recipient, &self.recovery_identity_out) {
-            (Some(r), _) => AgeRecipient::parse(r)?,
-            (None, Some(out)) => {
-                let id = AgeIdentity::generate();
-                if out.exists() {
-                    return Err(ClientError::Invalid(format!("{} exists already", out.display())));
-                }
-                write_private(out, format!("{}\n", id.to_secret_string().expose_secret()).as_bytes())?;
-                id.recipient()
-            }
+        let root_key_out = self.root_key_out.as_path();
+        let recovery = match (&self.recovery_recipient, &self.recovery_identity_out) {
+            (Some(r), _) => Recovery::Given(AgeRecipient::parse(r)?),
+            (None, Some(out)) => Recovery::Generated(out, AgeIdentity::generate()),
             (None, None) => {
                 return Err(ClientError::Invalid(
                     "give --recovery-recipient (the offline recovery key) or --recovery-identity-out FILE".into(),
                 ))
             }
         };
-        let mut s = ctx.open_session().await?;
-        let root = s.init_society(&recipient).await?;
+        for out in std::iter::once(root_key_out).chain(match &recovery {
+            Recovery::Generated(out, _) => Some(*out),
+            Recovery::Given(_) => None,
+        }) {
+            if out.exists() {
+                return Err(ClientError::Invalid(format!(
+                    "{} exists already",
+                    out.display()
+                )));
+            }
+        }
+        if matches!(&recovery, Recovery::Generated(out, _) if *out == root_key_out) {
+            return Err(ClientError::Invalid(
+                "--root-key-out and --recovery-identity-out must be different files".into(),
+            ));
+        }
+        // The keystore's passphrase also seals the root key: it is held to the rule for a new one.
+        let pass = passphrase()?;
+        check_new_passphrase(&pass)?;
+        let mut s = ctx.open_session_with(&pass).await?;
+
+        let recipient = match &recovery {
+            Recovery::Given(r) => r.clone(),
+            Recovery::Generated(_, id) => id.recipient(),
+        };
+        // Once the escrow key is set, the recovery identity is the only way to it: a generated one is
+        // on disk before the server gets the escrow key, and removed if the server refuses it.
+        if let Recovery::Generated(out, id) = &recovery {
+            write_private(
+                out,
+                format!("{}\n", id.to_secret_string().expose_secret()).as_bytes(),
+            )?;
+        }
+        let escrow = match s.set_society_escrow(&recipient).await {
+            Ok(escrow) => escrow,
+            Err(e) => {
+                if let Recovery::Generated(out, _) = &recovery {
+                    forget_recovery_identity(out, &e);
+                }
+                return Err(e);
+            }
+        };
+        let root = match s.create_society_root(&escrow).await {
+            Ok(root) => root,
+            Err(e) => {
+                if let Recovery::Generated(out, _) = &recovery {
+                    eprintln!(
+                        "rfl: the society escrow key is set; it opens only with the recovery identity in {}: keep it",
+                        out.display()
+                    );
+                }
+                return Err(e);
+            }
+        };
         let path = ctx.keystore_path();
         let mut ks = Keystore::load(path)?;
-        let pass = passphrase(false)?;
-        let sealed = rfl_crypto::seal_with_passphrase(root.pkcs8_der(), &pass, ks.work_factor)?;
+        // A keystore made before the minimum existed may have a smaller work factor: not for the root.
+        let work_factor = ks.work_factor.max(MIN_WORK_FACTOR);
+        let sealed = rfl_crypto::seal_with_passphrase(root.pkcs8_der(), &pass, work_factor)?;
         write_private(root_key_out, &sealed)?;
         let fp = root.public().fingerprint();
+        s.pin_root(&fp).await?;
         ks.root_fingerprint = Some(fp.clone());
         ks.save(path)?;
         ctx.print(
@@ -88,6 +142,25 @@ impl InitArgs {
                 )
             },
         )
+    }
+}
+
+/// Setting the escrow key failed. If the server refused it (a 4xx answer), the recovery identity
+/// generated for it opens nothing: it is removed, so a new run can write the file again. If the server
+/// could not be asked, failed, or its answer was lost, it may have set the key: the identity stays.
+fn forget_recovery_identity(out: &Path, e: &ClientError) {
+    if !matches!(e, ClientError::Api { status, .. } if (400..500).contains(status)) {
+        eprintln!(
+            "rfl: the recovery identity stays in {}: the server may have set the escrow key",
+            out.display()
+        );
+        return;
+    }
+    if let Err(rm) = std::fs::remove_file(out) {
+        eprintln!(
+            "rfl: could not remove {}, a recovery identity that opens nothing: {rm}",
+            out.display()
+        );
     }
 }
 
@@ -124,10 +197,10 @@ impl InviteArgs {
         let c = s.issue_enrolment_code(role).await?;
         ctx.print(&c, || {
             format!(
-                "one-time enrolment code for a {}: {}\n(valid until unix time {}; revoke it with: rfl revoke-code {})",
+                "one-time enrolment code for a {}: {}\n(valid until {}; revoke it with: rfl revoke-code {})",
                 c.role.as_str(),
                 c.code,
-                c.expires_at,
+                rfc3339_utc(c.expires_at),
                 c.id
             )
         })
@@ -140,15 +213,15 @@ pub async fn codes(ctx: &Context) -> Result<(), ClientError> {
     let codes = s.api().enrolment_codes().await?;
     ctx.print(&codes, || {
         let mut out = format!(
-            "{:<64}  {:<14}  {:>12}  {}",
-            "id", "role", "expires_at", "used"
+            "{:<64}  {:<14}  {:<20}  {}",
+            "id", "role", "expires_at (UTC)", "used"
         );
         for c in &codes.codes {
             out.push_str(&format!(
-                "\n{:<64}  {:<14}  {:>12}  {}",
+                "\n{:<64}  {:<14}  {:<20}  {}",
                 c.id,
                 c.role.as_str(),
-                c.expires_at,
+                rfc3339_utc(c.expires_at),
                 if c.used_at.is_some() { "yes" } else { "no" }
             ));
         }
