@@ -113,15 +113,8 @@ pub fn build_new_case(
 ) -> BenchResult<NewCaseDto> {
     file.validate(today).ctx("validate a case")?;
     // As the sealer does: references by position are pinned to records.
-    let pinned;
-    let file = if file.has_positional_refs() {
-        let mut f = file.clone();
-        f.pin_person_refs();
-        pinned = f;
-        &pinned
-    } else {
-        file
-    };
+    let file = file.with_pinned_refs();
+    let file = &*file;
     let mut rng = SplitMix64(case.as_uuid().as_u64_pair().1);
     let mut member_key = vec![0u8; ctx.member_wrapped_len];
     rng.fill(&mut member_key);

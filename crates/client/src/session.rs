@@ -207,15 +207,8 @@ impl Sealer {
     ) -> Result<NewCaseDto> {
         file.validate(today)?;
         // References by position would point elsewhere once the records come back in id order.
-        let pinned;
-        let file = if file.has_positional_refs() {
-            let mut f = file.clone();
-            f.pin_person_refs();
-            pinned = f;
-            &pinned
-        } else {
-            file
-        };
+        let file = file.with_pinned_refs();
+        let file = &*file;
         let key = DataKey::generate()?;
         let epoch = FIRST_EPOCH;
         let keys = vec![

@@ -85,6 +85,18 @@ impl CaseFile {
         changed
     }
 
+    /// This case with its references by position pinned to records: borrowed when there are none.
+    #[must_use]
+    pub fn with_pinned_refs(&self) -> std::borrow::Cow<'_, CaseFile> {
+        if self.has_positional_refs() {
+            let mut f = self.clone();
+            f.pin_person_refs();
+            std::borrow::Cow::Owned(f)
+        } else {
+            std::borrow::Cow::Borrowed(self)
+        }
+    }
+
     /// Whether any reference is by position ([`CaseFile::pin_person_refs`] would change something).
     #[must_use]
     pub fn has_positional_refs(&self) -> bool {
