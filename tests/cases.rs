@@ -357,3 +357,65 @@ async fn concurrent_edits_from_one_base_never_overwrite_each_other() {
         t.stop().await;
     }
 }
+
+/// The society's recovery path opens every case: the recovery identity unwraps the escrow identity,
+/// which opens each escrow batch once (one age decryption per batch, not per case) and then every
+/// case key of the batch, each the key its case's head commit commits to. A wrapping moved to another
+/// case does not open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recovery_key_opens_every_case_through_its_escrow_batch() {
+    use std::collections::HashMap;
+    for backend in Backend::ALL {
+        let t = TestServer::start(backend).await;
+        let soc = t.society("Red Cross A").await;
+        let cw = t.caseworker(&soc).await;
+        cw.create_case(&synthetic_case(1)).await.unwrap();
+        let files: Vec<_> = (10..15).map(synthetic_case).collect();
+        let report = cw.import(files, 2, |_| {}).await.unwrap();
+        assert_eq!(report.created, 5);
+
+        let society = *soc.id.as_uuid();
+        let wrapped_identity = soc.admin.api().society().await.unwrap().escrow.unwrap();
+        let escrow = rfl_crypto::unwrap_escrow_identity(
+            &wrapped_identity.wrapped_identity.0,
+            society,
+            soc.recovery.as_age(),
+        )
+        .unwrap();
+        let who = t.db.blob(soc.id.as_uuid().as_bytes());
+        let ids = t.db.blobs(&format!(
+            "SELECT case_id AS b FROM case_keys WHERE recipient_id = {who} ORDER BY case_id"
+        ));
+        let wraps = t.db.blobs(&format!(
+            "SELECT wrapped AS b FROM case_keys WHERE recipient_id = {who} ORDER BY case_id"
+        ));
+        assert_eq!(wraps.len(), 6, "every case is wrapped to the escrow key");
+        let mut batches: HashMap<uuid::Uuid, rfl_crypto::EscrowBatch> = HashMap::new();
+        for (id, w) in ids.iter().zip(&wraps) {
+            let case = uuid::Uuid::from_slice(id).unwrap();
+            let info = rfl_crypto::escrow_wrap_info(w).unwrap();
+            assert_eq!(info.society_id, society);
+            let batch = match batches.entry(info.batch_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(rfl_crypto::EscrowBatch::open(w, society, escrow.as_age()).unwrap())
+                }
+            };
+            let key = batch.unwrap(w, case, 1).unwrap();
+            let dto = cw
+                .api()
+                .get_case(CaseId::from_uuid(case), None)
+                .await
+                .unwrap();
+            let head = rfl_crypto::parse_commit(&dto.head_commit.unwrap().0).unwrap();
+            assert!(head.commits_to_key(&key), "the recovered key is the case's");
+            let other = uuid::Uuid::from_slice(&ids[0]).unwrap();
+            if other != case {
+                assert!(batch.unwrap(w, other, 1).is_err(), "bound to its case");
+            }
+        }
+        // One batch for the case created alone, three for the import of five in requests of two.
+        assert_eq!(batches.len(), 4);
+        t.stop().await;
+    }
+}

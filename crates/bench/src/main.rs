@@ -187,10 +187,13 @@ async fn run(args: &Args) -> Report {
         }
         if let Some(shape) = &rep.shape {
             let record_bytes = (shape.plaintext_bytes / shape.records.max(1)).max(1);
-            match tokio::task::spawn_blocking(move || Primitives::measure(record_bytes))
-                .await
-                .ctx("primitives task")
-                .and_then(|r| r)
+            let escrow_batch = args.batch_size;
+            match tokio::task::spawn_blocking(move || {
+                Primitives::measure(record_bytes, escrow_batch)
+            })
+            .await
+            .ctx("primitives task")
+            .and_then(|r| r)
             {
                 Ok(p) => {
                     eprintln!(
@@ -430,43 +433,76 @@ async fn measure_phase(
         Path::Baseline => None,
     };
     let ctx = env.baseline_ctx()?;
-    let s = session.clone();
-    let (build_us, read_us) = tokio::task::spawn_blocking(move || -> BenchResult<(f64, f64)> {
-        let today = rfl_client::session::today();
-        let files = (0..dtos.len() as u64)
-            .map(rfl_bench::data::bench_case)
-            .collect::<BenchResult<Vec<_>>>()?;
-        let t = Instant::now();
-        for f in &files {
-            match &sealer {
-                Some(sealer) => {
-                    sealer.seal_new_case(f, today).ctx("seal a case")?;
-                }
-                None => {
-                    baseline::build_new_case(&ctx, f, CaseId::new(), today)?;
-                }
-            }
-        }
-        let build_us = t.elapsed().as_secs_f64() * 1e6 / files.len().max(1) as f64;
-        let count = dtos.len();
-        let t = Instant::now();
-        for (id, dto) in dtos {
-            match &sealer {
-                Some(_) => {
-                    s.decrypt_case(id, dto).ctx("decrypt a case")?;
-                }
-                None => {
-                    baseline::parse_case(id, dto)?;
+    // A client that has seen none of these cases: every open verifies its head commit.
+    let s = env.login_again().await?;
+    let (build_us, build_alone_us, read_us, reopen_us) =
+        tokio::task::spawn_blocking(move || -> BenchResult<(f64, f64, f64, f64)> {
+            let today = rfl_client::session::today();
+            let files = (0..dtos.len() as u64)
+                .map(rfl_bench::data::bench_case)
+                .collect::<BenchResult<Vec<_>>>()?;
+            let t = Instant::now();
+            // As an import seals them: the cases of one request share one escrow batch.
+            let batch = match &sealer {
+                Some(sealer) => Some(sealer.escrow_batch().ctx("escrow batch")?),
+                None => None,
+            };
+            for f in &files {
+                match (&sealer, &batch) {
+                    (Some(sealer), Some(batch)) => {
+                        sealer
+                            .seal_new_case_in(batch, f, CaseId::new(), today)
+                            .ctx("seal a case")?;
+                    }
+                    _ => {
+                        baseline::build_new_case(&ctx, f, CaseId::new(), today)?;
+                    }
                 }
             }
-        }
-        let read_us = t.elapsed().as_secs_f64() * 1e6 / count.max(1) as f64;
-        Ok((build_us, read_us))
-    })
-    .await
-    .ctx("client CPU task")??;
-    eprintln!("  client CPU per case (1 thread): build {build_us:.0} µs, open {read_us:.0} µs");
+            let build_us = t.elapsed().as_secs_f64() * 1e6 / files.len().max(1) as f64;
+            // A case created alone (rfl case create): a batch of one, so its own age encryption.
+            let alone = &files[..files.len().min(50)];
+            let t = Instant::now();
+            for f in alone {
+                match &sealer {
+                    Some(sealer) => {
+                        sealer.seal_new_case(f, today).ctx("seal a case")?;
+                    }
+                    None => {
+                        baseline::build_new_case(&ctx, f, CaseId::new(), today)?;
+                    }
+                }
+            }
+            let build_alone_us = t.elapsed().as_secs_f64() * 1e6 / alone.len().max(1) as f64;
+            let count = dtos.len().max(1) as f64;
+            let again = dtos.clone();
+            let open_all = |dtos: Vec<(CaseId, rfl_domain::api::CaseDto)>| -> BenchResult<f64> {
+                let t = Instant::now();
+                for (id, dto) in dtos {
+                    match &sealer {
+                        Some(_) => {
+                            s.decrypt_case(id, dto).ctx("decrypt a case")?;
+                        }
+                        None => {
+                            baseline::parse_case(id, dto)?;
+                        }
+                    }
+                }
+                Ok(t.elapsed().as_secs_f64() * 1e6 / count)
+            };
+            let read_us = open_all(dtos)?;
+            // The same cases again, unchanged: their heads are the ones this client verified.
+            let reopen_us = open_all(again)?;
+            Ok((build_us, build_alone_us, read_us, reopen_us))
+        })
+        .await
+        .ctx("client CPU task")??;
+    eprintln!(
+        "  client CPU per case (1 thread): build {build_us:.0} µs (alone {build_alone_us:.0} µs), open {read_us:.0} µs (again {reopen_us:.0} µs)"
+    );
+    out.client_reopen_us_per_case = Some(reopen_us);
     out.client_build_us_per_case = Some(build_us);
+    out.client_build_alone_us = Some(build_alone_us);
     out.client_read_us_per_case = Some(read_us);
     Ok(())
 }

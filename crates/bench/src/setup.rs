@@ -10,7 +10,7 @@ use rfl_api::config::Config;
 use rfl_api::RunningServer;
 use rfl_client::session::{enrol, Session};
 use rfl_client::{enrol_person, sign_in_person, DeviceKeys, Site, SoftAuthenticator};
-use rfl_crypto::{wrap_data_key, AgeIdentity, AgeRecipient, DataKey};
+use rfl_crypto::{AgeIdentity, AgeRecipient, DataKey, EscrowBatch};
 use rfl_domain::{MemberId, Role, SocietyId};
 use rfl_storage::testing::{TestBackend, TestDatabase};
 use rfl_storage::Store;
@@ -192,7 +192,8 @@ impl Env {
         let key = DataKey::generate().ctx("data key")?;
         let case = uuid::Uuid::now_v7();
         let member_wrapped_len = rfl_crypto::SELF_WRAP_LEN;
-        let escrow_wrapped_len = wrap_data_key(&key, case, 1, self.escrow.as_age())
+        let escrow_wrapped_len = EscrowBatch::new(*self.society.as_uuid(), self.escrow.as_age())
+            .and_then(|b| b.wrap(&key, case, 1))
             .ctx("wrap a data key")?
             .len();
         Ok(BaselineCtx {

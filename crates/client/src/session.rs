@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use rfl_crypto::{
-    envelope_hash, is_self_wrapped, key_commitment, open_record, parse_commit, seal_record,
-    state_digest, unwrap_data_key, unwrap_self_wrapped, wrap_data_key_to_self, AttachmentOpener,
-    AttachmentSealer, Commit, CommitBody, CommitHash, CommitOp, DataKey, DevicePublicKey,
-    RecordAad, StateEntry, ATTACHMENT_CHUNK_SIZE,
+    envelope_hash, escrow_batch_certified, is_self_wrapped, key_commitment, open_record,
+    parse_commit, seal_record, state_digest, unwrap_data_key, unwrap_self_wrapped,
+    wrap_data_key_to_self, AttachmentOpener, AttachmentSealer, Commit, CommitBody, CommitHash,
+    CommitOp, DataKey, DevicePublicKey, EscrowBatch, RecordAad, StateEntry, ATTACHMENT_CHUNK_SIZE,
 };
 use rfl_domain::api::*;
 use rfl_domain::records::Record;
@@ -19,6 +19,14 @@ use rfl_domain::{
 };
 use serde::Serialize;
 use zeroize::Zeroizing;
+
+mod attachments;
+mod open;
+mod seal;
+
+pub use open::OpenedCase;
+use seal::{crypto_kind, entry_of};
+pub use seal::{import_case_ids, ImportReport, Sealer};
 
 use crate::heads::{HeadStore, KnownHead, MemoryHeads};
 use crate::http::Api;
@@ -81,16 +89,6 @@ fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-/// A write's entry in the case's state (what the commit lists for it).
-fn entry_of(w: &RecordWriteDto) -> Result<StateEntry> {
-    Ok(StateEntry {
-        record_id: *w.id.as_uuid(),
-        kind: crypto_kind(w.kind)?,
-        version: w.version,
-        envelope_hash: envelope_hash(&w.envelope.0),
-    })
-}
-
 /// Where a commit goes in its case's chain.
 #[derive(Clone, Copy, Debug)]
 pub struct ChainPos {
@@ -102,227 +100,6 @@ pub struct ChainPos {
 
 pub(crate) fn tampered(what: impl Into<String>) -> ClientError {
     ClientError::Tampered(what.into())
-}
-
-fn crypto_kind(kind: RecordKind) -> Result<rfl_crypto::RecordKind> {
-    u8::try_from(kind.code())
-        .ok()
-        .and_then(rfl_crypto::RecordKind::from_u8)
-        .ok_or_else(|| ClientError::Invalid("record kind has no envelope code".into()))
-}
-
-/// What sealing needs, cheap to clone into worker threads.
-#[derive(Clone)]
-pub struct Sealer {
-    keys: Arc<DeviceKeys>,
-    member_id: MemberId,
-    society_id: SocietyId,
-    /// The society escrow key, verified against the pinned root (none for writes that wrap no key).
-    escrow: Option<rfl_crypto::VerifiedKeys>,
-}
-
-impl Sealer {
-    #[allow(clippy::too_many_arguments)] // the fields of the record's associated data, each distinct
-    fn seal_value<T: Serialize>(
-        &self,
-        key: &DataKey,
-        case: CaseId,
-        id: RecordId,
-        kind: RecordKind,
-        version: u64,
-        epoch: u32,
-        value: &T,
-    ) -> Result<RecordWriteDto> {
-        let plaintext = Zeroizing::new(serde_json::to_vec(value)?);
-        let aad = RecordAad {
-            case_id: *case.as_uuid(),
-            record_id: *id.as_uuid(),
-            kind: crypto_kind(kind)?,
-            version,
-            key_epoch: epoch,
-        };
-        let envelope = seal_record(key, &aad, &plaintext)?;
-        Ok(RecordWriteDto {
-            id,
-            kind,
-            version,
-            envelope: envelope.into(),
-        })
-    }
-
-    /// Seals version 1 of each entry, as a record of its type's kind.
-    fn seal_entries<T: Record>(
-        &self,
-        key: &DataKey,
-        case: CaseId,
-        epoch: u32,
-        entries: &[Entry<T>],
-        out: &mut Vec<RecordWriteDto>,
-    ) -> Result<()> {
-        for e in entries {
-            out.push(self.seal_value(key, case, e.id, T::KIND, 1, epoch, &e.record)?);
-        }
-        Ok(())
-    }
-
-    /// Signs the commit that brings a case to the state `entries` (every current record).
-    pub fn sign_commit(
-        &self,
-        op: CommitOp,
-        pos: ChainPos,
-        key: &DataKey,
-        status: CaseStatus,
-        entries: &[StateEntry],
-    ) -> Result<Commit> {
-        let case_id = *pos.case.as_uuid();
-        Ok(CommitBody {
-            op,
-            case_id,
-            seq: pos.seq,
-            parent: pos.parent,
-            key_epoch: pos.epoch,
-            key_commitment: key_commitment(key, case_id, pos.epoch),
-            status: status.code(),
-            author: *self.member_id.as_uuid(),
-            created_at: now_millis(),
-            state: state_digest(entries)?,
-        }
-        .sign(&self.keys.signing)?)
-    }
-
-    /// Encrypts a whole new case: a fresh data key wrapped to this holder's own key-wrapping key and
-    /// to the society escrow key, every record sealed, and the creating commit signed. Validates the
-    /// case first.
-    pub fn seal_new_case(&self, file: &CaseFile, today: Date) -> Result<NewCaseDto> {
-        self.seal_new_case_with_id(file, CaseId::new(), today)
-    }
-
-    /// [`Sealer::seal_new_case`] with the case id given (an import derives it from its input, so a
-    /// re-run after a crash writes the same ids).
-    pub fn seal_new_case_with_id(
-        &self,
-        file: &CaseFile,
-        case: CaseId,
-        today: Date,
-    ) -> Result<NewCaseDto> {
-        file.validate(today)?;
-        // References by position would point elsewhere once the records come back in id order.
-        let file = file.with_pinned_refs();
-        let file = &*file;
-        let key = DataKey::generate()?;
-        let epoch = FIRST_EPOCH;
-        let keys = vec![
-            WrappedKeyDto {
-                recipient_id: *self.member_id.as_uuid(),
-                // No public-key operation: this holder's own symmetric key-wrapping key.
-                wrapped: wrap_data_key_to_self(
-                    &key,
-                    *case.as_uuid(),
-                    epoch,
-                    self.keys.case_key()?,
-                )?
-                .into(),
-            },
-            WrappedKeyDto {
-                recipient_id: *self.society_id.as_uuid(),
-                // Only to the escrow key the pinned root certifies: the server cannot slip in its own.
-                wrapped: rfl_crypto::wrap_data_key_certified(
-                    &key,
-                    *case.as_uuid(),
-                    epoch,
-                    self.escrow.as_ref().ok_or_else(|| {
-                        ClientError::Invalid("no certified escrow key to wrap to".into())
-                    })?,
-                )?
-                .into(),
-            },
-        ];
-        let mut records =
-            Vec::with_capacity(1 + file.persons.len() + file.messages.len() + file.notes.len());
-        records.push(self.seal_value(
-            &key,
-            case,
-            RecordId::new(),
-            RecordKind::CaseHeader,
-            1,
-            epoch,
-            &file.header,
-        )?);
-        self.seal_entries(&key, case, epoch, &file.persons, &mut records)?;
-        self.seal_entries(&key, case, epoch, &file.messages, &mut records)?;
-        self.seal_entries(&key, case, epoch, &file.notes, &mut records)?;
-        if !file.attachments.is_empty() {
-            return Err(ClientError::Invalid(
-                "attachments are added to an existing case (rfl attach), not in the case file"
-                    .into(),
-            ));
-        }
-        let entries = records.iter().map(entry_of).collect::<Result<Vec<_>>>()?;
-        let commit = self.sign_commit(
-            CommitOp::Create,
-            ChainPos {
-                case,
-                seq: 1,
-                parent: CommitHash::ZERO,
-                epoch,
-            },
-            &key,
-            CaseStatus::Open,
-            &entries,
-        )?;
-        Ok(NewCaseDto {
-            id: case,
-            key_epoch: epoch,
-            keys,
-            records,
-            commit: commit.as_bytes().to_vec().into(),
-        })
-    }
-}
-
-/// A decrypted case, verified as a whole against its signed head commit.
-pub struct OpenedCase {
-    pub summary: CaseSummaryDto,
-    pub file: CaseFile,
-    pub header_id: RecordId,
-    /// Each record's kind and current version.
-    pub versions: HashMap<RecordId, (RecordKind, u64)>,
-    /// The head commit verified: every record above is one it lists.
-    pub head: KnownHead,
-    /// The status the head commit states.
-    pub status: CaseStatus,
-    /// Each record's entry in the head's state.
-    entries: HashMap<RecordId, StateEntry>,
-    data_key: DataKey,
-}
-
-impl OpenedCase {
-    /// Where the next commit of this case goes.
-    pub fn next(&self) -> ChainPos {
-        ChainPos {
-            case: self.summary.id,
-            seq: self.head.seq + 1,
-            parent: self.head.hash,
-            epoch: self.summary.key_epoch,
-        }
-    }
-
-    /// The case's state after `writes` (each replacing or adding a record).
-    fn entries_after(&self, writes: &[RecordWriteDto]) -> Result<Vec<StateEntry>> {
-        let mut entries = self.entries.clone();
-        for w in writes {
-            entries.insert(w.id, entry_of(w)?);
-        }
-        Ok(entries.into_values().collect())
-    }
-}
-
-impl std::fmt::Debug for OpenedCase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenedCase")
-            .field("id", &self.summary.id)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A device signed in to one server.
@@ -579,11 +356,14 @@ impl Session {
         let producer = tokio::task::spawn_blocking(move || {
             let today = today();
             for (chunk, ids) in files.chunks(batch_size).zip(ids.chunks(batch_size)) {
-                let sealed: Result<Vec<NewCaseDto>> = chunk
-                    .par_iter()
-                    .zip(ids.par_iter())
-                    .map(|(f, id)| sealer.seal_new_case_with_id(f, *id, today))
-                    .collect();
+                // One escrow batch per request: one age encryption for the whole batch.
+                let sealed: Result<Vec<NewCaseDto>> = sealer.escrow_batch().and_then(|batch| {
+                    chunk
+                        .par_iter()
+                        .zip(ids.par_iter())
+                        .map(|(f, id)| sealer.seal_new_case_in(&batch, f, *id, today))
+                        .collect()
+                });
                 let body = sealed.and_then(|cases| {
                     Ok((cases.len(), serde_json::to_vec(&BatchRequest { cases })?))
                 });
@@ -626,243 +406,6 @@ impl Session {
             match page.next_after {
                 Some(a) => after = Some(a),
                 None => return Ok(out),
-            }
-        }
-    }
-
-    /// Fetches, verifies and decrypts a case.
-    pub async fn open_case(&self, id: CaseId) -> Result<OpenedCase> {
-        // The head known when asking: a commit of this session that lands while the answer is on its
-        // way makes the answer older than the new head, and that is no rollback.
-        let known = self.heads.get(id);
-        let dto = self.api.get_case(id, known.map(|h| h.seq)).await?;
-        let author = dto
-            .head_commit
-            .as_ref()
-            .and_then(|c| parse_commit(&c.0).ok())
-            .map(|c| MemberId::from_uuid(c.body().author));
-        if author.is_some_and(|a| self.author_key(a).is_none()) {
-            // A member certified since the directory was loaded.
-            self.reload_members().await?;
-        }
-        self.verify_and_decrypt(id, dto, known)
-    }
-
-    /// Verifies and decrypts a fetched case, as a whole: the head commit must be signed by a
-    /// certified member of the society, descend from the last head this client verified for the
-    /// case, and list exactly the records served (none missing, none added, each at the version and
-    /// with the bytes it lists); the data key must be the one the head commits to; the status and key
-    /// epoch the server states must be the head's. Anything else is refused with
-    /// [`ClientError::Tampered`], saying what failed.
-    pub fn decrypt_case(&self, id: CaseId, dto: CaseDto) -> Result<OpenedCase> {
-        self.verify_and_decrypt(id, dto, self.heads.get(id))
-    }
-
-    /// [`Session::decrypt_case`] against `known`, the latest head verified when the case was asked for.
-    fn verify_and_decrypt(
-        &self,
-        id: CaseId,
-        dto: CaseDto,
-        known: Option<KnownHead>,
-    ) -> Result<OpenedCase> {
-        if dto.case.id != id {
-            return Err(tampered("the server answered with another case"));
-        }
-        let head_bytes = dto.head_commit.as_ref().ok_or_else(|| {
-            tampered(
-                "the server sent no head commit for this case: its commits were deleted, or it is a \
-                 format-1 case, which this version does not open",
-            )
-        })?;
-        let head = parse_commit(&head_bytes.0)
-            .map_err(|e| tampered(format!("the head commit is malformed: {e}")))?;
-        let b = *head.body();
-        if b.case_id != *id.as_uuid() {
-            return Err(tampered("the head commit belongs to another case"));
-        }
-        let author = MemberId::from_uuid(b.author);
-        let author_key = self.author_key(author).ok_or_else(|| {
-            tampered("the head commit's author is not a member certified by your society's root")
-        })?;
-        let head = head
-            .verify(&author_key)
-            .map_err(|_| tampered("the head commit's signature does not verify"))?;
-        check_descends(id, known, &head, &dto.commits)?;
-        if b.seq != dto.case.version {
-            return Err(tampered(
-                "the case's version is not its head commit's number",
-            ));
-        }
-        let status = CaseStatus::from_code(b.status)
-            .ok_or_else(|| tampered("the head commit states an unknown status"))?;
-        if status != dto.case.status {
-            return Err(tampered(format!(
-                "the case's status was rewritten: the server says {}, its signed head commit says {}",
-                dto.case.status.as_str(),
-                status.as_str()
-            )));
-        }
-        if b.key_epoch != dto.case.key_epoch {
-            return Err(tampered(
-                "the case's key epoch is not its head commit's (the server claims a re-key that no \
-                 member signed)",
-            ));
-        }
-        let envelopes: Vec<&[u8]> = dto
-            .records
-            .iter()
-            .map(|r| r.envelope.0.as_slice())
-            .collect();
-        let headers = head.check_records(&envelopes).map_err(|e| {
-            tampered(format!(
-                "the records do not match the signed head commit: {e}"
-            ))
-        })?;
-        let data_key = self.unwrap_case_key(id, b.key_epoch, &dto.wrapped_key.0)?;
-        if !head.commits_to_key(&data_key) {
-            return Err(tampered(
-                "the data key the server sent is not the one this case is sealed under",
-            ));
-        }
-        let mut header: Option<(RecordId, CaseHeader)> = None;
-        let mut file_persons = Vec::new();
-        let mut messages = Vec::new();
-        let mut notes = Vec::new();
-        let mut attachments = Vec::new();
-        let mut versions = HashMap::new();
-        let mut entries = HashMap::new();
-        for (r, h) in dto.records.iter().zip(&headers) {
-            // The server's labels must be what the (committed) envelope says.
-            if *r.id.as_uuid() != h.aad.record_id
-                || crypto_kind(r.kind)? != h.aad.kind
-                || r.version != h.aad.version
-            {
-                return Err(tampered(
-                    "a record's id, kind or version differs from its sealed header",
-                ));
-            }
-            let p = open_record(&data_key, &h.aad, &r.envelope.0)?;
-            versions.insert(r.id, (r.kind, r.version));
-            entries.insert(
-                r.id,
-                StateEntry {
-                    record_id: h.aad.record_id,
-                    kind: h.aad.kind,
-                    version: h.aad.version,
-                    envelope_hash: envelope_hash(&r.envelope.0),
-                },
-            );
-            match r.kind {
-                RecordKind::CaseHeader => {
-                    if header.replace((r.id, decode(&p)?)).is_some() {
-                        return Err(tampered("the case has two headers"));
-                    }
-                }
-                RecordKind::Person => {
-                    file_persons.push(Entry::new(r.id, decode::<PersonRecord>(&p)?))
-                }
-                RecordKind::Message => {
-                    messages.push(Entry::new(r.id, decode::<RedCrossMessage>(&p)?))
-                }
-                RecordKind::Note => notes.push(Entry::new(r.id, decode::<Note>(&p)?)),
-                RecordKind::Attachment => {
-                    attachments.push(Entry::new(r.id, decode::<AttachmentMeta>(&p)?))
-                }
-            }
-        }
-        let (header_id, header) = header.ok_or_else(|| tampered("the case has no header"))?;
-        let known = KnownHead {
-            seq: b.seq,
-            hash: head.hash(),
-        };
-        self.heads.put(id, known)?;
-        Ok(OpenedCase {
-            summary: dto.case,
-            file: CaseFile {
-                header,
-                persons: file_persons,
-                messages,
-                notes,
-                attachments,
-            },
-            header_id,
-            versions,
-            head: known,
-            status,
-            entries,
-            data_key,
-        })
-    }
-}
-
-/// Checks that `head` is, or descends from, `known` (the last head verified for the case): `chain`
-/// must be the commits between the two, each linked to its parent by hash.
-fn check_descends(
-    id: CaseId,
-    known: Option<KnownHead>,
-    head: &Commit,
-    chain: &[Base64Bytes],
-) -> Result<()> {
-    let Some(known) = known else {
-        return Ok(());
-    };
-    let seq = head.body().seq;
-    if seq < known.seq {
-        return Err(tampered(format!(
-                "the server rolled this case back: you have seen its commit {}, it now serves commit {seq}",
-                known.seq
-            )));
-    }
-    if seq == known.seq {
-        return if head.hash() == known.hash {
-            Ok(())
-        } else {
-            Err(tampered(format!(
-                    "the server serves another commit {seq} than the one you have seen: it forked this case's history"
-                )))
-        };
-    }
-    let forked = || {
-        tampered(format!(
-            "the head commit {seq} does not descend from commit {} that you have seen: the server \
-                 forked or rewrote this case's history",
-            known.seq
-        ))
-    };
-    if u64::try_from(chain.len()).ok() != Some(seq - known.seq - 1) {
-        return Err(forked());
-    }
-    let mut parent = known.hash;
-    for (next, c) in (known.seq + 1..).zip(chain) {
-        let c = parse_commit(&c.0).map_err(|_| forked())?;
-        let body = c.body();
-        if body.case_id != *id.as_uuid() || body.seq != next || body.parent != parent {
-            return Err(forked());
-        }
-        parent = c.hash();
-    }
-    if head.body().parent != parent {
-        return Err(forked());
-    }
-    Ok(())
-}
-
-impl Session {
-    /// Unwraps a case's data key: self-wrapped to this holder's key-wrapping key, or age-wrapped to
-    /// its age identity (e.g. a key granted by someone else).
-    fn unwrap_case_key(&self, id: CaseId, epoch: u32, wrapped: &[u8]) -> Result<DataKey> {
-        if is_self_wrapped(wrapped) {
-            unwrap_self_wrapped(wrapped, *id.as_uuid(), epoch, self.keys.case_key()?).map_err(|_| {
-                tampered("the wrapped data key does not open: it was altered or moved from another case")
-            })
-        } else {
-            match unwrap_data_key(wrapped, *id.as_uuid(), epoch, self.keys.age.as_age()) {
-                Err(rfl_crypto::CryptoError::Unwrap)
-                | Err(rfl_crypto::CryptoError::WrongKeyBinding)
-                | Err(rfl_crypto::CryptoError::Malformed(_)) => Err(tampered(
-                    "the wrapped data key does not open: it was altered or moved from another case",
-                )),
-                other => Ok(other?),
             }
         }
     }
@@ -1055,133 +598,6 @@ impl Session {
         .await?;
         Ok(rid)
     }
-
-    /// Encrypts `source` chunk by chunk (never whole in memory), uploads each sealed chunk, then adds the
-    /// signed attachment record that commits to the exact chunk stream.
-    pub async fn attach(
-        &self,
-        id: CaseId,
-        mut source: impl Read,
-        file_name: &str,
-        media_type: &str,
-        description: Option<String>,
-        progress: impl Fn(u64),
-    ) -> Result<RecordId> {
-        let opened = self.open_case(id).await?;
-        let rid = RecordId::new();
-        let aad = RecordAad {
-            case_id: *id.as_uuid(),
-            record_id: *rid.as_uuid(),
-            kind: rfl_crypto::RecordKind::Attachment,
-            version: 1,
-            key_epoch: opened.summary.key_epoch,
-        };
-        let mut sealer = AttachmentSealer::new(&opened.data_key, &aad)?;
-        let mut buf = Zeroizing::new(vec![0u8; ATTACHMENT_CHUNK_SIZE]);
-        let mut next = Zeroizing::new(vec![0u8; ATTACHMENT_CHUNK_SIZE]);
-        let mut have = read_full(&mut source, &mut buf)?;
-        let mut index: u32 = 0;
-        let mut size: u64 = 0;
-        loop {
-            // Look one chunk ahead to know whether this one is the last.
-            let next_len = if have == ATTACHMENT_CHUNK_SIZE {
-                read_full(&mut source, &mut next)?
-            } else {
-                0
-            };
-            let last = next_len == 0;
-            let sealed = sealer.seal_chunk(&buf[..have], last)?;
-            self.api.put_chunk(id, rid, index, sealed).await?;
-            size += have as u64;
-            progress(size);
-            index += 1;
-            if last {
-                break;
-            }
-            std::mem::swap(&mut buf, &mut next);
-            have = next_len;
-        }
-        let digest = sealer.finish()?;
-        let meta = AttachmentMeta {
-            file_name: file_name.to_owned(),
-            media_type: media_type.to_owned(),
-            size_bytes: size,
-            chunk_count: index,
-            sha256: hex_lower(&digest),
-            description,
-            depicts: None,
-        };
-        meta.validate()?;
-        let write = self.sealer_for_writes().seal_value(
-            &opened.data_key,
-            id,
-            rid,
-            RecordKind::Attachment,
-            1,
-            opened.summary.key_epoch,
-            &meta,
-        )?;
-        self.commit_writes(&opened, vec![write]).await?;
-        Ok(rid)
-    }
-
-    /// Downloads, verifies and decrypts an attachment into `out`, chunk by chunk. Returns the byte count.
-    pub async fn download_attachment(
-        &self,
-        opened: &OpenedCase,
-        attachment: RecordId,
-        mut out: impl Write,
-    ) -> Result<u64> {
-        let entry = opened
-            .file
-            .attachments
-            .iter()
-            .find(|e| e.id == attachment)
-            .ok_or_else(|| ClientError::Invalid("the case has no such attachment".into()))?;
-        let meta = &entry.record;
-        let version = opened
-            .versions
-            .get(&attachment)
-            .map(|(_, v)| *v)
-            .unwrap_or(1);
-        let aad = RecordAad {
-            case_id: *opened.summary.id.as_uuid(),
-            record_id: *attachment.as_uuid(),
-            kind: rfl_crypto::RecordKind::Attachment,
-            version,
-            key_epoch: opened.summary.key_epoch,
-        };
-        let digest = parse_hex32(&meta.sha256)
-            .ok_or_else(|| ClientError::Tampered("attachment digest malformed".into()))?;
-        let mut opener = AttachmentOpener::new(&opened.data_key, &aad)?;
-        let mut written = 0u64;
-        for index in 0..meta.chunk_count {
-            let sealed = self
-                .api
-                .get_chunk(opened.summary.id, attachment, index)
-                .await?;
-            let plain = opener
-                .open_chunk(&sealed, index + 1 == meta.chunk_count)
-                .map_err(|e| {
-                    tampered(format!(
-                        "attachment chunk {index} does not open ({e}): it was altered, moved or replaced"
-                    ))
-                })?;
-            out.write_all(&plain)?;
-            written += plain.len() as u64;
-        }
-        opener.finish(&digest).map_err(|e| {
-            tampered(format!(
-                "the attachment's chunks are not the ones its record commits to ({e})"
-            ))
-        })?;
-        if written != meta.size_bytes {
-            return Err(ClientError::Tampered(
-                "attachment size differs from its signed record".into(),
-            ));
-        }
-        Ok(written)
-    }
 }
 
 /// Sealing for any record type behind one object-safe call.
@@ -1232,70 +648,8 @@ fn diff_entries<T: Record>(old: &[Entry<T>], new: &[Entry<T>], put: &mut PutFn<'
     Ok(())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(plaintext: &[u8]) -> Result<T> {
-    serde_json::from_slice(plaintext)
-        .map_err(|_| ClientError::Tampered("a record's content is not what its kind says".into()))
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
 pub(crate) fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_hex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
-/// What an import did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ImportReport {
-    /// Cases stored by this run.
-    pub created: usize,
-    /// Cases an earlier, interrupted run had stored already.
-    pub already_present: usize,
-}
-
-/// The case ids an import of `files` uses: derived from each case's content and how many identical
-/// cases come before it in `files`, under the holder's key (so the ids say nothing about content to
-/// anyone else), as UUIDv8. The same files give the same ids on every run.
-pub fn import_case_ids(kwk: &rfl_crypto::CaseWrapKey, files: &[CaseFile]) -> Result<Vec<CaseId>> {
-    let mut seen: HashMap<[u8; 32], u32> = HashMap::new();
-    files
-        .iter()
-        .map(|f| {
-            let json = Zeroizing::new(serde_json::to_vec(f)?);
-            let digest = rfl_crypto::sha256(&json);
-            let n = seen.entry(digest).or_insert(0);
-            let mut msg = Vec::with_capacity(16 + 32 + 4);
-            msg.extend_from_slice(b"rfl-import-id-v1");
-            msg.extend_from_slice(&digest);
-            msg.extend_from_slice(&n.to_be_bytes());
-            *n += 1;
-            let tag = kwk.local_state_mac(&msg);
-            let mut b = [0u8; 16];
-            b.copy_from_slice(&tag[..16]);
-            Ok(CaseId::from_uuid(
-                uuid::Builder::from_custom_bytes(b).into_uuid(),
-            ))
-        })
-        .collect()
 }
 
 /// Enrols this device with a one-time code: generates nothing itself, sends only public keys.
@@ -1327,12 +681,5 @@ mod tests {
         assert_eq!(rfc3339_utc(1_796_375_520), "2026-12-04T09:12:00Z");
         assert_eq!(rfc3339_utc(951_868_799), "2000-02-29T23:59:59Z");
         assert_eq!(rfc3339_utc(-1), "1969-12-31T23:59:59Z");
-    }
-
-    #[test]
-    fn hex_round_trip() {
-        let b = [0xabu8; 32];
-        assert_eq!(parse_hex32(&hex_lower(&b)), Some(b));
-        assert_eq!(parse_hex32("zz"), None);
     }
 }

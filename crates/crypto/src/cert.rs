@@ -11,6 +11,7 @@ use ring::signature;
 use uuid::Uuid;
 
 use crate::error::{CryptoError, Result};
+use crate::escrow::EscrowBatch;
 use crate::keys::{from_hex, to_hex, AgeRecipient, DataKey, DevicePublicKey, DeviceSigningKey};
 use crate::wrap::wrap_data_key;
 
@@ -768,6 +769,14 @@ pub fn wrap_data_key_certified(
         return Err(cert_err("this role may not receive case keys"));
     }
     wrap_data_key(key, case_id, key_epoch, recipient.age_recipient.as_age())
+}
+
+/// A new escrow batch ([`EscrowBatch::new`]) to the society escrow key whose certificate chain
+/// verified: only the escrow certificate of the society itself is accepted, so the server cannot
+/// slip in a key of its own.
+pub fn escrow_batch_certified(escrow: &VerifiedKeys) -> Result<EscrowBatch> {
+    escrow.expect(escrow.society_id, CertifiedRole::Escrow)?;
+    EscrowBatch::new(escrow.society_id, escrow.age_recipient.as_age())
 }
 
 #[cfg(test)]

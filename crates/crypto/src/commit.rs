@@ -371,6 +371,18 @@ impl Commit {
         Ok(VerifiedCommit(self))
     }
 
+    /// This commit as verified without a second signature verification, if its bytes hash to
+    /// `verified`: the hash of a commit the caller verified (or made) before and kept where no one
+    /// else can change it (a client's heads file is MAC'd). The same bytes carry the same valid
+    /// signature. Any other commit is refused with [`CryptoError::BadSignature`]: verify it.
+    pub fn verified_before(self, verified: &CommitHash) -> Result<VerifiedCommit> {
+        if self.hash() == *verified {
+            Ok(VerifiedCommit(self))
+        } else {
+            Err(CryptoError::BadSignature)
+        }
+    }
+
     /// Whether `state` is exactly the state this commit lists (count and digest). Nothing is
     /// trusted unless the commit was verified.
     pub fn lists(&self, state: &StateDigest) -> bool {
@@ -381,7 +393,7 @@ impl Commit {
     /// Checks that `envelopes` are exactly the records this commit lists: served in record-id order
     /// (bytewise, each once), each of this case and key epoch, none missing, none added, each at the
     /// version and with the bytes listed. Returns their parsed headers, in the same order.
-    pub fn check_records(&self, envelopes: &[&[u8]]) -> Result<Vec<EnvelopeHeader>> {
+    pub fn check_records(&self, envelopes: &[&[u8]]) -> Result<Vec<ListedRecord>> {
         let mut headers = Vec::with_capacity(envelopes.len());
         let mut entries = Vec::with_capacity(envelopes.len());
         for e in envelopes {
@@ -427,7 +439,11 @@ impl Commit {
                 "a record was replaced, altered or rolled back: it is not the version the head commit lists",
             ));
         }
-        Ok(headers)
+        Ok(headers
+            .into_iter()
+            .zip(entries)
+            .map(|(header, entry)| ListedRecord { header, entry })
+            .collect())
     }
 
     /// Whether `key` is the data key this commit was made under.
@@ -435,6 +451,14 @@ impl Commit {
         let kc = key_commitment(key, self.body.case_id, self.body.key_epoch);
         bool::from(kc.ct_eq(&self.body.key_commitment))
     }
+}
+
+/// A record served with a case that its head commit lists: its parsed header and its entry in the
+/// commit's state (so that a caller need not parse or hash the envelope again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedRecord {
+    pub header: EnvelopeHeader,
+    pub entry: StateEntry,
 }
 
 /// A commit whose signature verified under the key its verifier trusts for the author.
@@ -503,6 +527,30 @@ mod tests {
             let ok = parse_commit(&b).and_then(|p| p.verify(&k.public_key()));
             assert!(ok.is_err(), "bit {i} flipped and still accepted");
         }
+    }
+
+    #[test]
+    fn only_the_very_commit_verified_before_skips_verification() {
+        let k = DeviceSigningKey::generate().unwrap();
+        let c = body(2, CommitHash([9; 32])).sign(&k).unwrap();
+        let seen = c.hash();
+        assert_eq!(c.clone().verified_before(&seen).unwrap().hash(), seen);
+        // Any changed bit changes the hash, so it is never taken as the commit seen.
+        for i in 0..COMMIT_LEN * 8 {
+            let mut b = c.as_bytes().to_vec();
+            b[i / 8] ^= 1 << (i % 8);
+            if let Ok(p) = parse_commit(&b) {
+                assert!(
+                    p.verified_before(&seen).is_err(),
+                    "bit {i} flipped and still accepted"
+                );
+            }
+        }
+        let other = body(2, CommitHash([8; 32])).sign(&k).unwrap();
+        assert!(matches!(
+            other.verified_before(&seen),
+            Err(CryptoError::BadSignature)
+        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{self, Ed25519KeyPair, KeyPair};
+use ring::signature::{Ed25519KeyPair, KeyPair};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
@@ -121,10 +121,15 @@ impl DevicePublicKey {
         &self.0
     }
 
-    /// Verify an Ed25519 signature over `msg`.
+    /// Verify an Ed25519 signature over `msg` (RFC 8032, with ed25519-dalek's strict rules: a
+    /// non-canonical S, a small-order public key or R, or a key that is not a curve point are
+    /// refused). Signatures made by [`DeviceSigningKey::sign`] (ring) always pass.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
-        signature::UnparsedPublicKey::new(&signature::ED25519, &self.0)
-            .verify(msg, sig)
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
+            .map_err(|_| CryptoError::BadSignature)?;
+        let sig =
+            ed25519_dalek::Signature::from_slice(sig).map_err(|_| CryptoError::BadSignature)?;
+        key.verify_strict(msg, &sig)
             .map_err(|_| CryptoError::BadSignature)
     }
 

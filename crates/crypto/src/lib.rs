@@ -24,6 +24,7 @@ mod cert;
 mod commit;
 mod envelope;
 mod error;
+mod escrow;
 mod keys;
 mod keywrap;
 mod passphrase;
@@ -38,19 +39,24 @@ mod vectors_test;
 pub use attachment::{AttachmentOpener, AttachmentSealer};
 pub use auth::{auth_challenge_message, sign_auth_challenge, verify_auth_challenge};
 pub use cert::{
-    issue_admin_cert, issue_escrow_cert, issue_member_cert, subject_keys_fingerprint, verify_chain,
-    wrap_data_key_certified, CertifiedRole, KeyCertificate, RootPublicKey, SocietyRootKey,
-    Validity, VerifiedKeys, KEY_CERT_MAGIC, KEY_CERT_VERSION,
+    escrow_batch_certified, issue_admin_cert, issue_escrow_cert, issue_member_cert,
+    subject_keys_fingerprint, verify_chain, wrap_data_key_certified, CertifiedRole, KeyCertificate,
+    RootPublicKey, SocietyRootKey, Validity, VerifiedKeys, KEY_CERT_MAGIC, KEY_CERT_VERSION,
 };
 pub use commit::{
     envelope_hash, key_commitment, parse_commit, sha256, state_digest, Commit, CommitBody,
-    CommitHash, CommitOp, StateDigest, StateEntry, VerifiedCommit, COMMIT_LEN, COMMIT_MAGIC,
+    CommitHash, CommitOp, ListedRecord, StateDigest, StateEntry, VerifiedCommit, COMMIT_LEN,
+    COMMIT_MAGIC,
 };
 pub use envelope::{
     open_record, parse_envelope_header, seal_record, EnvelopeHeader, ENVELOPE_MAGIC,
     ENVELOPE_OVERHEAD,
 };
 pub use error::{CryptoError, Result};
+pub use escrow::{
+    escrow_wrap_info, is_escrow_wrapped, unwrap_escrow_wrapped, EscrowBatch, EscrowWrapInfo,
+    ESCROW_WRAP_MAGIC,
+};
 pub use keys::{AgeIdentity, AgeRecipient, DataKey, DevicePublicKey, DeviceSigningKey};
 pub use keywrap::{
     recipient_message, rewrap_keys, unwrap_keys, verify_recipient, wrap_keys_for_authenticator,

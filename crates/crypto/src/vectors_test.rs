@@ -515,3 +515,93 @@ fn check_key_cert_vector() {
     .unwrap_err();
     assert_eq!(err.to_string(), s("server_substituted_error"));
 }
+
+/// Writes `escrow_batch.json` (needs `record_envelope.json`):
+/// `cargo test -p rfl-crypto generate_escrow_batch_vector -- --ignored`.
+/// The header is an age file (random ephemeral key); the vector pins the one generated.
+#[test]
+#[ignore = "regenerates a committed vector"]
+fn generate_escrow_batch_vector() {
+    let r = load("record_envelope.json");
+    let key = DataKey::from_bytes(arr32(&hx(&r, "data_key")));
+    let aad = aad_of(&r);
+    let escrow = AgeIdentity::generate();
+    let society = Uuid::parse_str("0190f5a2-7b1c-7d3e-8f40-00000000050c").unwrap();
+    let fresh = EscrowBatch::new(society, escrow.recipient().as_age()).unwrap();
+    let opened = EscrowBatch::open(
+        &fresh.wrap(&key, aad.case_id, aad.key_epoch).unwrap(),
+        society,
+        escrow.as_age(),
+    )
+    .unwrap();
+    let nonce: [u8; 12] = std::array::from_fn(|i| 0x40 + i as u8);
+    let wrapped = opened
+        .wrap_with_nonce(&key, aad.case_id, aad.key_epoch, nonce)
+        .unwrap();
+    let n = usize::from(u16::from_be_bytes([wrapped[37], wrapped[38]]));
+    let header = &wrapped[39..39 + n];
+    // The batch secret, read back through the escrow identity the way recovery does.
+    let payload =
+        crate::wrap::age_decrypt(header, escrow.as_age(), 83, CryptoError::Unwrap).unwrap();
+    let s = serde_json::to_string_pretty(&json!({
+        "description": "a case data key (record_envelope.json's) wrapped to the society escrow key through a batch: header = age file of 'rfl-escrow-batch-v2' || society_id || batch_id || secret; FIXED nonce (test only)",
+        "escrow_identity": escrow.to_secret_string().expose_secret(),
+        "escrow_recipient": escrow.recipient().to_string(),
+        "society_id": society.to_string(),
+        "batch_id": opened.id().to_string(),
+        "batch_secret": hex::encode(&payload[51..]),
+        "header": hex::encode(header),
+        "case_id": aad.case_id.to_string(),
+        "key_epoch": aad.key_epoch,
+        "nonce": hex::encode(nonce),
+        "data_key": hex::encode(key.expose_bytes()),
+        "wrapped": hex::encode(&wrapped),
+    }))
+    .unwrap()
+        + "\n";
+    std::fs::write(format!("{DIR}/escrow_batch.json"), s).unwrap();
+}
+
+#[test]
+fn check_escrow_batch_vector() {
+    let v = load("escrow_batch.json");
+    let escrow = AgeIdentity::parse(v["escrow_identity"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        escrow.recipient().to_string(),
+        v["escrow_recipient"].as_str().unwrap()
+    );
+    let society = uuid(&v, "society_id");
+    let batch_id = uuid(&v, "batch_id");
+    let case_id = uuid(&v, "case_id");
+    let epoch = u32::try_from(v["key_epoch"].as_u64().unwrap()).unwrap();
+    let nonce: [u8; 12] = hx(&v, "nonce").try_into().unwrap();
+    let key = DataKey::from_bytes(arr32(&hx(&v, "data_key")));
+    let wrapped = hx(&v, "wrapped");
+    let batch = EscrowBatch::from_parts(
+        society,
+        batch_id,
+        arr32(&hx(&v, "batch_secret")),
+        hx(&v, "header"),
+    );
+    assert_eq!(
+        batch.wrap_with_nonce(&key, case_id, epoch, nonce).unwrap(),
+        wrapped,
+        "escrow wrap bytes changed: format break"
+    );
+    assert_eq!(
+        escrow_wrap_info(&wrapped).unwrap(),
+        EscrowWrapInfo {
+            society_id: society,
+            batch_id
+        }
+    );
+    let opened = EscrowBatch::open(&wrapped, society, escrow.as_age()).unwrap();
+    assert_eq!(
+        opened
+            .unwrap(&wrapped, case_id, epoch)
+            .unwrap()
+            .expose_bytes(),
+        key.expose_bytes()
+    );
+    assert!(opened.unwrap(&wrapped, case_id, epoch + 1).is_err());
+}

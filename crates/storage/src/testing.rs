@@ -82,6 +82,36 @@ impl TestDatabase {
     #[allow(clippy::expect_used)] // a test helper: failing loudly is the point
     pub fn tamper(&self, sql: &str) -> usize {
         use diesel::RunQueryDsl;
+        let q = diesel::sql_query(sql);
+        match self.connect() {
+            AnyConnection::Sqlite(mut c) => q.execute(&mut c),
+            AnyConnection::Pg(mut c) => q.execute(&mut c),
+        }
+        .expect("tamper SQL")
+    }
+
+    /// Reads one binary column, named `b`, of every row `sql` returns, behind the server's back (what
+    /// a host sees; tests of what is stored). Panics (fails the test) on error.
+    #[allow(clippy::expect_used)] // a test helper: failing loudly is the point
+    pub fn blobs(&self, sql: &str) -> Vec<Vec<u8>> {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Binary)]
+            b: Vec<u8>,
+        }
+        let q = diesel::sql_query(sql);
+        let rows: Vec<Row> = match self.connect() {
+            AnyConnection::Sqlite(mut c) => q.load(&mut c),
+            AnyConnection::Pg(mut c) => q.load(&mut c),
+        }
+        .expect("read SQL");
+        rows.into_iter().map(|r| r.b).collect()
+    }
+
+    /// A connection of its own to this database, beside the server's pool.
+    #[allow(clippy::expect_used)] // a test helper: failing loudly is the point
+    fn connect(&self) -> AnyConnection {
         match self.backend {
             TestBackend::Sqlite => {
                 let path = self
@@ -91,16 +121,11 @@ impl TestDatabase {
                     .expect("open the SQLite file");
                 conn.batch_execute("PRAGMA busy_timeout = 10000;")
                     .expect("set the busy timeout");
-                diesel::sql_query(sql)
-                    .execute(&mut conn)
-                    .expect("tamper SQL")
+                AnyConnection::Sqlite(conn)
             }
-            TestBackend::Postgres => {
-                let mut conn = PgConnection::establish(&self.url).expect("connect to PostgreSQL");
-                diesel::sql_query(sql)
-                    .execute(&mut conn)
-                    .expect("tamper SQL")
-            }
+            TestBackend::Postgres => AnyConnection::Pg(
+                PgConnection::establish(&self.url).expect("connect to PostgreSQL"),
+            ),
         }
     }
 
@@ -112,6 +137,11 @@ impl TestDatabase {
             TestBackend::Postgres => format!("'\\x{hex}'::bytea"),
         }
     }
+}
+
+enum AnyConnection {
+    Sqlite(diesel::SqliteConnection),
+    Pg(PgConnection),
 }
 
 impl Drop for TestDatabase {

@@ -1,0 +1,293 @@
+//! Part of [`super::Session`]: opening a case, verified as a whole against its signed head commit.
+
+use super::*;
+
+/// A decrypted case, verified as a whole against its signed head commit.
+pub struct OpenedCase {
+    pub summary: CaseSummaryDto,
+    pub file: CaseFile,
+    pub header_id: RecordId,
+    /// Each record's kind and current version.
+    pub versions: HashMap<RecordId, (RecordKind, u64)>,
+    /// The head commit verified: every record above is one it lists.
+    pub head: KnownHead,
+    /// The status the head commit states.
+    pub status: CaseStatus,
+    /// Each record's entry in the head's state.
+    pub(super) entries: HashMap<RecordId, StateEntry>,
+    pub(super) data_key: DataKey,
+}
+
+impl OpenedCase {
+    /// Where the next commit of this case goes.
+    pub fn next(&self) -> ChainPos {
+        ChainPos {
+            case: self.summary.id,
+            seq: self.head.seq + 1,
+            parent: self.head.hash,
+            epoch: self.summary.key_epoch,
+        }
+    }
+
+    /// The case's state after `writes` (each replacing or adding a record).
+    pub(super) fn entries_after(&self, writes: &[RecordWriteDto]) -> Result<Vec<StateEntry>> {
+        let mut entries = self.entries.clone();
+        for w in writes {
+            entries.insert(w.id, entry_of(w)?);
+        }
+        Ok(entries.into_values().collect())
+    }
+}
+
+impl std::fmt::Debug for OpenedCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedCase")
+            .field("id", &self.summary.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Fetches, verifies and decrypts a case.
+    pub async fn open_case(&self, id: CaseId) -> Result<OpenedCase> {
+        // The head known when asking: a commit of this session that lands while the answer is on its
+        // way makes the answer older than the new head, and that is no rollback.
+        let known = self.heads.get(id);
+        let dto = self.api.get_case(id, known.map(|h| h.seq)).await?;
+        let author = dto
+            .head_commit
+            .as_ref()
+            .and_then(|c| parse_commit(&c.0).ok())
+            .map(|c| MemberId::from_uuid(c.body().author));
+        if author.is_some_and(|a| self.author_key(a).is_none()) {
+            // A member certified since the directory was loaded.
+            self.reload_members().await?;
+        }
+        self.verify_and_decrypt(id, dto, known)
+    }
+
+    /// Verifies and decrypts a fetched case, as a whole: the head commit must be signed by a
+    /// certified member of the society, descend from the last head this client verified for the
+    /// case, and list exactly the records served (none missing, none added, each at the version and
+    /// with the bytes it lists); the data key must be the one the head commits to; the status and key
+    /// epoch the server states must be the head's. Anything else is refused with
+    /// [`ClientError::Tampered`], saying what failed.
+    pub fn decrypt_case(&self, id: CaseId, dto: CaseDto) -> Result<OpenedCase> {
+        self.verify_and_decrypt(id, dto, self.heads.get(id))
+    }
+
+    /// [`Session::decrypt_case`] against `known`, the latest head verified when the case was asked for.
+    fn verify_and_decrypt(
+        &self,
+        id: CaseId,
+        dto: CaseDto,
+        known: Option<KnownHead>,
+    ) -> Result<OpenedCase> {
+        if dto.case.id != id {
+            return Err(tampered("the server answered with another case"));
+        }
+        let head_bytes = dto.head_commit.as_ref().ok_or_else(|| {
+            tampered(
+                "the server sent no head commit for this case: its commits were deleted, or it is a \
+                 format-1 case, which this version does not open",
+            )
+        })?;
+        let head = parse_commit(&head_bytes.0)
+            .map_err(|e| tampered(format!("the head commit is malformed: {e}")))?;
+        let b = *head.body();
+        if b.case_id != *id.as_uuid() {
+            return Err(tampered("the head commit belongs to another case"));
+        }
+        let author = MemberId::from_uuid(b.author);
+        let author_key = self.author_key(author).ok_or_else(|| {
+            tampered("the head commit's author is not a member certified by your society's root")
+        })?;
+        // The very commit this client verified (or made) last time needs no second verification: its
+        // hash is in the MAC'd heads store. Anything else is verified.
+        let seen = known
+            .filter(|k| k.seq == b.seq)
+            .and_then(|k| head.clone().verified_before(&k.hash).ok());
+        let head = match seen {
+            Some(head) => head,
+            None => head
+                .verify(&author_key)
+                .map_err(|_| tampered("the head commit's signature does not verify"))?,
+        };
+        check_descends(id, known, &head, &dto.commits)?;
+        if b.seq != dto.case.version {
+            return Err(tampered(
+                "the case's version is not its head commit's number",
+            ));
+        }
+        let status = CaseStatus::from_code(b.status)
+            .ok_or_else(|| tampered("the head commit states an unknown status"))?;
+        if status != dto.case.status {
+            return Err(tampered(format!(
+                "the case's status was rewritten: the server says {}, its signed head commit says {}",
+                dto.case.status.as_str(),
+                status.as_str()
+            )));
+        }
+        if b.key_epoch != dto.case.key_epoch {
+            return Err(tampered(
+                "the case's key epoch is not its head commit's (the server claims a re-key that no \
+                 member signed)",
+            ));
+        }
+        let envelopes: Vec<&[u8]> = dto
+            .records
+            .iter()
+            .map(|r| r.envelope.0.as_slice())
+            .collect();
+        let listed = head.check_records(&envelopes).map_err(|e| {
+            tampered(format!(
+                "the records do not match the signed head commit: {e}"
+            ))
+        })?;
+        let data_key = self.unwrap_case_key(id, b.key_epoch, &dto.wrapped_key.0)?;
+        if !head.commits_to_key(&data_key) {
+            return Err(tampered(
+                "the data key the server sent is not the one this case is sealed under",
+            ));
+        }
+        let mut header: Option<(RecordId, CaseHeader)> = None;
+        let mut file_persons = Vec::new();
+        let mut messages = Vec::new();
+        let mut notes = Vec::new();
+        let mut attachments = Vec::new();
+        let mut versions = HashMap::new();
+        let mut entries = HashMap::new();
+        for (r, l) in dto.records.iter().zip(listed) {
+            let h = &l.header;
+            // The server's labels must be what the (committed) envelope says.
+            if *r.id.as_uuid() != h.aad.record_id
+                || crypto_kind(r.kind)? != h.aad.kind
+                || r.version != h.aad.version
+            {
+                return Err(tampered(
+                    "a record's id, kind or version differs from its sealed header",
+                ));
+            }
+            let p = open_record(&data_key, &h.aad, &r.envelope.0)?;
+            versions.insert(r.id, (r.kind, r.version));
+            entries.insert(r.id, l.entry);
+            match r.kind {
+                RecordKind::CaseHeader => {
+                    if header.replace((r.id, decode(&p)?)).is_some() {
+                        return Err(tampered("the case has two headers"));
+                    }
+                }
+                RecordKind::Person => {
+                    file_persons.push(Entry::new(r.id, decode::<PersonRecord>(&p)?))
+                }
+                RecordKind::Message => {
+                    messages.push(Entry::new(r.id, decode::<RedCrossMessage>(&p)?))
+                }
+                RecordKind::Note => notes.push(Entry::new(r.id, decode::<Note>(&p)?)),
+                RecordKind::Attachment => {
+                    attachments.push(Entry::new(r.id, decode::<AttachmentMeta>(&p)?))
+                }
+            }
+        }
+        let (header_id, header) = header.ok_or_else(|| tampered("the case has no header"))?;
+        let known = KnownHead {
+            seq: b.seq,
+            hash: head.hash(),
+        };
+        self.heads.put(id, known)?;
+        Ok(OpenedCase {
+            summary: dto.case,
+            file: CaseFile {
+                header,
+                persons: file_persons,
+                messages,
+                notes,
+                attachments,
+            },
+            header_id,
+            versions,
+            head: known,
+            status,
+            entries,
+            data_key,
+        })
+    }
+}
+
+/// Checks that `head` is, or descends from, `known` (the last head verified for the case): `chain`
+/// must be the commits between the two, each linked to its parent by hash.
+fn check_descends(
+    id: CaseId,
+    known: Option<KnownHead>,
+    head: &Commit,
+    chain: &[Base64Bytes],
+) -> Result<()> {
+    let Some(known) = known else {
+        return Ok(());
+    };
+    let seq = head.body().seq;
+    if seq < known.seq {
+        return Err(tampered(format!(
+                "the server rolled this case back: you have seen its commit {}, it now serves commit {seq}",
+                known.seq
+            )));
+    }
+    if seq == known.seq {
+        return if head.hash() == known.hash {
+            Ok(())
+        } else {
+            Err(tampered(format!(
+                    "the server serves another commit {seq} than the one you have seen: it forked this case's history"
+                )))
+        };
+    }
+    let forked = || {
+        tampered(format!(
+            "the head commit {seq} does not descend from commit {} that you have seen: the server \
+                 forked or rewrote this case's history",
+            known.seq
+        ))
+    };
+    if u64::try_from(chain.len()).ok() != Some(seq - known.seq - 1) {
+        return Err(forked());
+    }
+    let mut parent = known.hash;
+    for (next, c) in (known.seq + 1..).zip(chain) {
+        let c = parse_commit(&c.0).map_err(|_| forked())?;
+        let body = c.body();
+        if body.case_id != *id.as_uuid() || body.seq != next || body.parent != parent {
+            return Err(forked());
+        }
+        parent = c.hash();
+    }
+    if head.body().parent != parent {
+        return Err(forked());
+    }
+    Ok(())
+}
+
+impl Session {
+    /// Unwraps a case's data key: self-wrapped to this holder's key-wrapping key, or age-wrapped to
+    /// its age identity (e.g. a key granted by someone else).
+    fn unwrap_case_key(&self, id: CaseId, epoch: u32, wrapped: &[u8]) -> Result<DataKey> {
+        if is_self_wrapped(wrapped) {
+            unwrap_self_wrapped(wrapped, *id.as_uuid(), epoch, self.keys.case_key()?).map_err(|_| {
+                tampered("the wrapped data key does not open: it was altered or moved from another case")
+            })
+        } else {
+            match unwrap_data_key(wrapped, *id.as_uuid(), epoch, self.keys.age.as_age()) {
+                Err(rfl_crypto::CryptoError::Unwrap)
+                | Err(rfl_crypto::CryptoError::WrongKeyBinding)
+                | Err(rfl_crypto::CryptoError::Malformed(_)) => Err(tampered(
+                    "the wrapped data key does not open: it was altered or moved from another case",
+                )),
+                other => Ok(other?),
+            }
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(plaintext: &[u8]) -> Result<T> {
+    serde_json::from_slice(plaintext)
+        .map_err(|_| ClientError::Tampered("a record's content is not what its kind says".into()))
+}
