@@ -180,7 +180,7 @@ async fn add(
 }
 
 /// The society's root public key and every current key certificate (people of the society).
-#[utoipa::path(tag = "certificates", security(("bearer" = [])), responses(
+#[utoipa::path(tag = "certificates", operation_id = "list_certificates", security(("bearer" = [])), responses(
     (status = 200, body = CertificatesResponse), (status = 401, body = Problem), (status = 403, body = Problem)))]
 #[get("/society/certificates")]
 async fn list(

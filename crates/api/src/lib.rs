@@ -122,6 +122,71 @@ where
     )
 }
 
+/// The OpenAPI document as served: [`openapi`] with its title, security scheme and role annotations,
+/// every response described, and error bodies typed `application/problem+json` as the server sends
+/// them (`error.rs`).
+pub fn openapi_document() -> serde_json::Result<serde_json::Value> {
+    let mut doc = serde_json::to_value(finish_openapi(openapi()))?;
+    describe_responses(&mut doc);
+    Ok(doc)
+}
+
+/// Fills in what the handlers' annotations leave out and OpenAPI requires or the server does
+/// differently: a `description` for every response (from its status), and `application/problem+json`
+/// as the content type of every error response.
+fn describe_responses(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+                continue;
+            };
+            for (status, response) in responses.iter_mut() {
+                let Some(response) = response.as_object_mut() else {
+                    continue;
+                };
+                response
+                    .entry("description")
+                    .or_insert_with(|| status_description(status).into());
+                let is_error = status.starts_with('4') || status.starts_with('5');
+                if let Some(content) = response.get_mut("content").and_then(|c| c.as_object_mut()) {
+                    if is_error {
+                        if let Some(body) = content.remove("application/json") {
+                            content.insert("application/problem+json".into(), body);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a status means in this API (the problem body says what went wrong in the case at hand).
+fn status_description(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "Created",
+        "204" => "Done; no content",
+        "400" => "The request is malformed (body, parameter or header)",
+        "401" => "No valid access token, or a sign-in that did not verify",
+        "403" => "The caller's role or step-up does not allow this",
+        "404" => "No such resource for the caller",
+        "409" => "Conflict with the current state (e.g. a stale head commit): nothing was written",
+        "413" => "The body is larger than the server accepts",
+        "415" => "Unsupported content type",
+        "422" => "Well-formed but refused by the rules (the problem body says which)",
+        "429" => "Too many attempts: wait and retry",
+        "500" => "Server error",
+        "503" => "Not ready (the database is unreachable)",
+        _ => "See the problem body",
+    }
+}
+
 fn finish_openapi(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     api.info.title = "rfl — Restoring Family Links case store".into();
     api.info.version = env!("CARGO_PKG_VERSION").into();
@@ -197,7 +262,8 @@ pub async fn start_with(
         auth_limits,
         webauthn,
     });
-    let doc = serde_json::to_string(&finish_openapi(openapi()))
+    let doc = openapi_document()
+        .and_then(|d| serde_json::to_string(&d))
         .map_err(|e| StartError::Other(e.to_string()))?;
     let doc = web::Data::new(doc);
     let data = web::Data::new(state.clone());
@@ -281,4 +347,46 @@ pub fn init_logging(config: &Config) {
         config::LogFormat::Json => builder.json().try_init(),
         config::LogFormat::Text => builder.try_init(),
     };
+}
+
+#[cfg(test)]
+mod openapi_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    /// What code generators and validators need of the document (CI also runs
+    /// openapi-spec-validator on it): unique operation ids, a description for every response, and
+    /// error bodies typed as the server sends them.
+    #[test]
+    fn the_document_is_complete_where_generators_need_it() {
+        let doc = super::openapi_document().unwrap();
+        let mut ids = std::collections::HashSet::new();
+        let mut operations = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                operations += 1;
+                let id = op["operationId"].as_str().unwrap();
+                assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");
+                let responses = op["responses"].as_object().unwrap();
+                assert!(!responses.is_empty(), "{method} {path}: no responses");
+                for (status, r) in responses {
+                    assert!(
+                        r["description"].as_str().is_some_and(|d| !d.is_empty()),
+                        "{method} {path} {status}: no description"
+                    );
+                    if status.starts_with('4') || status.starts_with('5') {
+                        if let Some(content) = r["content"].as_object() {
+                            assert!(
+                                content.keys().all(|k| k == "application/problem+json"),
+                                "{method} {path} {status}: errors are application/problem+json"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            operations > 30,
+            "the document lists the API ({operations} operations)"
+        );
+    }
 }

@@ -30,6 +30,8 @@ enum Command {
     /// Administration that needs the database, not the API.
     #[command(subcommand)]
     Admin(Admin),
+    /// Print the OpenAPI 3 document of this server's API (the one served at /v1/openapi.json).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Serve => runtime.block_on(serve(config)),
         Command::Admin(Admin::CreateSociety { name }) => create_society(&config, &name),
         Command::Admin(Admin::CreateMovementAdmin) => create_movement_admin(&config),
+        Command::Openapi => print_openapi(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,5 +145,13 @@ fn create_movement_admin(config: &Config) -> Result<(), String> {
         "It works once, for {} hours: rfl enrol --server URL --code {code}",
         config.auth.enrolment_code_ttl_hours
     );
+    Ok(())
+}
+
+fn print_openapi() -> Result<(), String> {
+    let doc = rfl_api::openapi_document()
+        .and_then(|d| serde_json::to_string_pretty(&d))
+        .map_err(|e| e.to_string())?;
+    println!("{doc}");
     Ok(())
 }

@@ -681,7 +681,7 @@ async fn login_finish(
 // --- listing and removing --------------------------------------------------------------------------
 
 /// The signed-in person's passkeys.
-#[utoipa::path(tag = "passkeys", security(("bearer" = [])), responses(
+#[utoipa::path(tag = "passkeys", operation_id = "list_passkeys", security(("bearer" = [])), responses(
     (status = 200, body = PasskeysResponse), (status = 401, body = Problem)))]
 #[get("/passkeys")]
 async fn list(
