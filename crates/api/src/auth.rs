@@ -4,8 +4,9 @@
 //! the algorithm, binds `kid` to the one key, requires `exp`, `nbf`, `aud`, `iss`, `sub`, `jti` with
 //! their JSON types, and checks times against the injected clock with no leeway.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
@@ -50,7 +51,20 @@ pub struct TokenKeys {
     issuer: String,
     audience: String,
     ttl_secs: i64,
+    /// Tokens verified already (see [`TokenKeys::verify_cached`]).
+    verified: Mutex<HashMap<[u8; 32], VerifiedToken>>,
 }
+
+/// A token whose signature and claims verified once: what it says and when it is valid.
+#[derive(Clone, Copy)]
+struct VerifiedToken {
+    claims: TokenClaims,
+    nbf: i64,
+    exp: i64,
+}
+
+/// At most this many verified tokens are remembered (expired ones are dropped first when it is full).
+const VERIFIED_TOKENS_MAX: usize = 16_384;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
@@ -119,6 +133,7 @@ impl TokenKeys {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl_secs: i64::try_from(ttl_secs).unwrap_or(900),
+            verified: Mutex::new(HashMap::new()),
         })
     }
 
@@ -184,6 +199,43 @@ impl TokenKeys {
     /// Verifies a token's signature, algorithm, key, audience, issuer and times at `now_millis`. Whether
     /// its member may still use it is checked against the database by the [`Caller`] extractor.
     pub fn verify(&self, token: &str, now_millis: i64) -> Result<TokenClaims, ApiError> {
+        self.verify_token(token, now_millis).map(|v| v.claims)
+    }
+
+    /// [`TokenKeys::verify`] once per token: a token seen before (by SHA-256 of its bytes) is not
+    /// verified again, only its times are checked against `now_millis`. Whether its member may still
+    /// use it (suspension, security stamp) is read from the database on every request as before, so
+    /// revocation takes effect on the next request either way.
+    pub fn verify_cached(&self, token: &str, now_millis: i64) -> Result<TokenClaims, ApiError> {
+        let key: [u8; 32] = {
+            let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+            let mut k = [0u8; 32];
+            k.copy_from_slice(d.as_ref());
+            k
+        };
+        let seen = self.verified.lock().ok().and_then(|m| m.get(&key).copied());
+        let v = match seen {
+            Some(v) => v,
+            None => {
+                let v = self.verify_token(token, now_millis)?;
+                if let Ok(mut m) = self.verified.lock() {
+                    if m.len() >= VERIFIED_TOKENS_MAX {
+                        let now = now_millis / 1000;
+                        m.retain(|_, t| t.exp > now);
+                        if m.len() >= VERIFIED_TOKENS_MAX {
+                            m.clear();
+                        }
+                    }
+                    m.insert(key, v);
+                }
+                v
+            }
+        };
+        check_times(v.nbf, v.exp, now_millis)?;
+        Ok(v.claims)
+    }
+
+    fn verify_token(&self, token: &str, now_millis: i64) -> Result<VerifiedToken, ApiError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| ApiError::Unauthorized("malformed token"))?;
         if header.alg != Algorithm::EdDSA {
@@ -195,27 +247,37 @@ impl TokenKeys {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| ApiError::Unauthorized("token invalid"))?;
         let c = data.claims;
-        let now = now_millis / 1000;
-        if c.exp <= now {
-            return Err(ApiError::Unauthorized("token expired"));
-        }
-        if c.nbf > now {
-            return Err(ApiError::Unauthorized("token not yet valid"));
-        }
+        check_times(c.nbf, c.exp, now_millis)?;
         let method = AuthMethod::from_amr(&c.amr).ok_or(ApiError::Unauthorized(
             "token invalid: unknown sign-in method",
         ))?;
-        Ok(TokenClaims {
-            caller: Caller {
-                member_id: c.sub,
-                society_id: c.soc,
-                role: c.role,
-                auth_time: c.auth_time,
-                method,
+        Ok(VerifiedToken {
+            claims: TokenClaims {
+                caller: Caller {
+                    member_id: c.sub,
+                    society_id: c.soc,
+                    role: c.role,
+                    auth_time: c.auth_time,
+                    method,
+                },
+                security_stamp: c.stp,
             },
-            security_stamp: c.stp,
+            nbf: c.nbf,
+            exp: c.exp,
         })
     }
+}
+
+/// A token is valid from `nbf` (inclusive) to `exp` (exclusive), unix seconds, with no leeway.
+fn check_times(nbf: i64, exp: i64, now_millis: i64) -> Result<(), ApiError> {
+    let now = now_millis / 1000;
+    if exp <= now {
+        return Err(ApiError::Unauthorized("token expired"));
+    }
+    if nbf > now {
+        return Err(ApiError::Unauthorized("token not yet valid"));
+    }
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -329,7 +391,7 @@ fn verify_request(
     ))?;
     let claims = state
         .tokens
-        .verify(token.trim(), state.clock.now_millis())?;
+        .verify_cached(token.trim(), state.clock.now_millis())?;
     Ok((state, claims))
 }
 
@@ -404,6 +466,45 @@ mod tests {
             Ok(_) => None,
             Err(e) => Some(e.to_string()),
         }
+    }
+
+    #[test]
+    fn a_token_is_verified_once_and_its_times_still_every_time() {
+        let k = keys();
+        let member = MemberId::new();
+        let (t, _) = k
+            .issue(
+                member,
+                SocietyId::new(),
+                Role::Caseworker,
+                7,
+                AuthMethod::Passkey,
+                NOW,
+            )
+            .unwrap();
+        let first = k.verify_cached(&t, NOW).unwrap();
+        assert_eq!(first, k.verify(&t, NOW).unwrap());
+        assert_eq!(first.security_stamp, 7);
+        assert_eq!(k.verified.lock().unwrap().len(), 1);
+        // Seen before: the same claims, and the injected clock still decides expiry.
+        assert_eq!(k.verify_cached(&t, NOW + 899_000).unwrap(), first);
+        assert!(matches!(
+            k.verify_cached(&t, NOW + 900_000),
+            Err(ApiError::Unauthorized("token expired"))
+        ));
+        assert!(matches!(
+            k.verify_cached(&t, NOW - 1000),
+            Err(ApiError::Unauthorized("token not yet valid"))
+        ));
+        // Any other bytes are not the token seen, and are verified (and refused) in full.
+        let mut forged = t.clone().into_bytes();
+        let last = forged.len() - 2;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert!(k.verify_cached(&forged, NOW).is_err());
+        assert_eq!(k.verified.lock().unwrap().len(), 1);
+        // Another server key never takes the first one's word for it.
+        assert!(keys().verify_cached(&t, NOW).is_err());
     }
 
     #[test]

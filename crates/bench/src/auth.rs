@@ -47,6 +47,9 @@ pub fn raise_auth_limits(config: &mut Config) {
 pub struct TokenVerifyResult {
     pub iterations: u64,
     pub verify_us_per_call: f64,
+    /// `TokenKeys::verify_cached` on the same token, seen before (what each request after the first
+    /// costs the server).
+    pub verify_cached_us_per_call: f64,
     pub issue_iterations: u64,
     pub issue_us_per_call: f64,
 }
@@ -93,6 +96,16 @@ pub fn token_verify_bench(iterations: u64) -> BenchResult<TokenVerifyResult> {
         std::hint::black_box(c);
     }
     let verify_us_per_call = t.elapsed().as_secs_f64() * 1e6 / iterations as f64;
+    keys.verify_cached(&token, now)
+        .map_err(|e| format!("verify the issued token (cached): {e}"))?;
+    let t = Instant::now();
+    for _ in 0..iterations {
+        let c = keys
+            .verify_cached(std::hint::black_box(&token), now)
+            .map_err(|e| format!("verify (cached): {e}"))?;
+        std::hint::black_box(c);
+    }
+    let verify_cached_us_per_call = t.elapsed().as_secs_f64() * 1e6 / iterations as f64;
     let issue_iterations = (iterations / 4).max(100);
     let t = Instant::now();
     for _ in 0..issue_iterations {
@@ -112,6 +125,7 @@ pub fn token_verify_bench(iterations: u64) -> BenchResult<TokenVerifyResult> {
     Ok(TokenVerifyResult {
         iterations,
         verify_us_per_call,
+        verify_cached_us_per_call,
         issue_iterations,
         issue_us_per_call,
     })
