@@ -304,8 +304,8 @@ impl Store {
     ) -> Result<Option<CaseBundle>> {
         let since = since.map(version_i64).transpose()?;
         type Found = (CaseDb, Vec<u8>, Vec<RecordDb>, Vec<(i64, Vec<u8>)>);
-        let found: Option<Found> = read!(self, conn => {
-            match case_for_member!(conn, member, case) {
+        let found: Option<Found> = read_tx!(self, conn => {
+            Ok(match case_for_member!(conn, member, case) {
                 None => None,
                 Some((row, wrapped)) => {
                     let recs: Vec<RecordDb> = records::table
@@ -324,8 +324,8 @@ impl Store {
                         .load(conn)?;
                     Some((row, wrapped, recs, commits))
                 }
-            }
-        });
+            })
+        })?;
         found
             .map(|(row, wrapped_key, recs, mut commits)| {
                 let head = match commits.last() {
@@ -501,7 +501,7 @@ impl Store {
                 .filter(attachment_chunks::case_id.eq(id_bytes(case.as_uuid())))
                 .filter(attachment_chunks::idx.eq(idx))
                 .select(attachment_chunks::data)
-                .first::<Vec<u8>>(conn)
+                .get_result::<Vec<u8>>(conn)
                 .optional()?)
         })
     }

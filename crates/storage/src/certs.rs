@@ -55,7 +55,7 @@ impl Store {
                 let existing: Option<Vec<u8>> = society_roots::table
                     .filter(society_roots::society_id.eq(&soc))
                     .select(society_roots::root_public_key)
-                    .first(conn)
+                    .get_result(conn)
                     .optional()?;
                 match existing {
                     Some(e) if &e != root => {
@@ -111,7 +111,7 @@ impl Store {
                 let root = society_roots::table
                     .filter(society_roots::society_id.eq(&soc))
                     .select(society_roots::root_public_key)
-                    .first(conn)
+                    .get_result(conn)
                     .optional()?;
                 let rows = key_certificates::table
                     .filter(key_certificates::society_id.eq(&soc))

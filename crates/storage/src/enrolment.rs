@@ -122,7 +122,7 @@ impl Store {
             let code: Option<EnrolmentCodeDb> = enrolment_codes::table
                 .filter(enrolment_codes::code_hash.eq(&hash))
                 .select(EnrolmentCodeDb::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?;
             let code = code.ok_or(StorageError::NotFound)?;
             if code.used_at.is_some() {
@@ -177,7 +177,7 @@ impl Store {
             enrolment_codes::table
                 .filter(enrolment_codes::code_hash.eq(&hash))
                 .select(EnrolmentCodeDb::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?
         });
         let code = code.ok_or(StorageError::NotFound)?;

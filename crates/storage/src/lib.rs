@@ -99,6 +99,28 @@ macro_rules! read {
     }};
 }
 
+/// Runs `$body` in one read-only transaction, so that every query in it sees the same snapshot (a
+/// case's row, records and head commit must agree even while someone commits to it). SQLite: a
+/// deferred transaction (its first read fixes the snapshot); PostgreSQL: `REPEATABLE READ READ ONLY`.
+macro_rules! read_tx {
+    ($store:expr, $conn:ident => $body:block) => {{
+        match &$store.pools {
+            Pools::Sqlite { read, .. } => {
+                let mut pooled = read.get()?;
+                pooled.transaction(|$conn| -> Result<_> { $body })
+            }
+            Pools::Postgres(pool) => {
+                let mut pooled = pool.get()?;
+                pooled
+                    .build_transaction()
+                    .repeatable_read()
+                    .read_only()
+                    .run(|$conn| -> Result<_> { $body })
+            }
+        }
+    }};
+}
+
 /// Runs `$body` in one write transaction (SQLite: `BEGIN IMMEDIATE` on the single writer connection).
 macro_rules! write_tx {
     ($store:expr, $conn:ident => $body:block) => {{
@@ -143,7 +165,7 @@ macro_rules! case_for_member {
             .filter(case_keys::case_id.eq(id_bytes($case.as_uuid())))
             .filter(case_keys::recipient_id.eq(id_bytes($member.as_uuid())))
             .select((CaseDb::as_select(), case_keys::wrapped))
-            .first::<(CaseDb, Vec<u8>)>($conn)
+            .get_result::<(CaseDb, Vec<u8>)>($conn)
             .optional()?
     }};
 }
@@ -261,7 +283,7 @@ impl Store {
     /// Checks the database answers (for `/readyz`).
     pub fn ping(&self) -> Result<()> {
         read!(self, conn => {
-            change_counter::table.select(change_counter::value).first::<i64>(conn)?;
+            change_counter::table.select(change_counter::value).get_result::<i64>(conn)?;
             Ok(())
         })
     }

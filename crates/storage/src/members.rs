@@ -38,7 +38,7 @@ impl Store {
             members::table
                 .filter(members::id.eq(id_bytes(id.as_uuid())))
                 .select(MemberDb::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?
         });
         row.map(MemberDb::into_member).transpose()
@@ -118,7 +118,7 @@ impl Store {
             let row = auth_challenges::table
                 .filter(auth_challenges::id.eq(&key))
                 .select(ChallengeDb::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?;
             if row.is_some() {
                 diesel::delete(auth_challenges::table.filter(auth_challenges::id.eq(&key))).execute(conn)?;

@@ -184,7 +184,7 @@ impl Store {
                 .filter(webauthn_ceremonies::id.eq(&key))
                 .filter(webauthn_ceremonies::kind.eq(kind.as_str()))
                 .select(CeremonyDb::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?;
             if row.is_some() {
                 diesel::delete(webauthn_ceremonies::table.filter(webauthn_ceremonies::id.eq(&key)))
@@ -230,7 +230,7 @@ impl Store {
             Ok(passkeys::table
                 .filter(passkeys::member_id.eq(id_bytes(member.as_uuid())))
                 .select(count_star())
-                .first::<i64>(conn)?)
+                .get_result::<i64>(conn)?)
         })
     }
 
@@ -282,7 +282,7 @@ impl Store {
             if n != 1 {
                 return Err(StorageError::NotFound);
             }
-            Ok(target.select(passkeys::key_wrap).first::<Option<Vec<u8>>>(conn)?)
+            Ok(target.select(passkeys::key_wrap).get_result::<Option<Vec<u8>>>(conn)?)
         })
     }
 

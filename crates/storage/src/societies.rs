@@ -58,7 +58,7 @@ impl Store {
             societies::table
                 .filter(societies::id.eq(id_bytes(id.as_uuid())))
                 .select(SocietyDb::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?
         });
         row.map(SocietyDb::into_society).transpose()
@@ -69,7 +69,7 @@ impl Store {
             societies::table
                 .filter(societies::name.eq(name))
                 .select(SocietyDb::as_select())
-                .first(conn)
+                .get_result(conn)
                 .optional()?
         });
         row.map(SocietyDb::into_society).transpose()
