@@ -18,7 +18,7 @@ use rfl_client::http::Api;
 use rfl_client::DeviceKeys;
 use rfl_crypto::{state_digest, CommitBody, CommitHash, CommitOp, StateEntry};
 use rfl_domain::api::{
-    BatchRequest, BatchResponse, CaseDto, NewCaseDto, RecordKind, RecordWriteDto, WrappedKeyDto,
+    BatchRequest, CaseDto, NewCaseDto, RecordKind, RecordWriteDto, WrappedKeyDto,
 };
 use rfl_domain::{
     CaseFile, CaseHeader, CaseId, CaseStatus, Date, Entry, Note, PersonRecord, RecordId,
@@ -187,7 +187,7 @@ pub async fn import(
     progress: impl Fn(usize),
 ) -> BenchResult<usize> {
     let batch_size = batch_size.max(1);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<BenchResult<(usize, Vec<u8>)>>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<rfl_client::Result<(usize, Vec<u8>)>>(2);
     let producer = tokio::task::spawn_blocking(move || {
         let today = rfl_client::session::today();
         for (chunk, ids) in files.chunks(batch_size).zip(ids.chunks(batch_size)) {
@@ -201,31 +201,20 @@ pub async fn import(
                 serde_json::to_vec(&BatchRequest { cases })
                     .map(|b| (n, b))
                     .ctx("serialise a batch")
-            });
+            })
+            .map_err(rfl_client::ClientError::Invalid);
             let failed = body.is_err();
             if tx.blocking_send(body).is_err() || failed {
                 return;
             }
         }
     });
-    let mut done = 0;
-    while let Some(batch) = rx.recv().await {
-        let (n, body) = batch?;
-        let resp: BatchResponse = api
-            .post_raw_json("/v1/cases/batch", body)
-            .await
-            .ctx("POST /v1/cases/batch (baseline)")?;
-        if resp.created + resp.already_present != n {
-            return Err(format!(
-                "the server stored {} of {n} baseline cases",
-                resp.created
-            ));
-        }
-        done += n;
-        progress(done);
-    }
+    // The same upload as the encrypted import (two requests in flight).
+    let report = rfl_client::session::upload_batches(api, rx, progress)
+        .await
+        .ctx("POST /v1/cases/batch (baseline)")?;
     producer.await.ctx("baseline builder task")?;
-    Ok(done)
+    Ok(report.created + report.already_present)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(envelope: &[u8]) -> BenchResult<T> {

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use rayon::prelude::*;
 use rfl_crypto::{
     envelope_hash, escrow_batch_certified, is_self_wrapped, key_commitment, open_record,
@@ -352,7 +353,7 @@ impl Session {
         let sealer = self.sealer()?;
         let ids = import_case_ids(self.keys.case_key()?, &files)?;
         let batch_size = batch_size.max(1);
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(usize, Vec<u8>)>>(2);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<(usize, Vec<u8>)>>(2);
         let producer = tokio::task::spawn_blocking(move || {
             let today = today();
             for (chunk, ids) in files.chunks(batch_size).zip(ids.chunks(batch_size)) {
@@ -373,19 +374,7 @@ impl Session {
                 }
             }
         });
-        let mut report = ImportReport::default();
-        while let Some(batch) = rx.recv().await {
-            let (n, body) = batch?;
-            let resp: BatchResponse = self.api.post_raw_json("/v1/cases/batch", body).await?;
-            if resp.created + resp.already_present != n {
-                return Err(ClientError::Tampered(
-                    "the server stored a different number of cases".into(),
-                ));
-            }
-            report.created += resp.created;
-            report.already_present += resp.already_present;
-            progress(report.created + report.already_present);
-        }
+        let report = upload_batches(&self.api, rx, progress).await?;
         producer
             .await
             .map_err(|e| ClientError::Invalid(format!("sealing task failed: {e}")))?;
@@ -663,6 +652,44 @@ pub async fn enrol(server: &str, code: &str, keys: &DeviceKeys) -> Result<EnrolR
     .await
 }
 
+/// Import requests in flight at once (see [`upload_batches`]).
+const IMPORT_REQUESTS_IN_FLIGHT: usize = 2;
+
+/// Sends bulk-import bodies (`POST /v1/cases/batch`, each with the number of cases in it) as they
+/// come, with two requests in flight: the server checks one batch (parsing, signatures) while it
+/// writes the other, so neither its cores nor its single SQLite writer wait on the other. Batches are
+/// independent (each all or nothing, ids fixed by content), so their order does not matter. Stops at
+/// the first error, of the producer or of the server.
+pub async fn upload_batches(
+    api: &Api,
+    rx: tokio::sync::mpsc::Receiver<Result<(usize, Vec<u8>)>>,
+    progress: impl Fn(usize),
+) -> Result<ImportReport> {
+    let batches = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (b, rx))
+    });
+    let mut uploads = std::pin::pin!(batches
+        .map(|batch| async move {
+            let (n, body) = batch?;
+            let resp: BatchResponse = api.post_raw_json("/v1/cases/batch", body).await?;
+            if resp.created + resp.already_present != n {
+                return Err(ClientError::Tampered(
+                    "the server stored a different number of cases".into(),
+                ));
+            }
+            Ok(resp)
+        })
+        .buffer_unordered(IMPORT_REQUESTS_IN_FLIGHT));
+    let mut report = ImportReport::default();
+    while let Some(resp) = uploads.next().await {
+        let resp = resp?;
+        report.created += resp.created;
+        report.already_present += resp.already_present;
+        progress(report.created + report.already_present);
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,3 +710,4 @@ mod tests {
         assert_eq!(rfc3339_utc(-1), "1969-12-31T23:59:59Z");
     }
 }
+

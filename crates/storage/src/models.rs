@@ -104,6 +104,9 @@ pub(crate) struct ChallengeDb {
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = cases)]
+// A `None` head is stored as NULL, not as "the column's default": with defaults, diesel inserts one row
+// per statement on SQLite (each in a savepoint), which was most of a bulk import's insert time.
+#[diesel(treat_none_as_default_value = false)]
 pub(crate) struct CaseDb {
     pub id: Vec<u8>,
     pub society_id: Vec<u8>,
