@@ -114,6 +114,14 @@ async fn bad_requests_get_problem_json() {
         .await;
         // unknown route, wrong content type
         expect_problem(http.get(url("/v2/nothing")).send().await.unwrap(), 404).await;
+        expect_problem(
+            authed(http.get(url(&format!("/v1/cases/{id}/nothing"))))
+                .send()
+                .await
+                .unwrap(),
+            404,
+        )
+        .await;
         let r = authed(http.post(url("/v1/cases")))
             .body("x")
             .send()
@@ -166,7 +174,8 @@ async fn bad_requests_get_problem_json() {
             .send()
             .await
             .unwrap();
-        let p = expect_problem(r, 400).await;
+        // Well-formed, so not 400: the rules refuse it (422).
+        let p = expect_problem(r, 422).await;
         assert_eq!(p["detail"], "unknown enrolment code");
         let issued = soc
             .admin
@@ -204,4 +213,107 @@ async fn bad_requests_get_problem_json() {
 fn base64_std(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// A method the OpenAPI document does not list for a path it has is answered 405 with `Allow` (the
+/// document's methods for that path) and a problem document, with or without a token; a literal path
+/// is not taken for a template that also matches it (`/v1/cases/batch` is not `/v1/cases/{id}`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeclared_methods_get_405_with_allow() {
+    let t = TestServer::start(Backend::Sqlite).await;
+    let soc = t.society("Red Cross A").await;
+    let cw = t.caseworker(&soc).await;
+    let id = cw.create_case(&synthetic_case(1)).await.unwrap().id;
+    let token = cw.token().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let doc: serde_json::Value = http
+        .get(format!("{}/v1/openapi.json", t.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cases = [
+        ("PATCH", "/v1/cases".to_owned(), "/v1/cases", "GET, POST"),
+        ("DELETE", format!("/v1/cases/{id}"), "/v1/cases/{id}", "GET"),
+        (
+            "GET",
+            "/v1/cases/batch".to_owned(),
+            "/v1/cases/batch",
+            "POST",
+        ),
+        ("POST", "/v1/me".to_owned(), "/v1/me", "GET"),
+        (
+            "DELETE",
+            "/v1/passkeys/key-wraps".to_owned(),
+            "/v1/passkeys/key-wraps",
+            "PUT",
+        ),
+        ("TRACE", "/healthz".to_owned(), "/healthz", "GET"),
+        (
+            "PUT",
+            "/v1/openapi.json".to_owned(),
+            "/v1/openapi.json",
+            "GET",
+        ),
+    ];
+    for (method, path, template, allow) in cases {
+        // The expected methods are the document's.
+        let documented: Vec<String> = doc["paths"][template]
+            .as_object()
+            .unwrap_or_else(|| panic!("{template} is in the document"))
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        assert_eq!(documented.join(", "), allow, "{template} in the document");
+        for with_token in [false, true] {
+            let mut rb = http.request(method.parse().unwrap(), format!("{}{path}", t.url()));
+            if with_token {
+                rb = rb.bearer_auth(&token);
+            }
+            let r = rb.send().await.unwrap();
+            assert_eq!(
+                r.headers().get("allow").and_then(|v| v.to_str().ok()),
+                Some(allow),
+                "{method} {path}: Allow"
+            );
+            let p = expect_problem(r, 405).await;
+            assert_eq!(p["type"], "https://rfl.example/problems/method-not-allowed");
+        }
+    }
+    // The declared method on the same paths still works.
+    let r = http
+        .get(format!("{}/v1/cases/{id}", t.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    t.stop().await;
+}
+
+/// An error the framework answers itself (an oversized attachment chunk, read as raw bytes) is a
+/// problem document too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn framework_errors_are_problem_json() {
+    let t = TestServer::start_with(Backend::Sqlite, |c| c.limits.chunk_bytes = 1024).await;
+    let soc = t.society("Red Cross A").await;
+    let cw = t.caseworker(&soc).await;
+    let id = cw.create_case(&synthetic_case(1)).await.unwrap().id;
+    let r = reqwest::Client::new()
+        .put(format!(
+            "{}/v1/cases/{id}/attachments/{}/chunks/0",
+            t.url(),
+            uuid::Uuid::now_v7()
+        ))
+        .bearer_auth(cw.token().unwrap())
+        .header("content-type", "application/octet-stream")
+        .body(vec![0u8; 4096])
+        .send()
+        .await
+        .unwrap();
+    let p = expect_problem(r, 413).await;
+    assert_eq!(p["type"], "https://rfl.example/problems/payload-too-large");
+    t.stop().await;
 }

@@ -333,7 +333,7 @@ async fn bad_enrolment_requests_are_4xx_problems() {
             serde_json::json!({ "code": never_issued })
         )
         .await,
-        (400, problem.clone())
+        (422, problem.clone())
     );
     let refusal: serde_json::Value = http
         .post(format!("{}/v1/enrol/passkey/start", t.url()))

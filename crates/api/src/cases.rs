@@ -473,7 +473,8 @@ struct ListQuery {
     /// Return cases after this id (the previous page's `next_after`).
     #[param(value_type = Option<String>, format = Uuid)]
     after: Option<CaseId>,
-    /// Page size (default 100).
+    /// Page size (default 100; at most the server's `limits.page_max`).
+    #[param(minimum = 1)]
     limit: Option<i64>,
 }
 
@@ -516,12 +517,14 @@ async fn list_cases(
 struct GetQuery {
     /// The number of the last commit of this case the client verified: the answer then also carries
     /// the commits after it, so the client can check the head descends from it.
+    #[param(maximum = 9_223_372_036_854_775_807_u64)]
     since: Option<u64>,
 }
 
 /// One case: metadata, the data key wrapped to the caller, every sealed record and the head commit.
 #[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid), GetQuery), responses(
-    (status = 200, body = CaseDto), (status = 404, body = Problem)))]
+    (status = 200, body = CaseDto), (status = 404, body = Problem),
+    (status = 422, description = "`since` is beyond any commit number", body = Problem)))]
 #[get("/cases/{id}")]
 async fn get_case(
     state: State,
@@ -668,9 +671,11 @@ async fn set_status(
 
 /// Upload one sealed chunk of an attachment (raw bytes). Chunks are write-once.
 #[utoipa::path(tag = "cases", security(("bearer" = [])),
-    params(("id" = String, Path, format = Uuid), ("attachment" = String, Path, format = Uuid), ("index" = u32, Path)),
+    params(("id" = String, Path, format = Uuid), ("attachment" = String, Path, format = Uuid), ("index" = u32, Path, maximum = 2_147_483_647)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem)))]
+    responses((status = 204), (status = 400, description = "An empty chunk", body = Problem), (status = 404, body = Problem),
+    (status = 409, body = Problem), (status = 413, body = Problem),
+    (status = 422, description = "The chunk index is beyond what the server stores", body = Problem)))]
 #[put("/cases/{id}/attachments/{attachment}/chunks/{index}")]
 async fn put_chunk(
     state: State,
@@ -691,8 +696,9 @@ async fn put_chunk(
 
 /// Download one sealed chunk of an attachment.
 #[utoipa::path(tag = "cases", security(("bearer" = [])),
-    params(("id" = String, Path, format = Uuid), ("attachment" = String, Path, format = Uuid), ("index" = u32, Path)),
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = Problem)))]
+    params(("id" = String, Path, format = Uuid), ("attachment" = String, Path, format = Uuid), ("index" = u32, Path, maximum = 2_147_483_647)),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = Problem),
+    (status = 422, description = "The chunk index is beyond what the server stores", body = Problem)))]
 #[get("/cases/{id}/attachments/{attachment}/chunks/{index}")]
 async fn get_chunk(
     state: State,

@@ -30,9 +30,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct SetRootRequest {
     /// The society's Ed25519 signing root public key (32 bytes). Set once.
-    #[schema(value_type = String, format = Byte)]
+    #[schema(value_type = String, format = Byte, pattern = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", min_length = 44, max_length = 44)]
     pub root_public_key: Base64Bytes,
     /// Root-signed certificates (the escrow key's, the first admin's), lowercase hex.
+    #[schema(min_items = 1, max_items = 1000)]
     pub certificates: Vec<String>,
 }
 
@@ -40,6 +41,7 @@ pub struct SetRootRequest {
 #[serde(deny_unknown_fields)]
 pub struct CertificatesRequest {
     /// Key certificates, lowercase hex (`KeyCertificate::to_hex`).
+    #[schema(min_items = 1, max_items = 1000)]
     pub certificates: Vec<String>,
 }
 

@@ -9,14 +9,21 @@ use rfl_storage::StorageError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// Where the problem type URIs live.
+pub const PROBLEM_BASE: &str = "https://rfl.example/problems/";
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The status's reason phrase.
     pub title: String,
+    /// The HTTP status code.
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
+    /// What went wrong in this case, for the caller; never case content or a secret.
     pub detail: String,
 }
 
@@ -34,8 +41,9 @@ pub enum ApiError {
     StepUpRequired(i64),
     #[error("not found")]
     NotFound,
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// The path exists, the method does not: the `Allow` header lists the methods it has.
+    #[error("this path answers {0} only")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -62,7 +70,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::StepUpRequired(_) => "step-up-required",
             ApiError::NotFound => "not-found",
-            ApiError::MethodNotAllowed => "method-not-allowed",
+            ApiError::MethodNotAllowed(_) => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::Gone(_) => "gone",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
@@ -74,6 +82,51 @@ impl ApiError {
         }
     }
 
+    /// One error of every kind, for the OpenAPI document: which problem types each status can carry.
+    /// Add a new variant here too (the match below does not compile without it).
+    pub fn every_kind() -> Vec<ApiError> {
+        let every = vec![
+            ApiError::BadRequest(String::new()),
+            ApiError::Unauthorized(""),
+            ApiError::Forbidden(""),
+            ApiError::StepUpRequired(0),
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed(String::new()),
+            ApiError::Conflict(String::new()),
+            ApiError::Gone(String::new()),
+            ApiError::PayloadTooLarge(0),
+            ApiError::UnsupportedMediaType(String::new()),
+            ApiError::Unprocessable(String::new()),
+            ApiError::TooManyRequests,
+            ApiError::Unavailable(""),
+            ApiError::Internal(String::new()),
+        ];
+        for e in &every {
+            match e {
+                ApiError::BadRequest(_)
+                | ApiError::Unauthorized(_)
+                | ApiError::Forbidden(_)
+                | ApiError::StepUpRequired(_)
+                | ApiError::NotFound
+                | ApiError::MethodNotAllowed(_)
+                | ApiError::Conflict(_)
+                | ApiError::Gone(_)
+                | ApiError::PayloadTooLarge(_)
+                | ApiError::UnsupportedMediaType(_)
+                | ApiError::Unprocessable(_)
+                | ApiError::TooManyRequests
+                | ApiError::Unavailable(_)
+                | ApiError::Internal(_) => {}
+            }
+        }
+        every
+    }
+
+    /// The URI naming this kind of problem (the `type` of its problem document).
+    pub fn problem_type(&self) -> String {
+        format!("{PROBLEM_BASE}{}", self.slug())
+    }
+
     pub fn problem(&self) -> Problem {
         let status = self.status_code();
         let detail = match self {
@@ -82,7 +135,7 @@ impl ApiError {
             other => other.to_string(),
         };
         Problem {
-            kind: format!("https://rfl.example/problems/{}", self.slug()),
+            kind: self.problem_type(),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail,
@@ -97,7 +150,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) | ApiError::StepUpRequired(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -127,6 +180,9 @@ impl ResponseError for ApiError {
             }
             ApiError::TooManyRequests => {
                 resp.insert_header(("Retry-After", "60"));
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                resp.insert_header(("Allow", allow.as_str()));
             }
             _ => {}
         }
@@ -191,4 +247,52 @@ pub fn query_error(
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     ApiError::BadRequest(format!("invalid query: {err}")).into()
+}
+
+/// Answers an error response that did not come from an [`ApiError`] (the framework's own, e.g. an
+/// oversized raw body) with a problem document of its status, so that every error the API sends is
+/// `application/problem+json`.
+pub async fn problem_fallback(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let res = next.call(req).await?;
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return Ok(res.map_into_boxed_body());
+    }
+    let api = match status {
+        StatusCode::UNAUTHORIZED => ApiError::Unauthorized("sign in first"),
+        StatusCode::FORBIDDEN => ApiError::Forbidden("not allowed"),
+        StatusCode::NOT_FOUND => ApiError::NotFound,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(0),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::UnsupportedMediaType("unsupported content type".into())
+        }
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable("not ready; retry later"),
+        s if s.is_server_error() => {
+            tracing::error!(status = s.as_u16(), "framework error answered");
+            ApiError::Internal(format!("framework error {s}"))
+        }
+        s => ApiError::BadRequest(
+            s.canonical_reason()
+                .unwrap_or("the request was refused")
+                .to_owned(),
+        ),
+    };
+    let mut problem = api.problem();
+    problem.status = status.as_u16();
+    problem.title = status.canonical_reason().unwrap_or("Error").to_owned();
+    if let ApiError::PayloadTooLarge(_) = api {
+        problem.detail = "the body is larger than the server accepts".into();
+    }
+    let (req, _) = res.into_parts();
+    let resp = HttpResponse::build(status)
+        .content_type("application/problem+json")
+        .json(problem);
+    Ok(actix_web::dev::ServiceResponse::new(req, resp))
 }

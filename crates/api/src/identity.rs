@@ -75,7 +75,7 @@ pub fn create_society(
     code_ttl_hours: u64,
 ) -> Result<(SocietyId, String), ApiError> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 200 {
+    if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::BadRequest(
             "a society name has 1 to 200 characters".into(),
         ));
@@ -146,6 +146,7 @@ fn member_dto(m: Member) -> MemberDto {
     (status = 400, body = Problem), (status = 403, description = "The code is a person's: enrol with a passkey", body = Problem),
     (status = 409, description = "Code already used, or key already enrolled", body = Problem),
     (status = 410, description = "Code expired", body = Problem),
+    (status = 422, description = "Unknown enrolment code, or an age recipient that does not parse", body = Problem),
     (status = 429, description = "Too many attempts from this address", body = Problem)))]
 #[post("/enrol")]
 async fn enrol(
@@ -172,7 +173,7 @@ async fn enrol(
             .redeem_enrolment_code(&hash, &enrolment, now)
             .map_err(|e| match e {
                 rfl_storage::StorageError::NotFound => {
-                    ApiError::BadRequest("unknown enrolment code".into())
+                    ApiError::Unprocessable("unknown enrolment code".into())
                 }
                 other => other.into(),
             })
@@ -311,7 +312,8 @@ async fn society(
 
 /// Set the society escrow key once (society admin). Every case key is also wrapped to it.
 #[utoipa::path(tag = "identity", security(("bearer" = [])), request_body = EscrowDto, responses(
-    (status = 204), (status = 403, body = Problem), (status = 409, description = "Already set", body = Problem)))]
+    (status = 204), (status = 403, body = Problem), (status = 409, description = "Already set", body = Problem),
+    (status = 422, description = "The recipient does not parse", body = Problem)))]
 #[put("/society/escrow")]
 async fn set_escrow(
     state: State,
@@ -319,8 +321,9 @@ async fn set_escrow(
     body: web::Json<EscrowDto>,
 ) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
-    let recipient = AgeRecipient::parse(req.recipient.trim())
-        .map_err(|_| ApiError::BadRequest("recipient must be an age recipient (age1…)".into()))?;
+    let recipient = AgeRecipient::parse(req.recipient.trim()).map_err(|_| {
+        ApiError::Unprocessable("recipient must be an age recipient (age1…)".into())
+    })?;
     if req.wrapped_identity.0.is_empty() || req.wrapped_identity.0.len() > 16 * 1024 {
         return Err(ApiError::BadRequest(
             "wrapped_identity must be an age file of at most 16 KiB".into(),
@@ -438,7 +441,7 @@ async fn list_enrolment_codes(
 }
 
 /// Revoke an unused enrolment code (society admin): it stops working at once.
-#[utoipa::path(tag = "identity", security(("bearer" = [])), params(("id" = String, Path, description = "The code's id (hex SHA-256)")),
+#[utoipa::path(tag = "identity", security(("bearer" = [])), params(("id" = String, Path, description = "The code's id (hex SHA-256)", pattern = "^[0-9a-fA-F]{64}$")),
     responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem),
     (status = 404, description = "Unknown, used, or another society's code", body = Problem)))]
 #[delete("/enrolment-codes/{id}")]

@@ -12,6 +12,7 @@ pub mod cases;
 pub mod certs;
 pub mod clock;
 pub mod config;
+pub mod contract;
 pub mod error;
 pub mod identity;
 pub mod passkeys;
@@ -93,10 +94,6 @@ async fn openapi_json(doc: web::Data<String>) -> HttpResponse {
         .body(doc.get_ref().clone())
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound)
-}
-
 /// The OpenAPI document, generated from the handlers' annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, api) = build(App::new().into_utoipa_app()).split_for_parts();
@@ -122,69 +119,21 @@ where
     )
 }
 
+/// The OpenAPI document as served, for the compiled-in configuration (`rfl-server openapi` and the
+/// tests; a running server states its own limits: [`openapi_document_with`]).
+pub fn openapi_document() -> Result<serde_json::Value, String> {
+    let config = Config::load(None).map_err(|e| e.to_string())?;
+    openapi_document_with(&config)
+}
+
 /// The OpenAPI document as served: [`openapi`] with its title, security scheme and role annotations,
-/// every response described, and error bodies typed `application/problem+json` as the server sends
-/// them (`error.rs`).
-pub fn openapi_document() -> serde_json::Result<serde_json::Value> {
-    let mut doc = serde_json::to_value(finish_openapi(openapi()))?;
-    describe_responses(&mut doc);
+/// completed by [`contract::complete`] with what every request can meet (authentication, body and
+/// parameter checks, the database), every response described, error bodies typed
+/// `application/problem+json` per status as the server sends them (`error.rs`), and `config`'s limits.
+pub fn openapi_document_with(config: &Config) -> Result<serde_json::Value, String> {
+    let mut doc = serde_json::to_value(finish_openapi(openapi())).map_err(|e| e.to_string())?;
+    contract::complete(&mut doc, config.limits.page_max);
     Ok(doc)
-}
-
-/// Fills in what the handlers' annotations leave out and OpenAPI requires or the server does
-/// differently: a `description` for every response (from its status), and `application/problem+json`
-/// as the content type of every error response.
-fn describe_responses(doc: &mut serde_json::Value) {
-    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
-        return;
-    };
-    for item in paths.values_mut() {
-        let Some(item) = item.as_object_mut() else {
-            continue;
-        };
-        for op in item.values_mut() {
-            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
-                continue;
-            };
-            for (status, response) in responses.iter_mut() {
-                let Some(response) = response.as_object_mut() else {
-                    continue;
-                };
-                response
-                    .entry("description")
-                    .or_insert_with(|| status_description(status).into());
-                let is_error = status.starts_with('4') || status.starts_with('5');
-                if let Some(content) = response.get_mut("content").and_then(|c| c.as_object_mut()) {
-                    if is_error {
-                        if let Some(body) = content.remove("application/json") {
-                            content.insert("application/problem+json".into(), body);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// What a status means in this API (the problem body says what went wrong in the case at hand).
-fn status_description(status: &str) -> &'static str {
-    match status {
-        "200" => "OK",
-        "201" => "Created",
-        "204" => "Done; no content",
-        "400" => "The request is malformed (body, parameter or header)",
-        "401" => "No valid access token, or a sign-in that did not verify",
-        "403" => "The caller's role or step-up does not allow this",
-        "404" => "No such resource for the caller",
-        "409" => "Conflict with the current state (e.g. a stale head commit): nothing was written",
-        "413" => "The body is larger than the server accepts",
-        "415" => "Unsupported content type",
-        "422" => "Well-formed but refused by the rules (the problem body says which)",
-        "429" => "Too many attempts: wait and retry",
-        "500" => "Server error",
-        "503" => "Not ready (the database is unreachable)",
-        _ => "See the problem body",
-    }
 }
 
 fn finish_openapi(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
@@ -192,7 +141,9 @@ fn finish_openapi(mut api: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi
     api.info.version = env!("CARGO_PKG_VERSION").into();
     api.info.description = Some(
         "End-to-end encrypted case management. The server stores ciphertext only; clients encrypt. \
-         Errors are application/problem+json."
+         Errors are application/problem+json. 400: the request does not match this document; 422: it \
+         does, but the rules refuse it (signatures, workflow, unknown codes). A method this document \
+         does not list for a path is answered 405 with Allow."
             .into(),
     );
     let mut components = api.components.take().unwrap_or_default();
@@ -262,9 +213,9 @@ pub async fn start_with(
         auth_limits,
         webauthn,
     });
-    let doc = openapi_document()
-        .and_then(|d| serde_json::to_string(&d))
-        .map_err(|e| StartError::Other(e.to_string()))?;
+    let doc = openapi_document_with(&state.config).map_err(StartError::Other)?;
+    let routes = web::Data::new(contract::Routes::from_document(&doc));
+    let doc = serde_json::to_string(&doc).map_err(|e| StartError::Other(e.to_string()))?;
     let doc = web::Data::new(doc);
     let data = web::Data::new(state.clone());
     let limits = state.config.limits.clone();
@@ -276,10 +227,12 @@ pub async fn start_with(
             App::new()
                 .app_data(data.clone())
                 .app_data(doc.clone())
+                .app_data(routes.clone())
                 .app_data(json)
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PayloadConfig::new(limits.chunk_bytes))
+                .wrap(actix_web::middleware::from_fn(error::problem_fallback))
                 .wrap(actix_web::middleware::from_fn(roles::gate))
                 .wrap_fn(|req, srv| {
                     // One line per request: method, route pattern, status, time. Never bodies or queries.
@@ -304,7 +257,7 @@ pub async fn start_with(
                 .into_utoipa_app(),
         )
         .split_for_parts();
-        app.default_service(web::to(not_found))
+        app.default_service(web::to(contract::no_route))
     });
     if workers > 0 {
         server = server.workers(workers);
@@ -353,9 +306,11 @@ pub fn init_logging(config: &Config) {
 mod openapi_tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    /// What code generators and validators need of the document (CI also runs
-    /// openapi-spec-validator on it): unique operation ids, a description for every response, and
-    /// error bodies typed as the server sends them.
+    /// What code generators, validators and contract testers need of the document (CI also runs
+    /// openapi-spec-validator and schemathesis on it): unique operation ids, a description for every
+    /// response, every status the layers before a handler can answer (401 and 403 for a token and a
+    /// role, 400/413/415 for a JSON body, 400/404 for path parameters, 503 for the database), and
+    /// every error body a problem document typed per status.
     #[test]
     fn the_document_is_complete_where_generators_need_it() {
         let doc = super::openapi_document().unwrap();
@@ -368,22 +323,91 @@ mod openapi_tests {
                 assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");
                 let responses = op["responses"].as_object().unwrap();
                 assert!(!responses.is_empty(), "{method} {path}: no responses");
+                let has = |status: &str| responses.contains_key(status);
+                let roles = op["x-roles"].as_array().unwrap();
+                if roles.iter().any(|r| r != "public") {
+                    assert!(has("401"), "{method} {path} needs a token: 401");
+                    assert!(
+                        op["security"].as_array().is_some_and(|s| !s.is_empty()),
+                        "{method} {path} needs a token: security"
+                    );
+                    if roles.len() < rfl_domain::Role::ALL.len() {
+                        assert!(has("403"), "{method} {path} refuses some roles: 403");
+                    }
+                }
+                if op["requestBody"]["content"]["application/json"].is_object() {
+                    for s in ["400", "413", "415"] {
+                        assert!(has(s), "{method} {path} reads a JSON body: {s}");
+                    }
+                }
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                if params.iter().any(|p| p["in"] == "path") {
+                    assert!(has("400") && has("404"), "{method} {path}: path parameters");
+                }
+                if path != "/healthz" && path != "/v1/openapi.json" {
+                    assert!(has("503"), "{method} {path} reads the database: 503");
+                }
                 for (status, r) in responses {
                     assert!(
                         r["description"].as_str().is_some_and(|d| !d.is_empty()),
                         "{method} {path} {status}: no description"
                     );
                     if status.starts_with('4') || status.starts_with('5') {
-                        if let Some(content) = r["content"].as_object() {
-                            assert!(
-                                content.keys().all(|k| k == "application/problem+json"),
-                                "{method} {path} {status}: errors are application/problem+json"
-                            );
-                        }
+                        let content = r["content"].as_object().unwrap_or_else(|| {
+                            panic!("{method} {path} {status}: errors have a problem body")
+                        });
+                        assert_eq!(
+                            content.keys().collect::<Vec<_>>(),
+                            ["application/problem+json"],
+                            "{method} {path} {status}: errors are application/problem+json"
+                        );
+                        let reference = content["application/problem+json"]["schema"]["$ref"]
+                            .as_str()
+                            .unwrap();
+                        let name = reference.trim_start_matches("#/components/schemas/");
+                        assert_eq!(name, format!("Problem{status}"));
+                        let schema = &doc["components"]["schemas"][name];
+                        let kinds = schema["allOf"][1]["properties"]["type"]["enum"]
+                            .as_array()
+                            .unwrap_or_else(|| panic!("{name} names its problem types"));
+                        assert!(!kinds.is_empty(), "{name}: problem types");
+                        assert_eq!(
+                            schema["allOf"][1]["properties"]["status"]["const"],
+                            status.parse::<u16>().unwrap()
+                        );
                     }
                 }
             }
         }
+        // Enums and limits the server enforces are stated.
+        let schemas = &doc["components"]["schemas"];
+        for (name, values) in [
+            ("Role", rfl_domain::Role::ALL.len()),
+            ("CaseStatus", rfl_domain::CaseStatus::ALL.len()),
+            ("RecordKind", rfl_domain::api::RecordKind::ALL.len()),
+        ] {
+            assert_eq!(
+                schemas[name]["enum"].as_array().map(Vec::len),
+                Some(values),
+                "{name} is an enum"
+            );
+        }
+        assert_eq!(
+            schemas["EnrolRequest"]["properties"]["signing_key"]["maxLength"],
+            44
+        );
+        assert_eq!(
+            schemas["WriteRecordsRequest"]["properties"]["records"]["maxItems"],
+            1000
+        );
+        let limit = doc["paths"]["/v1/cases"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .unwrap();
+        assert_eq!(limit["schema"]["minimum"], 1);
+        assert_eq!(limit["schema"]["maximum"], 1000);
         assert!(
             operations > 30,
             "the document lists the API ({operations} operations)"

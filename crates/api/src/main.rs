@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         Command::Serve => runtime.block_on(serve(config)),
         Command::Admin(Admin::CreateSociety { name }) => create_society(&config, &name),
         Command::Admin(Admin::CreateMovementAdmin) => create_movement_admin(&config),
-        Command::Openapi => print_openapi(),
+        Command::Openapi => print_openapi(&config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -148,10 +148,9 @@ fn create_movement_admin(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-fn print_openapi() -> Result<(), String> {
-    let doc = rfl_api::openapi_document()
-        .and_then(|d| serde_json::to_string_pretty(&d))
-        .map_err(|e| e.to_string())?;
+fn print_openapi(config: &rfl_api::config::Config) -> Result<(), String> {
+    let doc = rfl_api::openapi_document_with(config)
+        .and_then(|d| serde_json::to_string_pretty(&d).map_err(|e| e.to_string()))?;
     println!("{doc}");
     Ok(())
 }

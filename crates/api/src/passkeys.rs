@@ -88,13 +88,13 @@ pub struct PasskeyRegistrationStart {
 pub struct PasskeyRegistrationFinish {
     pub ceremony_id: Uuid,
     /// The authenticator's answer (webauthn-rs `RegisterPublicKeyCredential`).
-    #[schema(value_type = Object)]
+    #[schema(value_type = RegistrationCredential)]
     pub credential: RegisterPublicKeyCredential,
     /// The client's wrapping of the person's private keys for this authenticator (opaque; see
     /// docs/crypto.md). Absent when the authenticator has no PRF extension: it then signs in but cannot
     /// unlock the person's keys.
     #[serde(default)]
-    #[schema(value_type = Option<String>, format = Byte)]
+    #[schema(value_type = Option<String>, format = Byte, min_length = 4, max_length = 5464)]
     pub key_wrap: Option<Base64Bytes>,
 }
 
@@ -122,19 +122,94 @@ pub struct PasskeyEnrolStart {
 pub struct PasskeyEnrolFinish {
     pub ceremony_id: Uuid,
     /// The authenticator's answer (webauthn-rs `RegisterPublicKeyCredential`).
-    #[schema(value_type = Object)]
+    #[schema(value_type = RegistrationCredential)]
     pub credential: RegisterPublicKeyCredential,
     /// Ed25519 device public key (32 bytes): signs the person's records.
-    #[schema(value_type = String, format = Byte)]
+    #[schema(value_type = String, format = Byte, pattern = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", min_length = 44, max_length = 44)]
     pub signing_key: Base64Bytes,
     /// age recipient (`age1…`: X25519, or an age plugin's such as `age1yubikey1…`) that case keys
     /// are wrapped to.
+    #[schema(pattern = "^age1[0-9a-z]+$", max_length = 1024)]
     pub age_recipient: String,
     /// The client's wrapping of the person's private keys for this authenticator (see
     /// [`PasskeyRegistrationFinish::key_wrap`]).
     #[serde(default)]
-    #[schema(value_type = Option<String>, format = Byte)]
+    #[schema(value_type = Option<String>, format = Byte, min_length = 4, max_length = 5464)]
     pub key_wrap: Option<Base64Bytes>,
+}
+
+/// The JSON shape of a WebAuthn registration answer as the server reads it (webauthn-rs
+/// `RegisterPublicKeyCredential`); for the document only. Binary fields are base64url without padding.
+#[derive(ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct RegistrationCredential {
+    id: String,
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    rawId: String,
+    response: AttestationResponse,
+    #[schema(rename = "type")]
+    kind: String,
+    /// Client extension outputs (unknown members are ignored).
+    #[schema(value_type = Object, required = false)]
+    extensions: (),
+}
+
+/// `AuthenticatorAttestationResponse` (webauthn-rs `AuthenticatorAttestationResponseRaw`).
+#[derive(ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct AttestationResponse {
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    attestationObject: String,
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    clientDataJSON: String,
+    #[schema(value_type = Option<Vec<String>>)]
+    transports: Option<()>,
+}
+
+/// The JSON shape of a WebAuthn assertion as the server reads it (webauthn-rs `PublicKeyCredential`);
+/// for the document only. Binary fields are base64url without padding.
+#[derive(ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct AssertionCredential {
+    id: String,
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    rawId: String,
+    response: AssertionResponse,
+    #[schema(rename = "type")]
+    kind: String,
+    /// Client extension outputs (unknown members are ignored).
+    #[schema(value_type = Object, required = false)]
+    extensions: (),
+}
+
+/// `AuthenticatorAssertionResponse` (webauthn-rs `AuthenticatorAssertionResponseRaw`).
+#[derive(ToSchema)]
+#[allow(dead_code, non_snake_case)]
+pub struct AssertionResponse {
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    authenticatorData: String,
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    clientDataJSON: String,
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    signature: String,
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
+    userHandle: Option<String>,
 }
 
 /// A person enrolled: who they are now, and a token (the registration was a user-verified
@@ -145,7 +220,6 @@ pub struct PasskeyEnrolResponse {
     pub member_id: MemberId,
     #[schema(value_type = String, format = Uuid)]
     pub society_id: SocietyId,
-    #[schema(value_type = String)]
     pub role: Role,
     pub token: TokenResponse,
 }
@@ -154,6 +228,7 @@ pub struct PasskeyEnrolResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyWrapsRequest {
+    #[schema(min_items = 1)]
     pub wraps: Vec<KeyWrapDto>,
 }
 
@@ -161,8 +236,11 @@ pub struct KeyWrapsRequest {
 #[serde(deny_unknown_fields)]
 pub struct KeyWrapDto {
     /// The credential id, base64url without padding.
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+    )]
     pub id: String,
-    #[schema(value_type = String, format = Byte)]
+    #[schema(value_type = String, format = Byte, min_length = 4, max_length = 5464)]
     pub key_wrap: Base64Bytes,
 }
 
@@ -187,7 +265,7 @@ pub struct PasskeyLoginStart {
 pub struct PasskeyLoginFinish {
     pub ceremony_id: Uuid,
     /// The authenticator's assertion (webauthn-rs `PublicKeyCredential`).
-    #[schema(value_type = Object)]
+    #[schema(value_type = AssertionCredential)]
     pub credential: PublicKeyCredential,
 }
 
@@ -273,7 +351,7 @@ pub(crate) fn parse_public_keys(
         ));
     }
     let recipient = AgeRecipient::parse(age_recipient.trim()).map_err(|_| {
-        ApiError::BadRequest(
+        ApiError::Unprocessable(
             "age_recipient must be an age recipient (age1…: X25519, or an age plugin's)".into(),
         )
     })?;
@@ -288,6 +366,7 @@ pub(crate) fn parse_public_keys(
     (status = 403, description = "The code is a sync agent's", body = Problem),
     (status = 409, description = "Code already used", body = Problem),
     (status = 410, description = "Code expired or revoked", body = Problem),
+    (status = 422, description = "Unknown enrolment code", body = Problem),
     (status = 429, description = "Too many attempts from this address", body = Problem)))]
 #[post("/enrol/passkey/start")]
 async fn enrol_start(
@@ -307,7 +386,7 @@ async fn enrol_start(
             .usable_enrolment_code(&hash, now)
             .map_err(|e| match e {
                 rfl_storage::StorageError::NotFound => {
-                    ApiError::BadRequest("unknown enrolment code".into())
+                    ApiError::Unprocessable("unknown enrolment code".into())
                 }
                 other => other.into(),
             })?;
@@ -349,6 +428,7 @@ async fn enrol_start(
     (status = 403, body = Problem),
     (status = 409, description = "Code already used, or key or credential already enrolled", body = Problem),
     (status = 410, description = "Code expired or revoked", body = Problem),
+    (status = 422, description = "Unknown enrolment code, an age recipient that does not parse, or an authenticator answer that does not", body = Problem),
     (status = 429, description = "Too many attempts from this address", body = Problem)))]
 #[post("/enrol/passkey/finish")]
 async fn enrol_finish(
@@ -547,7 +627,7 @@ fn refusal(e: WebauthnError) -> ApiError {
         | W::ParseJSONFailure(_)
         | W::ParseNOMFailure
         | W::ParseInsufficientBytesAvailable => {
-            return ApiError::BadRequest("the authenticator's answer is malformed".into())
+            return ApiError::Unprocessable("the authenticator's answer is malformed".into())
         }
         _ => "the authenticator's answer was refused",
     };
@@ -698,7 +778,7 @@ async fn list(
 /// Remove one of the signed-in person's passkeys (never the last: 409). Every access token issued to
 /// them so far stops working, so a lost authenticator's sessions end too; sign in again.
 #[utoipa::path(tag = "passkeys", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Credential id, base64url")), responses(
+    params(("id" = String, Path, description = "Credential id, base64url", pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$")), responses(
     (status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem),
     (status = 409, description = "The last passkey cannot be removed", body = Problem)))]
 #[delete("/passkeys/{id}")]
@@ -743,7 +823,7 @@ async fn member_passkeys(
 /// Revoke one authenticator of a member of the caller's society (society admin), even their last: every
 /// access token already issued to the member stops working on its next request, on every node.
 #[utoipa::path(tag = "passkeys", security(("bearer" = [])),
-    params(("id" = String, Path, format = Uuid), ("credential" = String, Path, description = "Credential id, base64url")),
+    params(("id" = String, Path, format = Uuid), ("credential" = String, Path, description = "Credential id, base64url", pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$")),
     responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 #[delete("/members/{id}/passkeys/{credential}")]
 async fn revoke_member_passkey(

@@ -182,52 +182,52 @@ pub async fn gate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let rule = req
-        .match_pattern()
-        .and_then(|p| access(req.method().as_str(), &p));
-    match rule {
-        Some(Access::Public) => next.call(req).await,
-        Some(Access::Roles(roles)) => {
+    let pattern = crate::contract::request_pattern(&req);
+    let method = req.method().as_str().to_owned();
+    let rule = pattern.as_deref().and_then(|p| access(&method, p));
+    match (rule, pattern) {
+        (Some(Access::Public), _) => next.call(req).await,
+        (Some(Access::Roles(roles)), Some(p)) => {
             let caller = crate::auth::authenticate(req.request()).await?;
             if !roles.contains(&caller.role) {
                 return Err(ApiError::Forbidden("your role may not do this").into());
             }
-            if let Some(p) = req.match_pattern() {
-                if needs_step_up(req.method().as_str(), &p) {
-                    let now = req
-                        .app_data::<actix_web::web::Data<std::sync::Arc<crate::AppState>>>()
-                        .map(|s| crate::clock::Clock::now_millis(s.clock.as_ref()))
-                        .ok_or_else(|| ApiError::Internal("app state missing".into()))?;
-                    if !stepped_up(&caller, now) {
-                        return Err(ApiError::StepUpRequired(STEP_UP_SECS).into());
-                    }
+            if needs_step_up(&method, &p) {
+                let now = req
+                    .app_data::<actix_web::web::Data<std::sync::Arc<crate::AppState>>>()
+                    .map(|s| crate::clock::Clock::now_millis(s.clock.as_ref()))
+                    .ok_or_else(|| ApiError::Internal("app state missing".into()))?;
+                if !stepped_up(&caller, now) {
+                    return Err(ApiError::StepUpRequired(STEP_UP_SECS).into());
                 }
             }
             req.extensions_mut().insert(caller);
             next.call(req).await
         }
-        // Unknown routes and methods fall through to the router's 404/405; a route that exists but
-        // is missing from the table is refused.
-        None if req.match_pattern().is_none() => next.call(req).await,
-        None => {
-            if known_elsewhere(&req) {
-                next.call(req).await
-            } else {
-                Err(ApiError::Forbidden("this operation has no access rule").into())
-            }
-        }
+        // Unknown routes fall through to the default service (404, or 405 with Allow).
+        (_, None) => next.call(req).await,
+        // A route the document has, with a method it does not list: 405 and the methods it has (not
+        // the router's choice of another route that also matches the path, such as
+        // `/v1/passkeys/{id}` for `DELETE /v1/passkeys/key-wraps`). A route that exists but is
+        // missing from the table is refused.
+        (_, Some(p)) => match allowed_methods(&req, &p) {
+            Some(allow) => Err(ApiError::MethodNotAllowed(allow).into()),
+            None => Err(ApiError::Forbidden("this operation has no access rule").into()),
+        },
     }
 }
 
-/// A matched pattern with no rule for this method: let the router answer 405 when the pattern is
-/// known for some other method.
-fn known_elsewhere(req: &ServiceRequest) -> bool {
-    let Some(p) = req.match_pattern() else {
-        return true;
-    };
-    ["GET", "POST", "PUT", "DELETE", "PATCH"]
-        .iter()
-        .any(|m| *m != req.method().as_str() && access(m, &p).is_some())
+/// The `Allow` value of a route pattern: the document's methods for it, or (without the document)
+/// the methods the access table has for it.
+fn allowed_methods(req: &ServiceRequest, pattern: &str) -> Option<String> {
+    if let Some(routes) = req.app_data::<actix_web::web::Data<crate::contract::Routes>>() {
+        return routes.allowed(pattern).map(str::to_owned);
+    }
+    let methods: Vec<&str> = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+        .into_iter()
+        .filter(|m| access(m, pattern).is_some())
+        .collect();
+    (!methods.is_empty()).then(|| methods.join(", "))
 }
 
 /// Adds `x-roles` to every operation of the document: `["public"]` or the role names.

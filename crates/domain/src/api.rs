@@ -46,6 +46,54 @@ impl<'de> Deserialize<'de> for Base64Bytes {
 
 pub use crate::records::RecordKind;
 
+/// Integers in request bodies. JSON has one number type and JSON Schema counts `2.0` as the integer
+/// 2, so a client (or generator) that writes a whole number with a fraction part sends a valid
+/// integer: these read it as one. A real fraction, a negative number or one out of range is refused.
+mod whole {
+    use serde::de::{Deserializer, Error, Unexpected, Visitor};
+
+    /// Integers a float spells exactly.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+
+    struct Whole;
+
+    impl<'de> Visitor<'de> for Whole {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+        }
+
+        fn visit_f64<E: Error>(self, v: f64) -> Result<u64, E> {
+            if v.fract() == 0.0 && (0.0..=EXACT).contains(&v) {
+                // Whole, non-negative and at most 2^53: the conversion is exact.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Ok(v as u64)
+            } else {
+                Err(E::invalid_value(Unexpected::Float(v), &self))
+            }
+        }
+    }
+
+    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(Whole)
+    }
+
+    pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let v = d.deserialize_any(Whole)?;
+        u32::try_from(v)
+            .map_err(|_| D::Error::invalid_value(Unexpected::Unsigned(v), &"a 32-bit integer"))
+    }
+}
+
 impl RecordKind {
     /// The envelope's kind byte, and the number stored beside the ciphertext.
     pub fn code(self) -> i16 {
@@ -70,10 +118,14 @@ pub struct EnrolRequest {
     /// The one-time enrolment code an admin gave you.
     pub code: String,
     /// Ed25519 device public key (32 bytes).
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte, pattern = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", min_length = 44, max_length = 44))]
     pub signing_key: Base64Bytes,
     /// age recipient (`age1…`: X25519, or an age plugin's such as `age1yubikey1…`) that case keys
     /// are wrapped to.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^age1[0-9a-z]+$", max_length = 1024)
+    )]
     pub age_recipient: String,
 }
 
@@ -85,7 +137,6 @@ pub struct EnrolResponse {
     pub member_id: MemberId,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub society_id: SocietyId,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub role: Role,
 }
 
@@ -142,7 +193,6 @@ pub struct MeResponse {
     pub member_id: MemberId,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub society_id: SocietyId,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub role: Role,
 }
 
@@ -151,9 +201,13 @@ pub struct MeResponse {
 #[serde(deny_unknown_fields)]
 pub struct EscrowDto {
     /// The society escrow key's age recipient: every case key is also wrapped to it.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^age1[0-9a-z]+$", max_length = 1024)
+    )]
     pub recipient: String,
-    /// The escrow identity, age-encrypted to the society's offline recovery key.
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    /// The escrow identity, age-encrypted to the society's offline recovery key (1 byte to 16 KiB).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte, min_length = 4, max_length = 21848))]
     pub wrapped_identity: Base64Bytes,
 }
 
@@ -173,7 +227,6 @@ pub struct SocietyResponse {
 pub struct MemberDto {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub id: MemberId,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub role: Role,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub signing_key: Base64Bytes,
@@ -192,7 +245,6 @@ pub struct MembersResponse {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrolmentCodeRequest {
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub role: Role,
 }
 
@@ -204,7 +256,6 @@ pub struct EnrolmentCodeResponse {
     pub id: String,
     /// Shown once; the server keeps only its hash.
     pub code: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub role: Role,
     /// Unix seconds.
     pub expires_at: i64,
@@ -216,7 +267,6 @@ pub struct EnrolmentCodeResponse {
 pub struct EnrolmentCodeInfo {
     /// The hex SHA-256 of the code.
     pub id: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub role: Role,
     /// Unix seconds.
     pub created_at: i64,
@@ -248,9 +298,10 @@ pub struct WrappedKeyDto {
 pub struct RecordWriteDto {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub id: RecordId,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub kind: RecordKind,
     /// 1 creates the record; n+1 replaces version n (refused with 409 if the stored version is not n).
+    #[serde(deserialize_with = "whole::u64")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 9_223_372_036_854_775_807_u64))]
     pub version: u64,
     /// The sealed record envelope (see docs/crypto.md); the commit that lists it authenticates it.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
@@ -264,6 +315,9 @@ pub struct NewCaseDto {
     /// Chosen by the client (UUIDv7).
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub id: CaseId,
+    /// 1 for a new case.
+    #[serde(deserialize_with = "whole::u32")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 2_147_483_647_u32))]
     pub key_epoch: u32,
     /// The data key wrapped to the creator, to any other holder, and to the society escrow key.
     pub keys: Vec<WrappedKeyDto>,
@@ -301,7 +355,6 @@ pub struct CaseSummaryDto {
     pub id: CaseId,
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub society_id: SocietyId,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: CaseStatus,
     pub key_epoch: u32,
     /// The number of the case's head commit: every write (records or status) is the next one.
@@ -332,7 +385,6 @@ pub struct CaseListResponse {
 pub struct RecordDto {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub id: RecordId,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub kind: RecordKind,
     pub version: u64,
     pub key_epoch: u32,
@@ -369,6 +421,7 @@ pub struct CaseDto {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WriteRecordsRequest {
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
     pub records: Vec<RecordWriteDto>,
     /// The commit (format 2) that makes these writes: the next number after the case's head, its
     /// parent the head's hash, listing the case's whole state after the writes.
@@ -380,7 +433,6 @@ pub struct WriteRecordsRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StatusRequest {
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub status: CaseStatus,
     /// The signed status commit: the next number after the head, the same records, this status.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
@@ -391,7 +443,16 @@ pub struct StatusRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSocietyRequest {
-    /// The national society's name, e.g. "Belgian Red Cross-Flanders".
+    /// The national society's name, e.g. "Belgian Red Cross-Flanders": 1 to 200 characters, not
+    /// all white space (the server trims it).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = "[^\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+        )
+    )]
     pub name: String,
 }
 
@@ -433,6 +494,23 @@ mod tests {
         }
         assert_eq!(RecordKind::from_code(0), None);
         assert_eq!(RecordKind::from_code(6), None);
+    }
+
+    #[test]
+    fn whole_numbers_with_a_fraction_part_are_integers() {
+        let w = |v: &str| {
+            serde_json::from_str::<RecordWriteDto>(&format!(
+                r#"{{"id":"01a20fa2-6d7b-76ae-8c51-a8a90959dcec","kind":"note","version":{v},"envelope":""}}"#
+            ))
+            .map(|r| r.version)
+        };
+        assert_eq!(w("7").unwrap(), 7);
+        assert_eq!(w("7.0").unwrap(), 7);
+        assert_eq!(w("2251799813685247.0").unwrap(), 2_251_799_813_685_247);
+        assert!(w("7.5").is_err());
+        assert!(w("-1").is_err());
+        assert!(w("-1.0").is_err());
+        assert!(w("1e300").is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::validate::{
 /// The kind of an encrypted record (visible to the server).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RecordKind {
     /// [`CaseHeader`].
     CaseHeader,

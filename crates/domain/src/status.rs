@@ -8,6 +8,7 @@ use crate::error::DomainError;
 /// sees in clear.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CaseStatus {
     /// Enquiry registered.
     Open,
@@ -143,6 +144,7 @@ impl fmt::Display for CaseStatus {
 /// A member's role within a society (or across the Movement).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     /// Works cases; reads and writes case content.
     Caseworker,

@@ -314,7 +314,7 @@ impl Store {
                         .select(RecordDb::as_select())
                         .load(conn)?;
                     // The head, and the chain after `since` if asked (never more than the head).
-                    let from = since.map(|s| s + 1).unwrap_or(row.version).min(row.version);
+                    let from = since.map(|s| s.saturating_add(1)).unwrap_or(row.version).min(row.version);
                     let commits: Vec<(i64, Vec<u8>)> = case_commits::table
                         .filter(case_commits::case_id.eq(&row.id))
                         .filter(case_commits::seq.ge(from))
