@@ -196,13 +196,14 @@ pub async fn import(
                 .zip(ids.par_iter())
                 .map(|(f, id)| build_new_case(&ctx, f, *id, today))
                 .collect();
-            let body = built.and_then(|cases| {
-                let n = cases.len();
-                serde_json::to_vec(&BatchRequest { cases })
-                    .map(|b| (n, b))
-                    .ctx("serialise a batch")
-            })
-            .map_err(rfl_client::ClientError::Invalid);
+            let body = built
+                .and_then(|cases| {
+                    let n = cases.len();
+                    serde_json::to_vec(&BatchRequest { cases })
+                        .map(|b| (n, b))
+                        .ctx("serialise a batch")
+                })
+                .map_err(rfl_client::ClientError::Invalid);
             let failed = body.is_err();
             if tx.blocking_send(body).is_err() || failed {
                 return;

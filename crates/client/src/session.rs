@@ -665,9 +665,8 @@ pub async fn upload_batches(
     rx: tokio::sync::mpsc::Receiver<Result<(usize, Vec<u8>)>>,
     progress: impl Fn(usize),
 ) -> Result<ImportReport> {
-    let batches = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (b, rx))
-    });
+    let batches =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
     let mut uploads = std::pin::pin!(batches
         .map(|batch| async move {
             let (n, body) = batch?;
@@ -710,4 +709,3 @@ mod tests {
         assert_eq!(rfc3339_utc(-1), "1969-12-31T23:59:59Z");
     }
 }
-

@@ -55,8 +55,6 @@ pub(crate) enum Pools {
     Sqlite {
         read: Pool<ConnectionManager<SqliteConnection>>,
         write: Pool<ConnectionManager<SqliteConnection>>,
-        /// Keeps the checkpointer thread alive: it stops once every clone of the store is gone.
-        _checkpointer: std::sync::Arc<Checkpointer>,
     },
     Postgres(Pool<ConnectionManager<PgConnection>>),
 }
@@ -67,8 +65,19 @@ pub struct Store {
     pools: Pools,
 }
 
+/// Per-connection settings of a pooled SQLite connection; `cache_kib` is its page cache.
 #[derive(Debug)]
-struct SqlitePragmas;
+struct SqlitePragmas {
+    cache_kib: u32,
+}
+
+/// Page cache of each reading connection: the inner b-tree pages every case read walks.
+const SQLITE_READ_CACHE_KIB: u32 = 64 * 1024;
+/// Page cache of the one writing connection. Imported case ids are spread over the whole key space,
+/// so every batch touches index pages all over the cases, keys, records and commits indexes (about
+/// 300 MiB of index for 515,000 cases); with less, each batch re-reads and spills them. Allocated only
+/// as pages are used.
+const SQLITE_WRITE_CACHE_KIB: u32 = 1024 * 1024;
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(
@@ -76,53 +85,21 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
         conn: &mut SqliteConnection,
     ) -> std::result::Result<(), diesel::r2d2::Error> {
         // temp_store: a multi-row INSERT's statement journal stays in memory instead of a temporary
-        // file; wal_autocheckpoint = 0: no connection checkpoints when it commits (the writer used to,
-        // blocking every import request on two fsyncs); the store's checkpointer thread does it.
+        // file. Checkpoints stay SQLite's own (the writer, after a commit that leaves 1,000 pages in
+        // the WAL): a checkpointer thread beside a busy writer never catches up, so the WAL never
+        // restarts and grows, and appending to it cost more than the checkpoints it saved
+        // (docs/benchmarks.md, run 9).
         // mmap_size: pages are read from the mapped file instead of by a pread into the page cache
-        // per page (the bundled SQLite caps it at 2 GiB); cache_size: 64 MiB per connection
-        // (default 2 MiB), for the inner b-tree pages a case read walks every time.
-        conn.batch_execute(
+        // per page (the bundled SQLite caps it at 2 GiB); cache_size: see SQLITE_*_CACHE_KIB (the
+        // default is 2 MiB).
+        conn.batch_execute(&format!(
             "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
              PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-             PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -65536; \
-             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0;",
-        )
+             PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -{}; \
+             PRAGMA temp_store = MEMORY;",
+            self.cache_kib
+        ))
         .map_err(diesel::r2d2::Error::QueryError)
-    }
-}
-
-/// Copies committed WAL frames into the SQLite database file from its own thread and connection, so
-/// that no request waits for a checkpoint (and its fsyncs). `PASSIVE`: it never blocks readers or the
-/// writer; frames still in use by a reader are copied by a later round. Every connection has
-/// `wal_autocheckpoint = 0`, so this is the only checkpointer.
-#[derive(Debug)]
-pub(crate) struct Checkpointer;
-
-/// How often the checkpointer looks at the WAL.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
-
-impl Checkpointer {
-    fn start(
-        pool: Pool<ConnectionManager<SqliteConnection>>,
-    ) -> Result<std::sync::Arc<Checkpointer>> {
-        let alive = std::sync::Arc::new(Checkpointer);
-        let weak = std::sync::Arc::downgrade(&alive);
-        std::thread::Builder::new()
-            .name("rfl-sqlite-checkpoint".into())
-            .spawn(move || {
-                while weak.strong_count() > 0 {
-                    std::thread::sleep(CHECKPOINT_EVERY);
-                    let done = pool.get().map_err(StorageError::from).and_then(|mut c| {
-                        c.batch_execute("PRAGMA wal_checkpoint(PASSIVE);")
-                            .map_err(StorageError::from)
-                    });
-                    if let Err(e) = done {
-                        tracing::warn!(error = %e, "SQLite checkpoint failed; retrying");
-                    }
-                }
-            })
-            .map_err(|e| StorageError::Config(format!("cannot start the checkpointer: {e}")))?;
-        Ok(alive)
     }
 }
 
@@ -284,21 +261,16 @@ impl Store {
                         })?;
                     }
                 }
-                let build = |size: u32| {
+                let build = |size: u32, cache_kib: u32| {
                     Pool::builder()
                         .max_size(size)
-                        .connection_customizer(Box::new(SqlitePragmas))
+                        .connection_customizer(Box::new(SqlitePragmas { cache_kib }))
                         .build(ConnectionManager::<SqliteConnection>::new(path))
                 };
-                let write = build(1)?;
-                let read = build(pool_size)?;
-                let checkpointer = Checkpointer::start(build(1)?)?;
+                let write = build(1, SQLITE_WRITE_CACHE_KIB)?;
+                let read = build(pool_size, SQLITE_READ_CACHE_KIB)?;
                 Store {
-                    pools: Pools::Sqlite {
-                        read,
-                        write,
-                        _checkpointer: checkpointer,
-                    },
+                    pools: Pools::Sqlite { read, write },
                 }
             }
         };
