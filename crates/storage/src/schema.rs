@@ -87,7 +87,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    records (id) {
+    records (case_id, id) {
         id -> Binary,
         case_id -> Binary,
         kind -> SmallInt,
