@@ -1,4 +1,10 @@
 //! Row types as diesel sees them, and their conversion to the public types.
+//!
+//! Every `Insertable` here says `treat_none_as_default_value = false`: without it, diesel's derive
+//! makes *every* field (not only `Option` ones) "may be the column's default", and a multi-row insert
+//! on SQLite then runs as one statement per row inside a savepoint. That was most of a bulk import's
+//! insert time (the records, key and commit rows of each batch, ~8 statements per case). Each
+//! `None` is stored as NULL, which is every nullable column's default anyway.
 
 use diesel::prelude::*;
 use rfl_domain::{CaseId, MemberId, RecordId, SocietyId};
@@ -11,6 +17,7 @@ use crate::{
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = societies)]
+#[diesel(treat_none_as_default_value = false)]
 pub(crate) struct SocietyDb {
     pub id: Vec<u8>,
     pub name: String,
@@ -39,6 +46,7 @@ impl SocietyDb {
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = members)]
+#[diesel(treat_none_as_default_value = false)]
 pub(crate) struct MemberDb {
     pub id: Vec<u8>,
     pub society_id: Vec<u8>,
@@ -67,6 +75,7 @@ impl MemberDb {
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = enrolment_codes)]
+#[diesel(treat_none_as_default_value = false)]
 pub(crate) struct EnrolmentCodeDb {
     pub code_hash: Vec<u8>,
     pub society_id: Vec<u8>,
@@ -95,6 +104,7 @@ impl EnrolmentCodeDb {
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = auth_challenges)]
+#[diesel(treat_none_as_default_value = false)]
 pub(crate) struct ChallengeDb {
     pub id: Vec<u8>,
     pub member_id: Vec<u8>,
@@ -104,8 +114,6 @@ pub(crate) struct ChallengeDb {
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = cases)]
-// A `None` head is stored as NULL, not as "the column's default": with defaults, diesel inserts one row
-// per statement on SQLite (each in a savepoint), which was most of a bulk import's insert time.
 #[diesel(treat_none_as_default_value = false)]
 pub(crate) struct CaseDb {
     pub id: Vec<u8>,
@@ -141,6 +149,7 @@ impl CaseDb {
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = case_commits)]
+#[diesel(treat_none_as_default_value = false)]
 pub(crate) struct CommitDb {
     pub case_id: Vec<u8>,
     pub seq: i64,
@@ -150,6 +159,7 @@ pub(crate) struct CommitDb {
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = case_keys)]
+#[diesel(treat_none_as_default_value = false)]
 pub(crate) struct CaseKeyDb {
     pub case_id: Vec<u8>,
     pub recipient_id: Vec<u8>,
@@ -160,6 +170,7 @@ pub(crate) struct CaseKeyDb {
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = records)]
+#[diesel(treat_none_as_default_value = false)]
 pub(crate) struct RecordDb {
     pub id: Vec<u8>,
     pub case_id: Vec<u8>,
@@ -193,6 +204,7 @@ impl RecordDb {
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = attachment_chunks)]
+#[diesel(treat_none_as_default_value = false)]
 pub(crate) struct AttachmentChunkDb {
     pub attachment_id: Vec<u8>,
     pub idx: i32,
