@@ -177,12 +177,12 @@ pub fn build_new_case(
 }
 
 /// The baseline counterpart of `Session::import`: the same pipeline (cases built in parallel on all
-/// cores with rayon while the previous batch uploads; one POST /v1/cases/batch per batch).
+/// cores with rayon while the previous batch uploads; one POST /v1/cases/batch per batch), over the
+/// same [`rfl_client::session::import_plan`].
 pub async fn import(
     api: &Api,
     ctx: BaselineCtx,
-    files: Vec<CaseFile>,
-    ids: Vec<CaseId>,
+    plan: Vec<(CaseId, CaseFile)>,
     batch_size: usize,
     progress: impl Fn(usize),
 ) -> BenchResult<usize> {
@@ -190,11 +190,10 @@ pub async fn import(
     let (tx, rx) = tokio::sync::mpsc::channel::<rfl_client::Result<(usize, Vec<u8>)>>(2);
     let producer = tokio::task::spawn_blocking(move || {
         let today = rfl_client::session::today();
-        for (chunk, ids) in files.chunks(batch_size).zip(ids.chunks(batch_size)) {
+        for chunk in plan.chunks(batch_size) {
             let built: BenchResult<Vec<NewCaseDto>> = chunk
                 .par_iter()
-                .zip(ids.par_iter())
-                .map(|(f, id)| build_new_case(&ctx, f, *id, today))
+                .map(|(id, f)| build_new_case(&ctx, f, *id, today))
                 .collect();
             let body = built
                 .and_then(|cases| {

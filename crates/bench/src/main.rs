@@ -6,6 +6,12 @@
 //! target/release/rfl-bench --cases 515000 --backend sqlite
 //! ```
 
+// mimalloc instead of glibc's malloc: the hot paths allocate and free many short-lived buffers (JSON
+// bodies, envelopes, rows), and glibc's allocator was ~12 % of an import profile (docs/benchmarks.md,
+// run 10).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -328,15 +334,13 @@ async fn measure_phase(
         }
         Path::Baseline => {
             let ctx = env.baseline_ctx()?;
-            baseline::import(
-                env.caseworker.api(),
-                ctx,
+            // Timed, as inside `Session::import`: the same ids in the same (id) order.
+            let plan = rfl_client::session::import_plan(
+                env.caseworker.keys().case_key().ctx("key-wrapping key")?,
                 files,
-                ids,
-                args.batch_size,
-                progress,
             )
-            .await?
+            .ctx("import plan")?;
+            baseline::import(env.caseworker.api(), ctx, plan, args.batch_size, progress).await?
         }
     };
     let elapsed = started.elapsed();

@@ -27,7 +27,7 @@ mod seal;
 
 pub use open::OpenedCase;
 use seal::{crypto_kind, entry_of};
-pub use seal::{import_case_ids, ImportReport, Sealer};
+pub use seal::{import_case_ids, import_plan, ImportReport, Sealer};
 
 use crate::heads::{HeadStore, KnownHead, MemoryHeads};
 use crate::http::Api;
@@ -343,7 +343,8 @@ impl Session {
     /// Each case's id is derived from its content (and how many identical cases precede it in
     /// `files`) under this holder's key ([`import_case_ids`]), so running the same import again after
     /// a crash of the client or the server writes the same ids: the server skips the cases it stored
-    /// already and counts them, and nothing is lost or duplicated.
+    /// already and counts them, and nothing is lost or duplicated. Cases go in id order
+    /// ([`import_plan`]), which is what keeps a large import's writes sequential.
     pub async fn import(
         &self,
         files: Vec<CaseFile>,
@@ -351,18 +352,17 @@ impl Session {
         progress: impl Fn(usize),
     ) -> Result<ImportReport> {
         let sealer = self.sealer()?;
-        let ids = import_case_ids(self.keys.case_key()?, &files)?;
+        let plan = import_plan(self.keys.case_key()?, files)?;
         let batch_size = batch_size.max(1);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<(usize, Vec<u8>)>>(2);
         let producer = tokio::task::spawn_blocking(move || {
             let today = today();
-            for (chunk, ids) in files.chunks(batch_size).zip(ids.chunks(batch_size)) {
+            for chunk in plan.chunks(batch_size) {
                 // One escrow batch per request: one age encryption for the whole batch.
                 let sealed: Result<Vec<NewCaseDto>> = sealer.escrow_batch().and_then(|batch| {
                     chunk
                         .par_iter()
-                        .zip(ids.par_iter())
-                        .map(|(f, id)| sealer.seal_new_case_in(&batch, f, *id, today))
+                        .map(|(id, f)| sealer.seal_new_case_in(&batch, f, *id, today))
                         .collect()
                 });
                 let body = sealed.and_then(|cases| {
