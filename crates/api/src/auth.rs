@@ -13,6 +13,7 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rfl_domain::{MemberId, Role, SocietyId};
+use rfl_storage::Standing;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -363,13 +364,29 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Caller, actix_web::Error>
     let (state, claims) = verify_request(req)?;
     let store = state.store.clone();
     let member = claims.caller.member_id;
-    let current = crate::blocking(move || Ok(store.member(member)?)).await?;
-    match current {
-        Some(m) if !m.suspended && m.security_stamp == claims.security_stamp => Ok(claims.caller),
-        Some(m) if m.suspended => Err(ApiError::Unauthorized("your account is suspended").into()),
-        Some(_) => Err(ApiError::Unauthorized("this token was revoked: sign in again").into()),
-        None => Err(ApiError::Unauthorized("unknown account").into()),
+    let current = crate::blocking(move || Ok(store.standing(member)?)).await?;
+    Ok(claims.admit(current)?)
+}
+
+impl TokenClaims {
+    /// The caller, if the member's `current` standing still admits this token: the member exists, is
+    /// not suspended, and the security stamp is the one the token was issued under.
+    pub fn admit(self, current: Option<Standing>) -> Result<Caller, ApiError> {
+        match current {
+            Some(m) if !m.suspended && m.security_stamp == self.security_stamp => Ok(self.caller),
+            Some(m) if m.suspended => Err(ApiError::Unauthorized("your account is suspended")),
+            Some(_) => Err(ApiError::Unauthorized(
+                "this token was revoked: sign in again",
+            )),
+            None => Err(ApiError::Unauthorized("unknown account")),
+        }
     }
+}
+
+/// The claims of the request's bearer token, verified (signature, times; cached per token) but not
+/// yet admitted against the member's standing: no database access.
+pub fn verify_claims(req: &HttpRequest) -> Result<TokenClaims, actix_web::Error> {
+    verify_request(req).map(|(_, claims)| claims)
 }
 
 fn verify_request(

@@ -35,7 +35,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::auth::Caller;
 use crate::config::LimitsConfig;
 use crate::error::{ApiError, Problem};
-use crate::roles::{Authorized, CaseHolders};
+use crate::roles::{Authorized, CaseHolders, Pending};
 use crate::{blocking, State};
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -528,19 +528,18 @@ struct GetQuery {
 #[get("/cases/{id}")]
 async fn get_case(
     state: State,
-    Authorized(caller, _): Authorized<CaseHolders>,
+    pending: Pending<CaseHolders>,
     path: web::Path<CaseId>,
     query: web::Query<GetQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let since = query.into_inner().since;
     let store = state.store.clone();
-    let bundle = blocking(move || {
-        store
-            .get_case(caller.member_id, id, since)?
-            .ok_or(ApiError::NotFound)
-    })
-    .await?;
+    let member = pending.member_id();
+    // The caller's standing and the case in one snapshot, one trip to the blocking pool.
+    let read = blocking(move || Ok(store.get_case_with_standing(member, id, since)?)).await?;
+    pending.admit(read.standing)?;
+    let bundle = read.bundle.ok_or(ApiError::NotFound)?;
     let count = bundle.records.len() as i64;
     Ok(HttpResponse::Ok().json(CaseDto {
         case: summary(bundle.case, Some(count)),

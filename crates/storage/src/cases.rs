@@ -9,6 +9,7 @@ use crate::models::*;
 use crate::schema::*;
 use uuid::Uuid;
 
+use crate::members::{standing_of, Standing};
 use crate::{
     epoch_i32, id_bytes, version_i64, Millis, Pools, Result, StorageError, Store, INSERT_CHUNK,
 };
@@ -92,6 +93,14 @@ pub struct CaseBundle {
     pub head_commit: Option<Vec<u8>>,
     /// Commits after the `since` asked for and before the head, oldest first.
     pub commits_since: Vec<Vec<u8>>,
+}
+
+/// A case read together with its reader's [`Standing`] ([`Store::get_case_with_standing`]).
+#[derive(Clone, Debug)]
+pub struct CaseRead {
+    /// The reader's standing in the same snapshot (`None`: no such member).
+    pub standing: Option<Standing>,
+    pub bundle: Option<CaseBundle>,
 }
 
 /// What a batch of new cases did: the cases created, and how many were stored already.
@@ -302,10 +311,33 @@ impl Store {
         case: CaseId,
         since: Option<u64>,
     ) -> Result<Option<CaseBundle>> {
+        Ok(self.read_case(member, case, since, false)?.bundle)
+    }
+
+    /// [`Store::get_case`] with the reading member's [`Standing`] read in the same snapshot, so a
+    /// request's authentication and its read are one database call (and agree with each other).
+    /// Whoever calls it must check the standing before using the bundle.
+    pub fn get_case_with_standing(
+        &self,
+        member: MemberId,
+        case: CaseId,
+        since: Option<u64>,
+    ) -> Result<CaseRead> {
+        self.read_case(member, case, since, true)
+    }
+
+    fn read_case(
+        &self,
+        member: MemberId,
+        case: CaseId,
+        since: Option<u64>,
+        with_standing: bool,
+    ) -> Result<CaseRead> {
         let since = since.map(version_i64).transpose()?;
         type Found = (CaseDb, Vec<u8>, Vec<RecordDb>, Vec<(i64, Vec<u8>)>);
-        let found: Option<Found> = read_tx!(self, conn => {
-            Ok(match case_for_member!(conn, member, case) {
+        let (standing, found): (Option<Standing>, Option<Found>) = read_tx!(self, conn => {
+            let standing = if with_standing { standing_of!(conn, member) } else { None };
+            Ok((standing, match case_for_member!(conn, member, case) {
                 None => None,
                 Some((row, wrapped)) => {
                     let recs: Vec<RecordDb> = records::table
@@ -324,15 +356,15 @@ impl Store {
                         .load(conn)?;
                     Some((row, wrapped, recs, commits))
                 }
-            })
+            }))
         })?;
-        found
+        let bundle = found
             .map(|(row, wrapped_key, recs, mut commits)| {
                 let head = match commits.last() {
                     Some((seq, _)) if *seq == row.version => commits.pop().map(|(_, b)| b),
                     _ => None,
                 };
-                Ok(CaseBundle {
+                Ok::<_, StorageError>(CaseBundle {
                     case: row.into_case()?,
                     wrapped_key,
                     records: recs
@@ -343,7 +375,8 @@ impl Store {
                     commits_since: commits.into_iter().map(|(_, b)| b).collect(),
                 })
             })
-            .transpose()
+            .transpose()?;
+        Ok(CaseRead { standing, bundle })
     }
 
     /// The case's metadata if the member holds a key for it.

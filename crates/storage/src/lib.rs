@@ -195,15 +195,15 @@ macro_rules! case_for_member {
 // Declared after the macros so it can use them.
 mod cases;
 pub use cases::{
-    CaseBundle, CaseListItem, CaseRow, CommitWrite, CreatedCases, NewCase, RecordRow, RecordWrite,
-    WrappedKey,
+    CaseBundle, CaseListItem, CaseRead, CaseRow, CommitWrite, CreatedCases, NewCase, RecordRow,
+    RecordWrite, WrappedKey,
 };
 mod certs;
 pub use certs::CertificateRow;
 mod enrolment;
 pub use enrolment::{Enrolment, EnrolmentCodeRow, NewEnrolmentCode};
 mod members;
-pub use members::{Challenge, Member};
+pub use members::{Challenge, Member, Standing};
 mod passkeys;
 pub use passkeys::{Ceremony, CeremonyKind, NewPasskey, PasskeyRow};
 mod societies;

@@ -22,6 +22,30 @@ pub struct Member {
     pub security_stamp: i64,
 }
 
+/// What decides whether a member's access tokens still work: read on every authenticated request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Standing {
+    pub suspended: bool,
+    /// See [`Member::security_stamp`].
+    pub security_stamp: i64,
+}
+
+/// The [`Standing`] of member `$id` on connection `$conn`, `None` if there is no such member.
+macro_rules! standing_of {
+    ($conn:ident, $id:expr) => {
+        members::table
+            .filter(members::id.eq(id_bytes($id.as_uuid())))
+            .select((members::suspended, members::security_stamp))
+            .get_result::<(bool, i64)>($conn)
+            .optional()?
+            .map(|(suspended, security_stamp)| Standing {
+                suspended,
+                security_stamp,
+            })
+    };
+}
+pub(crate) use standing_of;
+
 #[derive(Clone, Debug)]
 pub struct Challenge {
     pub id: Uuid,
@@ -42,6 +66,11 @@ impl Store {
                 .optional()?
         });
         row.map(MemberDb::into_member).transpose()
+    }
+
+    /// The member's [`Standing`] alone (two columns), for authenticating a request.
+    pub fn standing(&self, id: MemberId) -> Result<Option<Standing>> {
+        Ok(read!(self, conn => { standing_of!(conn, id) }))
     }
 
     /// Suspends or reinstates a member of `society` and changes their security stamp, so every access

@@ -267,6 +267,28 @@ fn case_life_cycle_and_tenancy() {
             .unwrap()
             .is_none());
 
+        // with the reader's standing, read in the same snapshot
+        let read = store
+            .get_case_with_standing(alice.id, batch[0].id, None)
+            .unwrap();
+        assert_eq!(
+            read.standing,
+            Some(Standing {
+                suspended: false,
+                security_stamp: 0
+            })
+        );
+        assert_eq!(read.bundle.unwrap().records.len(), 3);
+        let nobody = store
+            .get_case_with_standing(MemberId::new(), batch[0].id, None)
+            .unwrap();
+        assert!(nobody.standing.is_none() && nobody.bundle.is_none());
+        store.revoke_tokens(bob.id).unwrap();
+        assert_eq!(
+            store.standing(bob.id).unwrap().map(|s| s.security_stamp),
+            Some(1)
+        );
+
         let bundle = store
             .get_case(alice.id, batch[0].id, None)
             .unwrap()
