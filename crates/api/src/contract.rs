@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::dev::ServiceRequest;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
@@ -228,15 +228,23 @@ impl Routes {
 
 /// The route pattern a request is for: a literal path of the document wins over a template that
 /// also matches it (OpenAPI's rule: `/v1/passkeys/key-wraps` is not `/v1/passkeys/{id}`), otherwise
-/// the router's pattern.
+/// the router's pattern. Worked out once per request (matching runs a regex per resource) and kept
+/// in the request for the next middleware that asks: the access log, then the gate.
 pub fn request_pattern(req: &ServiceRequest) -> Option<String> {
-    if let Some(routes) = req.app_data::<web::Data<Routes>>() {
-        if routes.allow.contains_key(req.path()) {
-            return Some(req.path().to_owned());
-        }
+    if let Some(RequestPattern(p)) = req.extensions().get::<RequestPattern>() {
+        return p.clone();
     }
-    req.match_pattern()
+    let pattern = match req.app_data::<web::Data<Routes>>() {
+        Some(routes) if routes.allow.contains_key(req.path()) => Some(req.path().to_owned()),
+        _ => req.match_pattern(),
+    };
+    req.extensions_mut().insert(RequestPattern(pattern.clone()));
+    pattern
 }
+
+/// A request's route pattern, once [`request_pattern`] has found it.
+#[derive(Clone)]
+struct RequestPattern(Option<String>);
 
 /// The default service: a path the document has, with a method it does not list, is 405 with
 /// `Allow`; anything else is 404.

@@ -237,9 +237,8 @@ pub async fn start_with(
                 .wrap_fn(|req, srv| {
                     // One line per request: method, route pattern, status, time. Never bodies or queries.
                     let method = req.method().clone();
-                    let pattern = req
-                        .match_pattern()
-                        .unwrap_or_else(|| "unmatched".to_owned());
+                    let pattern =
+                        contract::request_pattern(&req).unwrap_or_else(|| "unmatched".to_owned());
                     let started = std::time::Instant::now();
                     let fut = srv.call(req);
                     async move {
