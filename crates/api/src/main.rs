@@ -1,6 +1,12 @@
 #![forbid(unsafe_code)]
 //! `rfl-server`: runs the API, or does one admin task and exits.
 
+// mimalloc instead of glibc's malloc: the hot paths allocate and free many short-lived buffers (JSON
+// bodies, envelopes, rows), and glibc's allocator was ~12 % of an import profile (docs/benchmarks.md,
+// run 10).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
