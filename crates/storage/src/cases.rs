@@ -82,6 +82,34 @@ pub struct RecordRow {
     pub updated_at: Millis,
 }
 
+/// Inserts every row of the slice `$rows` into `$table` in statements of a few fixed sizes (128, 32, 8
+/// and 1 rows). Diesel caches a statement only if its shape is known at compile time: a multi-row
+/// insert of a slice is parsed and planned again on every call, one of a fixed-size array once per
+/// connection. A batch import's rows take a handful of cached statements.
+macro_rules! insert_fixed {
+    ($conn:ident, $table:expr, $rows:expr, $what:expr) => {{
+        let rest: &[_] = $rows;
+        let rest = insert_fixed!(@size $conn, $table, rest, $what, 128);
+        let rest = insert_fixed!(@size $conn, $table, rest, $what, 32);
+        let rest = insert_fixed!(@size $conn, $table, rest, $what, 8);
+        let rest = insert_fixed!(@size $conn, $table, rest, $what, 1);
+        debug_assert!(rest.is_empty());
+    }};
+    (@size $conn:ident, $table:expr, $rest:ident, $what:expr, $n:literal) => {{
+        let mut chunks = $rest.chunks_exact($n);
+        for chunk in &mut chunks {
+            let rows: &[_; $n] = chunk
+                .try_into()
+                .map_err(|_| StorageError::Invalid("an insert chunk of the wrong size".into()))?;
+            diesel::insert_into($table)
+                .values(rows)
+                .execute($conn)
+                .map_err(|e| StorageError::from_insert(e, $what))?;
+        }
+        chunks.remainder()
+    }};
+}
+
 /// A case as one member may read it: metadata, that member's wrapped data key, every record (in
 /// record-id order), the head commit and, if asked for, the commits between a known one and the head.
 #[derive(Clone, Debug)]
@@ -218,30 +246,10 @@ impl Store {
                 row.seq = seq;
                 seq += 1;
             }
-            for chunk in case_rows.chunks(INSERT_CHUNK) {
-                diesel::insert_into(cases::table)
-                    .values(chunk)
-                    .execute(conn)
-                    .map_err(|e| StorageError::from_insert(e, "a case with this id exists"))?;
-            }
-            for chunk in commit_rows.chunks(INSERT_CHUNK) {
-                diesel::insert_into(case_commits::table)
-                    .values(chunk)
-                    .execute(conn)
-                    .map_err(|e| StorageError::from_insert(e, "a case with this id exists"))?;
-            }
-            for chunk in key_rows.chunks(INSERT_CHUNK) {
-                diesel::insert_into(case_keys::table)
-                    .values(chunk)
-                    .execute(conn)
-                    .map_err(|e| StorageError::from_insert(e, "a key for this recipient exists"))?;
-            }
-            for chunk in record_rows.chunks(INSERT_CHUNK) {
-                diesel::insert_into(records::table)
-                    .values(chunk)
-                    .execute(conn)
-                    .map_err(|e| StorageError::from_insert(e, "a record with this id exists"))?;
-            }
+            insert_fixed!(conn, cases::table, &case_rows, "a case with this id exists");
+            insert_fixed!(conn, case_commits::table, &commit_rows, "a case with this id exists");
+            insert_fixed!(conn, case_keys::table, &key_rows, "a key for this recipient exists");
+            insert_fixed!(conn, records::table, &record_rows, "a record with this id exists");
             Ok(present.len())
         });
         let already_present = result?;

@@ -218,6 +218,29 @@ fn challenges_are_single_use() {
 }
 
 #[test]
+fn a_large_batch_is_stored_whole_in_fixed_size_statements() {
+    each_backend(|store| {
+        let a = society(store, "A");
+        let alice = enrol(store, a, Role::Caseworker, 1);
+        // 301 cases (2 x 128 + 32 + 8 + 5 x 1 rows), 903 records, 602 key rows: every statement size.
+        let batch: Vec<NewCase> = (0..301).map(|_| new_case(a, &alice, 3)).collect();
+        let created = store.create_cases(&batch, NOW).unwrap();
+        assert_eq!((created.rows.len(), created.already_present), (301, 0));
+        let listed = store.list_cases(alice.id, None, 1000).unwrap();
+        assert_eq!(listed.len(), 301);
+        assert!(listed.iter().all(|c| c.record_count == 3));
+        for c in [&batch[0], &batch[150], &batch[300]] {
+            let bundle = store.get_case(alice.id, c.id, None).unwrap().unwrap();
+            assert_eq!(bundle.records.len(), 3);
+            assert_eq!(bundle.head_commit.as_deref(), Some(&c.commit.body[..]));
+        }
+        // stored again (a re-run): all present, nothing written twice
+        let again = store.create_cases(&batch, NOW).unwrap();
+        assert_eq!((again.rows.len(), again.already_present), (0, 301));
+    });
+}
+
+#[test]
 fn case_life_cycle_and_tenancy() {
     each_backend(|store| {
         let a = society(store, "A");
