@@ -204,12 +204,19 @@ pub struct ImportReport {
 /// cases come before it in `files`, under the holder's key (so the ids say nothing about content to
 /// anyone else), as UUIDv8. The same files give the same ids on every run.
 pub fn import_case_ids(kwk: &rfl_crypto::CaseWrapKey, files: &[CaseFile]) -> Result<Vec<CaseId>> {
-    let mut seen: HashMap<[u8; 32], u32> = HashMap::new();
-    files
-        .iter()
+    // The digests on all cores (a JSON serialisation and a hash per case: most of the work), then the
+    // occurrence counts in file order.
+    let digests: Vec<[u8; 32]> = files
+        .par_iter()
         .map(|f| {
             let json = Zeroizing::new(serde_json::to_vec(f)?);
-            let digest = rfl_crypto::sha256(&json);
+            Ok(rfl_crypto::sha256(&json))
+        })
+        .collect::<Result<_>>()?;
+    let mut seen: HashMap<[u8; 32], u32> = HashMap::new();
+    digests
+        .into_iter()
+        .map(|digest| {
             let n = seen.entry(digest).or_insert(0);
             let mut msg = Vec::with_capacity(16 + 32 + 4);
             msg.extend_from_slice(b"rfl-import-id-v1");
