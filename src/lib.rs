@@ -117,6 +117,17 @@ impl TestServer {
         self.server.url()
     }
 
+    /// The OpenAPI document this server serves (`GET /v1/openapi.json`).
+    #[allow(clippy::expect_used)]
+    pub async fn openapi_document(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/v1/openapi.json", self.url()))
+            .await
+            .expect("GET /v1/openapi.json")
+            .json()
+            .await
+            .expect("the document is JSON")
+    }
+
     /// The raw Ed25519 public key that verifies this server's access tokens.
     #[allow(clippy::expect_used)]
     pub fn tokens_public_key(&self) -> Vec<u8> {

@@ -226,14 +226,7 @@ async fn undeclared_methods_get_405_with_allow() {
     let id = cw.create_case(&synthetic_case(1)).await.unwrap().id;
     let token = cw.token().unwrap().to_owned();
     let http = reqwest::Client::new();
-    let doc: serde_json::Value = http
-        .get(format!("{}/v1/openapi.json", t.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = t.openapi_document().await;
     let cases = [
         ("PATCH", "/v1/cases".to_owned(), "/v1/cases", "GET, POST"),
         ("DELETE", format!("/v1/cases/{id}"), "/v1/cases/{id}", "GET"),

@@ -91,12 +91,7 @@ async fn admin_operations_need_a_sign_in_within_five_minutes() {
         let t = TestServer::start(backend).await;
         let mut soc = t.society("Red Cross A").await;
         let cw = t.caseworker(&soc).await;
-        let doc: serde_json::Value = reqwest::get(format!("{}/v1/openapi.json", t.url()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let doc = t.openapi_document().await;
         let mut step_up_ops = 0;
         for (_, item) in doc["paths"].as_object().unwrap() {
             for (_, op) in item.as_object().unwrap() {

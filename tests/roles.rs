@@ -40,14 +40,7 @@ async fn every_endpoint_refuses_the_roles_it_does_not_list() {
     ];
 
     let http = reqwest::Client::new();
-    let doc: serde_json::Value = http
-        .get(format!("{}/v1/openapi.json", t.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = t.openapi_document().await;
     let mut operations = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
