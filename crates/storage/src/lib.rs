@@ -78,6 +78,9 @@ const SQLITE_READ_CACHE_KIB: u32 = 64 * 1024;
 /// 300 MiB of index for 515,000 cases); with less, each batch re-reads and spills them. Allocated only
 /// as pages are used.
 const SQLITE_WRITE_CACHE_KIB: u32 = 1024 * 1024;
+/// How much of the database file each connection maps: 64 GiB of address space, so a national
+/// caseload is read from the mapping whole (515,000 cases are 2.2 GiB).
+pub(crate) const SQLITE_MMAP_BYTES: u64 = 64 << 30;
 
 impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(
@@ -90,12 +93,12 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
         // restarts and grows, and appending to it cost more than the checkpoints it saved
         // (docs/benchmarks.md, run 9).
         // mmap_size: pages are read from the mapped file instead of by a pread into the page cache
-        // per page (the bundled SQLite caps it at 2 GiB); cache_size: see SQLITE_*_CACHE_KIB (the
-        // default is 2 MiB).
+        // per page, up to SQLITE_MMAP_BYTES (capped by the SQLite build: `.cargo/config.toml` raises
+        // the bundled 2 GiB cap); cache_size: see SQLITE_*_CACHE_KIB (the default is 2 MiB).
         conn.batch_execute(&format!(
             "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
              PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-             PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -{}; \
+             PRAGMA mmap_size = {SQLITE_MMAP_BYTES}; PRAGMA cache_size = -{}; \
              PRAGMA temp_store = MEMORY;",
             self.cache_kib
         ))

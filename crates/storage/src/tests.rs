@@ -707,3 +707,25 @@ fn certificates_and_the_root_are_stored_per_society() {
         assert_eq!(store.society_certificates(other).unwrap(), (None, vec![]));
     });
 }
+
+/// The SQLite build must let each connection map the whole file (`.cargo/config.toml` raises the
+/// bundled 2 GiB cap): past the cap, pages are read one pread at a time into the page cache.
+#[test]
+fn sqlite_connections_map_a_national_caseload_whole() {
+    #[derive(diesel::QueryableByName)]
+    struct Mapped {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        mmap_size: i64,
+    }
+    let db = TestDatabase::new(TestBackend::Sqlite);
+    let store = Store::open(&db.url, 2).unwrap();
+    let Pools::Sqlite { read, write } = &store.pools else {
+        panic!("a SQLite store");
+    };
+    for pool in [read, write] {
+        let m: Mapped = diesel::sql_query("PRAGMA mmap_size")
+            .get_result(&mut pool.get().unwrap())
+            .unwrap();
+        assert_eq!(u64::try_from(m.mmap_size).unwrap(), SQLITE_MMAP_BYTES);
+    }
+}
