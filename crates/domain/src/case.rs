@@ -12,7 +12,7 @@ use crate::records::{
     AttachmentMeta, CaseHeader, Note, PersonRecord, RedCrossMessage, Relationship, TracingStatus,
     WhereaboutsConsent,
 };
-use crate::validate::{index, join, Problems};
+use crate::validate::{Path, Problems, ROOT};
 
 /// A record together with its id.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -155,7 +155,7 @@ impl CaseFile {
     /// and attachment references pointing at persons of this case.
     pub fn validate(&self, today: Date) -> Result<(), ValidationError> {
         let mut p = Problems::new();
-        self.header.check(today, "header", &mut p);
+        self.header.check(today, &ROOT.field("header"), &mut p);
 
         let enquirers = self
             .persons
@@ -173,50 +173,50 @@ impl CaseFile {
         }
 
         let mut seen = HashSet::new();
-        let mut dup = |id: RecordId, path: String, p: &mut Problems| {
+        let mut dup = |id: RecordId, path: &Path<'_>, p: &mut Problems| {
             if !seen.insert(id) {
                 p.push(
-                    join(&path, "id"),
+                    path.field("id"),
                     "duplicates another record id in this case",
                 );
             }
         };
 
         for (i, e) in self.persons.iter().enumerate() {
-            let path = index("", "persons", i);
-            dup(e.id, path.clone(), &mut p);
-            e.record.check(today, &join(&path, "record"), &mut p);
+            let path = ROOT.index("persons", i);
+            dup(e.id, &path, &mut p);
+            e.record.check(today, &path.field("record"), &mut p);
         }
         for (i, e) in self.messages.iter().enumerate() {
-            let path = index("", "messages", i);
-            dup(e.id, path.clone(), &mut p);
-            let rp = join(&path, "record");
+            let path = ROOT.index("messages", i);
+            dup(e.id, &path, &mut p);
+            let rp = path.field("record");
             e.record.check(today, &rp, &mut p);
             for (field, r) in [("from", e.record.from), ("to", e.record.to)] {
                 if self.resolve(r).is_none() {
-                    p.push(join(&rp, field), "does not refer to a person of this case");
+                    p.push(rp.field(field), "does not refer to a person of this case");
                 }
             }
             if let (Some(f), Some(t)) = (self.resolve(e.record.from), self.resolve(e.record.to)) {
                 if f.id == t.id && e.record.from != e.record.to {
-                    p.push(join(&rp, "to"), "is the same as the sender");
+                    p.push(rp.field("to"), "is the same as the sender");
                 }
             }
         }
         for (i, e) in self.notes.iter().enumerate() {
-            let path = index("", "notes", i);
-            dup(e.id, path.clone(), &mut p);
-            e.record.check(today, &join(&path, "record"), &mut p);
+            let path = ROOT.index("notes", i);
+            dup(e.id, &path, &mut p);
+            e.record.check(today, &path.field("record"), &mut p);
         }
         for (i, e) in self.attachments.iter().enumerate() {
-            let path = index("", "attachments", i);
-            dup(e.id, path.clone(), &mut p);
-            let rp = join(&path, "record");
+            let path = ROOT.index("attachments", i);
+            dup(e.id, &path, &mut p);
+            let rp = path.field("record");
             e.record.check(&rp, &mut p);
             if let Some(id) = e.record.depicts {
                 if !self.persons.iter().any(|x| x.id == id) {
                     p.push(
-                        join(&rp, "depicts"),
+                        rp.field("depicts"),
                         "does not refer to a person of this case",
                     );
                 }

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::validate::Problems;
+use crate::validate::{Path, Problems, ROOT};
 
 /// A date string or triple is not a valid calendar date.
 ///
@@ -224,13 +224,13 @@ impl ApproxDate {
     /// today's year).
     pub fn validate(&self, today: Date) -> Result<(), crate::ValidationError> {
         let mut p = Problems::new();
-        self.check(today, "", &mut p);
+        self.check(today, &ROOT, &mut p);
         p.finish()
     }
 
-    pub(crate) fn check(&self, today: Date, path: &str, p: &mut Problems) {
+    pub(crate) fn check(&self, today: Date, path: &Path<'_>, p: &mut Problems) {
         let year = self.year_value();
-        let sub = |f: &str| crate::validate::join(path, f);
+        let sub = |f: &'static str| path.field(f);
         if !(Self::MIN_YEAR..=9999).contains(&year) {
             p.push(
                 sub("year"),

@@ -3,7 +3,7 @@
 use crate::date::{ApproxDate, Date};
 use crate::error::ValidationError;
 use crate::validate::{
-    country_code, index, join, language_tag, line, opt_line, opt_text, Problems, LINE, LONG, SHORT,
+    country_code, language_tag, line, opt_line, opt_text, Path, Problems, LINE, LONG, ROOT, SHORT,
 };
 
 /// What kind of name a [`PersonName`] is.
@@ -83,21 +83,21 @@ impl PersonName {
     /// Validates this name on its own.
     pub fn validate(&self) -> Result<(), ValidationError> {
         let mut p = Problems::new();
-        self.check("", &mut p);
+        self.check(&ROOT, &mut p);
         p.finish()
     }
 
-    pub(crate) fn check(&self, path: &str, p: &mut Problems) {
+    pub(crate) fn check(&self, path: &Path<'_>, p: &mut Problems) {
         if self.given.trim().is_empty() && self.family.trim().is_empty() {
             p.push(path, "has neither a given nor a family name");
         }
-        line(p, &join(path, "given"), &self.given, false, SHORT);
-        line(p, &join(path, "family"), &self.family, false, SHORT);
-        opt_line(p, &join(path, "other"), self.other.as_deref(), SHORT);
+        line(p, &path.field("given"), &self.given, false, SHORT);
+        line(p, &path.field("family"), &self.family, false, SHORT);
+        opt_line(p, &path.field("other"), self.other.as_deref(), SHORT);
         if let Some(s) = &self.script {
             if !is_iso15924(s) {
                 p.push(
-                    join(path, "script"),
+                    path.field("script"),
                     "is not an ISO 15924 script code such as \"Latn\" or \"Arab\"",
                 );
             }
@@ -163,11 +163,11 @@ impl Place {
     /// Validates this place.
     pub fn validate(&self) -> Result<(), ValidationError> {
         let mut p = Problems::new();
-        self.check("", &mut p);
+        self.check(&ROOT, &mut p);
         p.finish()
     }
 
-    pub(crate) fn check(&self, path: &str, p: &mut Problems) {
+    pub(crate) fn check(&self, path: &Path<'_>, p: &mut Problems) {
         if self.locality.is_none()
             && self.district.is_none()
             && self.region.is_none()
@@ -176,13 +176,13 @@ impl Place {
         {
             p.push(path, "has no information");
         }
-        opt_line(p, &join(path, "locality"), self.locality.as_deref(), SHORT);
-        opt_line(p, &join(path, "district"), self.district.as_deref(), SHORT);
-        opt_line(p, &join(path, "region"), self.region.as_deref(), SHORT);
+        opt_line(p, &path.field("locality"), self.locality.as_deref(), SHORT);
+        opt_line(p, &path.field("district"), self.district.as_deref(), SHORT);
+        opt_line(p, &path.field("region"), self.region.as_deref(), SHORT);
         if let Some(c) = &self.country {
-            country_code(p, &join(path, "country"), c);
+            country_code(p, &path.field("country"), c);
         }
-        opt_text(p, &join(path, "details"), self.details.as_deref(), LINE);
+        opt_text(p, &path.field("details"), self.details.as_deref(), LINE);
     }
 }
 
@@ -198,8 +198,8 @@ pub struct Phone {
 }
 
 impl Phone {
-    pub(crate) fn check(&self, path: &str, p: &mut Problems) {
-        let np = join(path, "number");
+    pub(crate) fn check(&self, path: &Path<'_>, p: &mut Problems) {
+        let np = path.field("number");
         let n = self.number.trim();
         let allowed =
             |c: char| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')' | '/');
@@ -215,7 +215,7 @@ impl Phone {
         } else if !(5..=20).contains(&digits) {
             p.push(np, "must have between 5 and 20 digits");
         }
-        opt_line(p, &join(path, "label"), self.label.as_deref(), SHORT);
+        opt_line(p, &path.field("label"), self.label.as_deref(), SHORT);
     }
 }
 
@@ -238,25 +238,25 @@ pub struct Address {
 }
 
 impl Address {
-    pub(crate) fn check(&self, path: &str, p: &mut Problems) {
+    pub(crate) fn check(&self, path: &Path<'_>, p: &mut Problems) {
         if self.lines.is_empty() && self.locality.is_none() {
             p.push(path, "has neither address lines nor a locality");
         }
         if self.lines.len() > 8 {
-            p.push(join(path, "lines"), "has more than 8 lines");
+            p.push(path.field("lines"), "has more than 8 lines");
         }
         for (i, l) in self.lines.iter().enumerate() {
-            line(p, &index(path, "lines", i), l, true, SHORT);
+            line(p, &path.index("lines", i), l, true, SHORT);
         }
-        opt_line(p, &join(path, "locality"), self.locality.as_deref(), SHORT);
+        opt_line(p, &path.field("locality"), self.locality.as_deref(), SHORT);
         opt_line(
             p,
-            &join(path, "postal_code"),
+            &path.field("postal_code"),
             self.postal_code.as_deref(),
             20,
         );
         if let Some(c) = &self.country {
-            country_code(p, &join(path, "country"), c);
+            country_code(p, &path.field("country"), c);
         }
     }
 }
@@ -286,24 +286,21 @@ impl ContactDetails {
     /// Validates these contact details.
     pub fn validate(&self) -> Result<(), ValidationError> {
         let mut p = Problems::new();
-        self.check("", &mut p);
+        self.check(&ROOT, &mut p);
         p.finish()
     }
 
-    pub(crate) fn check(&self, path: &str, p: &mut Problems) {
+    pub(crate) fn check(&self, path: &Path<'_>, p: &mut Problems) {
         for (i, ph) in self.phones.iter().enumerate() {
-            ph.check(&index(path, "phones", i), p);
+            ph.check(&path.index("phones", i), p);
         }
         for (i, e) in self.emails.iter().enumerate() {
             if !is_plausible_email(e) {
-                p.push(
-                    index(path, "emails", i),
-                    "is not a plausible e-mail address",
-                );
+                p.push(path.index("emails", i), "is not a plausible e-mail address");
             }
         }
         for (i, a) in self.addresses.iter().enumerate() {
-            a.check(&index(path, "addresses", i), p);
+            a.check(&path.index("addresses", i), p);
         }
     }
 }
@@ -337,10 +334,10 @@ pub struct LastKnownLocation {
 }
 
 impl LastKnownLocation {
-    pub(crate) fn check(&self, today: Date, path: &str, p: &mut Problems) {
-        self.place.check(&join(path, "place"), p);
+    pub(crate) fn check(&self, today: Date, path: &Path<'_>, p: &mut Problems) {
+        self.place.check(&path.field("place"), p);
         if let Some(d) = &self.date {
-            d.check(today, &join(path, "date"), p);
+            d.check(today, &path.field("date"), p);
         }
     }
 }
@@ -362,13 +359,13 @@ pub struct Location {
 }
 
 impl Location {
-    pub(crate) fn check(&self, today: Date, path: &str, p: &mut Problems) {
-        self.place.check(&join(path, "place"), p);
+    pub(crate) fn check(&self, today: Date, path: &Path<'_>, p: &mut Problems) {
+        self.place.check(&path.field("place"), p);
         if self.located_on > today {
-            p.push(join(path, "located_on"), "is in the future");
+            p.push(path.field("located_on"), "is in the future");
         }
-        self.contact.check(&join(path, "contact"), p);
-        opt_text(p, &join(path, "details"), self.details.as_deref(), LONG);
+        self.contact.check(&path.field("contact"), p);
+        opt_text(p, &path.field("details"), self.details.as_deref(), LONG);
     }
 }
 
@@ -425,41 +422,41 @@ impl Person {
     /// Validates this person; `today` bounds dates.
     pub fn validate(&self, today: Date) -> Result<(), ValidationError> {
         let mut p = Problems::new();
-        self.check(today, "", &mut p);
+        self.check(today, &ROOT, &mut p);
         p.finish()
     }
 
-    pub(crate) fn check(&self, today: Date, path: &str, p: &mut Problems) {
+    pub(crate) fn check(&self, today: Date, path: &Path<'_>, p: &mut Problems) {
         if self.names.is_empty() {
-            p.push(join(path, "names"), "must contain at least one name");
+            p.push(path.field("names"), "must contain at least one name");
         }
         if self.names.len() > 32 {
-            p.push(join(path, "names"), "has more than 32 names");
+            p.push(path.field("names"), "has more than 32 names");
         }
         for (i, n) in self.names.iter().enumerate() {
-            n.check(&index(path, "names", i), p);
+            n.check(&path.index("names", i), p);
         }
         if let Some(b) = &self.birth_date {
-            b.check(today, &join(path, "birth_date"), p);
+            b.check(today, &path.field("birth_date"), p);
         }
         if let Some(pl) = &self.place_of_birth {
-            pl.check(&join(path, "place_of_birth"), p);
+            pl.check(&path.field("place_of_birth"), p);
         }
         for (i, n) in self.nationalities.iter().enumerate() {
-            country_code(p, &index(path, "nationalities", i), n);
+            country_code(p, &path.index("nationalities", i), n);
         }
         for (i, l) in self.languages.iter().enumerate() {
-            language_tag(p, &index(path, "languages", i), l);
+            language_tag(p, &path.index("languages", i), l);
         }
         opt_line(
             p,
-            &join(path, "ethnic_or_clan_origin"),
+            &path.field("ethnic_or_clan_origin"),
             self.ethnic_or_clan_origin.as_deref(),
             SHORT,
         );
-        self.contact.check(&join(path, "contact"), p);
+        self.contact.check(&path.field("contact"), p);
         if let Some(l) = &self.last_known_location {
-            l.check(today, &join(path, "last_known_location"), p);
+            l.check(today, &path.field("last_known_location"), p);
         }
     }
 }
@@ -688,7 +685,7 @@ mod tests {
             details: None,
         };
         let mut p = Problems::new();
-        loc.check(today(), "located", &mut p);
+        loc.check(today(), &ROOT.field("located"), &mut p);
         let err = p.finish().unwrap_err();
         assert_eq!(paths_of(&err), vec!["located.located_on"]);
     }

@@ -10,7 +10,7 @@ use crate::error::ValidationError;
 use crate::ids::RecordId;
 use crate::person::{Location, Person, Place};
 use crate::validate::{
-    join, language_tag, line, opt_line, opt_text, text, Problems, LINE, LONG, SHORT,
+    language_tag, line, opt_line, opt_text, text, Path, Problems, LINE, LONG, ROOT, SHORT,
 };
 
 /// The kind of an encrypted record (visible to the server).
@@ -206,59 +206,53 @@ impl CaseHeader {
     /// Validates the header.
     pub fn validate(&self, today: Date) -> Result<(), ValidationError> {
         let mut p = Problems::new();
-        self.check(today, "", &mut p);
+        self.check(today, &ROOT, &mut p);
         p.finish()
     }
 
-    pub(crate) fn check(&self, today: Date, path: &str, p: &mut Problems) {
-        let sep = join(path, "separation");
+    pub(crate) fn check(&self, today: Date, path: &Path<'_>, p: &mut Problems) {
+        let sep = path.field("separation");
         if let Some(pl) = &self.separation.place {
-            pl.check(&join(&sep, "place"), p);
+            pl.check(&sep.field("place"), p);
         }
         if let Some(d) = &self.separation.date {
-            d.check(today, &join(&sep, "date"), p);
+            d.check(today, &sep.field("date"), p);
         }
         opt_text(
             p,
-            &join(&sep, "description"),
+            &sep.field("description"),
             self.separation.description.as_deref(),
             LONG,
         );
         if self.separation.event == SeparationEvent::Other && self.separation.description.is_none()
         {
             p.push(
-                join(&sep, "description"),
+                sep.field("description"),
                 "is required when the event is \"other\"",
             );
         }
         for (i, v) in self.vulnerabilities.iter().enumerate() {
             if self.vulnerabilities[..i].contains(v) {
-                p.push(
-                    crate::validate::index(path, "vulnerabilities", i),
-                    "is a duplicate",
-                );
+                p.push(path.index("vulnerabilities", i), "is a duplicate");
             }
         }
-        let c = join(path, "consent");
+        let c = path.field("consent");
         if self.consent.given {
             match self.consent.date {
-                None => p.push(join(&c, "date"), "is required when consent is given"),
-                Some(d) if d > today => p.push(join(&c, "date"), "is in the future"),
+                None => p.push(c.field("date"), "is required when consent is given"),
+                Some(d) if d > today => p.push(c.field("date"), "is in the future"),
                 Some(_) => {}
             }
             if self.consent.recorded_how.is_none() {
-                p.push(
-                    join(&c, "recorded_how"),
-                    "is required when consent is given",
-                );
+                p.push(c.field("recorded_how"), "is required when consent is given");
             }
         } else if self.consent.recorded_how.is_some() {
             p.push(
-                join(&c, "recorded_how"),
+                c.field("recorded_how"),
                 "is set although consent was not given",
             );
         }
-        opt_line(p, &join(path, "reference"), self.reference.as_deref(), 100);
+        opt_line(p, &path.field("reference"), self.reference.as_deref(), 100);
     }
 }
 
@@ -416,13 +410,13 @@ impl PersonRecord {
     /// Validates the record.
     pub fn validate(&self, today: Date) -> Result<(), ValidationError> {
         let mut p = Problems::new();
-        self.check(today, "", &mut p);
+        self.check(today, &ROOT, &mut p);
         p.finish()
     }
 
-    pub(crate) fn check(&self, today: Date, path: &str, p: &mut Problems) {
-        self.person.check(today, &join(path, "person"), p);
-        let rel = join(path, "relationship_to_enquirer");
+    pub(crate) fn check(&self, today: Date, path: &Path<'_>, p: &mut Problems) {
+        self.person.check(today, &path.field("person"), p);
+        let rel = path.field("relationship_to_enquirer");
         match self.role {
             PersonRole::Enquirer => {
                 if self.relationship_to_enquirer.is_some() {
@@ -430,18 +424,18 @@ impl PersonRecord {
                 }
                 if self.tracing_status != TracingStatus::Sought {
                     p.push(
-                        join(path, "tracing_status"),
+                        path.field("tracing_status"),
                         "is only recorded for sought persons",
                     );
                 }
                 if self.whereabouts_consent != WhereaboutsConsent::NotAsked {
                     p.push(
-                        join(path, "whereabouts_consent"),
+                        path.field("whereabouts_consent"),
                         "is only recorded for sought persons",
                     );
                 }
                 if self.located.is_some() {
-                    p.push(join(path, "located"), "is only recorded for sought persons");
+                    p.push(path.field("located"), "is only recorded for sought persons");
                 }
             }
             PersonRole::Sought => {
@@ -455,23 +449,23 @@ impl PersonRecord {
                 let located_status = self.tracing_status == TracingStatus::Located;
                 match (&self.located, located_status) {
                     (None, true) => p.push(
-                        join(path, "located"),
+                        path.field("located"),
                         "is required when the person is located",
                     ),
                     (Some(_), false) if self.tracing_status != TracingStatus::Deceased => {
                         p.push(
-                            join(path, "located"),
+                            path.field("located"),
                             "is set although the person is not located",
                         );
                     }
                     _ => {}
                 }
                 if let Some(l) = &self.located {
-                    l.check(today, &join(path, "located"), p);
+                    l.check(today, &path.field("located"), p);
                 }
                 if self.whereabouts_consent != WhereaboutsConsent::NotAsked && !located_status {
                     p.push(
-                        join(path, "whereabouts_consent"),
+                        path.field("whereabouts_consent"),
                         "can only be recorded once the person is located",
                     );
                 }
@@ -551,21 +545,21 @@ impl RedCrossMessage {
     /// Validates the message on its own (references are checked by the case).
     pub fn validate(&self, today: Date) -> Result<(), ValidationError> {
         let mut p = Problems::new();
-        self.check(today, "", &mut p);
+        self.check(today, &ROOT, &mut p);
         p.finish()
     }
 
-    pub(crate) fn check(&self, today: Date, path: &str, p: &mut Problems) {
+    pub(crate) fn check(&self, today: Date, path: &Path<'_>, p: &mut Problems) {
         if self.from == self.to {
-            p.push(join(path, "to"), "is the same as the sender");
+            p.push(path.field("to"), "is the same as the sender");
         }
         if self.date > today {
-            p.push(join(path, "date"), "is in the future");
+            p.push(path.field("date"), "is in the future");
         }
-        language_tag(p, &join(path, "language"), &self.language);
+        language_tag(p, &path.field("language"), &self.language);
         text(
             p,
-            &join(path, "body"),
+            &path.field("body"),
             &self.body,
             true,
             Self::MAX_BODY_CHARS,
@@ -601,21 +595,21 @@ impl Note {
     /// Validates the note.
     pub fn validate(&self, today: Date) -> Result<(), ValidationError> {
         let mut p = Problems::new();
-        self.check(today, "", &mut p);
+        self.check(today, &ROOT, &mut p);
         p.finish()
     }
 
-    pub(crate) fn check(&self, today: Date, path: &str, p: &mut Problems) {
-        line(p, &join(path, "author"), &self.author, true, SHORT);
+    pub(crate) fn check(&self, today: Date, path: &Path<'_>, p: &mut Problems) {
+        line(p, &path.field("author"), &self.author, true, SHORT);
         text(
             p,
-            &join(path, "text"),
+            &path.field("text"),
             &self.text,
             true,
             Self::MAX_TEXT_CHARS,
         );
         if self.created > today {
-            p.push(join(path, "created"), "is in the future");
+            p.push(path.field("created"), "is in the future");
         }
     }
 }
@@ -659,12 +653,12 @@ impl AttachmentMeta {
     /// Validates the metadata (the `depicts` reference is checked by the case).
     pub fn validate(&self) -> Result<(), ValidationError> {
         let mut p = Problems::new();
-        self.check("", &mut p);
+        self.check(&ROOT, &mut p);
         p.finish()
     }
 
-    pub(crate) fn check(&self, path: &str, p: &mut Problems) {
-        let fp = join(path, "file_name");
+    pub(crate) fn check(&self, path: &Path<'_>, p: &mut Problems) {
+        let fp = path.field("file_name");
         line(p, &fp, &self.file_name, true, 255);
         if self.file_name.contains(['/', '\\']) {
             p.push(fp.clone(), "must not contain a directory separator");
@@ -674,18 +668,18 @@ impl AttachmentMeta {
         }
         if !is_media_type(&self.media_type) {
             p.push(
-                join(path, "media_type"),
+                path.field("media_type"),
                 "is not a media type such as \"image/jpeg\"",
             );
         }
         if self.size_bytes > Self::MAX_SIZE_BYTES {
-            p.push(join(path, "size_bytes"), "exceeds the 1 GiB limit");
+            p.push(path.field("size_bytes"), "exceeds the 1 GiB limit");
         }
         if self.chunk_count == 0 {
-            p.push(join(path, "chunk_count"), "must be at least 1");
+            p.push(path.field("chunk_count"), "must be at least 1");
         } else if u64::from(self.chunk_count) > self.size_bytes.max(1) {
             p.push(
-                join(path, "chunk_count"),
+                path.field("chunk_count"),
                 "is larger than the file size allows",
             );
         }
@@ -696,13 +690,13 @@ impl AttachmentMeta {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
         {
             p.push(
-                join(path, "sha256"),
+                path.field("sha256"),
                 "must be 64 lower-case hexadecimal digits",
             );
         }
         opt_text(
             p,
-            &join(path, "description"),
+            &path.field("description"),
             self.description.as_deref(),
             LINE,
         );
