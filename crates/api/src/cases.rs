@@ -13,11 +13,11 @@
 
 use std::collections::HashSet;
 
-use actix_web::{get, post, put, web, HttpResponse};
+use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use rfl_crypto::{
     parse_commit, parse_envelope_header, state_digest, CommitHash, CommitOp, DevicePublicKey,
-    StateDigest, StateEntry,
+    DeviceVerifier, StateDigest, StateEntry,
 };
 use rfl_domain::api::{
     BatchRequest, BatchResponse, CaseDto, CaseListResponse, CaseSummaryDto, NewCaseDto, RecordDto,
@@ -177,7 +177,7 @@ fn check_commit(
         ));
     }
     let verified = c
-        .verify(&dir.signer)
+        .verify_by(&dir.signer)
         .map_err(|_| bad("the commit is not signed by your enrolled device key"))?;
     Ok(CommitWrite {
         seq: verified.body().seq,
@@ -221,9 +221,10 @@ fn current_state(bundle: CaseBundle) -> Result<Current, ApiError> {
     })
 }
 
-/// The caller's enrolled device key, and the member ids of its society that may hold case keys.
+/// The caller's enrolled device key (decompressed once for all the commits of a request), and the
+/// member ids of its society that may hold case keys.
 struct Directory {
-    signer: DevicePublicKey,
+    signer: DeviceVerifier,
     members: HashSet<MemberId>,
 }
 
@@ -235,6 +236,7 @@ fn directory(store: &Store, caller: &Caller) -> Result<Directory, ApiError> {
         return Err(ApiError::Unauthorized("your account is suspended"));
     }
     let signer = DevicePublicKey::from_slice(&me.signing_key)
+        .and_then(|k| k.verifier())
         .map_err(|_| ApiError::Internal("stored key malformed".into()))?;
     Ok(Directory {
         signer,
@@ -431,11 +433,12 @@ async fn create_case(
 async fn create_batch(
     state: State,
     Authorized(caller, _): Authorized<CaseHolders>,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let limits = state.config.limits.clone();
     // Own body limit: a batch may be larger than ordinary JSON bodies.
-    let body = read_body(payload, limits.batch_body_bytes).await?;
+    let body = read_body(&req, payload, limits.batch_body_bytes).await?;
     let now = state.now();
     let st = state.clone();
     let created = blocking(move || {
@@ -454,8 +457,23 @@ async fn create_batch(
     }))
 }
 
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
-    let mut body = web::BytesMut::new();
+/// The request body, refused past `limit` bytes. The buffer is sized once from `Content-Length`
+/// (a claim only: never beyond `limit`, and the bytes that really come are what counts), so a batch
+/// of several megabytes is not copied into ever larger buffers on the way in.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let mut body = web::BytesMut::with_capacity(announced.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;

@@ -10,7 +10,7 @@ use rfl_crypto::{
     envelope_hash, escrow_batch_certified, is_self_wrapped, key_commitment, open_record,
     parse_commit, seal_record, state_digest, unwrap_data_key, unwrap_self_wrapped,
     wrap_data_key_to_self, AttachmentOpener, AttachmentSealer, Commit, CommitBody, CommitHash,
-    CommitOp, DataKey, DevicePublicKey, EscrowBatch, RecordAad, StateEntry, ATTACHMENT_CHUNK_SIZE,
+    CommitOp, DataKey, DeviceVerifier, EscrowBatch, RecordAad, StateEntry, ATTACHMENT_CHUNK_SIZE,
 };
 use rfl_domain::api::*;
 use rfl_domain::records::Record;
@@ -114,7 +114,7 @@ pub struct Session {
     society: Option<SocietyResponse>,
     /// Signing keys of the society's members, by member id: whose signatures count (only keys the
     /// pinned root certifies, and this session's own).
-    directory: std::sync::RwLock<HashMap<MemberId, DevicePublicKey>>,
+    directory: std::sync::RwLock<HashMap<MemberId, DeviceVerifier>>,
     /// Fingerprint of the society root key this person was given out of band.
     pinned_root: Option<String>,
     /// The keys verified against the pinned root.
@@ -235,12 +235,20 @@ impl Session {
 
     pub(crate) async fn reload_members(&self) -> Result<()> {
         let trust = self.load_trust().await?;
-        let mut fresh: HashMap<MemberId, DevicePublicKey> = trust
+        // Each certified key decompressed once: a first open verifies one head by one of them. A
+        // certified "key" that is no curve point verifies nothing, so its member is left out.
+        let mut fresh: HashMap<MemberId, DeviceVerifier> = trust
             .certificates
             .iter()
-            .filter_map(|(id, (_, v))| v.signing_key().map(|k| (MemberId::from_uuid(*id), *k)))
+            .filter_map(|(id, (_, v))| {
+                let k = v.signing_key()?.verifier().ok()?;
+                Some((MemberId::from_uuid(*id), k))
+            })
             .collect();
-        fresh.insert(self.me.member_id, self.keys.signing.public_key());
+        fresh.insert(
+            self.me.member_id,
+            self.keys.signing.public_key().verifier()?,
+        );
         *self
             .directory
             .write()
@@ -271,7 +279,7 @@ impl Session {
         Ok(f(&t))
     }
 
-    fn author_key(&self, author: MemberId) -> Option<DevicePublicKey> {
+    fn author_key(&self, author: MemberId) -> Option<DeviceVerifier> {
         self.directory
             .read()
             .ok()
@@ -365,9 +373,8 @@ impl Session {
                         .map(|(id, f)| sealer.seal_new_case_in(&batch, f, *id, today))
                         .collect()
                 });
-                let body = sealed.and_then(|cases| {
-                    Ok((cases.len(), serde_json::to_vec(&BatchRequest { cases })?))
-                });
+                let body =
+                    sealed.and_then(|cases| Ok((cases.len(), BatchRequest { cases }.to_json()?)));
                 let failed = body.is_err();
                 if tx.blocking_send(body).is_err() || failed {
                     return;

@@ -34,7 +34,7 @@ use subtle::ConstantTimeEq;
 
 use crate::envelope::{parse_envelope_header, EnvelopeHeader};
 use crate::error::{CryptoError, Result};
-use crate::keys::{DataKey, DevicePublicKey, DeviceSigningKey};
+use crate::keys::{DataKey, DevicePublicKey, DeviceSigningKey, DeviceVerifier};
 use crate::{RecordKind, ENVELOPE_VERSION};
 
 /// Commit magic bytes.
@@ -364,7 +364,13 @@ impl Commit {
     /// Verifies the signature with the author's device key (which the caller must have looked up
     /// for `body().author` and trust).
     pub fn verify(self, author_key: &DevicePublicKey) -> Result<VerifiedCommit> {
-        author_key.verify(
+        self.verify_by(&author_key.verifier()?)
+    }
+
+    /// [`Commit::verify`] with the author's key decompressed already: for many commits by
+    /// one author.
+    pub fn verify_by(self, author: &DeviceVerifier) -> Result<VerifiedCommit> {
+        author.verify(
             &signed_message(&self.bytes[..BODY_LEN]),
             &self.bytes[BODY_LEN..],
         )?;

@@ -125,18 +125,46 @@ impl DevicePublicKey {
     /// non-canonical S, a small-order public key or R, or a key that is not a curve point are
     /// refused). Signatures made by [`DeviceSigningKey::sign`] (ring) always pass.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
+        self.verifier()?.verify(msg, sig)
+    }
+
+    /// This key decompressed once, to verify many signatures by it ([`DeviceVerifier`]). A key
+    /// that is not a curve point is refused with [`CryptoError::BadSignature`]: nothing it is said
+    /// to have signed verifies.
+    pub fn verifier(&self) -> Result<DeviceVerifier> {
+        let point = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
             .map_err(|_| CryptoError::BadSignature)?;
-        let sig =
-            ed25519_dalek::Signature::from_slice(sig).map_err(|_| CryptoError::BadSignature)?;
-        key.verify_strict(msg, &sig)
-            .map_err(|_| CryptoError::BadSignature)
+        Ok(DeviceVerifier { point })
     }
 
     /// Lowercase hex of the first 16 bytes of SHA-256(public key).
     pub fn fingerprint(&self) -> String {
         let d = ring::digest::digest(&ring::digest::SHA256, &self.0);
         to_hex(&d.as_ref()[..16])
+    }
+}
+
+/// A [`DevicePublicKey`] whose point is decompressed: about a tenth of an Ed25519 verification,
+/// paid once for all the signatures of one author (the commits of an import batch, the heads a
+/// client opens) instead of once per signature. Verifies exactly as [`DevicePublicKey::verify`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct DeviceVerifier {
+    point: ed25519_dalek::VerifyingKey,
+}
+
+impl DeviceVerifier {
+    /// Verify an Ed25519 signature over `msg` with the strict rules of [`DevicePublicKey::verify`].
+    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
+        let sig =
+            ed25519_dalek::Signature::from_slice(sig).map_err(|_| CryptoError::BadSignature)?;
+        self.point
+            .verify_strict(msg, &sig)
+            .map_err(|_| CryptoError::BadSignature)
+    }
+
+    /// The public key this verifier is for.
+    pub fn public_key(&self) -> DevicePublicKey {
+        DevicePublicKey(self.point.to_bytes())
     }
 }
 
@@ -506,6 +534,46 @@ mod tests {
         let other = DeviceSigningKey::generate().unwrap();
         assert!(other.public_key().verify(b"hello", &sig).is_err());
         assert!(!format!("{k:?}").is_empty());
+    }
+
+    #[test]
+    fn a_verifier_verifies_exactly_as_the_key_does() {
+        let k = DeviceSigningKey::generate().unwrap();
+        let public = k.public_key();
+        let v = public.verifier().unwrap();
+        assert_eq!(v.public_key(), public);
+        let sig = k.sign(b"hello");
+        let other = DeviceSigningKey::generate().unwrap().sign(b"hello");
+        let mut flipped = sig;
+        flipped[10] ^= 1;
+        for (msg, sig) in [
+            (&b"hello"[..], &sig[..]),
+            (b"hellp", &sig),
+            (b"hello", &sig[..63]),
+            (b"hello", &other),
+            (b"hello", &flipped),
+        ] {
+            assert_eq!(v.verify(msg, sig).is_ok(), public.verify(msg, sig).is_ok());
+        }
+        assert!(v.verify(b"hello", &sig).is_ok());
+        // About half of all y are not on the curve: such a key has no verifier, and nothing
+        // verifies under it.
+        let not_points: Vec<DevicePublicKey> = (2u8..40)
+            .map(|y| {
+                let mut b = [0u8; 32];
+                b[0] = y;
+                DevicePublicKey::from_bytes(b)
+            })
+            .filter(|k| k.verifier().is_err())
+            .collect();
+        assert!(!not_points.is_empty());
+        for bad in not_points {
+            assert!(matches!(bad.verifier(), Err(CryptoError::BadSignature)));
+            assert!(matches!(
+                bad.verify(b"hello", &sig),
+                Err(CryptoError::BadSignature)
+            ));
+        }
     }
 
     #[test]

@@ -57,7 +57,9 @@ pub use escrow::{
     escrow_wrap_info, is_escrow_wrapped, unwrap_escrow_wrapped, EscrowBatch, EscrowWrapInfo,
     ESCROW_WRAP_MAGIC,
 };
-pub use keys::{AgeIdentity, AgeRecipient, DataKey, DevicePublicKey, DeviceSigningKey};
+pub use keys::{
+    AgeIdentity, AgeRecipient, DataKey, DevicePublicKey, DeviceSigningKey, DeviceVerifier,
+};
 pub use keywrap::{
     recipient_message, rewrap_keys, unwrap_keys, verify_recipient, wrap_keys_for_authenticator,
     AuthenticatorWrap, KEY_WRAP_MAGIC, KEY_WRAP_VERSION, PRF_SALT,

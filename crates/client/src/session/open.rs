@@ -110,7 +110,7 @@ impl Session {
         let head = match seen {
             Some(head) => head,
             None => head
-                .verify(&author_key)
+                .verify_by(&author_key)
                 .map_err(|_| tampered("the head commit's signature does not verify"))?,
         };
         check_descends(id, known, &head, &dto.commits)?;
