@@ -198,7 +198,8 @@ pub async fn import(
             let body = built
                 .and_then(|cases| {
                     let n = cases.len();
-                    serde_json::to_vec(&BatchRequest { cases })
+                    BatchRequest { cases }
+                        .to_json()
                         .map(|b| (n, b))
                         .ctx("serialise a batch")
                 })
