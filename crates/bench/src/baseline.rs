@@ -190,10 +190,16 @@ pub async fn import(
     let (tx, rx) = tokio::sync::mpsc::channel::<rfl_client::Result<(usize, Vec<u8>)>>(2);
     let producer = tokio::task::spawn_blocking(move || {
         let today = rfl_client::session::today();
-        for chunk in plan.chunks(batch_size) {
+        // As `Session::import`: each file is dropped on the core that built it.
+        let mut rest = plan.into_iter();
+        loop {
+            let chunk: Vec<(CaseId, CaseFile)> = rest.by_ref().take(batch_size).collect();
+            if chunk.is_empty() {
+                return;
+            }
             let built: BenchResult<Vec<NewCaseDto>> = chunk
-                .par_iter()
-                .map(|(id, f)| build_new_case(&ctx, f, *id, today))
+                .into_par_iter()
+                .map(|(id, f)| build_new_case(&ctx, &f, id, today))
                 .collect();
             let body = built
                 .and_then(|cases| {

@@ -69,7 +69,7 @@ pub use passphrase::{open_with_passphrase, seal_with_passphrase, MAX_LOG_N};
 pub use plugin::PluginMessageHook;
 pub use selfwrap::{
     is_self_wrapped, unwrap_case_key, unwrap_self_wrapped, wrap_case_key_to, wrap_data_key_to_self,
-    CaseWrapKey, SELF_WRAP_LEN, SELF_WRAP_MAGIC,
+    CaseWrapKey, LocalStateMac, SELF_WRAP_LEN, SELF_WRAP_MAGIC,
 };
 pub use wrap::{unwrap_data_key, unwrap_escrow_identity, wrap_data_key, wrap_escrow_identity};
 

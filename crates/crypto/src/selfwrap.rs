@@ -62,15 +62,18 @@ impl CaseWrapKey {
     /// HMAC-SHA-256 of `msg` under a key derived from this one for the holder's local state files
     /// (e.g. the case heads a client has verified): only the holder can write a file it will accept.
     pub fn local_state_mac(&self, msg: &[u8]) -> [u8; 32] {
+        self.local_state_mac_key().mac(msg)
+    }
+
+    /// The key of [`CaseWrapKey::local_state_mac`], derived once for many messages (the ids of an
+    /// import: the derivation is three HMACs, the MAC itself one).
+    pub fn local_state_mac_key(&self) -> LocalStateMac {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"rfl-local-state-v1").extract(&self.0[..]);
-        let key: ring::hmac::Key = match prk.expand(&[b"hmac"], ring::hmac::HMAC_SHA256) {
+        LocalStateMac(match prk.expand(&[b"hmac"], ring::hmac::HMAC_SHA256) {
             Ok(okm) => okm.into(),
             // expand only fails for outputs longer than 255 hashes; 32 bytes never is.
             Err(_) => ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0[..]),
-        };
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ring::hmac::sign(&key, msg).as_ref());
-        out
+        })
     }
 
     /// Whether `tag` is [`CaseWrapKey::local_state_mac`] of `msg` (constant time).
@@ -89,6 +92,24 @@ impl CaseWrapKey {
             .expand(&parts, &aead::AES_256_GCM)
             .map_err(|_| CryptoError::KeyFormat("hkdf"))?;
         Ok(LessSafeKey::new(UnboundKey::from(okm)))
+    }
+}
+
+/// [`CaseWrapKey::local_state_mac`] with its key derived ([`CaseWrapKey::local_state_mac_key`]).
+pub struct LocalStateMac(ring::hmac::Key);
+
+impl LocalStateMac {
+    /// HMAC-SHA-256 of `msg`: exactly [`CaseWrapKey::local_state_mac`].
+    pub fn mac(&self, msg: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ring::hmac::sign(&self.0, msg).as_ref());
+        out
+    }
+}
+
+impl std::fmt::Debug for LocalStateMac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalStateMac(..)")
     }
 }
 
@@ -207,6 +228,24 @@ pub fn unwrap_case_key(wrapped: &[u8], identity: &dyn age::Identity) -> Result<C
 mod tests {
     use super::*;
     use uuid::Uuid;
+
+    /// Import ids and the heads file depend on this derivation: pinned to a value computed outside
+    /// this code (Python's hmac: HKDF-SHA-256 with salt "rfl-local-state-v1", info "hmac", then
+    /// HMAC-SHA-256), once with the key derived per call and once with it kept.
+    #[test]
+    fn the_local_state_mac_is_hkdf_then_hmac_and_stable() {
+        let kwk = CaseWrapKey::from_slice(&[7u8; 32]).unwrap();
+        let want = "e90a4cbf56358d04c1cd4958a323eb7a18d565ee9c8301af45c4bfcd2568fd74";
+        let key = kwk.local_state_mac_key();
+        assert_eq!(
+            crate::keys::to_hex(&kwk.local_state_mac(b"rfl-import-id-v1")),
+            want
+        );
+        assert_eq!(crate::keys::to_hex(&key.mac(b"rfl-import-id-v1")), want);
+        assert_ne!(key.mac(b"rfl-import-id-v2"), key.mac(b"rfl-import-id-v1"));
+        assert!(kwk.check_local_state_mac(b"rfl-import-id-v1", &key.mac(b"rfl-import-id-v1")));
+        assert_eq!(format!("{key:?}"), "LocalStateMac(..)");
+    }
 
     #[test]
     fn round_trip_and_bindings() {

@@ -213,17 +213,27 @@ pub fn import_case_ids(kwk: &rfl_crypto::CaseWrapKey, files: &[CaseFile]) -> Res
             Ok(rfl_crypto::sha256(&json))
         })
         .collect::<Result<_>>()?;
-    let mut seen: HashMap<[u8; 32], u32> = HashMap::new();
-    digests
+    // Occurrence numbers in file order (one hash-map pass), then the MACs on all cores as well, under
+    // a key derived once (derived per call, a MAC cost four HMACs: 2 s for 515,000 cases on one core).
+    let mut seen: HashMap<[u8; 32], u32> = HashMap::with_capacity(digests.len());
+    let numbered: Vec<([u8; 32], u32)> = digests
         .into_iter()
         .map(|digest| {
             let n = seen.entry(digest).or_insert(0);
+            let this = *n;
+            *n += 1;
+            (digest, this)
+        })
+        .collect();
+    let mac = kwk.local_state_mac_key();
+    numbered
+        .par_iter()
+        .map(|(digest, n)| {
             let mut msg = Vec::with_capacity(16 + 32 + 4);
             msg.extend_from_slice(b"rfl-import-id-v1");
-            msg.extend_from_slice(&digest);
+            msg.extend_from_slice(digest);
             msg.extend_from_slice(&n.to_be_bytes());
-            *n += 1;
-            let tag = kwk.local_state_mac(&msg);
+            let tag = mac.mac(&msg);
             let mut b = [0u8; 16];
             b.copy_from_slice(&tag[..16]);
             Ok(CaseId::from_uuid(
