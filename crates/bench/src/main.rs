@@ -540,7 +540,7 @@ impl ContentCheck {
     /// Checks this read if its turn has come: it must be exactly the case imported under `id`.
     fn check(&self, id: CaseId, file: &rfl_domain::CaseFile) -> BenchResult<()> {
         use std::sync::atomic::Ordering::Relaxed;
-        if self.reads.fetch_add(1, Relaxed) % Self::EVERY != 0 {
+        if !self.reads.fetch_add(1, Relaxed).is_multiple_of(Self::EVERY) {
             return Ok(());
         }
         self.checked.fetch_add(1, Relaxed);

@@ -661,7 +661,7 @@ impl AttachmentMeta {
         let fp = path.field("file_name");
         line(p, &fp, &self.file_name, true, 255);
         if self.file_name.contains(['/', '\\']) {
-            p.push(fp.clone(), "must not contain a directory separator");
+            p.push(fp, "must not contain a directory separator");
         }
         if self.file_name == "." || self.file_name == ".." {
             p.push(fp, "is not a file name");
