@@ -310,3 +310,23 @@ async fn framework_errors_are_problem_json() {
     assert_eq!(p["type"], "https://rfl.example/problems/payload-too-large");
     t.stop().await;
 }
+
+/// A bulk import larger than the batch limit (its own, above the JSON body limit) is refused with
+/// 413 as problem+json; one that says so in `Content-Length` is refused before its body is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_batch_is_refused_with_413() {
+    let t = TestServer::start_with(Backend::Sqlite, |c| c.limits.batch_body_bytes = 1024).await;
+    let soc = t.society("Red Cross A").await;
+    let cw = t.caseworker(&soc).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/cases/batch", t.url()))
+        .bearer_auth(cw.token().unwrap())
+        .header("content-type", "application/json")
+        .body(format!("{{\"cases\":[\"{}\"]}}", "A".repeat(4096)))
+        .send()
+        .await
+        .unwrap();
+    let p = expect_problem(r, 413).await;
+    assert_eq!(p["type"], "https://rfl.example/problems/payload-too-large");
+    t.stop().await;
+}

@@ -132,8 +132,7 @@ async fn import(ctx: &Context, file: &Path, batch_size: usize) -> Result<(), Cli
                 format!("{} cases imported", r.created)
             } else {
                 format!(
-                    "{} cases imported; {} were there already (stored by an earlier run that was \
-                     interrupted)",
+                    "{} cases imported; {} were there already (stored by an earlier run)",
                     r.created, r.already_present
                 )
             }
