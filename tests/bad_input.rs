@@ -1,6 +1,8 @@
 //! Malformed, mistyped, oversized and unauthenticated requests get a 4xx problem+json, never a 500.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use reqwest::Method;
+use rfl_client::session::Session;
 use rfl_system_tests::case as synthetic_case;
 use rfl_system_tests::{Backend, TestServer};
 
@@ -294,21 +296,45 @@ async fn framework_errors_are_problem_json() {
     let soc = t.society("Red Cross A").await;
     let cw = t.caseworker(&soc).await;
     let id = cw.create_case(&synthetic_case(1)).await.unwrap().id;
-    let r = reqwest::Client::new()
-        .put(format!(
-            "{}/v1/cases/{id}/attachments/{}/chunks/0",
-            t.url(),
-            uuid::Uuid::now_v7()
-        ))
+    let path = format!(
+        "/v1/cases/{id}/attachments/{}/chunks/0",
+        uuid::Uuid::now_v7()
+    );
+    let r = send_raw(
+        &t,
+        &cw,
+        Method::PUT,
+        &path,
+        "application/octet-stream",
+        vec![0u8; 4096],
+    )
+    .await;
+    expect_too_large(r).await;
+    t.stop().await;
+}
+
+/// Sends `body` as it is, with the caseworker's token: the request a client library would not make.
+async fn send_raw(
+    t: &TestServer,
+    cw: &Session,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .request(method, format!("{}{path}", t.url()))
         .bearer_auth(cw.token().unwrap())
-        .header("content-type", "application/octet-stream")
-        .body(vec![0u8; 4096])
+        .header("content-type", content_type)
+        .body(body)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn expect_too_large(r: reqwest::Response) {
     let p = expect_problem(r, 413).await;
     assert_eq!(p["type"], "https://rfl.example/problems/payload-too-large");
-    t.stop().await;
 }
 
 /// A bulk import larger than the batch limit (its own, above the JSON body limit) is refused with
@@ -318,15 +344,16 @@ async fn an_oversized_batch_is_refused_with_413() {
     let t = TestServer::start_with(Backend::Sqlite, |c| c.limits.batch_body_bytes = 1024).await;
     let soc = t.society("Red Cross A").await;
     let cw = t.caseworker(&soc).await;
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/cases/batch", t.url()))
-        .bearer_auth(cw.token().unwrap())
-        .header("content-type", "application/json")
-        .body(format!("{{\"cases\":[\"{}\"]}}", "A".repeat(4096)))
-        .send()
-        .await
-        .unwrap();
-    let p = expect_problem(r, 413).await;
-    assert_eq!(p["type"], "https://rfl.example/problems/payload-too-large");
+    let body = format!("{{\"cases\":[\"{}\"]}}", "A".repeat(4096));
+    let r = send_raw(
+        &t,
+        &cw,
+        Method::POST,
+        "/v1/cases/batch",
+        "application/json",
+        body,
+    )
+    .await;
+    expect_too_large(r).await;
     t.stop().await;
 }
