@@ -10,6 +10,7 @@ use crate::schema::*;
 use uuid::Uuid;
 
 use crate::members::{standing_of, Standing};
+use crate::pg_read::Found;
 use crate::{
     epoch_i32, id_bytes, version_i64, Millis, Pools, Result, StorageError, Store, INSERT_CHUNK,
 };
@@ -342,30 +343,50 @@ impl Store {
         with_standing: bool,
     ) -> Result<CaseRead> {
         let since = since.map(version_i64).transpose()?;
-        type Found = (CaseDb, Vec<u8>, Vec<RecordDb>, Vec<(i64, Vec<u8>)>);
-        let (standing, found): (Option<Standing>, Option<Found>) = read_tx!(self, conn => {
-            let standing = if with_standing { standing_of!(conn, member) } else { None };
-            Ok((standing, match case_for_member!(conn, member, case) {
-                None => None,
-                Some((row, wrapped)) => {
-                    let recs: Vec<RecordDb> = records::table
-                        .filter(records::case_id.eq(&row.id))
-                        .order(records::id)
-                        .select(RecordDb::as_select())
-                        .load(conn)?;
-                    // The head, and the chain after `since` if asked (never more than the head).
-                    let from = since.map(|s| s.saturating_add(1)).unwrap_or(row.version).min(row.version);
-                    let commits: Vec<(i64, Vec<u8>)> = case_commits::table
-                        .filter(case_commits::case_id.eq(&row.id))
-                        .filter(case_commits::seq.ge(from))
-                        .filter(case_commits::seq.le(row.version))
-                        .order(case_commits::seq)
-                        .select((case_commits::seq, case_commits::body))
-                        .load(conn)?;
-                    Some((row, wrapped, recs, commits))
-                }
-            }))
-        })?;
+        let (standing, found): (Option<Standing>, Option<Found>) = match &self.pools {
+            // One statement instead of a transaction of four (crate::pg_read).
+            Pools::Postgres(pool) => {
+                let from = since.map(|s| s.saturating_add(1));
+                let (standing, found) =
+                    crate::pg_read::read_case(&mut *pool.get()?, member, case, from)?;
+                (standing.filter(|_| with_standing), found)
+            }
+            // One deferred transaction, so every query sees the snapshot its first read fixes (the
+            // case's row, records and head commit agree even while someone commits to it).
+            Pools::Sqlite { read, .. } => read.get()?.transaction(|conn| -> Result<_> {
+                let standing = if with_standing {
+                    standing_of!(conn, member)
+                } else {
+                    None
+                };
+                Ok((
+                    standing,
+                    match case_for_member!(conn, member, case) {
+                        None => None,
+                        Some((row, wrapped)) => {
+                            let recs: Vec<RecordDb> = records::table
+                                .filter(records::case_id.eq(&row.id))
+                                .order(records::id)
+                                .select(RecordDb::as_select())
+                                .load(conn)?;
+                            // The head, and the chain after `since` if asked (never more than the head).
+                            let from = since
+                                .map(|s| s.saturating_add(1))
+                                .unwrap_or(row.version)
+                                .min(row.version);
+                            let commits: Vec<(i64, Vec<u8>)> = case_commits::table
+                                .filter(case_commits::case_id.eq(&row.id))
+                                .filter(case_commits::seq.ge(from))
+                                .filter(case_commits::seq.le(row.version))
+                                .order(case_commits::seq)
+                                .select((case_commits::seq, case_commits::body))
+                                .load(conn)?;
+                            Some((row, wrapped, recs, commits))
+                        }
+                    },
+                ))
+            })?,
+        };
         let bundle = found
             .map(|(row, wrapped_key, recs, mut commits)| {
                 let head = match commits.last() {

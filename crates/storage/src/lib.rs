@@ -124,28 +124,6 @@ macro_rules! read {
     }};
 }
 
-/// Runs `$body` in one read-only transaction, so that every query in it sees the same snapshot (a
-/// case's row, records and head commit must agree even while someone commits to it). SQLite: a
-/// deferred transaction (its first read fixes the snapshot); PostgreSQL: `REPEATABLE READ READ ONLY`.
-macro_rules! read_tx {
-    ($store:expr, $conn:ident => $body:block) => {{
-        match &$store.pools {
-            Pools::Sqlite { read, .. } => {
-                let mut pooled = read.get()?;
-                pooled.transaction(|$conn| -> Result<_> { $body })
-            }
-            Pools::Postgres(pool) => {
-                let mut pooled = pool.get()?;
-                pooled
-                    .build_transaction()
-                    .repeatable_read()
-                    .read_only()
-                    .run(|$conn| -> Result<_> { $body })
-            }
-        }
-    }};
-}
-
 /// Runs `$body` in one write transaction (SQLite: `BEGIN IMMEDIATE` on the single writer connection).
 macro_rules! write_tx {
     ($store:expr, $conn:ident => $body:block) => {{
@@ -204,6 +182,7 @@ pub use cases::{
 mod certs;
 pub use certs::CertificateRow;
 mod enrolment;
+mod pg_read;
 pub use enrolment::{Enrolment, EnrolmentCodeRow, NewEnrolmentCode};
 mod members;
 pub use members::{Challenge, Member, Standing};

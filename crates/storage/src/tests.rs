@@ -334,6 +334,53 @@ fn case_life_cycle_and_tenancy() {
     });
 }
 
+/// A case's records come back in record-id byte order whatever order they were written in, each as
+/// written, and a case with no records comes back with none. Both backends: PostgreSQL reads a
+/// case with one statement of its own (`pg_read.rs`), SQLite with a transaction of four queries.
+#[test]
+fn a_case_reads_back_whole_in_record_id_order() {
+    each_backend(|store| {
+        let a = society(store, "A");
+        let alice = enrol(store, a, Role::Caseworker, 1);
+        let mut c = new_case(a, &alice, 5);
+        for (i, r) in c.records.iter_mut().enumerate() {
+            r.id = RecordId::from_uuid(Uuid::from_bytes([0xF0 - (i as u8) * 0x10; 16]));
+        }
+        let empty = new_case(a, &alice, 0);
+        store
+            .create_cases(&[c.clone(), empty.clone()], NOW)
+            .unwrap();
+        let read = store.get_case_with_standing(alice.id, c.id, None).unwrap();
+        assert_eq!(read.standing.map(|s| s.suspended), Some(false));
+        let bundle = read.bundle.unwrap();
+        let mut want: Vec<_> = c
+            .records
+            .iter()
+            .map(|r| (r.id, r.kind, r.version, r.envelope.clone()))
+            .collect();
+        want.sort_by_key(|w| *w.0.as_uuid().as_bytes());
+        let got: Vec<_> = bundle
+            .records
+            .iter()
+            .map(|r| (r.id, r.kind, r.version, r.envelope.clone()))
+            .collect();
+        assert_eq!(got, want);
+        assert!(bundle
+            .records
+            .iter()
+            .all(|r| r.author_id == alice.id && r.key_epoch == 1 && r.created_at == NOW));
+        assert_eq!(bundle.wrapped_key, vec![1; 200]);
+        assert_eq!(bundle.case.id, c.id);
+        assert!(bundle.commits_since.is_empty());
+        let none = store
+            .get_case(alice.id, empty.id, Some(0))
+            .unwrap()
+            .unwrap();
+        assert!(none.records.is_empty());
+        assert_eq!(none.head_commit.as_deref(), Some(&empty.commit.body[..]));
+    });
+}
+
 #[test]
 fn optimistic_concurrency_on_records() {
     each_backend(|store| {
