@@ -216,8 +216,13 @@ pub fn is_machine_role(role: Role) -> bool {
 
 impl Store {
     /// Opens (and migrates) the database at `url`: `postgres://…`/`postgresql://…`, or
-    /// `sqlite://PATH`/a plain path for SQLite (its folder is created). `:memory:` is refused: each pooled
-    /// connection would see its own empty database.
+    /// `sqlite://PATH`/a plain path for SQLite (its folder is created). `:memory:` is refused: each
+    /// pooled connection would see its own empty database.
+    ///
+    /// A pooled PostgreSQL connection is pinged (`SELECT 1`) when taken, r2d2's default: diesel does
+    /// not notice a connection the server dropped, so without the ping a restart of PostgreSQL
+    /// would fail every later call on each old connection. SQLite connections are not pinged: the
+    /// file cannot go away between two calls, and the ping was a statement per request.
     pub fn open(url: &str, pool_size: u32) -> Result<Store> {
         let pool_size = pool_size.max(1);
         let store = match url::Target::of(url) {
@@ -246,6 +251,7 @@ impl Store {
                 let build = |size: u32, cache_kib: u32| {
                     Pool::builder()
                         .max_size(size)
+                        .test_on_check_out(false)
                         .connection_customizer(Box::new(SqlitePragmas { cache_kib }))
                         .build(ConnectionManager::<SqliteConnection>::new(path))
                 };
