@@ -26,21 +26,109 @@ impl From<Vec<u8>> for Base64Bytes {
     }
 }
 
+/// In JSON (a human-readable format) a base64 string; in the binary framing ([`wire`]) the bytes
+/// themselves, length-prefixed.
 impl Serialize for Base64Bytes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use base64::Engine;
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+        if s.is_human_readable() {
+            s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+        } else {
+            s.serialize_bytes(&self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Base64Bytes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use base64::Engine;
+        if !d.is_human_readable() {
+            return d.deserialize_byte_buf(RawBytes).map(Base64Bytes);
+        }
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         base64::engine::general_purpose::STANDARD
             .decode(s.as_bytes())
             .map(Base64Bytes)
             .map_err(|_| serde::de::Error::custom("expected standard base64"))
+    }
+}
+
+/// Bytes as a binary format gives them.
+struct RawBytes;
+
+impl<'de> serde::de::Visitor<'de> for RawBytes {
+    type Value = Vec<u8>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a byte string")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+        Ok(v.to_vec())
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+        Ok(v)
+    }
+}
+
+/// The binary framing of the bulk and hot bodies: `POST /v1/cases/batch` (request) and
+/// `GET /v1/cases/{id}` (answer, when asked for with `Accept`). It is the postcard encoding (its
+/// wire format is stable since postcard 1.0) of the very types JSON carries, with the same fields in
+/// the same order: ciphertext travels as length-prefixed bytes instead of base64 in a JSON string,
+/// ids as their 16 bytes, integers as varints and enums as their variant's index. The JSON of the
+/// same request or answer says the same thing; only the spelling differs (docs/crypto.md, "Binary
+/// framing").
+pub mod wire {
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+
+    /// The media type of the binary framing, in `Content-Type` and `Accept`.
+    pub const MEDIA_TYPE: &str = "application/x-postcard";
+
+    /// Why a binary body could not be read or written. Says what went wrong, never what was in it.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    pub struct WireError(postcard::Error);
+
+    /// A value in the binary framing, appended to `out` (sized by the caller).
+    pub fn encode_into<T: Serialize + ?Sized>(
+        value: &T,
+        out: Vec<u8>,
+    ) -> Result<Vec<u8>, WireError> {
+        postcard::to_extend(value, out).map_err(WireError)
+    }
+
+    /// A value in the binary framing.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
+        encode_into(value, Vec::new())
+    }
+
+    /// A value from a whole body in the binary framing: bytes left over are an error, as JSON's
+    /// trailing characters are.
+    pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, WireError> {
+        let (value, rest) = postcard::take_from_bytes(body).map_err(WireError)?;
+        if rest.is_empty() {
+            Ok(value)
+        } else {
+            Err(WireError(postcard::Error::DeserializeBadEncoding))
+        }
+    }
+
+    /// Whether an `Accept` header value asks for the binary framing.
+    pub fn accepts(accept: &str) -> bool {
+        accept
+            .split(',')
+            .filter_map(|range| range.split(';').next())
+            .any(|m| m.trim().eq_ignore_ascii_case(MEDIA_TYPE))
+    }
+
+    /// Whether a `Content-Type` header value is the binary framing.
+    pub fn is_media_type(content_type: &str) -> bool {
+        content_type
+            .split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case(MEDIA_TYPE))
     }
 }
 
@@ -83,12 +171,22 @@ mod whole {
         }
     }
 
+    /// A binary format (the [`super::wire`] framing) is not self-describing and has one spelling
+    /// of an integer: it is read as one.
     pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        d.deserialize_any(Whole)
+        if d.is_human_readable() {
+            d.deserialize_any(Whole)
+        } else {
+            d.deserialize_u64(Whole)
+        }
     }
 
     pub fn u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-        let v = d.deserialize_any(Whole)?;
+        let v = if d.is_human_readable() {
+            d.deserialize_any(Whole)?
+        } else {
+            d.deserialize_u32(Whole)?
+        };
         u32::try_from(v)
             .map_err(|_| D::Error::invalid_value(Unexpected::Unsigned(v), &"a 32-bit integer"))
     }
@@ -344,6 +442,27 @@ impl BatchRequest {
         Ok(out)
     }
 
+    /// The body in the binary framing ([`wire`]), written into one buffer sized from the bytes the
+    /// cases carry.
+    pub fn to_wire(&self) -> Result<Vec<u8>, wire::WireError> {
+        wire::encode_into(self, Vec::with_capacity(self.wire_len_bound()))
+    }
+
+    /// At least the length of [`BatchRequest::to_wire`]: each byte string, its length prefix
+    /// (at most 10 bytes), and a bound on the ids and varints around it.
+    fn wire_len_bound(&self) -> usize {
+        let cases: usize = self
+            .cases
+            .iter()
+            .map(|c| {
+                let records: usize = c.records.iter().map(|r| r.envelope.0.len() + 48).sum();
+                let keys: usize = c.keys.iter().map(|k| k.wrapped.0.len() + 32).sum();
+                records + keys + c.commit.0.len() + 64
+            })
+            .sum();
+        cases + 16
+    }
+
     /// At least the length of [`BatchRequest::to_json`], and not much more.
     fn json_len_bound(&self) -> usize {
         let b64 = |n: usize| n.div_ceil(3) * 4;
@@ -509,6 +628,21 @@ mod tests {
 
     #[test]
     fn a_batch_body_is_written_into_one_buffer_of_about_its_size() {
+        for n in [0, 1, 2, 5] {
+            let batch = sample_batch(n);
+            let body = batch.to_json().unwrap();
+            assert_eq!(body, serde_json::to_vec(&batch).unwrap());
+            let bound = batch.json_len_bound();
+            assert!(bound >= body.len(), "{bound} < {}", body.len());
+            assert!(
+                bound <= body.len() + body.len() / 4 + 16,
+                "{bound} for {}",
+                body.len()
+            );
+        }
+    }
+
+    fn sample_batch(n: u8) -> BatchRequest {
         let case = |n: u8| NewCaseDto {
             id: CaseId::new(),
             key_epoch: u32::MAX,
@@ -521,27 +655,156 @@ mod tests {
             records: (0..5)
                 .map(|i| RecordWriteDto {
                     id: RecordId::new(),
-                    kind: RecordKind::Person,
+                    kind: RecordKind::ALL[usize::from(n) % RecordKind::ALL.len()],
                     version: u64::MAX - i,
                     envelope: Base64Bytes(vec![n; 300 * usize::from(n) + 1]),
                 })
                 .collect(),
             commit: Base64Bytes(vec![n; 223]),
         };
-        for n in [0, 1, 2, 5] {
-            let batch = BatchRequest {
-                cases: (0..n).map(|i| case(i + 1)).collect(),
-            };
-            let body = batch.to_json().unwrap();
-            assert_eq!(body, serde_json::to_vec(&batch).unwrap());
-            let bound = batch.json_len_bound();
-            assert!(bound >= body.len(), "{bound} < {}", body.len());
-            assert!(
-                bound <= body.len() + body.len() / 4 + 16,
-                "{bound} for {}",
-                body.len()
-            );
+        BatchRequest {
+            cases: (0..n).map(|i| case(i + 1)).collect(),
         }
+    }
+
+    #[test]
+    fn a_batch_in_the_binary_framing_says_what_its_json_says() {
+        for n in [0, 1, 2, 5] {
+            let batch = sample_batch(n);
+            let bin = batch.to_wire().unwrap();
+            assert!(batch.wire_len_bound() >= bin.len());
+            let json = batch.to_json().unwrap();
+            let from_bin: BatchRequest = wire::decode(&bin).unwrap();
+            let from_json: BatchRequest = serde_json::from_slice(&json).unwrap();
+            // The same request either way, down to the last byte of every envelope.
+            assert_eq!(
+                serde_json::to_value(&from_bin).unwrap(),
+                serde_json::to_value(&from_json).unwrap()
+            );
+            assert_eq!(from_bin.to_wire().unwrap(), bin);
+            if n > 0 {
+                // No base64 and no field names: the bytes carried, and ids and varints (five 10-byte
+                // versions here) around them.
+                let carried: usize = batch
+                    .cases
+                    .iter()
+                    .map(|c| {
+                        c.commit.0.len()
+                            + c.keys.iter().map(|k| k.wrapped.0.len()).sum::<usize>()
+                            + c.records.iter().map(|r| r.envelope.0.len()).sum::<usize>()
+                    })
+                    .sum();
+                assert!(bin.len() < carried + 256 * usize::from(n), "{}", bin.len());
+                assert!(bin.len() * 5 < json.len() * 4);
+            }
+        }
+    }
+
+    /// The test vector of docs/crypto.md, "Binary framing": a case read, byte for byte. A change
+    /// here is a change of the wire format.
+    #[test]
+    fn a_case_in_the_binary_framing_is_the_documented_bytes() {
+        let at = 1_796_000_000_000;
+        let dto = CaseDto {
+            case: CaseSummaryDto {
+                id: CaseId::from_uuid(Uuid::from_u128(0x0102)),
+                society_id: SocietyId::from_uuid(Uuid::from_u128(0x0304)),
+                status: CaseStatus::Tracing,
+                key_epoch: 1,
+                version: 2,
+                seq: 300,
+                created_by: MemberId::from_uuid(Uuid::from_u128(0x0506)),
+                created_at: at,
+                updated_at: at + 1,
+                record_count: Some(1),
+            },
+            wrapped_key: Base64Bytes(vec![0xaa; 3]),
+            records: vec![RecordDto {
+                id: RecordId::from_uuid(Uuid::from_u128(0x0708)),
+                kind: RecordKind::Note,
+                version: 1,
+                key_epoch: 1,
+                author_id: MemberId::from_uuid(Uuid::from_u128(0x0506)),
+                envelope: Base64Bytes(b"RFLE".to_vec()),
+                seq: -1,
+                created_at: at,
+                updated_at: at,
+            }],
+            head_commit: Some(Base64Bytes(vec![0xcc; 2])),
+            commits: vec![Base64Bytes(vec![0xdd])],
+        };
+        let bin = wire::encode(&dto).unwrap();
+        let hex: String = bin.iter().map(|b| format!("{b:02x}")).collect();
+        let expected = concat!(
+            // case: id, society_id (length 16, then the bytes), status (index 1: tracing),
+            "1000000000000000000000000000000102",
+            "1000000000000000000000000000000304",
+            "01",
+            // key_epoch 1, version 2, seq 300 (zigzag 600), created_by,
+            "0102d804",
+            "1000000000000000000000000000000506",
+            // created_at, updated_at (zigzag varints), record_count Some(1) (zigzag 2),
+            "80a0899fc568",
+            "82a0899fc568",
+            "0102",
+            // wrapped_key, one record: id, kind (index 3: note), version, key_epoch, author_id,
+            "03aaaaaa",
+            "01",
+            "1000000000000000000000000000000708",
+            "03",
+            "0101",
+            "1000000000000000000000000000000506",
+            // its envelope, seq -1 (zigzag 1), created_at, updated_at,
+            "0452464c45",
+            "01",
+            "80a0899fc568",
+            "80a0899fc568",
+            // head_commit Some, commits [one of one byte].
+            "0102cccc",
+            "0101dd",
+        );
+        assert_eq!(hex, expected);
+        let back: CaseDto = wire::decode(&bin).unwrap();
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::to_value(&dto).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_binary_body_that_is_cut_short_or_runs_on_is_refused() {
+        let bin = sample_batch(2).to_wire().unwrap();
+        for cut in [0, 1, bin.len() / 2, bin.len() - 1] {
+            assert!(wire::decode::<BatchRequest>(&bin[..cut]).is_err(), "{cut}");
+        }
+        let mut longer = bin.clone();
+        longer.push(0);
+        assert!(wire::decode::<BatchRequest>(&longer).is_err());
+        // A record kind past the last variant.
+        let one = sample_batch(1);
+        let mut bad = one.to_wire().unwrap();
+        // cases: 1 | id: 1 + 16 | key_epoch: 5 | keys: 1, 2 × (id 1 + 16, wrapped 2 + 201) |
+        // records: 1 | the first record's id: 1 + 16 | its kind.
+        let kind_at = 1 + 17 + 5 + 1 + 2 * (17 + 2 + 201) + 1 + 17;
+        assert_eq!(bad[kind_at], 1, "the first record's kind (person)");
+        bad[kind_at] = 9;
+        assert!(wire::decode::<BatchRequest>(&bad).is_err());
+    }
+
+    #[test]
+    fn accept_and_content_type_name_the_binary_framing() {
+        assert!(wire::accepts("application/x-postcard"));
+        assert!(wire::accepts(
+            "application/json;q=0.5, Application/X-Postcard; q=1"
+        ));
+        assert!(!wire::accepts("application/json"));
+        assert!(!wire::accepts("*/*"));
+        assert!(!wire::accepts("application/x-postcardx"));
+        assert!(wire::is_media_type("application/x-postcard"));
+        assert!(wire::is_media_type(
+            "application/x-postcard; charset=binary"
+        ));
+        assert!(!wire::is_media_type("application/json"));
     }
 
     #[test]
