@@ -128,6 +128,27 @@ impl TestServer {
             .expect("the document is JSON")
     }
 
+    /// Sends `body` as it is, with `who`'s token and the headers given: the request a client
+    /// library would not make.
+    #[allow(clippy::expect_used)]
+    pub async fn send_raw(
+        &self,
+        who: &Session,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut rb = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url()))
+            .bearer_auth(who.token().expect("a signed-in session"))
+            .body(body);
+        for (name, value) in headers {
+            rb = rb.header(*name, *value);
+        }
+        rb.send().await.expect("the server answers")
+    }
+
     /// The raw Ed25519 public key that verifies this server's access tokens.
     #[allow(clippy::expect_used)]
     pub fn tokens_public_key(&self) -> Vec<u8> {

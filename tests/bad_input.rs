@@ -2,7 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reqwest::Method;
-use rfl_client::session::Session;
 use rfl_system_tests::case as synthetic_case;
 use rfl_system_tests::{Backend, TestServer};
 
@@ -300,36 +299,17 @@ async fn framework_errors_are_problem_json() {
         "/v1/cases/{id}/attachments/{}/chunks/0",
         uuid::Uuid::now_v7()
     );
-    let r = send_raw(
-        &t,
-        &cw,
-        Method::PUT,
-        &path,
-        "application/octet-stream",
-        vec![0u8; 4096],
-    )
-    .await;
+    let r = t
+        .send_raw(
+            &cw,
+            Method::PUT,
+            &path,
+            &[("content-type", "application/octet-stream")],
+            vec![0u8; 4096],
+        )
+        .await;
     expect_too_large(r).await;
     t.stop().await;
-}
-
-/// Sends `body` as it is, with the caseworker's token: the request a client library would not make.
-async fn send_raw(
-    t: &TestServer,
-    cw: &Session,
-    method: Method,
-    path: &str,
-    content_type: &str,
-    body: impl Into<reqwest::Body>,
-) -> reqwest::Response {
-    reqwest::Client::new()
-        .request(method, format!("{}{path}", t.url()))
-        .bearer_auth(cw.token().unwrap())
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
 }
 
 async fn expect_too_large(r: reqwest::Response) {
@@ -345,15 +325,15 @@ async fn an_oversized_batch_is_refused_with_413() {
     let soc = t.society("Red Cross A").await;
     let cw = t.caseworker(&soc).await;
     let body = format!("{{\"cases\":[\"{}\"]}}", "A".repeat(4096));
-    let r = send_raw(
-        &t,
-        &cw,
-        Method::POST,
-        "/v1/cases/batch",
-        "application/json",
-        body,
-    )
-    .await;
+    let r = t
+        .send_raw(
+            &cw,
+            Method::POST,
+            "/v1/cases/batch",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
     expect_too_large(r).await;
     t.stop().await;
 }

@@ -20,8 +20,8 @@ use rfl_crypto::{
     DeviceVerifier, StateDigest, StateEntry,
 };
 use rfl_domain::api::{
-    BatchRequest, BatchResponse, CaseDto, CaseListResponse, CaseSummaryDto, NewCaseDto, RecordDto,
-    RecordKind, RecordWriteDto, StatusRequest, WriteRecordsRequest,
+    wire, BatchRequest, BatchResponse, CaseDto, CaseListResponse, CaseSummaryDto, NewCaseDto,
+    RecordDto, RecordKind, RecordWriteDto, StatusRequest, WriteRecordsRequest,
 };
 use rfl_domain::{CaseId, CaseStatus, MemberId, RecordId};
 use rfl_storage::{
@@ -426,7 +426,10 @@ async fn create_case(
 }
 
 /// Create many cases in one transaction (bulk import). All or nothing.
-#[utoipa::path(tag = "cases", security(("bearer" = [])), request_body = BatchRequest, responses(
+#[utoipa::path(tag = "cases", security(("bearer" = [])), request_body(
+    description = "The cases, as JSON or in the binary framing of the same type (`application/x-postcard`, \
+        docs/crypto.md \"Binary framing\"), which carries ciphertext without base64",
+    content((BatchRequest = "application/json"), (Vec<u8> = "application/x-postcard"))), responses(
     (status = 201, body = BatchResponse), (status = 400, body = Problem), (status = 413, body = Problem),
     (status = 409, body = Problem), (status = 422, body = Problem)))]
 #[post("/cases/batch")]
@@ -438,12 +441,12 @@ async fn create_batch(
 ) -> Result<HttpResponse, ApiError> {
     let limits = state.config.limits.clone();
     // Own body limit: a batch may be larger than ordinary JSON bodies.
+    let framing = BodyFraming::of(&req)?;
     let body = read_body(&req, payload, limits.batch_body_bytes).await?;
     let now = state.now();
     let st = state.clone();
     let created = blocking(move || {
-        let req: BatchRequest = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        let req: BatchRequest = framing.decode(&body)?;
         if req.cases.len() > st.config.limits.batch_max_cases {
             return Err(ApiError::PayloadTooLarge(st.config.limits.batch_max_cases));
         }
@@ -455,6 +458,45 @@ async fn create_batch(
         already_present: created.already_present,
         last_seq: created.rows.iter().map(|r| r.seq).max().unwrap_or(0),
     }))
+}
+
+/// How a bulk request body is spelled: JSON, or the binary framing of the same types.
+#[derive(Clone, Copy)]
+enum BodyFraming {
+    Json,
+    Binary,
+}
+
+impl BodyFraming {
+    /// From `Content-Type`: JSON when it says so (or says nothing), the binary framing when it names
+    /// it, and 415 for anything else.
+    fn of(req: &HttpRequest) -> Result<BodyFraming, ApiError> {
+        let Some(ct) = req.headers().get(actix_web::http::header::CONTENT_TYPE) else {
+            return Ok(BodyFraming::Json);
+        };
+        let ct = ct.to_str().unwrap_or_default();
+        let media = ct.split(';').next().unwrap_or_default().trim();
+        if media.eq_ignore_ascii_case("application/json") {
+            Ok(BodyFraming::Json)
+        } else if wire::is_media_type(ct) {
+            Ok(BodyFraming::Binary)
+        } else {
+            Err(ApiError::UnsupportedMediaType(format!(
+                "send the body as application/json or {}",
+                wire::MEDIA_TYPE
+            )))
+        }
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(self, body: &[u8]) -> Result<T, ApiError> {
+        match self {
+            BodyFraming::Json => serde_json::from_slice(body)
+                .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}"))),
+            BodyFraming::Binary => wire::decode(body).map_err(|e| {
+                ApiError::BadRequest(format!("invalid {} body: {e}", wire::MEDIA_TYPE))
+            }),
+        }
+    }
 }
 
 /// The request body, refused past `limit` bytes. The buffer is sized once from `Content-Length`
@@ -541,17 +583,26 @@ struct GetQuery {
 
 /// One case: metadata, the data key wrapped to the caller, every sealed record and the head commit.
 #[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid), GetQuery), responses(
-    (status = 200, body = CaseDto), (status = 404, body = Problem),
+    (status = 200, description = "The case: JSON, or the binary framing of the same type (docs/crypto.md, \
+        \"Binary framing\") when `Accept` names `application/x-postcard`",
+        content((CaseDto = "application/json"), (Vec<u8> = "application/x-postcard"))),
+    (status = 404, body = Problem),
     (status = 422, description = "`since` is beyond any commit number", body = Problem)))]
 #[get("/cases/{id}")]
 async fn get_case(
     state: State,
+    req: HttpRequest,
     pending: Pending<CaseHolders>,
     path: web::Path<CaseId>,
     query: web::Query<GetQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let since = query.into_inner().since;
+    let binary = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(wire::accepts);
     let store = state.store.clone();
     let member = pending.member_id();
     // The caller's standing and the case in one snapshot, one trip to the blocking pool.
@@ -559,7 +610,7 @@ async fn get_case(
     pending.admit(read.standing)?;
     let bundle = read.bundle.ok_or(ApiError::NotFound)?;
     let count = bundle.records.len() as i64;
-    Ok(HttpResponse::Ok().json(CaseDto {
+    let dto = CaseDto {
         case: summary(bundle.case, Some(count)),
         wrapped_key: bundle.wrapped_key.into(),
         records: bundle
@@ -569,7 +620,24 @@ async fn get_case(
             .collect::<Result<_, _>>()?,
         head_commit: bundle.head_commit.map(Into::into),
         commits: bundle.commits_since.into_iter().map(Into::into).collect(),
-    }))
+    };
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header((actix_web::http::header::VARY, "Accept"));
+    if !binary {
+        return Ok(resp.json(dto));
+    }
+    // Sized once: the bytes carried, and a bound on the ids and varints around them.
+    let carried = dto.wrapped_key.0.len()
+        + dto.head_commit.as_ref().map_or(0, |c| c.0.len())
+        + dto.commits.iter().map(|c| c.0.len() + 10).sum::<usize>()
+        + dto
+            .records
+            .iter()
+            .map(|r| r.envelope.0.len() + 96)
+            .sum::<usize>();
+    let body = wire::encode_into(&dto, Vec::with_capacity(carried + 160))
+        .map_err(|e| ApiError::Internal(format!("could not encode a case: {e}")))?;
+    Ok(resp.content_type(wire::MEDIA_TYPE).body(body))
 }
 
 /// Add records or new versions of records with one signed commit, all or nothing. A commit whose

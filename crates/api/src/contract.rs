@@ -55,6 +55,7 @@ pub fn complete(doc: &mut Value, page_max: i64) {
                 set_parameter_maximum(op, "limit", page_max);
             }
             let statuses = common_statuses(method, path, op);
+            binary_bodies(op);
             let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
                 continue;
             };
@@ -119,6 +120,39 @@ fn common_statuses(method: &str, path: &str, op: &Value) -> BTreeSet<u16> {
         out.insert(503);
     }
     out
+}
+
+/// A body that is bytes (`Vec<u8>` in an annotation, which utoipa describes as an array of
+/// integers) under a media type other than JSON: a binary string, which is what travels, and never
+/// an empty one (an attachment chunk has a byte at least, a binary batch its count).
+fn binary_bodies(op: &mut Value) {
+    let Some(op) = op.as_object_mut() else {
+        return;
+    };
+    for (key, value) in op.iter_mut() {
+        match key.as_str() {
+            "requestBody" => binary_content(value),
+            "responses" => {
+                if let Some(responses) = value.as_object_mut() {
+                    responses.values_mut().for_each(binary_content);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn binary_content(body: &mut Value) {
+    let Some(content) = body.get_mut("content").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (media, body) in content.iter_mut() {
+        let is_bytes =
+            body["schema"]["type"] == "array" && body["schema"]["items"]["type"] == "integer";
+        if is_bytes && !media.ends_with("json") {
+            body["schema"] = json!({"type": "string", "format": "binary", "minLength": 1});
+        }
+    }
 }
 
 fn set_parameter_maximum(op: &mut Value, name: &str, max: i64) {

@@ -205,7 +205,7 @@ pub async fn import(
                 .and_then(|cases| {
                     let n = cases.len();
                     BatchRequest { cases }
-                        .to_json()
+                        .to_wire()
                         .map(|b| (n, b))
                         .ctx("serialise a batch")
                 })

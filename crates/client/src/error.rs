@@ -29,6 +29,8 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("binary body: {0}")]
+    Wire(#[from] rfl_domain::api::wire::WireError),
 }
 
 impl ClientError {

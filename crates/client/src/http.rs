@@ -1,6 +1,7 @@
 //! The REST API as typed calls.
 
 use reqwest::{Method, StatusCode};
+use rfl_domain::api::wire;
 use rfl_domain::api::*;
 use rfl_domain::{CaseId, MemberId, RecordId};
 use serde::de::DeserializeOwned;
@@ -93,14 +94,38 @@ impl Api {
         Ok(())
     }
 
-    /// POST with a body that is already JSON (bulk import serialises off the async runtime).
-    pub async fn post_raw_json<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> Result<T> {
+    /// POST with a body already in the binary framing ([`wire`]; bulk import encodes off the async
+    /// runtime), answered in JSON.
+    pub async fn post_wire<T: DeserializeOwned>(&self, path: &str, body: Vec<u8>) -> Result<T> {
         Self::send(
             self.request(Method::POST, path)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_TYPE, wire::MEDIA_TYPE)
                 .body(body),
         )
         .await
+    }
+
+    /// GET, asking for the binary framing; an answer in JSON (a server that does not offer it) is
+    /// read as well.
+    async fn get_wire<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let resp = check(
+            self.request(Method::GET, path)
+                .header(reqwest::header::ACCEPT, wire::MEDIA_TYPE)
+                .send()
+                .await?,
+        )
+        .await?;
+        let binary = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(wire::is_media_type);
+        let body = resp.bytes().await?;
+        if binary {
+            Ok(wire::decode(&body)?)
+        } else {
+            Ok(serde_json::from_slice(&body)?)
+        }
     }
 
     // --- typed endpoints ---------------------------------------------------------------------------
@@ -186,8 +211,8 @@ impl Api {
     /// A case; with `since`, also the commits after that one (to check the head descends from it).
     pub async fn get_case(&self, id: CaseId, since: Option<u64>) -> Result<CaseDto> {
         match since {
-            Some(n) => self.get(&format!("/v1/cases/{id}?since={n}")).await,
-            None => self.get(&format!("/v1/cases/{id}")).await,
+            Some(n) => self.get_wire(&format!("/v1/cases/{id}?since={n}")).await,
+            None => self.get_wire(&format!("/v1/cases/{id}")).await,
         }
     }
 

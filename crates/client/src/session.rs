@@ -381,7 +381,7 @@ impl Session {
                         .collect()
                 });
                 let body =
-                    sealed.and_then(|cases| Ok((cases.len(), BatchRequest { cases }.to_json()?)));
+                    sealed.and_then(|cases| Ok((cases.len(), BatchRequest { cases }.to_wire()?)));
                 let failed = body.is_err();
                 if tx.blocking_send(body).is_err() || failed {
                     return;
@@ -684,7 +684,7 @@ pub async fn upload_batches(
     let mut uploads = std::pin::pin!(batches
         .map(|batch| async move {
             let (n, body) = batch?;
-            let resp: BatchResponse = api.post_raw_json("/v1/cases/batch", body).await?;
+            let resp: BatchResponse = api.post_wire("/v1/cases/batch", body).await?;
             if resp.created + resp.already_present != n {
                 return Err(ClientError::Tampered(
                     "the server stored a different number of cases".into(),
