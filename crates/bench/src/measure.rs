@@ -37,6 +37,23 @@ pub struct ReadResult {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// CPU time of this process (client, server and, on SQLite, the database: every thread) per
+    /// read, in µs; `None` where the kernel does not say. Unlike reads/s it does not move with what
+    /// else the machine runs, so an A/B of two builds compares it.
+    pub process_cpu_us_per_read: Option<f64>,
+}
+
+/// CPU time (user + system) of this process so far, all threads, from `/proc/self/stat` (in clock
+/// ticks of 10 ms: USER_HZ is 100 on Linux x86_64 and arm64 whatever the kernel's own tick).
+pub fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // Fields 3.. follow; utime and stime are fields 14 and 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// Prints import progress to stderr about every 10 %.
@@ -98,6 +115,7 @@ where
     }
 
     let issued = Arc::new(AtomicU64::new(0));
+    let cpu_before = process_cpu_time();
     let started = Instant::now();
     let deadline = match limit {
         ReadLimit::Duration(d) => Some(started + d),
@@ -132,6 +150,9 @@ where
         all.extend(r.ctx("read task")??);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = process_cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     all.sort_unstable();
     let reads = all.len() as u64;
     Ok(ReadResult {
@@ -142,6 +163,9 @@ where
         p50_ms: percentile_ms(&all, 50.0),
         p99_ms: percentile_ms(&all, 99.0),
         max_ms: all.last().map_or(f64::NAN, |m| *m as f64 / 1000.0),
+        process_cpu_us_per_read: cpu
+            .filter(|_| reads > 0)
+            .map(|c| c.as_secs_f64() * 1e6 / reads as f64),
     })
 }
 
@@ -252,5 +276,27 @@ mod tests {
         assert_eq!(percentile_ms(&v, 99.0), 99.0);
         assert_eq!(percentile_ms(&[7000], 99.0), 7.0);
         assert!(percentile_ms(&[], 50.0).is_nan());
+    }
+
+    #[test]
+    fn process_cpu_time_grows_with_work() {
+        let before = process_cpu_time().unwrap();
+        let started = Instant::now();
+        let mut x = 0u64;
+        // Busy until the process has used 100 ms more (whatever else runs), for at most 20 s.
+        let worked = loop {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+            }
+            let worked = process_cpu_time().unwrap() - before;
+            if worked >= Duration::from_millis(100) || started.elapsed() > Duration::from_secs(20) {
+                break worked;
+            }
+        };
+        assert!(
+            worked >= Duration::from_millis(100),
+            "{worked:?} in {:?}",
+            started.elapsed()
+        );
     }
 }

@@ -502,6 +502,30 @@ fn backend_main_markdown(s: &mut String, b: &BackendReport) {
     );
     let _ = writeln!(
         s,
+        "| read CPU of the rfl-bench process per read (client + server{}) | {} | {} | {} | | |",
+        if b.backend == "sqlite" {
+            " + SQLite"
+        } else {
+            "; PostgreSQL's own processes not counted"
+        },
+        opt(
+            e.reads.as_ref().and_then(|r| r.process_cpu_us_per_read),
+            |c| format!("{c:.0} µs")
+        ),
+        opt(
+            p.reads.as_ref().and_then(|r| r.process_cpu_us_per_read),
+            |c| format!("{c:.0} µs")
+        ),
+        opt(
+            e.reads
+                .as_ref()
+                .and_then(|r| r.process_cpu_us_per_read)
+                .zip(p.reads.as_ref().and_then(|r| r.process_cpu_us_per_read)),
+            |(e, p)| format!("{:.2}×", e / p.max(1e-9))
+        ),
+    );
+    let _ = writeln!(
+        s,
         "| read latency p50 | {} | {} | {} | | |",
         opt(e.reads.as_ref(), |r| format!("{:.2} ms", r.p50_ms)),
         opt(p.reads.as_ref(), |r| format!("{:.2} ms", r.p50_ms)),
