@@ -14,14 +14,13 @@
 use std::collections::HashSet;
 
 use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use rfl_crypto::{
     parse_commit, parse_envelope_header, state_digest, CommitHash, CommitOp, DevicePublicKey,
     DeviceVerifier, StateDigest, StateEntry,
 };
 use rfl_domain::api::{
-    wire, BatchRequest, BatchResponse, CaseDto, CaseListResponse, CaseSummaryDto, NewCaseDto,
-    RecordDto, RecordKind, RecordWriteDto, StatusRequest, WriteRecordsRequest,
+    BatchRequest, BatchResponse, CaseDto, CaseListResponse, CaseSummaryDto, NewCaseDto, RecordDto,
+    RecordKind, RecordWriteDto, StatusRequest, WriteRecordsRequest,
 };
 use rfl_domain::{CaseId, CaseStatus, MemberId, RecordId};
 use rfl_storage::{
@@ -35,6 +34,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::auth::Caller;
 use crate::config::LimitsConfig;
 use crate::error::{ApiError, Problem};
+use crate::framing::{self, BodyFraming};
 use crate::roles::{Authorized, CaseHolders, Pending};
 use crate::{blocking, State};
 
@@ -442,7 +442,7 @@ async fn create_batch(
     let limits = state.config.limits.clone();
     // Own body limit: a batch may be larger than ordinary JSON bodies.
     let framing = BodyFraming::of(&req)?;
-    let body = read_body(&req, payload, limits.batch_body_bytes).await?;
+    let body = framing::read_body(&req, payload, limits.batch_body_bytes).await?;
     let now = state.now();
     let st = state.clone();
     let created = blocking(move || {
@@ -458,73 +458,6 @@ async fn create_batch(
         already_present: created.already_present,
         last_seq: created.rows.iter().map(|r| r.seq).max().unwrap_or(0),
     }))
-}
-
-/// How a bulk request body is spelled: JSON, or the binary framing of the same types.
-#[derive(Clone, Copy)]
-enum BodyFraming {
-    Json,
-    Binary,
-}
-
-impl BodyFraming {
-    /// From `Content-Type`: JSON when it says so (or says nothing), the binary framing when it names
-    /// it, and 415 for anything else.
-    fn of(req: &HttpRequest) -> Result<BodyFraming, ApiError> {
-        let Some(ct) = req.headers().get(actix_web::http::header::CONTENT_TYPE) else {
-            return Ok(BodyFraming::Json);
-        };
-        let ct = ct.to_str().unwrap_or_default();
-        let media = ct.split(';').next().unwrap_or_default().trim();
-        if media.eq_ignore_ascii_case("application/json") {
-            Ok(BodyFraming::Json)
-        } else if wire::is_media_type(ct) {
-            Ok(BodyFraming::Binary)
-        } else {
-            Err(ApiError::UnsupportedMediaType(format!(
-                "send the body as application/json or {}",
-                wire::MEDIA_TYPE
-            )))
-        }
-    }
-
-    fn decode<T: serde::de::DeserializeOwned>(self, body: &[u8]) -> Result<T, ApiError> {
-        match self {
-            BodyFraming::Json => serde_json::from_slice(body)
-                .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}"))),
-            BodyFraming::Binary => wire::decode(body).map_err(|e| {
-                ApiError::BadRequest(format!("invalid {} body: {e}", wire::MEDIA_TYPE))
-            }),
-        }
-    }
-}
-
-/// The request body, refused past `limit` bytes. The buffer is sized once from `Content-Length`
-/// (a claim only: never beyond `limit`, and the bytes that really come are what counts), so a batch
-/// of several megabytes is not copied into ever larger buffers on the way in.
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<web::BytesMut, ApiError> {
-    let announced = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if announced.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge(limit));
-    }
-    let mut body = web::BytesMut::with_capacity(announced.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -598,11 +531,6 @@ async fn get_case(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let since = query.into_inner().since;
-    let binary = req
-        .headers()
-        .get(actix_web::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(wire::accepts);
     let store = state.store.clone();
     let member = pending.member_id();
     // The caller's standing and the case in one snapshot, one trip to the blocking pool.
@@ -621,23 +549,7 @@ async fn get_case(
         head_commit: bundle.head_commit.map(Into::into),
         commits: bundle.commits_since.into_iter().map(Into::into).collect(),
     };
-    let mut resp = HttpResponse::Ok();
-    resp.insert_header((actix_web::http::header::VARY, "Accept"));
-    if !binary {
-        return Ok(resp.json(dto));
-    }
-    // Sized once: the bytes carried, and a bound on the ids and varints around them.
-    let carried = dto.wrapped_key.0.len()
-        + dto.head_commit.as_ref().map_or(0, |c| c.0.len())
-        + dto.commits.iter().map(|c| c.0.len() + 10).sum::<usize>()
-        + dto
-            .records
-            .iter()
-            .map(|r| r.envelope.0.len() + 96)
-            .sum::<usize>();
-    let body = wire::encode_into(&dto, Vec::with_capacity(carried + 160))
-        .map_err(|e| ApiError::Internal(format!("could not encode a case: {e}")))?;
-    Ok(resp.content_type(wire::MEDIA_TYPE).body(body))
+    framing::case_answer(&req, &dto)
 }
 
 /// Add records or new versions of records with one signed commit, all or nothing. A commit whose

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod error;
+pub mod framing;
 pub mod identity;
 pub mod passkeys;
 pub mod ratelimit;
