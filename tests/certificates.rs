@@ -41,7 +41,7 @@ async fn a_server_that_substitutes_keys_is_caught_before_any_data_key_is_wrapped
 
         // The server swaps B's age recipient for its own inside B's genuine certificate: the signature
         // no longer verifies, and A's client refuses B's keys.
-        let (_, certs) = t.store.society_certificates(soc.id).unwrap();
+        let certs = t.store.society_certificates(soc.id).unwrap().certificates;
         let b_row = certs
             .iter()
             .find(|c| c.subject_id == *b.member_id().as_uuid())
@@ -116,7 +116,7 @@ async fn the_server_keeps_only_certificates_for_its_own_society_and_one_root() {
     let soc = t.society("Red Cross A").await;
     let other = t.society("Red Crescent B").await;
     let cw = t.caseworker(&soc).await;
-    let (_, certs) = t.store.society_certificates(soc.id).unwrap();
+    let certs = t.store.society_certificates(soc.id).unwrap().certificates;
     let hex: Vec<String> = certs
         .iter()
         .map(|c| KeyCertificate::from_bytes(&c.certificate).unwrap().to_hex())

@@ -7,7 +7,7 @@
 //! there, before any case key is wrapped.
 
 use actix_web::{get, post, put, web, HttpResponse};
-use rfl_crypto::{CertifiedRole, KeyCertificate};
+use rfl_crypto::{CertifiedRole, DevicePublicKey, KeyCertificate, RevocationList};
 use rfl_domain::api::Base64Bytes;
 use rfl_domain::{MemberId, Role, SocietyId};
 use rfl_storage::{CertificateRow, Store};
@@ -23,7 +23,10 @@ use crate::{blocking, State};
 const MAX_CERTIFICATES: usize = 1000;
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(set_root).service(add).service(list);
+    cfg.service(set_root)
+        .service(add)
+        .service(certificates)
+        .service(publish_revocations);
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -52,6 +55,20 @@ pub struct CertificatesResponse {
     pub root_public_key: Option<Base64Bytes>,
     /// Every subject's current certificate, lowercase hex.
     pub certificates: Vec<String>,
+    /// The society's latest certificate revocation list, lowercase hex (`RevocationList::to_hex`;
+    /// docs/crypto.md), or null before the first. Clients refuse a list older than one they saw.
+    #[schema(pattern = "^([0-9a-f]{2})+$")]
+    pub revocations: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationListRequest {
+    /// The society's next revocation list, lowercase hex: signed by the calling admin's device key
+    /// (or the society root), numbered one more than the latest, naming its hash, and holding every
+    /// entry it holds.
+    #[schema(pattern = "^([0-9a-f]{2})+$", min_length = 2)]
+    pub list: String,
 }
 
 fn role_of(role: CertifiedRole) -> Option<Role> {
@@ -77,6 +94,12 @@ fn check(
         )));
     }
     let soc = store.society(society)?.ok_or(ApiError::NotFound)?;
+    // Keys on the society's revocation list are not certified again (clients would not trust them).
+    let revoked = store
+        .latest_revocation_list(society)?
+        .map(|l| RevocationList::from_bytes(&l))
+        .transpose()
+        .map_err(|_| ApiError::Internal("the stored revocation list does not parse".into()))?;
     // One read for all members (no query per certificate).
     let members: std::collections::HashMap<MemberId, rfl_storage::Member> = store
         .society_members(society)?
@@ -87,6 +110,15 @@ fn check(
         .map(|h| {
             let cert = KeyCertificate::from_hex(h.trim())
                 .map_err(|e| ApiError::BadRequest(format!("a certificate is malformed: {e}")))?;
+            if revoked.as_ref().is_some_and(|r| {
+                r.body().entries.iter().any(|e| {
+                    e.subject_id == cert.subject_id() && e.keys_digest == cert.keys_digest()
+                })
+            }) {
+                return Err(ApiError::Unprocessable(
+                    "a certificate is for keys the society revoked: certify new keys".into(),
+                ));
+            }
             if cert.society_id() != *society.as_uuid() {
                 return Err(ApiError::Unprocessable(
                     "a certificate is for another society".into(),
@@ -185,17 +217,108 @@ async fn add(
 #[utoipa::path(tag = "certificates", operation_id = "list_certificates", security(("bearer" = [])), responses(
     (status = 200, body = CertificatesResponse), (status = 401, body = Problem), (status = 403, body = Problem)))]
 #[get("/society/certificates")]
-async fn list(
+async fn certificates(
     state: State,
     Authorized(caller, _): Authorized<SocietyPeople>,
 ) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
-    let (root, rows) = blocking(move || Ok(store.society_certificates(caller.society_id)?)).await?;
+    let t = blocking(move || Ok(store.society_certificates(caller.society_id)?)).await?;
     Ok(HttpResponse::Ok().json(CertificatesResponse {
-        root_public_key: root.map(|r| Base64Bytes(r.to_vec())),
-        certificates: rows
-            .iter()
-            .map(|r| r.certificate.iter().map(|b| format!("{b:02x}")).collect())
-            .collect(),
+        root_public_key: t.root.map(|r| Base64Bytes(r.to_vec())),
+        certificates: t.certificates.iter().map(|r| hex(&r.certificate)).collect(),
+        revocations: t.revocations.as_deref().map(hex),
     }))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks an uploaded revocation list against what the server knows: it parses, is for `society`,
+/// is signed by `signer` (the caller's registered device key) or the society root, and follows the
+/// latest stored list (numbered one more, naming its hash, keeping every entry). The signature is
+/// checked so that the server keeps no list that its clients would refuse.
+fn check_revocations(
+    store: &Store,
+    society: SocietyId,
+    signer: &DevicePublicKey,
+    hex: &str,
+) -> Result<RevocationList, ApiError> {
+    let list = RevocationList::from_hex(hex.trim())
+        .map_err(|e| ApiError::BadRequest(format!("the revocation list is malformed: {e}")))?;
+    let body = list.body();
+    if body.society_id != *society.as_uuid() {
+        return Err(ApiError::Unprocessable(
+            "the revocation list is for another society".into(),
+        ));
+    }
+    let trust = store.society_certificates(society)?;
+    let by_root = trust
+        .root
+        .is_some_and(|r| list.signed_by(&DevicePublicKey::from_bytes(r)));
+    if !by_root && !list.signed_by(signer) {
+        return Err(ApiError::Unprocessable(
+            "the revocation list is not signed by your device key or the society root".into(),
+        ));
+    }
+    let latest = trust
+        .revocations
+        .as_deref()
+        .map(RevocationList::from_bytes)
+        .transpose()
+        .map_err(|_| ApiError::Internal("the stored revocation list does not parse".into()))?;
+    let expected = latest.as_ref().map_or(1, |l| l.body().number + 1);
+    if body.number != expected {
+        return Err(ApiError::Conflict(format!(
+            "the revocation list must be number {expected}: reload it and sign again"
+        )));
+    }
+    if let Some(l) = &latest {
+        if body.previous != l.hash() {
+            return Err(ApiError::Unprocessable(
+                "the revocation list does not name the latest list as its previous".into(),
+            ));
+        }
+        let kept = |e: &rfl_crypto::RevocationEntry| {
+            body.entries
+                .iter()
+                .any(|n| n.subject_id == e.subject_id && n.keys_digest == e.keys_digest)
+        };
+        if !l.body().entries.iter().all(kept) {
+            return Err(ApiError::Unprocessable(
+                "the revocation list drops an earlier revocation".into(),
+            ));
+        }
+    }
+    Ok(list)
+}
+
+/// Publish the society's next certificate revocation list (society admin; needs a recent passkey
+/// sign-in). Clients stop wrapping case keys to the listed keys and stop counting their signatures
+/// on commits dated after the revocation. `rfl member revoke` signs and sends it.
+#[utoipa::path(tag = "certificates", security(("bearer" = [])), request_body = RevocationListRequest, responses(
+    (status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+    (status = 409, description = "Not the next list: reload it and sign again", body = Problem),
+    (status = 422, body = Problem)))]
+#[put("/society/revocations")]
+async fn publish_revocations(
+    state: State,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
+    body: web::Json<RevocationListRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    let store = state.store.clone();
+    let now = state.now();
+    let (number, count) = blocking(move || {
+        let me = store.member(caller.member_id)?.ok_or(ApiError::NotFound)?;
+        let signer = DevicePublicKey::from_slice(&me.signing_key)
+            .map_err(|_| ApiError::Internal("a stored device key is not 32 bytes".into()))?;
+        let list = check_revocations(&store, caller.society_id, &signer, &req.list)?;
+        let number = list.body().number;
+        store.add_revocation_list(caller.society_id, number, list.to_bytes(), now)?;
+        Ok((number, list.body().entries.len()))
+    })
+    .await?;
+    tracing::info!(society = %caller.society_id, by = %caller.member_id, number, revoked = count, "revocation list published");
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -32,23 +32,41 @@ pub trait HeadStore: Send + Sync {
     fn get(&self, case: CaseId) -> Option<KnownHead>;
     /// Records a head that was verified and descends from any earlier one.
     fn put(&self, case: CaseId, head: KnownHead) -> Result<()>;
+    /// The latest society revocation list this client verified (its bytes), to catch a server that
+    /// serves an older one or none (`Trust::verify`).
+    fn revocations(&self) -> Option<Vec<u8>>;
+    /// Records a revocation list that was verified and follows any earlier one.
+    fn put_revocations(&self, list: &[u8]) -> Result<()>;
 }
 
 /// Heads kept in memory for one session.
 #[derive(Default)]
-pub struct MemoryHeads(Mutex<HashMap<CaseId, KnownHead>>);
+pub struct MemoryHeads {
+    heads: Mutex<HashMap<CaseId, KnownHead>>,
+    revocations: Mutex<Option<Vec<u8>>>,
+}
+
+fn poisoned() -> ClientError {
+    ClientError::Invalid("heads lock poisoned".into())
+}
 
 impl HeadStore for MemoryHeads {
     fn get(&self, case: CaseId) -> Option<KnownHead> {
-        self.0.lock().ok().and_then(|m| m.get(&case).copied())
+        self.heads.lock().ok().and_then(|m| m.get(&case).copied())
     }
 
     fn put(&self, case: CaseId, head: KnownHead) -> Result<()> {
-        let mut m = self
-            .0
-            .lock()
-            .map_err(|_| ClientError::Invalid("heads lock poisoned".into()))?;
+        let mut m = self.heads.lock().map_err(|_| poisoned())?;
         keep_newer(&mut m, case, head);
+        Ok(())
+    }
+
+    fn revocations(&self) -> Option<Vec<u8>> {
+        self.revocations.lock().ok().and_then(|r| r.clone())
+    }
+
+    fn put_revocations(&self, list: &[u8]) -> Result<()> {
+        *self.revocations.lock().map_err(|_| poisoned())? = Some(list.to_vec());
         Ok(())
     }
 }
@@ -71,6 +89,9 @@ struct Signed {
     member_id: MemberId,
     /// case id → (commit number, commit hash in hex)
     heads: BTreeMap<String, (u64, String)>,
+    /// The latest revocation list verified, in hex (absent in files from before revocation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revocations: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -86,7 +107,13 @@ pub struct FileHeads {
     path: PathBuf,
     member: MemberId,
     key: Arc<crate::keystore::DeviceKeys>,
-    cache: Mutex<HashMap<CaseId, KnownHead>>,
+    cache: Mutex<Loaded>,
+}
+
+#[derive(Default)]
+struct Loaded {
+    heads: HashMap<CaseId, KnownHead>,
+    revocations: Option<Vec<u8>>,
 }
 
 impl FileHeads {
@@ -108,13 +135,10 @@ impl FileHeads {
             path,
             member,
             key: keys,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Loaded::default()),
         };
         let loaded = heads.load()?;
-        *heads
-            .cache
-            .lock()
-            .map_err(|_| ClientError::Invalid("heads lock poisoned".into()))? = loaded;
+        *heads.cache.lock().map_err(|_| poisoned())? = loaded;
         Ok(heads)
     }
 
@@ -122,10 +146,10 @@ impl FileHeads {
         self.key.case_key()
     }
 
-    fn load(&self) -> Result<HashMap<CaseId, KnownHead>> {
+    fn load(&self) -> Result<Loaded> {
         let text = match std::fs::read(&self.path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::default()),
             Err(e) => return Err(e.into()),
         };
         let altered = || {
@@ -150,17 +174,29 @@ impl FileHeads {
             let hash = CommitHash::from_hex(&hash).map_err(|_| altered())?;
             out.insert(case, KnownHead { seq, hash });
         }
-        Ok(out)
+        let revocations = match file.signed.revocations {
+            Some(h) => Some(hex_decode(&h).ok_or_else(altered)?),
+            None => None,
+        };
+        Ok(Loaded {
+            heads: out,
+            revocations,
+        })
     }
 
-    fn save(&self, heads: &HashMap<CaseId, KnownHead>) -> Result<()> {
+    fn save(&self, state: &Loaded) -> Result<()> {
         let signed = Signed {
             format: FORMAT.to_owned(),
             member_id: self.member,
-            heads: heads
+            heads: state
+                .heads
                 .iter()
                 .map(|(c, h)| (c.to_string(), (h.seq, h.hash.to_hex())))
                 .collect(),
+            revocations: state
+                .revocations
+                .as_ref()
+                .map(|r| r.iter().map(|b| format!("{b:02x}")).collect()),
         };
         let mac = self.kwk()?.local_state_mac(&serde_json::to_vec(&signed)?);
         let file = HeadsFile {
@@ -173,23 +209,49 @@ impl FileHeads {
 
 impl HeadStore for FileHeads {
     fn get(&self, case: CaseId) -> Option<KnownHead> {
-        self.cache.lock().ok().and_then(|m| m.get(&case).copied())
+        self.cache
+            .lock()
+            .ok()
+            .and_then(|m| m.heads.get(&case).copied())
     }
 
     fn put(&self, case: CaseId, head: KnownHead) -> Result<()> {
-        let mut m = self
-            .cache
-            .lock()
-            .map_err(|_| ClientError::Invalid("heads lock poisoned".into()))?;
-        if m.get(&case).is_some_and(|k| k.seq >= head.seq) {
+        let mut m = self.cache.lock().map_err(|_| poisoned())?;
+        if m.heads.get(&case).is_some_and(|k| k.seq >= head.seq) {
             return Ok(());
         }
-        // Another `rfl` process with this keystore may have written meanwhile: keep the newer of each.
-        for (c, h) in self.load()? {
-            keep_newer(&mut m, c, h);
-        }
-        keep_newer(&mut m, case, head);
+        self.merge_from_disk(&mut m)?;
+        keep_newer(&mut m.heads, case, head);
         self.save(&m)
+    }
+
+    fn revocations(&self) -> Option<Vec<u8>> {
+        self.cache.lock().ok().and_then(|m| m.revocations.clone())
+    }
+
+    fn put_revocations(&self, list: &[u8]) -> Result<()> {
+        let mut m = self.cache.lock().map_err(|_| poisoned())?;
+        if m.revocations.as_deref() == Some(list) {
+            return Ok(());
+        }
+        self.merge_from_disk(&mut m)?;
+        m.revocations = Some(list.to_vec());
+        self.save(&m)
+    }
+}
+
+impl FileHeads {
+    /// Another `rfl` process with this keystore may have written meanwhile: keep the newer of each
+    /// head (the revocation list is the caller's, which it checked follows what it had loaded).
+    fn merge_from_disk(&self, m: &mut Loaded) -> Result<()> {
+        let disk = self.load()?;
+        for (c, h) in disk.heads {
+            keep_newer(&mut m.heads, c, h);
+        }
+        if m.revocations.is_none() {
+            m.revocations = disk.revocations;
+        }
+        Ok(())
     }
 }
 

@@ -114,7 +114,9 @@ pub struct Session {
     society: Option<SocietyResponse>,
     /// Signing keys of the society's members, by member id: whose signatures count (only keys the
     /// pinned root certifies, and this session's own).
-    directory: std::sync::RwLock<HashMap<MemberId, DeviceVerifier>>,
+    /// Certified signing keys by member, with the time (Unix seconds) their keys were revoked, if
+    /// they were: a revoked key's signature counts only on a commit dated before it.
+    directory: std::sync::RwLock<HashMap<MemberId, (DeviceVerifier, Option<i64>)>>,
     /// Fingerprint of the society root key this person was given out of band.
     pinned_root: Option<String>,
     /// The keys verified against the pinned root.
@@ -237,17 +239,20 @@ impl Session {
         let trust = self.load_trust().await?;
         // Each certified key decompressed once: a first open verifies one head by one of them. A
         // certified "key" that is no curve point verifies nothing, so its member is left out.
-        let mut fresh: HashMap<MemberId, DeviceVerifier> = trust
-            .certificates
+        let revoked = trust
+            .revoked
             .iter()
-            .filter_map(|(id, (_, v))| {
+            .map(|(id, (_, v, at))| (id, v, Some(*at)));
+        let mut fresh: HashMap<MemberId, (DeviceVerifier, Option<i64>)> = revoked
+            .chain(trust.certificates.iter().map(|(id, (_, v))| (id, v, None)))
+            .filter_map(|(id, v, at)| {
                 let k = v.signing_key()?.verifier().ok()?;
-                Some((MemberId::from_uuid(*id), k))
+                Some((MemberId::from_uuid(*id), (k, at)))
             })
             .collect();
         fresh.insert(
             self.me.member_id,
-            self.keys.signing.public_key().verifier()?,
+            (self.keys.signing.public_key().verifier()?, None),
         );
         *self
             .directory
@@ -279,11 +284,14 @@ impl Session {
         Ok(f(&t))
     }
 
-    fn author_key(&self, author: MemberId) -> Option<DeviceVerifier> {
-        self.directory
-            .read()
-            .ok()
-            .and_then(|d| d.get(&author).copied())
+    /// The certified key of `author` for a commit dated `created_at_ms`: none if the author is not
+    /// certified, or if their keys were revoked at or before that time.
+    fn author_key(&self, author: MemberId, created_at_ms: i64) -> Option<DeviceVerifier> {
+        let (key, revoked_at) = self.directory.read().ok()?.get(&author).copied()?;
+        match revoked_at {
+            Some(at) if created_at_ms >= at.saturating_mul(1000) => None,
+            _ => Some(key),
+        }
     }
 
     /// The society escrow key as the pinned root certifies it; cases cannot be created without it.

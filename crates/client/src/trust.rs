@@ -9,11 +9,13 @@
 use std::collections::HashMap;
 
 use rfl_crypto::{
-    issue_admin_cert, issue_escrow_cert, issue_member_cert, subject_keys_fingerprint, verify_chain,
-    wrap_escrow_identity, AgeIdentity, AgeRecipient, CertifiedRole, DevicePublicKey,
-    KeyCertificate, RootPublicKey, SocietyRootKey, Validity, VerifiedKeys,
+    issue_admin_cert, issue_escrow_cert, issue_member_cert, subject_keys_digest,
+    subject_keys_fingerprint, verify_chain, wrap_escrow_identity, AgeIdentity, AgeRecipient,
+    CertifiedRole, DevicePublicKey, KeyCertificate, RevocationEntry, RevocationList,
+    RevocationListBody, RevocationReason, RootPublicKey, SocietyRootKey, Validity, VerifiedKeys,
+    VerifiedRevocations,
 };
-use rfl_domain::api::{Base64Bytes, EscrowDto};
+use rfl_domain::api::{Base64Bytes, EscrowDto, MemberDto};
 use rfl_domain::{MemberId, Role};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -31,46 +33,124 @@ const SKEW_SECS: i64 = 300;
 /// The keys a session verified against its pinned root.
 #[derive(Debug, Default)]
 pub struct Trust {
-    /// Verified certificates by subject (member id; the society id for the escrow key).
+    /// Verified certificates by subject (member id; the society id for the escrow key), none of
+    /// them revoked.
     pub(crate) certificates: HashMap<Uuid, (KeyCertificate, VerifiedKeys)>,
+    /// Certificates that verified but whose keys the society revoked, with the revocation time
+    /// (Unix seconds): never wrapped to, and their signatures count only on commits dated before it.
+    pub(crate) revoked: HashMap<Uuid, (KeyCertificate, VerifiedKeys, i64)>,
+    /// The society's revocation list, verified.
+    pub(crate) revocations: Option<VerifiedRevocations>,
 }
 
 impl Trust {
     /// Verifies every certificate the server returned against `root`; those that fail are left out.
+    /// The revocation list, if any, must verify (signed by the root or a certified admin) and must
+    /// follow `seen`, the last list this client verified: a server that serves none after one was
+    /// seen, an older one or one that drops an entry is refused with [`ClientError::Tampered`].
+    /// Keys on the list move to [`Trust::revoked`], and so do the members certified by a revoked
+    /// admin (their issuer is no longer trusted).
     pub(crate) fn verify(
         root: &RootPublicKey,
         society: Uuid,
         certs: Vec<KeyCertificate>,
+        list: Option<RevocationList>,
+        seen: Option<&RevocationList>,
         now: i64,
-    ) -> Trust {
-        let mut out = HashMap::new();
+    ) -> Result<Trust> {
         let (by_root, by_admin): (Vec<_>, Vec<_>) =
             certs.into_iter().partition(|c| c.role().issued_by_root());
-        let mut admins = Vec::new();
+        let mut verified_root = Vec::new();
         for c in by_root {
             if let Ok(v) = verify_chain(root, society, std::slice::from_ref(&c), now) {
-                if c.role() == CertifiedRole::SocietyAdmin {
-                    admins.push(c.clone());
-                }
-                out.insert(c.subject_id(), (c, v));
+                verified_root.push((c, v));
             }
         }
+        let admin_keys: Vec<VerifiedKeys> = verified_root
+            .iter()
+            .filter(|(c, _)| c.role() == CertifiedRole::SocietyAdmin)
+            .map(|(_, v)| v.clone())
+            .collect();
+        let revocations = match list {
+            Some(list) => Some(list.verify(root, society, &admin_keys).map_err(|e| {
+                ClientError::Tampered(format!("the society's revocation list is not genuine: {e}"))
+            })?),
+            None => None,
+        };
+        match (seen, &revocations) {
+            (Some(_), None) => {
+                return Err(ClientError::Tampered(
+                    "the server no longer serves the society's revocation list this client saw                      before: revoked keys would count again"
+                        .into(),
+                ))
+            }
+            (Some(old), Some(new)) => new.check_follows(old).map_err(|e| {
+                ClientError::Tampered(format!("the server rolled the revocation list back: {e}"))
+            })?,
+            (None, _) => {}
+        }
+        let revoked_at = |c: &KeyCertificate| {
+            revocations.as_ref().and_then(|r| {
+                r.entries()
+                    .iter()
+                    .find(|e| e.subject_id == c.subject_id() && e.keys_digest == c.keys_digest())
+                    .map(|e| e.revoked_at)
+            })
+        };
+        let mut trust = Trust {
+            revocations: None,
+            ..Trust::default()
+        };
+        let mut admins = Vec::new();
+        for (c, v) in verified_root {
+            if let Some(at) = revoked_at(&c) {
+                trust.revoked.insert(c.subject_id(), (c, v, at));
+                continue;
+            }
+            if c.role() == CertifiedRole::SocietyAdmin {
+                admins.push(c.clone());
+            }
+            trust.certificates.insert(c.subject_id(), (c, v));
+        }
+        let revoked_admins: Vec<(KeyCertificate, i64)> = trust
+            .revoked
+            .values()
+            .filter(|(c, _, _)| c.role() == CertifiedRole::SocietyAdmin)
+            .map(|(c, _, at)| (c.clone(), *at))
+            .collect();
         for c in by_admin {
-            let issuer = admins
-                .iter()
-                .find(|a| a.signing_key().map(|k| k.as_bytes()) == Some(c.issuer_key()));
-            if let Some(admin) = issuer {
+            let by =
+                |a: &KeyCertificate| a.signing_key().map(|k| k.as_bytes()) == Some(c.issuer_key());
+            if let Some(admin) = admins.iter().find(|a| by(a)) {
                 if let Ok(v) = verify_chain(root, society, &[admin.clone(), c.clone()], now) {
-                    out.insert(c.subject_id(), (c, v));
+                    match revoked_at(&c) {
+                        Some(at) => {
+                            trust.revoked.insert(c.subject_id(), (c, v, at));
+                        }
+                        None => {
+                            trust.certificates.insert(c.subject_id(), (c, v));
+                        }
+                    }
+                }
+            } else if let Some((admin, admin_at)) = revoked_admins.iter().find(|(a, _)| by(a)) {
+                if let Ok(v) = verify_chain(root, society, &[admin.clone(), c.clone()], now) {
+                    let at = revoked_at(&c).map_or(*admin_at, |own| own.min(*admin_at));
+                    trust.revoked.insert(c.subject_id(), (c, v, at));
                 }
             }
         }
-        Trust { certificates: out }
+        trust.revocations = revocations;
+        Ok(trust)
     }
 
-    /// The verified keys of `subject`.
+    /// The verified keys of `subject`, if not revoked.
     pub fn get(&self, subject: Uuid) -> Option<&VerifiedKeys> {
         self.certificates.get(&subject).map(|(_, v)| v)
+    }
+
+    /// Whether `subject` has verified keys that the society revoked (and no unrevoked ones).
+    pub fn is_revoked(&self, subject: Uuid) -> bool {
+        !self.certificates.contains_key(&subject) && self.revoked.contains_key(&subject)
     }
 }
 
@@ -78,12 +158,30 @@ impl Trust {
 struct CertificatesResponse {
     root_public_key: Option<Base64Bytes>,
     certificates: Vec<String>,
+    #[serde(default)]
+    revocations: Option<String>,
 }
 
 #[derive(Serialize)]
 struct SetRoot {
     root_public_key: Base64Bytes,
     certificates: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct RevocationListRequest {
+    list: String,
+}
+
+/// What [`Session::revoke_member`] did.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Revoked {
+    /// The member.
+    pub member: MemberId,
+    /// The revocation list it published (none if their keys were already listed).
+    pub list_number: Option<u64>,
+    /// Whether it suspended the member (false if already suspended).
+    pub suspended: bool,
 }
 
 #[derive(Serialize)]
@@ -143,12 +241,29 @@ impl Session {
             .iter()
             .filter_map(|h| KeyCertificate::from_hex(h).ok())
             .collect();
-        Ok(Trust::verify(
-            &root,
-            *self.society_id().as_uuid(),
-            certs,
-            now_secs(),
-        ))
+        let list = resp
+            .revocations
+            .as_deref()
+            .map(RevocationList::from_hex)
+            .transpose()
+            .map_err(|e| {
+                ClientError::Tampered(format!("the society's revocation list is malformed: {e}"))
+            })?;
+        let society = *self.society_id().as_uuid();
+        // The last list this client verified (kept MAC'd beside the keystore by `rfl`).
+        let seen = self
+            .heads()
+            .revocations()
+            .map(|bytes| RevocationList::from_bytes(&bytes))
+            .transpose()
+            .map_err(|e| ClientError::Tampered(format!("the revocation list kept locally: {e}")))?;
+        let trust = Trust::verify(&root, society, certs, list, seen.as_ref(), now_secs())?;
+        if let Some(r) = &trust.revocations {
+            if seen.as_ref().map(|s| s.hash()) != Some(r.hash()) {
+                self.heads().put_revocations(r.list().to_bytes())?;
+            }
+        }
+        Ok(trust)
     }
 
     /// The verified keys of a member, for wrapping a case key to them: refused with a clear error if
@@ -163,6 +278,11 @@ impl Session {
                 self.with_trust(|t| t.get(*member.as_uuid()).cloned())?
             }
         };
+        if found.is_none() && self.with_trust(|t| t.is_revoked(*member.as_uuid()))? {
+            return Err(ClientError::Invalid(format!(
+                "the keys of member {member} were revoked by your society: nothing is wrapped to them"
+            )));
+        }
         found.ok_or_else(|| {
             ClientError::Tampered(format!(
                 "member {member} has no certificate that verifies against your society's root: \
@@ -235,14 +355,11 @@ impl Session {
         Ok(root)
     }
 
-    /// An admin certifies a member's keys, after comparing `keys_fingerprint` (read out by the member,
-    /// out of band) with the keys the server lists for them: a server that substituted the keys is
-    /// caught here, before anything is signed.
-    pub async fn certify_member(
+    /// A member of this society as the server lists them, with the public keys they registered.
+    async fn registered_keys(
         &self,
         member: MemberId,
-        keys_fingerprint_read_out: &str,
-    ) -> Result<()> {
+    ) -> Result<(MemberDto, DevicePublicKey, AgeRecipient)> {
         let m = self
             .api()
             .members()
@@ -253,6 +370,126 @@ impl Session {
             .ok_or_else(|| ClientError::Invalid(format!("no member {member} in your society")))?;
         let signing = DevicePublicKey::from_slice(&m.signing_key.0)?;
         let recipient = AgeRecipient::parse(&m.age_recipient)?;
+        Ok((m, signing, recipient))
+    }
+
+    /// An admin revokes every key of `member` the society knows (their registered keys and any
+    /// certified ones) by publishing the next revocation list, signed with this admin's device key,
+    /// then suspends the member. Clients stop wrapping case keys to them at once. Running it again
+    /// after a failure finishes the job: keys already listed are not listed twice, and a list
+    /// published meanwhile by another admin is reloaded and followed.
+    pub async fn revoke_member(
+        &self,
+        member: MemberId,
+        reason: RevocationReason,
+    ) -> Result<Revoked> {
+        if member == self.member_id() {
+            return Err(ClientError::Invalid(
+                "you cannot revoke your own keys: another admin (or the society root) must".into(),
+            ));
+        }
+        let (m, signing, recipient) = self.registered_keys(member).await?;
+        let registered = subject_keys_digest(Some(&signing), &recipient);
+        let mut published = None;
+        for _attempt in 0..3 {
+            self.reload_members().await?;
+            let (previous, certified) = self.with_trust(|t| {
+                let certified: Vec<[u8; 32]> = t
+                    .certificates
+                    .get(member.as_uuid())
+                    .map(|(c, _)| c.keys_digest())
+                    .into_iter()
+                    .collect();
+                (t.revocations.clone(), certified)
+            })?;
+            let now = now_secs();
+            let added: Vec<RevocationEntry> = std::iter::once(registered)
+                .chain(certified)
+                .map(|keys_digest| RevocationEntry {
+                    subject_id: *member.as_uuid(),
+                    keys_digest,
+                    revoked_at: now,
+                    reason,
+                })
+                .filter(|e| {
+                    !previous
+                        .as_ref()
+                        .is_some_and(|p| p.is_revoked(e.subject_id, &e.keys_digest))
+                })
+                .collect();
+            if added.is_empty() {
+                break;
+            }
+            let list = RevocationListBody::next(
+                *self.society_id().as_uuid(),
+                previous.as_ref(),
+                &added,
+                now,
+            )?
+            .sign_by_admin(&self.keys().signing)?;
+            match self
+                .api()
+                .put_no_content(
+                    "/v1/society/revocations",
+                    &RevocationListRequest {
+                        list: list.to_hex(),
+                    },
+                )
+                .await
+            {
+                Ok(()) => {
+                    published = Some(list.body().number);
+                    break;
+                }
+                // Another admin published a list meanwhile: reload it and sign the next one.
+                Err(ClientError::Api { status: 409, .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        self.reload_members().await?;
+        let listed = self.with_trust(|t| {
+            t.revocations
+                .as_ref()
+                .is_some_and(|r| r.is_revoked(*member.as_uuid(), &registered))
+        })?;
+        if !listed {
+            return Err(ClientError::Invalid(
+                "the revocation list kept changing while this ran: run the command again".into(),
+            ));
+        }
+        let suspended = if m.suspended {
+            false
+        } else {
+            self.api().suspend(member).await?;
+            true
+        };
+        Ok(Revoked {
+            member,
+            list_number: published,
+            suspended,
+        })
+    }
+
+    /// An admin certifies a member's keys, after comparing `keys_fingerprint` (read out by the member,
+    /// out of band) with the keys the server lists for them: a server that substituted the keys is
+    /// caught here, before anything is signed.
+    pub async fn certify_member(
+        &self,
+        member: MemberId,
+        keys_fingerprint_read_out: &str,
+    ) -> Result<()> {
+        let (m, signing, recipient) = self.registered_keys(member).await?;
+        let digest = subject_keys_digest(Some(&signing), &recipient);
+        if self.with_trust(|t| {
+            t.revocations
+                .as_ref()
+                .is_some_and(|r| r.is_revoked(*member.as_uuid(), &digest))
+        })? {
+            return Err(ClientError::Invalid(
+                "these keys were revoked: the member must enrol new keys before they are certified"
+                    .into(),
+            ));
+        }
         if keys_fingerprint(&signing, &recipient) != keys_fingerprint_read_out.trim() {
             return Err(ClientError::Tampered(
                 "the keys the server lists for this member are not the ones they read out: not certified"

@@ -61,7 +61,7 @@ impl SocietyRootKey {
         RootPublicKey(*self.0.public_key().as_bytes())
     }
 
-    fn sign(&self, msg: &[u8]) -> [u8; 64] {
+    pub(crate) fn sign_raw(&self, msg: &[u8]) -> [u8; 64] {
         self.0.sign(msg)
     }
 }
@@ -122,7 +122,7 @@ impl RootPublicKey {
         fingerprint.trim().eq_ignore_ascii_case(&self.fingerprint())
     }
 
-    fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
+    pub(crate) fn verify_raw(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
         signature::UnparsedPublicKey::new(&signature::ED25519, &self.0)
             .verify(msg, sig)
             .map_err(|_| CryptoError::BadSignature)
@@ -311,6 +311,11 @@ impl KeyCertificate {
         subject_keys_fingerprint(self.signing_key.as_ref(), &self.age_recipient)
     }
 
+    /// [`subject_keys_digest`] of the certified keys (what a revocation list names).
+    pub fn keys_digest(&self) -> [u8; 32] {
+        subject_keys_digest(self.signing_key.as_ref(), &self.age_recipient)
+    }
+
     /// Everything before the signature.
     fn tbs(&self) -> Vec<u8> {
         let recipient = self.age_recipient.to_string();
@@ -488,14 +493,12 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Fingerprint of a subject's public keys, for the admin to compare out of band with
-/// what the subject's own device shows before signing a certificate: lowercase hex of
-/// the first 16 bytes of SHA-256(`"rfl-subject-keys-v1"` ‖ flag u8 ‖ [signing key 32]
-/// ‖ recipient length u16 ‖ recipient).
-pub fn subject_keys_fingerprint(
+/// Digest of a subject's public keys: SHA-256(`"rfl-subject-keys-v1"` ‖ flag u8 ‖ [signing key
+/// 32] ‖ recipient length u16 ‖ recipient). Revocation lists name keys by it.
+pub fn subject_keys_digest(
     signing_key: Option<&DevicePublicKey>,
     age_recipient: &AgeRecipient,
-) -> String {
+) -> [u8; 32] {
     let recipient = age_recipient.to_string();
     let mut m = Vec::with_capacity(SUBJECT_FP_DOMAIN.len() + 35 + recipient.len());
     m.extend_from_slice(SUBJECT_FP_DOMAIN);
@@ -512,8 +515,17 @@ pub fn subject_keys_fingerprint(
             .to_be_bytes(),
     );
     m.extend_from_slice(recipient.as_bytes());
-    let d = ring::digest::digest(&ring::digest::SHA256, &m);
-    to_hex(&d.as_ref()[..16])
+    crate::commit::sha256(&m)
+}
+
+/// Fingerprint of a subject's public keys, for the admin to compare out of band with
+/// what the subject's own device shows before signing a certificate: lowercase hex of
+/// the first 16 bytes of [`subject_keys_digest`].
+pub fn subject_keys_fingerprint(
+    signing_key: Option<&DevicePublicKey>,
+    age_recipient: &AgeRecipient,
+) -> String {
+    to_hex(&subject_keys_digest(signing_key, age_recipient)[..16])
 }
 
 // ---------------------------------------------------------------------------
@@ -557,7 +569,7 @@ pub fn issue_admin_cert(
         issuer: *root.public().as_bytes(),
         signature: [0u8; 64],
     };
-    finish(cert, |m| root.sign(m))
+    finish(cert, |m| root.sign_raw(m))
 }
 
 /// The society root certifies the society escrow recipient (subject id = society id).
@@ -577,7 +589,7 @@ pub fn issue_escrow_cert(
         issuer: *root.public().as_bytes(),
         signature: [0u8; 64],
     };
-    finish(cert, |m| root.sign(m))
+    finish(cert, |m| root.sign_raw(m))
 }
 
 /// An admin certifies a member (caseworker, auditor or sync agent) of the admin's
@@ -663,6 +675,11 @@ impl VerifiedKeys {
         &self.age_recipient
     }
 
+    /// [`subject_keys_digest`] of these keys.
+    pub fn keys_digest(&self) -> [u8; 32] {
+        subject_keys_digest(self.signing_key.as_ref(), &self.age_recipient)
+    }
+
     /// Last second at which every certificate of the chain is valid.
     pub fn valid_until(&self) -> i64 {
         self.valid_until
@@ -720,7 +737,7 @@ pub fn verify_chain(
     if first.issuer != *root.as_bytes() {
         return Err(cert_err("certificate not issued by the society root"));
     }
-    verify_one(first, |m, s| root.verify(m, s), society_id, now_secs)?;
+    verify_one(first, |m, s| root.verify_raw(m, s), society_id, now_secs)?;
     if !first.role.issued_by_root() {
         return Err(cert_err(
             "the society root issues only admin and escrow certificates",
@@ -1168,7 +1185,7 @@ mod tests {
         // The root does not sign caseworkers directly.
         let mut c = member(&s, CertifiedRole::Caseworker).cert;
         c.issuer = *s.root.public().as_bytes();
-        c.signature = s.root.sign(&c.signed_message());
+        c.signature = s.root.sign_raw(&c.signed_message());
         assert_eq!(
             reason(verify_chain(&s.root.public(), s.id, &[c], NOW)),
             "the society root issues only admin and escrow certificates"

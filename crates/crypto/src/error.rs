@@ -73,6 +73,10 @@ pub enum CryptoError {
     /// identity's message hook, never into this error).
     #[error("age plugin `{0}` failed to wrap or unwrap the key")]
     PluginFailed(String),
+    /// A certificate revocation list was rejected (the reason is given; it never contains key
+    /// bytes).
+    #[error("revocation list rejected: {0}")]
+    Revocation(&'static str),
     /// A key certificate names a role this build does not understand.
     #[error("unknown certified role {0}")]
     UnknownRole(u8),

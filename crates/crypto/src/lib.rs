@@ -30,6 +30,7 @@ mod keywrap;
 mod passphrase;
 #[cfg(feature = "plugin")]
 mod plugin;
+mod revocation;
 mod selfwrap;
 mod wrap;
 
@@ -40,8 +41,9 @@ pub use attachment::{AttachmentOpener, AttachmentSealer};
 pub use auth::{auth_challenge_message, sign_auth_challenge, verify_auth_challenge};
 pub use cert::{
     escrow_batch_certified, issue_admin_cert, issue_escrow_cert, issue_member_cert,
-    subject_keys_fingerprint, verify_chain, wrap_data_key_certified, CertifiedRole, KeyCertificate,
-    RootPublicKey, SocietyRootKey, Validity, VerifiedKeys, KEY_CERT_MAGIC, KEY_CERT_VERSION,
+    subject_keys_digest, subject_keys_fingerprint, verify_chain, wrap_data_key_certified,
+    CertifiedRole, KeyCertificate, RootPublicKey, SocietyRootKey, Validity, VerifiedKeys,
+    KEY_CERT_MAGIC, KEY_CERT_VERSION,
 };
 pub use commit::{
     envelope_hash, key_commitment, parse_commit, sha256, state_digest, Commit, CommitBody,
@@ -67,6 +69,10 @@ pub use keywrap::{
 pub use passphrase::{open_with_passphrase, seal_with_passphrase, MAX_LOG_N};
 #[cfg(feature = "plugin")]
 pub use plugin::PluginMessageHook;
+pub use revocation::{
+    RevocationEntry, RevocationList, RevocationListBody, RevocationReason, VerifiedRevocations,
+    MAX_REVOCATIONS, REVOCATION_MAGIC, REVOCATION_VERSION,
+};
 pub use selfwrap::{
     is_self_wrapped, unwrap_case_key, unwrap_self_wrapped, wrap_case_key_to, wrap_data_key_to_self,
     CaseWrapKey, LocalStateMac, SELF_WRAP_LEN, SELF_WRAP_MAGIC,

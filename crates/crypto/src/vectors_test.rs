@@ -605,3 +605,133 @@ fn check_escrow_batch_vector() {
     );
     assert!(opened.unwrap(&wrapped, case_id, epoch + 1).is_err());
 }
+
+// ---------------------------------------------------------------------------
+// Certificate revocation lists (built on key_certificates.json's keys)
+// ---------------------------------------------------------------------------
+
+const REVOCATION_VECTOR: &str = "revocation_list.json";
+
+/// The two lists of the vector, from `key_certificates.json`'s keys: list 1, by the admin, revokes
+/// the caseworker's keys; list 2, by the root, adds the admin's. Ed25519 is deterministic.
+fn revocation_vector_lists() -> (RevocationList, RevocationList) {
+    let k = load(KEY_CERT_VECTOR);
+    let s = |f: &str| k[f].as_str().unwrap().to_owned();
+    let society = uuid(&k, "society_id");
+    let root = SocietyRootKey::from_pkcs8(&hx(&k, "root_pkcs8")).unwrap();
+    let admin = DeviceSigningKey::from_pkcs8(&hx(&k, "admin_pkcs8")).unwrap();
+    let cw_cert = KeyCertificate::from_hex(&s("caseworker_cert")).unwrap();
+    let admin_cert = KeyCertificate::from_hex(&s("admin_cert")).unwrap();
+    let first = RevocationListBody {
+        society_id: society,
+        number: 1,
+        previous: [0; 32],
+        // 2026-01-02T00:00:00Z
+        issued_at: 1_767_312_000,
+        entries: vec![RevocationEntry {
+            subject_id: cw_cert.subject_id(),
+            keys_digest: cw_cert.keys_digest(),
+            revoked_at: 1_767_312_000,
+            reason: RevocationReason::Departed,
+        }],
+    }
+    .sign_by_admin(&admin)
+    .unwrap();
+    let mut entries = first.body().entries.clone();
+    entries.push(RevocationEntry {
+        subject_id: admin_cert.subject_id(),
+        keys_digest: admin_cert.keys_digest(),
+        revoked_at: 1_767_398_400,
+        reason: RevocationReason::KeyCompromise,
+    });
+    let second = RevocationListBody {
+        society_id: society,
+        number: 2,
+        previous: first.hash(),
+        issued_at: 1_767_398_400,
+        entries,
+    }
+    .sign_by_root(&root)
+    .unwrap();
+    (first, second)
+}
+
+/// Writes `revocation_list.json` (needs `key_certificates.json`):
+/// `cargo test -p rfl-crypto generate_revocation_vector -- --ignored`.
+#[test]
+#[ignore = "regenerates a committed vector"]
+fn generate_revocation_vector() {
+    let (first, second) = revocation_vector_lists();
+    let v = json!({
+        "description": "rfl certificate revocation lists v1, from key_certificates.json's keys: list 1, signed by the admin, revokes the caseworker's keys (reason departed); list 2, signed by the society root, names list 1's SHA-256 and adds the admin's keys (reason key_compromise). Ed25519 is deterministic: re-signing must give these bytes.",
+        "caseworker_keys_digest": hex::encode(first.body().entries[0].keys_digest),
+        "list_1": first.to_hex(),
+        "list_1_sha256": hex::encode(first.hash()),
+        "list_2": second.to_hex(),
+        "list_2_pruned_error": "revocation list rejected: the revocation list drops a revocation seen before",
+    });
+    let s = serde_json::to_string_pretty(&v).unwrap() + "\n";
+    std::fs::write(format!("{DIR}/{REVOCATION_VECTOR}"), s).unwrap();
+}
+
+#[test]
+fn check_revocation_vector() {
+    let v = load(REVOCATION_VECTOR);
+    let k = load(KEY_CERT_VECTOR);
+    let s = |f: &str| v[f].as_str().unwrap().to_owned();
+    let (first, second) = revocation_vector_lists();
+    assert_eq!(first.to_hex(), s("list_1"), "format break");
+    assert_eq!(second.to_hex(), s("list_2"), "format break");
+    assert_eq!(hex::encode(first.hash()), s("list_1_sha256"));
+
+    let society = uuid(&k, "society_id");
+    let ks = |f: &str| k[f].as_str().unwrap().to_owned();
+    let pinned = RootPublicKey::pinned(&hx(&k, "root_public"), &ks("root_fingerprint")).unwrap();
+    let admin_cert = KeyCertificate::from_hex(&ks("admin_cert")).unwrap();
+    let cw_cert = KeyCertificate::from_hex(&ks("caseworker_cert")).unwrap();
+    let admin = verify_chain(
+        &pinned,
+        society,
+        std::slice::from_ref(&admin_cert),
+        k["now"].as_i64().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        hex::encode(cw_cert.keys_digest()),
+        s("caseworker_keys_digest")
+    );
+    // The committed bytes verify: list 1 under the certified admin, list 2 under the root.
+    let one = RevocationList::from_hex(&s("list_1"))
+        .unwrap()
+        .verify(&pinned, society, std::slice::from_ref(&admin))
+        .unwrap();
+    assert!(one.revokes(&cw_cert) && !one.revokes(&admin_cert));
+    let two = RevocationList::from_hex(&s("list_2"))
+        .unwrap()
+        .verify(&pinned, society, &[])
+        .unwrap();
+    assert!(two.revokes(&cw_cert) && two.revokes(&admin_cert));
+    two.check_follows(one.list()).unwrap();
+    // Served list 1 after list 2 was seen: a rollback.
+    assert!(one.check_follows(two.list()).is_err());
+    // A list 2 without the caseworker's entry.
+    let pruned = RevocationListBody {
+        entries: two
+            .entries()
+            .iter()
+            .filter(|e| e.subject_id != cw_cert.subject_id())
+            .copied()
+            .collect(),
+        ..two.list().body().clone()
+    };
+    let root = SocietyRootKey::from_pkcs8(&hx(&k, "root_pkcs8")).unwrap();
+    let pruned = pruned
+        .sign_by_root(&root)
+        .unwrap()
+        .verify(&pinned, society, &[])
+        .unwrap();
+    assert_eq!(
+        pruned.check_follows(one.list()).unwrap_err().to_string(),
+        s("list_2_pruned_error")
+    );
+}

@@ -8,7 +8,7 @@ use rfl_domain::SocietyId;
 use uuid::Uuid;
 
 use super::{id_bytes, uuid_from, Millis, Pools, Result, StorageError, Store};
-use crate::schema::{key_certificates, society_roots};
+use crate::schema::{key_certificates, revocation_lists, society_roots};
 
 /// A key certificate as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +26,25 @@ struct CertificateDb {
     society_id: Vec<u8>,
     certificate: Vec<u8>,
     issued_at: i64,
+}
+
+/// The society's latest revocation list on `$conn` (either backend; in a `read!` body), or `None`.
+macro_rules! latest_list {
+    ($conn:ident, $soc:expr) => {{
+        let latest: Option<i64> = revocation_lists::table
+            .filter(revocation_lists::society_id.eq($soc))
+            .select(diesel::dsl::max(revocation_lists::number))
+            .get_result($conn)?;
+        match latest {
+            Some(n) => Some(
+                revocation_lists::table
+                    .find(($soc, n))
+                    .select(revocation_lists::list)
+                    .get_result::<Vec<u8>>($conn)?,
+            ),
+            None => None,
+        }
+    }};
 }
 
 impl Store {
@@ -99,14 +118,54 @@ impl Store {
         })
     }
 
-    /// The society's root public key (if set) and every current certificate of its subjects, in one
-    /// read transaction.
-    pub fn society_certificates(
+    /// Stores the society's next revocation list: `number` must be one more than the latest stored
+    /// (the first is 1), else a conflict and nothing is stored (two admins publishing at once: one
+    /// wins, the other reloads and signs again). The API checks the list itself before.
+    pub fn add_revocation_list(
         &self,
         society: SocietyId,
-    ) -> Result<(Option<[u8; 32]>, Vec<CertificateRow>)> {
+        number: u64,
+        list: &[u8],
+        now: Millis,
+    ) -> Result<()> {
         let soc = id_bytes(society.as_uuid());
-        let (root, rows): (Option<Vec<u8>>, Vec<CertificateDb>) = read!(self, conn => {
+        let number = i64::try_from(number)
+            .map_err(|_| StorageError::Invalid("revocation list number out of range".into()))?;
+        let list = list.to_vec();
+        write_tx!(self, conn => {
+            let latest: Option<i64> = revocation_lists::table
+                .filter(revocation_lists::society_id.eq(&soc))
+                .select(diesel::dsl::max(revocation_lists::number))
+                .get_result(conn)?;
+            if latest.unwrap_or(0) + 1 != number {
+                return Err(StorageError::Conflict(
+                    "the revocation list is not the next one: reload it and sign again",
+                ));
+            }
+            diesel::insert_into(revocation_lists::table)
+                .values((
+                    revocation_lists::society_id.eq(&soc),
+                    revocation_lists::number.eq(number),
+                    revocation_lists::list.eq(&list),
+                    revocation_lists::created_at.eq(now),
+                ))
+                .execute(conn)
+                .map_err(|e| StorageError::from_insert(e, "the revocation list is not the next one: reload it and sign again"))?;
+            Ok(())
+        })
+    }
+
+    /// The society's latest revocation list, if it has one.
+    pub fn latest_revocation_list(&self, society: SocietyId) -> Result<Option<Vec<u8>>> {
+        let soc = id_bytes(society.as_uuid());
+        Ok(read!(self, conn => { latest_list!(conn, &soc) }))
+    }
+
+    /// The society's root public key (if set), every current certificate of its subjects and its
+    /// latest revocation list, in one read transaction.
+    pub fn society_certificates(&self, society: SocietyId) -> Result<SocietyTrust> {
+        let soc = id_bytes(society.as_uuid());
+        let (root, rows, revocations): (Option<Vec<u8>>, Vec<CertificateDb>, Option<Vec<u8>>) = read!(self, conn => {
             conn.transaction::<_, diesel::result::Error, _>(|conn| {
                 let root = society_roots::table
                     .filter(society_roots::society_id.eq(&soc))
@@ -118,7 +177,8 @@ impl Store {
                     .order(key_certificates::subject_id)
                     .select(CertificateDb::as_select())
                     .load(conn)?;
-                Ok((root, rows))
+                let revocations = latest_list!(conn, &soc);
+                Ok((root, rows, revocations))
             })?
         });
         let root = root
@@ -137,6 +197,21 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok((root, rows))
+        Ok(SocietyTrust {
+            root,
+            certificates: rows,
+            revocations,
+        })
     }
+}
+
+/// What a society's members verify its keys with: [`Store::society_certificates`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocietyTrust {
+    /// The society's signing root public key, once set.
+    pub root: Option<[u8; 32]>,
+    /// Every subject's current certificate.
+    pub certificates: Vec<CertificateRow>,
+    /// The latest revocation list, if any.
+    pub revocations: Option<Vec<u8>>,
 }

@@ -180,7 +180,7 @@ pub use cases::{
     RecordWrite, WrappedKey,
 };
 mod certs;
-pub use certs::CertificateRow;
+pub use certs::{CertificateRow, SocietyTrust};
 mod enrolment;
 mod pg_read;
 pub use enrolment::{Enrolment, EnrolmentCodeRow, NewEnrolmentCode};

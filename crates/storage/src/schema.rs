@@ -154,12 +154,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    revocation_lists (society_id, number) {
+        society_id -> Binary,
+        number -> BigInt,
+        list -> Binary,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(passkeys -> members (member_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     societies,
     society_roots,
     key_certificates,
+    revocation_lists,
     members,
     enrolment_codes,
     auth_challenges,

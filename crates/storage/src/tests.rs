@@ -717,7 +717,14 @@ fn certificates_and_the_root_are_stored_per_society() {
             certificate: vec![b; 40],
             issued_at: NOW,
         };
-        assert_eq!(store.society_certificates(s).unwrap(), (None, vec![]));
+        assert_eq!(
+            store.society_certificates(s).unwrap(),
+            SocietyTrust {
+                root: None,
+                certificates: vec![],
+                revocations: None
+            }
+        );
         store
             .put_certificates(s, Some(&[1; 32]), &[cert(*s.as_uuid(), 1)], NOW)
             .unwrap();
@@ -733,7 +740,11 @@ fn certificates_and_the_root_are_stored_per_society() {
         store
             .put_certificates(s, None, &[cert(*m.id.as_uuid(), 4)], NOW + 1)
             .unwrap();
-        let (root, certs) = store.society_certificates(s).unwrap();
+        let SocietyTrust {
+            root,
+            certificates: certs,
+            ..
+        } = store.society_certificates(s).unwrap();
         assert_eq!(root, Some([1; 32]));
         assert_eq!(certs.len(), 2, "{certs:?}");
         let mine: Vec<_> = certs
@@ -751,7 +762,44 @@ fn certificates_and_the_root_are_stored_per_society() {
             store.put_certificates(other, None, &[cert(*m.id.as_uuid(), 5)], NOW),
             Err(StorageError::NotFound)
         ));
-        assert_eq!(store.society_certificates(other).unwrap(), (None, vec![]));
+        assert_eq!(
+            store.society_certificates(other).unwrap(),
+            SocietyTrust {
+                root: None,
+                certificates: vec![],
+                revocations: None
+            }
+        );
+    });
+}
+
+#[test]
+fn revocation_lists_are_numbered_from_one_without_gaps_and_the_latest_is_served() {
+    each_backend(|store| {
+        let s = society(store, "Magen David Adom");
+        let other = society(store, "Croix-Rouge D");
+        assert_eq!(store.latest_revocation_list(s).unwrap(), None);
+        // Not the first: refused, nothing stored.
+        assert!(matches!(
+            store.add_revocation_list(s, 2, &[2; 10], NOW),
+            Err(StorageError::Conflict(_))
+        ));
+        store.add_revocation_list(s, 1, &[1; 10], NOW).unwrap();
+        // The same number twice (two admins at once): one wins.
+        assert!(matches!(
+            store.add_revocation_list(s, 1, &[9; 10], NOW),
+            Err(StorageError::Conflict(_))
+        ));
+        store.add_revocation_list(s, 2, &[2; 10], NOW + 1).unwrap();
+        assert_eq!(store.latest_revocation_list(s).unwrap(), Some(vec![2; 10]));
+        assert_eq!(
+            store.society_certificates(s).unwrap().revocations,
+            Some(vec![2; 10])
+        );
+        // Each society has its own numbering.
+        assert_eq!(store.latest_revocation_list(other).unwrap(), None);
+        store.add_revocation_list(other, 1, &[7; 10], NOW).unwrap();
+        assert_eq!(store.latest_revocation_list(s).unwrap(), Some(vec![2; 10]));
     });
 }
 

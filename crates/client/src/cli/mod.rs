@@ -64,6 +64,9 @@ enum Command {
     /// Society administration (society admins).
     #[command(subcommand)]
     Society(society::SocietyCmd),
+    /// Society members: revoke one (society admins).
+    #[command(subcommand)]
+    Member(society::MemberCmd),
     /// Issue a one-time enrolment code for a new member (society admins).
     Invite(society::InviteArgs),
     /// List the society's enrolment codes of the last 30 days (society admins; never the codes).
@@ -98,6 +101,7 @@ impl Cli {
             Command::Whoami => enrol::whoami(&ctx),
             Command::Certify(args) => args.exec(&ctx).await,
             Command::Society(cmd) => cmd.exec(&ctx).await,
+            Command::Member(cmd) => cmd.exec(&ctx).await,
             Command::Invite(args) => args.exec(&ctx).await,
             Command::Codes => society::codes(&ctx).await,
             Command::RevokeCode(args) => args.exec(&ctx).await,

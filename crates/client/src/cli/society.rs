@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use rfl_client::keystore::{write_private, Keystore};
 use rfl_client::session::rfc3339_utc;
 use rfl_client::ClientError;
-use rfl_crypto::{AgeIdentity, AgeRecipient};
+use rfl_crypto::{AgeIdentity, AgeRecipient, RevocationReason};
 use rfl_domain::{MemberId, Role};
 use secrecy::ExposeSecret;
 
@@ -180,6 +180,58 @@ impl CertifyArgs {
         ctx.print(&serde_json::json!({"certified": member}), || {
             format!("the keys of member {member} are certified")
         })
+    }
+}
+
+/// `rfl member …`: society members (society admins).
+#[derive(Subcommand)]
+pub enum MemberCmd {
+    /// Revoke a member's keys and suspend them (a departed caseworker, a lost device, a leaked key).
+    /// Publishes the society's next signed revocation list: from then on no client wraps a case key
+    /// to those keys, and their signatures count only on commits dated before the revocation.
+    Revoke(RevokeArgs),
+}
+
+#[derive(Args)]
+pub struct RevokeArgs {
+    member: MemberId,
+    /// Why: departed, device_lost, key_compromise, superseded or unspecified.
+    #[arg(long, default_value = "departed")]
+    reason: String,
+}
+
+impl MemberCmd {
+    pub async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
+        match self {
+            MemberCmd::Revoke(args) => {
+                let reason = RevocationReason::parse(&args.reason).ok_or_else(|| {
+                    ClientError::Invalid(
+                        "unknown reason: give departed, device_lost, key_compromise, superseded or \
+                         unspecified"
+                            .into(),
+                    )
+                })?;
+                let s = ctx.open_session().await?;
+                let r = s.revoke_member(args.member, reason).await?;
+                ctx.print(&r, || {
+                    let listed = match r.list_number {
+                        Some(n) => format!("their keys are on revocation list {n}"),
+                        None => "their keys were already on the revocation list".to_owned(),
+                    };
+                    let suspended = if r.suspended {
+                        "suspended"
+                    } else {
+                        "already suspended"
+                    };
+                    format!(
+                        "member {} revoked: {listed}; account {suspended}.\n\
+                         Cases they held are not re-keyed yet: they keep the keys they downloaded \
+                         before (docs/threat-model.md).",
+                        r.member
+                    )
+                })
+            }
+        }
     }
 }
 

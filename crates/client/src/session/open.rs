@@ -58,8 +58,8 @@ impl Session {
             .head_commit
             .as_ref()
             .and_then(|c| parse_commit(&c.0).ok())
-            .map(|c| MemberId::from_uuid(c.body().author));
-        if author.is_some_and(|a| self.author_key(a).is_none()) {
+            .map(|c| (MemberId::from_uuid(c.body().author), c.body().created_at));
+        if author.is_some_and(|(a, at)| self.author_key(a, at).is_none()) {
             // A member certified since the directory was loaded.
             self.reload_members().await?;
         }
@@ -99,8 +99,11 @@ impl Session {
             return Err(tampered("the head commit belongs to another case"));
         }
         let author = MemberId::from_uuid(b.author);
-        let author_key = self.author_key(author).ok_or_else(|| {
-            tampered("the head commit's author is not a member certified by your society's root")
+        let author_key = self.author_key(author, b.created_at).ok_or_else(|| {
+            tampered(
+                "the head commit's author is not a member certified by your society's root, or \
+                 their keys were revoked before the commit was signed",
+            )
         })?;
         // The very commit this client verified (or made) last time needs no second verification: its
         // hash is in the MAC'd heads store. Anything else is verified.
