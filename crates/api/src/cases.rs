@@ -9,14 +9,18 @@
 //!   under the caller's enrolled device key (an active member), its status transition is legal, and it
 //!   lists exactly the records the case holds after the write;
 //! - a new case's data key is wrapped to the caller and to the society escrow key, and only to members
-//!   of the society.
+//!   of the society, and its commit's holders digest names exactly those members' registered keys;
+//!   later commits keep the holders digest, except a grant (`grants.rs`), which adds the grantee.
 
-use std::collections::HashSet;
+mod grants;
+
+use std::collections::{HashMap, HashSet};
 
 use actix_web::{get, post, put, web, HttpRequest, HttpResponse};
 use rfl_crypto::{
-    parse_commit, parse_envelope_header, state_digest, CommitHash, CommitOp, DevicePublicKey,
-    DeviceVerifier, StateDigest, StateEntry,
+    holders_digest, parse_commit, parse_envelope_header, state_digest, subject_keys_digest,
+    AgeRecipient, CommitHash, CommitOp, DevicePublicKey, DeviceVerifier, Holder, StateDigest,
+    StateEntry,
 };
 use rfl_domain::api::{
     BatchRequest, BatchResponse, CaseDto, CaseListResponse, CaseSummaryDto, NewCaseDto, RecordDto,
@@ -46,7 +50,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(write_records)
         .service(set_status)
         .service(put_chunk)
-        .service(get_chunk);
+        .service(get_chunk)
+        .service(grants::grant)
+        .service(grants::holders);
 }
 
 fn summary(row: CaseRow, record_count: Option<i64>) -> CaseSummaryDto {
@@ -136,6 +142,8 @@ struct Expected {
     key_epoch: u32,
     status: CaseStatus,
     state: StateDigest,
+    /// The holders digest the commit must state.
+    holders: [u8; 32],
 }
 
 /// Parses a commit without keys, checks it says what `expected` says, and verifies its signature
@@ -176,6 +184,11 @@ fn check_commit(
             "the commit does not list the records the case holds after this write",
         ));
     }
+    if b.holders != expected.holders {
+        return Err(bad(
+            "the commit's holders digest does not name the members the case key is wrapped to",
+        ));
+    }
     let verified = c
         .verify_by(&dir.signer)
         .map_err(|_| bad("the commit is not signed by your enrolled device key"))?;
@@ -192,7 +205,25 @@ fn check_commit(
 struct Current {
     row: CaseRow,
     head: CommitHash,
+    /// The head commit's holders digest.
+    holders: [u8; 32],
     entries: Vec<StateEntry>,
+}
+
+/// What checking the next commit on a case the caller holds needs: the caller's directory and the
+/// case's current state (404 if the caller holds no key for it).
+fn for_commit(
+    store: &Store,
+    caller: &Caller,
+    id: CaseId,
+) -> Result<(Directory, Current), ApiError> {
+    let dir = directory(store, caller)?;
+    let cur = current_state(
+        store
+            .get_case(caller.member_id, id, None)?
+            .ok_or(ApiError::NotFound)?,
+    )?;
+    Ok((dir, cur))
 }
 
 fn current_state(bundle: CaseBundle) -> Result<Current, ApiError> {
@@ -214,18 +245,89 @@ fn current_state(bundle: CaseBundle) -> Result<Current, ApiError> {
         .map(|r| StateEntry::of_envelope(&r.envelope))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| ApiError::Internal("stored envelope malformed".into()))?;
+    let holders = bundle
+        .head_commit
+        .as_deref()
+        .and_then(|c| parse_commit(c).ok())
+        .map(|c| c.body().holders)
+        .ok_or_else(|| ApiError::Internal("stored head commit malformed".into()))?;
     Ok(Current {
         row: bundle.case,
         head,
+        holders,
         entries,
     })
 }
 
 /// The caller's enrolled device key (decompressed once for all the commits of a request), and the
-/// member ids of its society that may hold case keys.
+/// members of its society with their registered keys.
 struct Directory {
     signer: DeviceVerifier,
-    members: HashSet<MemberId>,
+    members: HashMap<MemberId, Member>,
+    /// The holders digest of a case only the caller holds (computed once: an import creates many).
+    own_holders: [u8; 32],
+}
+
+impl Directory {
+    /// Whether `member` may be given a case key now: an active caseworker or admin of the society.
+    fn may_receive(&self, member: MemberId) -> bool {
+        self.members
+            .get(&member)
+            .is_some_and(|m| !m.suspended && m.role.reads_case_content())
+    }
+
+    /// `member`, who is to be given a case key, as a holder: refused unless they may receive one.
+    fn new_holder(&self, member: MemberId) -> Result<Holder, ApiError> {
+        if !self.may_receive(member) {
+            return Err(ApiError::Unprocessable(format!(
+                "member {member} is not an active caseworker or admin of your society"
+            )));
+        }
+        self.holder(member)
+    }
+
+    /// `member` as a holder: their registered keys' digest (what a certificate of theirs certifies,
+    /// since the server stores only certificates that match them). A suspended member who holds a
+    /// key still counts.
+    fn holder(&self, member: MemberId) -> Result<Holder, ApiError> {
+        let m = self.members.get(&member).ok_or_else(|| {
+            ApiError::Unprocessable(format!("member {member} is not a member of your society"))
+        })?;
+        holder_of(m)
+    }
+
+    /// The holders digest of the members in `recipients` (the society's own id, the escrow key,
+    /// is not a holder and is left out).
+    fn holders_digest(
+        &self,
+        caller: &Caller,
+        recipients: impl Iterator<Item = uuid::Uuid>,
+    ) -> Result<[u8; 32], ApiError> {
+        let society = *caller.society_id.as_uuid();
+        let members: Vec<MemberId> = recipients
+            .filter(|r| *r != society)
+            .map(MemberId::from_uuid)
+            .collect();
+        if members == [caller.member_id] {
+            return Ok(self.own_holders);
+        }
+        let holders = members
+            .into_iter()
+            .map(|m| self.holder(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        holders_digest(&holders).map_err(|e| ApiError::Unprocessable(e.to_string()))
+    }
+}
+
+fn holder_of(m: &Member) -> Result<Holder, ApiError> {
+    let signing = DevicePublicKey::from_slice(&m.signing_key)
+        .map_err(|_| ApiError::Internal("stored key malformed".into()))?;
+    let recipient = AgeRecipient::parse(&m.age_recipient)
+        .map_err(|_| ApiError::Internal("stored age recipient malformed".into()))?;
+    Ok(Holder {
+        member_id: *m.id.as_uuid(),
+        keys_digest: subject_keys_digest(Some(&signing), &recipient),
+    })
 }
 
 fn directory(store: &Store, caller: &Caller) -> Result<Directory, ApiError> {
@@ -238,13 +340,12 @@ fn directory(store: &Store, caller: &Caller) -> Result<Directory, ApiError> {
     let signer = DevicePublicKey::from_slice(&me.signing_key)
         .and_then(|k| k.verifier())
         .map_err(|_| ApiError::Internal("stored key malformed".into()))?;
+    let own_holders = holders_digest(&[holder_of(me)?])
+        .map_err(|_| ApiError::Internal("holders digest".into()))?;
     Ok(Directory {
         signer,
-        members: members
-            .iter()
-            .filter(|m| !m.suspended && m.role.reads_case_content())
-            .map(|m| m.id)
-            .collect(),
+        members: members.into_iter().map(|m| (m.id, m)).collect(),
+        own_holders,
     })
 }
 
@@ -275,8 +376,7 @@ fn check_new_case(
                 c.id
             )));
         }
-        if k.recipient_id != society && !dir.members.contains(&MemberId::from_uuid(k.recipient_id))
-        {
+        if k.recipient_id != society && !dir.may_receive(MemberId::from_uuid(k.recipient_id)) {
             return Err(ApiError::Unprocessable(format!(
                 "case {}: key recipient {} is not an active caseworker of your society",
                 c.id, k.recipient_id
@@ -335,6 +435,7 @@ fn check_new_case(
             key_epoch: c.key_epoch,
             status: CaseStatus::Open,
             state: digest_of(c.id, &entries)?,
+            holders: dir.holders_digest(caller, c.keys.iter().map(|k| k.recipient_id))?,
         },
     )?;
     Ok(NewCase {
@@ -573,12 +674,7 @@ async fn write_records(
     let now = state.now();
     let st = state.clone();
     let row = blocking(move || {
-        let dir = directory(&st.store, &caller)?;
-        let cur = current_state(
-            st.store
-                .get_case(caller.member_id, id, None)?
-                .ok_or(ApiError::NotFound)?,
-        )?;
+        let (dir, cur) = for_commit(&st.store, &caller, id)?;
         let mut ids = HashSet::new();
         let mut state: std::collections::HashMap<uuid::Uuid, StateEntry> =
             cur.entries.iter().map(|e| (e.record_id, *e)).collect();
@@ -608,11 +704,18 @@ async fn write_records(
                 key_epoch: cur.row.key_epoch,
                 status: cur.row.status,
                 state: digest_of(id, &entries)?,
+                holders: cur.holders,
             },
         )?;
-        Ok(st
-            .store
-            .write_commit(caller.member_id, id, &cur.head.0, &commit, &writes, now)?)
+        Ok(st.store.write_commit(
+            caller.member_id,
+            id,
+            &cur.head.0,
+            &commit,
+            &writes,
+            &[],
+            now,
+        )?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(summary(row, None)))
@@ -636,12 +739,7 @@ async fn set_status(
     let now = state.now();
     let store = state.store.clone();
     let row = blocking(move || {
-        let dir = directory(&store, &caller)?;
-        let cur = current_state(
-            store
-                .get_case(caller.member_id, id, None)?
-                .ok_or(ApiError::NotFound)?,
-        )?;
+        let (dir, cur) = for_commit(&store, &caller, id)?;
         cur.row
             .status
             .transition(req.status)
@@ -658,9 +756,10 @@ async fn set_status(
                 key_epoch: cur.row.key_epoch,
                 status: req.status,
                 state: digest_of(id, &cur.entries)?,
+                holders: cur.holders,
             },
         )?;
-        Ok(store.write_commit(caller.member_id, id, &cur.head.0, &commit, &[], now)?)
+        Ok(store.write_commit(caller.member_id, id, &cur.head.0, &commit, &[], &[], now)?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(summary(row, None)))

@@ -171,11 +171,15 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
         | ("DELETE", "/v1/enrolment-codes/{id}")
         | ("DELETE", "/v1/members/{id}/passkeys/{credential}") => Roles(SocietyAdmins::ROLES),
         ("POST", "/v1/societies") => Roles(MovementAdmins::ROLES),
-        ("POST", "/v1/cases" | "/v1/cases/batch" | "/v1/cases/{id}/records")
+        (
+            "POST",
+            "/v1/cases" | "/v1/cases/batch" | "/v1/cases/{id}/records" | "/v1/cases/{id}/grants",
+        )
         | (
             "GET",
             "/v1/cases"
             | "/v1/cases/{id}"
+            | "/v1/cases/{id}/holders"
             | "/v1/cases/{id}/attachments/{attachment}/chunks/{index}",
         )
         | (

@@ -44,6 +44,8 @@ pub struct BaselineCtx {
     /// Length of a real wrapped data key to the caseworker and to the escrow key.
     pub member_wrapped_len: usize,
     pub escrow_wrapped_len: usize,
+    /// The holders digest of a case the caseworker alone holds (the server checks it).
+    pub holders: [u8; 32],
 }
 
 /// An envelope-shaped byte string carrying `plaintext` unencrypted, with zero nonce and tag.
@@ -164,6 +166,7 @@ pub fn build_new_case(
         author: ctx.member_id,
         created_at: 0,
         state: state_digest(&entries).ctx("state digest")?,
+        holders: ctx.holders,
     }
     .sign(&ctx.keys.signing)
     .ctx("sign a commit")?;

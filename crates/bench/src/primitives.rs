@@ -89,6 +89,7 @@ impl Primitives {
                 count: 6,
                 digest: [7; 32],
             },
+            holders: [8; 32],
         };
         let commit = body.sign(&signer).ctx("sign")?;
         let age_wrapped =

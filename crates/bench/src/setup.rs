@@ -202,6 +202,14 @@ impl Env {
             keys: self.cw_keys.clone(),
             member_wrapped_len,
             escrow_wrapped_len,
+            holders: rfl_crypto::holders_digest(&[rfl_crypto::Holder {
+                member_id: *self.cw_member.as_uuid(),
+                keys_digest: rfl_crypto::subject_keys_digest(
+                    Some(&self.cw_keys.signing.public_key()),
+                    &self.cw_keys.age.recipient(),
+                ),
+            }])
+            .ctx("holders digest")?,
         })
     }
 

@@ -224,6 +224,14 @@ impl Api {
         self.post(&format!("/v1/cases/{id}/records"), req).await
     }
 
+    pub async fn grant(&self, id: CaseId, req: &GrantRequest) -> Result<CaseSummaryDto> {
+        self.post(&format!("/v1/cases/{id}/grants"), req).await
+    }
+
+    pub async fn case_holders(&self, id: CaseId) -> Result<HoldersResponse> {
+        self.get(&format!("/v1/cases/{id}/holders")).await
+    }
+
     pub async fn set_status(&self, id: CaseId, req: &StatusRequest) -> Result<CaseSummaryDto> {
         self.put(&format!("/v1/cases/{id}/status"), req).await
     }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use rayon::prelude::*;
 use rfl_crypto::{
-    envelope_hash, escrow_batch_certified, is_self_wrapped, key_commitment, open_record,
-    parse_commit, seal_record, state_digest, unwrap_data_key, unwrap_self_wrapped,
-    wrap_data_key_to_self, AttachmentOpener, AttachmentSealer, Commit, CommitBody, CommitHash,
-    CommitOp, DataKey, DeviceVerifier, EscrowBatch, RecordAad, StateEntry, ATTACHMENT_CHUNK_SIZE,
+    envelope_hash, escrow_batch_certified, holders_digest, is_self_wrapped, key_commitment,
+    open_record, parse_commit, seal_record, state_digest, subject_keys_digest, unwrap_data_key,
+    unwrap_self_wrapped, wrap_data_key_to_self, AttachmentOpener, AttachmentSealer, Commit,
+    CommitBody, CommitHash, CommitOp, DataKey, DeviceVerifier, EscrowBatch, Holder, RecordAad,
+    StateEntry, ATTACHMENT_CHUNK_SIZE,
 };
 use rfl_domain::api::*;
 use rfl_domain::records::Record;
@@ -22,9 +23,11 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 mod attachments;
+mod grants;
 mod open;
 mod seal;
 
+pub use grants::{CaseHolder, CaseHolders};
 pub use open::OpenedCase;
 use seal::{crypto_kind, entry_of};
 pub use seal::{import_case_ids, import_plan, ImportReport, Sealer};
@@ -97,6 +100,16 @@ pub struct ChainPos {
     pub seq: u64,
     pub parent: CommitHash,
     pub epoch: u32,
+    /// The holders digest the next commit states (unchanged, unless it grants or re-keys).
+    pub holders: [u8; 32],
+}
+
+/// This member as a holder of the case keys wrapped to their keys.
+pub(crate) fn holder_of(keys: &DeviceKeys, member: MemberId) -> Holder {
+    Holder {
+        member_id: *member.as_uuid(),
+        keys_digest: subject_keys_digest(Some(&keys.signing.public_key()), &keys.age.recipient()),
+    }
 }
 
 pub(crate) fn tampered(what: impl Into<String>) -> ClientError {
@@ -322,6 +335,7 @@ impl Session {
             member_id: self.me.member_id,
             society_id: self.me.society_id,
             escrow: Some(self.escrow()?),
+            own_holders: holders_digest(&[holder_of(&self.keys, self.me.member_id)])?,
         })
     }
 
@@ -562,8 +576,9 @@ impl Session {
             keys: self.keys.clone(),
             member_id: self.me.member_id,
             society_id: self.me.society_id,
-            // Writes to existing records do not wrap keys.
+            // Writes to existing records do not wrap keys, and keep the head's holders.
             escrow: None,
+            own_holders: [0; 32],
         }
     }
 

@@ -1,15 +1,15 @@
-//! Signed case commits (format 2): every write to a case is one commit, and a case is the chain of
+//! Signed case commits (format 3): every write to a case is one commit, and a case is the chain of
 //! its commits. The head commit lists the case's complete current state, so a client that verifies
 //! the head's signature and checks the records it is served against it sees exactly what the author
 //! sealed: nothing hidden, added, swapped, rolled back, re-dated or re-attributed.
 //!
-//! Layout (all integers big-endian), [`COMMIT_LEN`] = 223 bytes:
+//! Layout (all integers big-endian), [`COMMIT_LEN`] = 255 bytes:
 //!
 //! ```text
 //! off  len  field
 //!   0    4  magic "RFLC"
-//!   4    1  format_version (= 2)
-//!   5    1  op: 1 create, 2 records, 3 status
+//!   4    1  format_version (= 3)
+//!   5    1  op: 1 create, 2 records, 3 status, 4 grant
 //!   6   16  case_id
 //!  22    8  seq u64: 1 for the creating commit, then strictly +1
 //!  30   32  parent: commit hash of commit seq-1 (32 zero bytes for seq 1)
@@ -20,13 +20,18 @@
 //! 115    8  created_at i64: the author's clock, Unix milliseconds
 //! 123    4  record_count u32: how many records the case holds after this commit
 //! 127   32  state digest (see [`state_digest`])
-//! 159   64  Ed25519 signature by the author's device key over "rfl-commit-sig-v2" || bytes 0..159
+//! 159   32  holders digest (see [`holders_digest`]): whose keys the epoch's data key is wrapped to
+//! 191   64  Ed25519 signature by the author's device key over "rfl-commit-sig-v3" || bytes 0..191
 //! ```
 //!
-//! The commit hash (its id, and the next commit's `parent`) is SHA-256 of all 223 bytes.
+//! The commit hash (its id, and the next commit's `parent`) is SHA-256 of all 255 bytes.
 //!
 //! State digest: SHA-256 of `"rfl-state-v2" || count u32 || entry*`, entries sorted by record id
 //! (bytewise), each `record_id 16 || kind u8 || version u64 || SHA-256(envelope) 32`.
+//!
+//! Holders digest: SHA-256 of `"rfl-holders-v3" || count u32 || entry*`, entries sorted by member id
+//! then keys digest (bytewise), each `member_id 16 || keys_digest 32` (the member's
+//! `subject_keys_digest`). The society escrow key, which holds every epoch's key, is not listed.
 
 use ring::digest::{self, SHA256};
 use ring::hmac;
@@ -35,14 +40,17 @@ use subtle::ConstantTimeEq;
 use crate::envelope::{parse_envelope_header, EnvelopeHeader};
 use crate::error::{CryptoError, Result};
 use crate::keys::{DataKey, DevicePublicKey, DeviceSigningKey, DeviceVerifier};
-use crate::{RecordKind, ENVELOPE_VERSION};
+use crate::RecordKind;
 
 /// Commit magic bytes.
 pub const COMMIT_MAGIC: [u8; 4] = *b"RFLC";
+/// Format version of commits.
+pub const COMMIT_VERSION: u8 = 3;
 /// Length of every commit.
 pub const COMMIT_LEN: usize = BODY_LEN + 64;
-const BODY_LEN: usize = 159;
-const SIG_DOMAIN: &[u8] = b"rfl-commit-sig-v2";
+const BODY_LEN: usize = 191;
+const SIG_DOMAIN: &[u8] = b"rfl-commit-sig-v3";
+const HOLDERS_DOMAIN: &[u8] = b"rfl-holders-v3";
 const KEY_COMMIT_DOMAIN: &[u8] = b"rfl-key-commitment-v2";
 const STATE_DOMAIN: &[u8] = b"rfl-state-v2";
 
@@ -56,6 +64,9 @@ pub enum CommitOp {
     Records = 2,
     /// Changes the status; the records are unchanged.
     Status = 3,
+    /// Wraps the current key epoch's data key to one more member; records, status and epoch are
+    /// unchanged, the holders gain that member.
+    Grant = 4,
 }
 
 impl CommitOp {
@@ -65,6 +76,7 @@ impl CommitOp {
             1 => Some(CommitOp::Create),
             2 => Some(CommitOp::Records),
             3 => Some(CommitOp::Status),
+            4 => Some(CommitOp::Grant),
             _ => None,
         }
     }
@@ -188,6 +200,38 @@ pub fn state_digest(entries: &[StateEntry]) -> Result<StateDigest> {
     Ok(StateDigest { count, digest })
 }
 
+/// A member holding a case's data key: their id and the digest of the public keys it is wrapped to
+/// (`subject_keys_digest`, as their certificate certifies them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Holder {
+    /// The member.
+    pub member_id: uuid::Uuid,
+    /// `subject_keys_digest` of their signing key and age recipient.
+    pub keys_digest: [u8; 32],
+}
+
+/// The digest of the members who hold a key epoch's data key (module docs). Entries may come in
+/// any order; a member listed twice is refused.
+pub fn holders_digest(holders: &[Holder]) -> Result<[u8; 32]> {
+    let count =
+        u32::try_from(holders.len()).map_err(|_| CryptoError::Commit("too many holders"))?;
+    let mut sorted: Vec<&Holder> = holders.iter().collect();
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|w| w[0].member_id == w[1].member_id) {
+        return Err(CryptoError::Commit("a holder is listed twice"));
+    }
+    let mut ctx = digest::Context::new(&SHA256);
+    ctx.update(HOLDERS_DOMAIN);
+    ctx.update(&count.to_be_bytes());
+    for h in sorted {
+        ctx.update(h.member_id.as_bytes());
+        ctx.update(&h.keys_digest);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    Ok(out)
+}
+
 /// The key commitment of a case's data key at an epoch: whoever holds a commit can tell whether a
 /// data key they unwrapped is the one its author sealed under.
 pub fn key_commitment(key: &DataKey, case_id: uuid::Uuid, key_epoch: u32) -> [u8; 32] {
@@ -224,13 +268,15 @@ pub struct CommitBody {
     pub created_at: i64,
     /// The case's records after this commit.
     pub state: StateDigest,
+    /// [`holders_digest`] of the members holding the epoch's data key after this commit.
+    pub holders: [u8; 32],
 }
 
 impl CommitBody {
     fn encode(&self) -> [u8; BODY_LEN] {
         let mut b = [0u8; BODY_LEN];
         b[0..4].copy_from_slice(&COMMIT_MAGIC);
-        b[4] = ENVELOPE_VERSION;
+        b[4] = COMMIT_VERSION;
         b[5] = self.op as u8;
         b[6..22].copy_from_slice(self.case_id.as_bytes());
         b[22..30].copy_from_slice(&self.seq.to_be_bytes());
@@ -242,6 +288,7 @@ impl CommitBody {
         b[115..123].copy_from_slice(&self.created_at.to_be_bytes());
         b[123..127].copy_from_slice(&self.state.count.to_be_bytes());
         b[127..159].copy_from_slice(&self.state.digest);
+        b[159..191].copy_from_slice(&self.holders);
         b
     }
 
@@ -312,7 +359,7 @@ fn arr<const N: usize>(b: &[u8]) -> Result<[u8; N]> {
 /// Parses a commit without any key: magic, version, length, op and the chain shape (seq 1 ⇔
 /// create ⇔ no parent). Does not verify the signature.
 pub fn parse_commit(bytes: &[u8]) -> Result<Commit> {
-    if bytes.len() >= 5 && bytes[0..4] == COMMIT_MAGIC && bytes[4] != ENVELOPE_VERSION {
+    if bytes.len() >= 5 && bytes[0..4] == COMMIT_MAGIC && bytes[4] != COMMIT_VERSION {
         return Err(CryptoError::UnsupportedVersion(bytes[4]));
     }
     if bytes.len() != COMMIT_LEN {
@@ -336,6 +383,7 @@ pub fn parse_commit(bytes: &[u8]) -> Result<Commit> {
             count: u32::from_be_bytes(arr(&bytes[123..127])?),
             digest: arr(&bytes[127..159])?,
         },
+        holders: arr(&bytes[159..191])?,
     };
     body.check_shape()?;
     Ok(Commit {
@@ -501,7 +549,26 @@ mod tests {
             author: Uuid::from_bytes([2; 16]),
             created_at: 1_764_000_000_000,
             state: state_digest(&[]).unwrap(),
+            holders: holders_digest(&[Holder {
+                member_id: Uuid::from_bytes([2; 16]),
+                keys_digest: [3; 32],
+            }])
+            .unwrap(),
         }
+    }
+
+    #[test]
+    fn holders_digest_is_order_free_and_refuses_a_member_twice() {
+        let h = |n: u8, k: u8| Holder {
+            member_id: Uuid::from_bytes([n; 16]),
+            keys_digest: [k; 32],
+        };
+        let a = holders_digest(&[h(1, 1), h(2, 2)]).unwrap();
+        assert_eq!(a, holders_digest(&[h(2, 2), h(1, 1)]).unwrap());
+        assert_ne!(a, holders_digest(&[h(1, 1)]).unwrap());
+        assert_ne!(a, holders_digest(&[h(1, 1), h(2, 3)]).unwrap());
+        assert_ne!(a, holders_digest(&[h(1, 1), h(3, 2)]).unwrap());
+        assert!(holders_digest(&[h(1, 1), h(1, 2)]).is_err());
     }
 
     #[test]

@@ -46,9 +46,9 @@ pub use cert::{
     KEY_CERT_MAGIC, KEY_CERT_VERSION,
 };
 pub use commit::{
-    envelope_hash, key_commitment, parse_commit, sha256, state_digest, Commit, CommitBody,
-    CommitHash, CommitOp, ListedRecord, StateDigest, StateEntry, VerifiedCommit, COMMIT_LEN,
-    COMMIT_MAGIC,
+    envelope_hash, holders_digest, key_commitment, parse_commit, sha256, state_digest, Commit,
+    CommitBody, CommitHash, CommitOp, Holder, ListedRecord, StateDigest, StateEntry,
+    VerifiedCommit, COMMIT_LEN, COMMIT_MAGIC, COMMIT_VERSION,
 };
 pub use envelope::{
     open_record, parse_envelope_header, seal_record, EnvelopeHeader, ENVELOPE_MAGIC,

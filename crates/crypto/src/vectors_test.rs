@@ -164,7 +164,22 @@ fn commit_vector_body(env: &[u8], key: &DataKey, aad: &RecordAad) -> CommitBody 
         author: Uuid::parse_str("0190f5a2-7b1c-7d3e-8f40-0000000000aa").unwrap(),
         created_at: 1_764_590_400_000,
         state: state_digest(&entries).unwrap(),
+        holders: holders_digest(&commit_vector_holders()).unwrap(),
     }
+}
+
+/// The holders of the commit vector: its author, and a second member (keys digests fixed).
+fn commit_vector_holders() -> [Holder; 2] {
+    [
+        Holder {
+            member_id: Uuid::parse_str("0190f5a2-7b1c-7d3e-8f40-0000000000aa").unwrap(),
+            keys_digest: [0x42; 32],
+        },
+        Holder {
+            member_id: Uuid::parse_str("0190f5a2-7b1c-7d3e-8f40-0000000000bb").unwrap(),
+            keys_digest: [0x43; 32],
+        },
+    ]
 }
 
 /// Writes `commit.json` and `self_wrap.json` (needs `record_envelope.json`):
@@ -180,13 +195,24 @@ fn generate_commit_vectors() {
     let key = DataKey::from_bytes(arr32(&hx(&r, "data_key")));
     let aad = aad_of(&r);
     let env = hx(&r, "envelope");
-    let signer = DeviceSigningKey::generate().unwrap();
+    // The signer of the committed vector, if there is one (a new format keeps its key).
+    let signer = std::fs::read_to_string(format!("{DIR}/commit.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .map(|v| DeviceSigningKey::from_pkcs8(&hx(&v, "signer_pkcs8")).unwrap())
+        .unwrap_or_else(|| DeviceSigningKey::generate().unwrap());
     let body = commit_vector_body(&env, &key, &aad);
     let commit = body.sign(&signer).unwrap();
+    let holders: Vec<Value> = commit_vector_holders()
+        .iter()
+        .map(|h| json!({"member_id": h.member_id.to_string(), "keys_digest": hex::encode(h.keys_digest)}))
+        .collect();
     write(
         "commit.json",
         json!({
-            "description": "rfl case commit v2 (op 2 = records, seq 2) over the single record of record_envelope.json. Ed25519 is deterministic: signing this body with this key gives these bytes.",
+            "description": "rfl case commit v3 (op 2 = records, seq 2) over the single record of record_envelope.json, held by two members. Ed25519 is deterministic: signing this body with this key gives these bytes.",
+            "holders": holders,
+            "holders_digest": hex::encode(body.holders),
             "signer_pkcs8": hex::encode(signer.pkcs8_der()),
             "signer_public": hex::encode(signer.public_key().as_bytes()),
             "envelope_sha256": hex::encode(envelope_hash(&env)),
@@ -236,6 +262,7 @@ fn check_commit_vector() {
     let body = commit_vector_body(&env, &key, &aad);
     assert_eq!(body.state.digest[..], hx(&v, "state_digest")[..]);
     assert_eq!(body.key_commitment[..], hx(&v, "key_commitment")[..]);
+    assert_eq!(body.holders[..], hx(&v, "holders_digest")[..]);
     let expected = hx(&v, "commit");
     let commit = body.sign(&signer).unwrap();
     assert_eq!(

@@ -51,6 +51,7 @@ fn case(n: usize, seed: u64) -> Case {
         author: Uuid::from_u64_pair(1, 1),
         created_at: 1_764_000_000_000,
         state: state_digest(&entries).unwrap(),
+        holders: [7; 32],
     }
     .sign(&signer)
     .unwrap();

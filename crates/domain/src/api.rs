@@ -588,6 +588,52 @@ pub struct StatusRequest {
     pub commit: Base64Bytes,
 }
 
+/// Wrap a case's current data key to one more member of the society (`POST /v1/cases/{id}/grants`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// The member who gets the case: an active caseworker or admin of the society who does not hold
+    /// it yet.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub member_id: MemberId,
+    /// The case's current data key, age-wrapped to that member's certified recipient.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub wrapped: Base64Bytes,
+    /// The signed grant commit: the next number after the head, the same records, status and key
+    /// epoch, and the holders digest with this member added.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub commit: Base64Bytes,
+}
+
+/// One holder of a case's current data key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HolderDto {
+    /// A member id, or the society id for the society escrow key.
+    pub recipient_id: Uuid,
+    /// The member's role (none for the escrow key).
+    pub role: Option<Role>,
+    /// SHA-256 digest of the member's registered public keys (`subject_keys_digest`, lowercase
+    /// hex; none for the escrow key): clients check the list against the head commit's holders
+    /// digest.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{64}$"))]
+    pub keys_digest: Option<String>,
+    /// When they got the key of this epoch (Unix milliseconds).
+    pub since: i64,
+}
+
+/// Who holds a case's current data key (`GET /v1/cases/{id}/holders`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HoldersResponse {
+    /// The case's current key epoch.
+    pub key_epoch: u32,
+    pub holders: Vec<HolderDto>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -12,7 +12,8 @@ use uuid::Uuid;
 use crate::members::{standing_of, Standing};
 use crate::pg_read::Found;
 use crate::{
-    epoch_i32, id_bytes, version_i64, Millis, Pools, Result, StorageError, Store, INSERT_CHUNK,
+    epoch_i32, id_bytes, uuid_from, version_i64, Millis, Pools, Result, StorageError, Store,
+    INSERT_CHUNK,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +123,15 @@ pub struct CaseBundle {
     pub head_commit: Option<Vec<u8>>,
     /// Commits after the `since` asked for and before the head, oldest first.
     pub commits_since: Vec<Vec<u8>>,
+}
+
+/// Who holds a case's current key epoch ([`Store::case_holders`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseHolderRows {
+    pub key_epoch: u32,
+    /// Each recipient of the epoch's data key (a member id, or the society id for its escrow key)
+    /// and when the key was stored, by recipient id.
+    pub holders: Vec<(Uuid, Millis)>,
 }
 
 /// A case read together with its reader's [`Standing`] ([`Store::get_case_with_standing`]).
@@ -418,6 +428,7 @@ impl Store {
     /// in one transaction. The case must still be at commit `commit.seq - 1` with head `parent`:
     /// otherwise someone else committed first and nothing is written (conflict). Version 1 creates a
     /// record; version n+1 replaces version n (anything else is a conflict too).
+    #[allow(clippy::too_many_arguments)] // each is a distinct part of one write, all in one transaction
     pub fn write_commit(
         &self,
         member: MemberId,
@@ -425,6 +436,7 @@ impl Store {
         parent: &[u8],
         commit: &CommitWrite,
         writes: &[RecordWrite],
+        keys: &[WrappedKey],
         now: Millis,
     ) -> Result<CaseRow> {
         let n = i64::try_from(writes.len())
@@ -487,6 +499,23 @@ impl Store {
                 }
                 seq += 1;
             }
+            // Keys granted by this commit: the case's current epoch, to new recipients only.
+            let key_rows: Vec<CaseKeyDb> = keys
+                .iter()
+                .map(|k| CaseKeyDb {
+                    case_id: row.id.clone(),
+                    recipient_id: id_bytes(&k.recipient_id),
+                    key_epoch: row.key_epoch,
+                    wrapped: k.wrapped.clone(),
+                    created_at: now,
+                })
+                .collect();
+            if !key_rows.is_empty() {
+                diesel::insert_into(case_keys::table)
+                    .values(&key_rows)
+                    .execute(conn)
+                    .map_err(|e| StorageError::from_insert(e, "this member holds the case already"))?;
+            }
             diesel::insert_into(case_commits::table)
                 .values(&CommitDb {
                     case_id: row.id.clone(),
@@ -511,6 +540,41 @@ impl Store {
             Ok(updated)
         })?;
         row.into_case()
+    }
+
+    /// Who holds the current key epoch's data key of a case that `member` holds: every recipient
+    /// of the epoch (members, and the society id for its escrow key) with when they got it, and the
+    /// epoch; `None` if the member holds no key for it (or there is no such case). One snapshot.
+    pub fn case_holders(&self, member: MemberId, case: CaseId) -> Result<Option<CaseHolderRows>> {
+        type Rows = Vec<(Vec<u8>, i64)>;
+        let found: Option<(i32, Rows)> = read!(self, conn => {
+            conn.transaction::<_, StorageError, _>(|conn| {
+                let Some((row, _)) = case_for_member!(conn, member, case) else {
+                    return Ok(None);
+                };
+                let holders = case_keys::table
+                    .filter(case_keys::case_id.eq(&row.id))
+                    .filter(case_keys::key_epoch.eq(row.key_epoch))
+                    .order(case_keys::recipient_id)
+                    .select((case_keys::recipient_id, case_keys::created_at))
+                    .load(conn)?;
+                Ok(Some((row.key_epoch, holders)))
+            })?
+        });
+        found
+            .map(|(epoch, rows)| {
+                let epoch = u32::try_from(epoch)
+                    .map_err(|_| StorageError::Invalid("stored key epoch out of range".into()))?;
+                let holders = rows
+                    .into_iter()
+                    .map(|(id, at)| Ok((uuid_from(&id)?, at)))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(CaseHolderRows {
+                    key_epoch: epoch,
+                    holders,
+                })
+            })
+            .transpose()
     }
 
     // --- attachment chunks -------------------------------------------------------------------------

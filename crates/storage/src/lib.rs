@@ -176,8 +176,8 @@ macro_rules! case_for_member {
 // Declared after the macros so it can use them.
 mod cases;
 pub use cases::{
-    CaseBundle, CaseListItem, CaseRead, CaseRow, CommitWrite, CreatedCases, NewCase, RecordRow,
-    RecordWrite, WrappedKey,
+    CaseBundle, CaseHolderRows, CaseListItem, CaseRead, CaseRow, CommitWrite, CreatedCases,
+    NewCase, RecordRow, RecordWrite, WrappedKey,
 };
 mod certs;
 pub use certs::{CertificateRow, SocietyTrust};

@@ -409,6 +409,7 @@ fn optimistic_concurrency_on_records() {
                 &head1,
                 &c2,
                 std::slice::from_ref(&v2),
+                &[],
                 NOW + 5,
             )
             .unwrap();
@@ -419,7 +420,7 @@ fn optimistic_concurrency_on_records() {
 
         // a second writer whose commit is on the old head is refused and loses nothing
         let stale_commit = commit(2, CaseStatus::Open);
-        let r = store.write_commit(alice.id, c.id, &head1, &stale_commit, &[], NOW + 6);
+        let r = store.write_commit(alice.id, c.id, &head1, &stale_commit, &[], &[], NOW + 6);
         assert!(matches!(r, Err(StorageError::Conflict(_))), "{r:?}");
         let c3 = commit(3, CaseStatus::Open);
 
@@ -441,6 +442,7 @@ fn optimistic_concurrency_on_records() {
             &c2.hash,
             &c3,
             &[new_note.clone(), stale],
+            &[],
             NOW + 6,
         );
         assert!(matches!(r, Err(StorageError::Conflict(_))), "{r:?}");
@@ -464,6 +466,7 @@ fn optimistic_concurrency_on_records() {
                 &c2.hash,
                 &c3,
                 std::slice::from_ref(&rec),
+                &[],
                 NOW
             ),
             Err(StorageError::Conflict(_))
@@ -478,6 +481,7 @@ fn optimistic_concurrency_on_records() {
                     version: 0,
                     ..new_note.clone()
                 }],
+                &[],
                 NOW
             ),
             Err(StorageError::Invalid(_))
@@ -489,6 +493,7 @@ fn optimistic_concurrency_on_records() {
                 &c2.hash,
                 &c3,
                 std::slice::from_ref(&new_note),
+                &[],
                 NOW
             ),
             Err(StorageError::NotFound)
@@ -501,6 +506,7 @@ fn optimistic_concurrency_on_records() {
                 &c2.hash,
                 &c3,
                 std::slice::from_ref(&new_note),
+                &[],
                 NOW,
             )
             .unwrap();
@@ -518,7 +524,7 @@ fn status_workflow() {
         // The status is whatever the stored commit gives (the API checks the workflow).
         let c2 = commit(2, CaseStatus::Tracing);
         let r = store
-            .write_commit(alice.id, c.id, &[1; 32], &c2, &[], NOW)
+            .write_commit(alice.id, c.id, &[1; 32], &c2, &[], &[], NOW)
             .unwrap();
         assert_eq!((r.status, r.version), (CaseStatus::Tracing, 2));
         // stale: its parent is not the head
@@ -528,6 +534,7 @@ fn status_workflow() {
                 c.id,
                 &[1; 32],
                 &commit(2, CaseStatus::Located),
+                &[],
                 &[],
                 NOW
             ),
@@ -539,6 +546,7 @@ fn status_workflow() {
                 c.id,
                 &c2.hash,
                 &commit(3, CaseStatus::Located),
+                &[],
                 &[],
                 NOW,
             )

@@ -4,12 +4,14 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use rfl_client::merge::CaseBase;
-use rfl_client::session::today;
+use rfl_client::session::{rfc3339_utc, today};
 use rfl_client::ClientError;
 use rfl_domain::records::{
     CaseHeader, PersonRecord, ProcessingConsent, Relationship, Separation, SeparationEvent,
 };
-use rfl_domain::{CaseFile, CaseId, CaseStatus, Entry, NameKind, Person, PersonName, RecordId};
+use rfl_domain::{
+    CaseFile, CaseId, CaseStatus, Entry, MemberId, NameKind, Person, PersonName, RecordId,
+};
 
 use super::{parse_enum, progress_bar, Context};
 
@@ -47,6 +49,12 @@ pub enum CaseCmd {
     /// Move a case along the workflow: tracing, located, family_informed, reunited, closed,
     /// closed_unsuccessful, closed_at_enquirer_request.
     Status { case: CaseId, status: String },
+    /// Give another member of your society the case: its key is wrapped to their certified keys
+    /// (refused if they are not certified or were revoked) and a signed grant commit records it.
+    Grant { case: CaseId, member: MemberId },
+    /// Who holds the case: members with their roles and since when, and the society escrow key,
+    /// checked against the case's signed head commit.
+    Holders { case: CaseId },
 }
 
 #[derive(Args)]
@@ -92,6 +100,12 @@ impl CaseCmd {
             CaseCmd::Show { case } => show(ctx, *case).await,
             CaseCmd::Update { case, file } => update(ctx, *case, file).await,
             CaseCmd::Status { case, status } => set_status(ctx, *case, status).await,
+            CaseCmd::Grant { case, member } => {
+                let s = ctx.open_session().await?;
+                let c = s.grant_case(*case, *member).await?;
+                ctx.print(&c, || format!("member {member} now holds case {}", c.id))
+            }
+            CaseCmd::Holders { case } => holders(ctx, *case).await,
         }
     }
 }
@@ -105,6 +119,38 @@ impl CreateArgs {
             format!("case {} created ({})", c.id, c.status.as_str())
         })
     }
+}
+
+async fn holders(ctx: &Context, case: CaseId) -> Result<(), ClientError> {
+    let s = ctx.open_session().await?;
+    let opened = s.open_case(case).await?;
+    let h = s.case_holders(&opened).await?;
+    let society = *s.society_id().as_uuid();
+    ctx.print(&h, || {
+        let mut out = format!(
+            "case {} (key epoch {}) is held by:\n{:<38}  {:<14}  {:<22}  {}",
+            h.case, h.key_epoch, "holder", "role", "since (UTC)", "keys"
+        );
+        for x in &h.holders {
+            let role = match (x.recipient_id == society, x.role) {
+                (true, _) => "escrow key",
+                (false, Some(r)) => r.as_str(),
+                (false, None) => "-",
+            };
+            let keys = match (x.revoked, x.certified) {
+                (true, _) => "REVOKED",
+                (false, true) => "certified",
+                (false, false) => "not certified",
+            };
+            out.push_str(&format!(
+                "\n{:<38}  {:<14}  {:<22}  {keys}",
+                x.recipient_id.to_string(),
+                role,
+                rfc3339_utc(x.since.div_euclid(1000)),
+            ));
+        }
+        out
+    })
 }
 
 async fn import(ctx: &Context, file: &Path, batch_size: usize) -> Result<(), ClientError> {

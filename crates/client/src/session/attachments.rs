@@ -142,7 +142,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
     Ok(n)
 }
 
-fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+pub(super) fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     if s.len() != 64 {
         return None;
     }

@@ -13,6 +13,8 @@ pub struct OpenedCase {
     pub head: KnownHead,
     /// The status the head commit states.
     pub status: CaseStatus,
+    /// The holders digest the head commit states (who holds the key epoch's data key).
+    pub holders: [u8; 32],
     /// Each record's entry in the head's state.
     pub(super) entries: HashMap<RecordId, StateEntry>,
     pub(super) data_key: DataKey,
@@ -26,6 +28,7 @@ impl OpenedCase {
             seq: self.head.seq + 1,
             parent: self.head.hash,
             epoch: self.summary.key_epoch,
+            holders: self.holders,
         }
     }
 
@@ -211,6 +214,7 @@ impl Session {
             versions,
             head: known,
             status,
+            holders: b.holders,
             entries,
             data_key,
         })

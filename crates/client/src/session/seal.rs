@@ -27,6 +27,8 @@ pub struct Sealer {
     pub(super) society_id: SocietyId,
     /// The society escrow key, verified against the pinned root (none for writes that wrap no key).
     pub(super) escrow: Option<rfl_crypto::VerifiedKeys>,
+    /// The holders digest of a case only this member holds (computed once: an import seals many).
+    pub(super) own_holders: [u8; 32],
 }
 
 impl Sealer {
@@ -94,6 +96,7 @@ impl Sealer {
             author: *self.member_id.as_uuid(),
             created_at: now_millis(),
             state: state_digest(entries)?,
+            holders: pos.holders,
         }
         .sign(&self.keys.signing)?)
     }
@@ -176,6 +179,7 @@ impl Sealer {
                 seq: 1,
                 parent: CommitHash::ZERO,
                 epoch,
+                holders: self.own_holders,
             },
             &key,
             CaseStatus::Open,
