@@ -312,6 +312,31 @@ async fn the_rfl_command_line() {
         assert_eq!(files.len(), 1);
         let path = files[0].as_ref().unwrap().path();
         assert_eq!(std::fs::read(path).unwrap(), vec![7u8; 300_000]);
+
+        // holders and a grant to the admin, checked against the signed head
+        let admin_id = cli.ok_json("admin.json", &["whoami"])["member_id"].as_str().unwrap().to_owned();
+        let h = cli.ok_json("cw.json", &["case", "holders", &id]);
+        assert_eq!(h["holders"].as_array().unwrap().len(), 2, "the caseworker and the escrow key: {h}");
+        cli.ok_json("cw.json", &["case", "grant", &id, &admin_id]);
+        let table = String::from_utf8(cli.run("cw.json", &["case", "holders", &id]).stdout).unwrap();
+        assert!(table.contains(&admin_id) && table.contains("society_admin"), "{table}");
+        assert_eq!(table.matches("certified").count(), 3, "{table}");
+        let shown = cli.ok_json("admin.json", &["case", "show", &id]);
+        assert_eq!(shown["content"]["header"]["reference"], "ERC-2026-1");
+        let twice = cli.run("cw.json", &["case", "grant", &id, &admin_id]);
+        assert_eq!(twice.status.code(), Some(5), "{}", String::from_utf8_lossy(&twice.stderr));
+
+        // the admin revokes the caseworker: their keys are listed, their account suspended
+        let bad_reason = cli.run("admin.json", &["member", "revoke", &member, "--reason", "bored"]);
+        assert_eq!(bad_reason.status.code(), Some(5));
+        let r = cli.ok_json("admin.json", &["member", "revoke", &member, "--reason", "device_lost"]);
+        assert_eq!((r["list_number"].as_u64(), r["suspended"].as_bool()), (Some(1), Some(true)));
+        let out = cli.run("cw.json", &["case", "list"]);
+        assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+        let h = cli.ok_json("admin.json", &["case", "holders", &id]);
+        let revoked: Vec<_> = h["holders"].as_array().unwrap().iter().filter(|x| x["revoked"] == true).collect();
+        assert_eq!(revoked.len(), 1, "{h}");
+        assert_eq!(revoked[0]["recipient_id"], member.as_str());
     })
     .await
     .unwrap();
