@@ -104,6 +104,12 @@ pub struct ChainPos {
     pub holders: [u8; 32],
 }
 
+/// Whether a signature by keys revoked at `revoked_at` (Unix seconds; `None`: not revoked) counts on a
+/// commit dated `created_at_ms`: yes up to and within the second of the revocation.
+fn signature_counts(revoked_at: Option<i64>, created_at_ms: i64) -> bool {
+    revoked_at.is_none_or(|at| created_at_ms.div_euclid(1000) <= at)
+}
+
 /// This member as a holder of the case keys wrapped to their keys.
 pub(crate) fn holder_of(keys: &DeviceKeys, member: MemberId) -> Holder {
     Holder {
@@ -298,13 +304,12 @@ impl Session {
     }
 
     /// The certified key of `author` for a commit dated `created_at_ms`: none if the author is not
-    /// certified, or if their keys were revoked at or before that time.
+    /// certified, or if their keys were revoked before that time. A revocation is dated to the
+    /// second (as certificates are), so a commit dated within the second of the revocation still
+    /// counts: it may have been made just before it.
     fn author_key(&self, author: MemberId, created_at_ms: i64) -> Option<DeviceVerifier> {
         let (key, revoked_at) = self.directory.read().ok()?.get(&author).copied()?;
-        match revoked_at {
-            Some(at) if created_at_ms >= at.saturating_mul(1000) => None,
-            _ => Some(key),
-        }
+        signature_counts(revoked_at, created_at_ms).then_some(key)
     }
 
     /// The society escrow key as the pinned root certifies it; cases cannot be created without it.
@@ -728,6 +733,18 @@ pub async fn upload_batches(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_revoked_signature_counts_up_to_the_second_of_its_revocation() {
+        assert!(super::signature_counts(None, i64::MAX));
+        assert!(super::signature_counts(Some(100), 99_999));
+        assert!(
+            super::signature_counts(Some(100), 100_999),
+            "within the second"
+        );
+        assert!(!super::signature_counts(Some(100), 101_000));
+        assert!(!super::signature_counts(Some(-1), 0));
+    }
+
     use super::*;
 
     #[test]
