@@ -5,8 +5,8 @@ use rfl_crypto::{AgeRecipient, DevicePublicKey};
 use rfl_domain::api::{
     ChallengeRequest, ChallengeResponse, CreateSocietyRequest, CreateSocietyResponse, EnrolRequest,
     EnrolResponse, EnrolmentCodeInfo, EnrolmentCodeRequest, EnrolmentCodeResponse,
-    EnrolmentCodesResponse, EscrowDto, MeResponse, MemberDto, MembersResponse, SocietyResponse,
-    TokenRequest, TokenResponse,
+    EnrolmentCodesResponse, EscrowDto, MeResponse, MemberDto, MembersResponse, RecoveryRotation,
+    SocietyResponse, TokenRequest, TokenResponse,
 };
 use rfl_domain::{MemberId, Role, SocietyId};
 use rfl_storage::{Challenge, Enrolment, Member, NewEnrolmentCode, SocietyEscrow, Store};
@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(me)
         .service(society)
         .service(set_escrow)
+        .service(rotate_recovery)
         .service(members)
         .service(suspend_member)
         .service(reinstate_member)
@@ -310,6 +311,19 @@ async fn society(
     }))
 }
 
+/// The escrow recipient parsed, and the wrapped identity's size checked.
+fn escrow_fields(recipient: &str, wrapped_identity: &[u8]) -> Result<AgeRecipient, ApiError> {
+    let recipient = AgeRecipient::parse(recipient.trim()).map_err(|_| {
+        ApiError::Unprocessable("recipient must be an age recipient (age1…)".into())
+    })?;
+    if wrapped_identity.is_empty() || wrapped_identity.len() > 16 * 1024 {
+        return Err(ApiError::BadRequest(
+            "wrapped_identity must be an age file of at most 16 KiB".into(),
+        ));
+    }
+    Ok(recipient)
+}
+
 /// Set the society escrow key once (society admin). Every case key is also wrapped to it.
 #[utoipa::path(tag = "identity", security(("bearer" = [])), request_body = EscrowDto, responses(
     (status = 204), (status = 403, body = Problem), (status = 409, description = "Already set", body = Problem),
@@ -321,14 +335,7 @@ async fn set_escrow(
     body: web::Json<EscrowDto>,
 ) -> Result<HttpResponse, ApiError> {
     let req = body.into_inner();
-    let recipient = AgeRecipient::parse(req.recipient.trim()).map_err(|_| {
-        ApiError::Unprocessable("recipient must be an age recipient (age1…)".into())
-    })?;
-    if req.wrapped_identity.0.is_empty() || req.wrapped_identity.0.len() > 16 * 1024 {
-        return Err(ApiError::BadRequest(
-            "wrapped_identity must be an age file of at most 16 KiB".into(),
-        ));
-    }
+    let recipient = escrow_fields(&req.recipient, &req.wrapped_identity.0)?;
     let store = state.store.clone();
     blocking(move || {
         store
@@ -343,6 +350,53 @@ async fn set_escrow(
     })
     .await?;
     tracing::info!(society = %caller.society_id, by = %caller.member_id, "society escrow key set");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Replace the wrapping of the society escrow identity with one to a new recovery key (society
+/// admin; needs a recent passkey sign-in). The escrow key and every case key wrapped to it stay as
+/// they are: a recovery-key rotation is one unwrap with the old key and one wrap to the new, done by
+/// the admin's client (`rfl society rotate-recovery`). Refused with 409 if the escrow key or the
+/// wrapping changed since the client read it.
+#[utoipa::path(tag = "identity", security(("bearer" = [])), request_body = RecoveryRotation, responses(
+    (status = 204), (status = 400, body = Problem), (status = 403, body = Problem),
+    (status = 409, description = "The escrow key or its wrapping changed meanwhile", body = Problem),
+    (status = 422, description = "The recipient does not parse", body = Problem)))]
+#[put("/society/escrow/recovery")]
+async fn rotate_recovery(
+    state: State,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
+    body: web::Json<RecoveryRotation>,
+) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    let recipient = escrow_fields(&req.recipient, &req.wrapped_identity.0)?;
+    let replaces = req.replaces_sha256.trim().to_ascii_lowercase();
+    let store = state.store.clone();
+    blocking(move || {
+        let current = store
+            .society(caller.society_id)?
+            .ok_or(ApiError::NotFound)?
+            .escrow
+            .ok_or_else(|| ApiError::Conflict("the society has no escrow key yet".into()))?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, &current.wrapped_identity);
+        let current_hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        if current_hex != replaces || current.recipient != recipient.to_string() {
+            return Err(ApiError::Conflict(
+                "the society escrow key or its wrapping changed meanwhile: reload and run again"
+                    .into(),
+            ));
+        }
+        store
+            .replace_escrow_wrapping(
+                caller.society_id,
+                &current.recipient,
+                &current.wrapped_identity,
+                &req.wrapped_identity.0,
+            )
+            .map_err(ApiError::from)
+    })
+    .await?;
+    tracing::info!(society = %caller.society_id, by = %caller.member_id, "society recovery key rotated");
     Ok(HttpResponse::NoContent().finish())
 }
 

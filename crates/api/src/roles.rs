@@ -161,7 +161,13 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
         ("GET", "/v1/me") | ("POST", "/v1/auth/revoke") => Roles(AnyMember::ROLES),
         ("GET", "/v1/society" | "/v1/society/certificates") => Roles(SocietyPeople::ROLES),
         ("GET", "/v1/members") => Roles(CaseHolders::ROLES),
-        ("PUT", "/v1/society/escrow" | "/v1/society/root" | "/v1/society/revocations")
+        (
+            "PUT",
+            "/v1/society/escrow"
+            | "/v1/society/escrow/recovery"
+            | "/v1/society/root"
+            | "/v1/society/revocations",
+        )
         | ("POST", "/v1/certificates")
         | (
             "POST",
@@ -205,6 +211,7 @@ pub fn needs_step_up(method: &str, pattern: &str) -> bool {
         (
             "PUT",
             "/v1/society/escrow"
+                | "/v1/society/escrow/recovery"
                 | "/v1/society/root"
                 | "/v1/society/revocations"
                 | "/v1/passkeys/key-wraps"

@@ -18,6 +18,7 @@ pub mod keystore;
 pub mod merge;
 pub mod passkey;
 pub mod person;
+pub mod recovery;
 pub mod session;
 pub mod trust;
 

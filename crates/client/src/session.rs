@@ -313,7 +313,7 @@ impl Session {
     }
 
     /// The society escrow key as the pinned root certifies it; cases cannot be created without it.
-    fn escrow(&self) -> Result<rfl_crypto::VerifiedKeys> {
+    pub(crate) fn escrow(&self) -> Result<rfl_crypto::VerifiedKeys> {
         if self.pinned_root.is_none() {
             return Err(ClientError::Invalid(
                 "pin your society's root key fingerprint first (you were given it with your enrolment code)"

@@ -337,6 +337,20 @@ async fn the_rfl_command_line() {
         let revoked: Vec<_> = h["holders"].as_array().unwrap().iter().filter(|x| x["revoked"] == true).collect();
         assert_eq!(revoked.len(), 1, "{h}");
         assert_eq!(revoked[0]["recipient_id"], member.as_str());
+
+        // the recovery key moves to a new one; the old one then opens nothing the server holds
+        let rotated = cli.ok_json(
+            "admin.json",
+            &["society", "rotate-recovery", "--recovery-identity", "recovery.txt", "--new-recovery-identity-out", "recovery2.txt"],
+        );
+        assert!(rotated["recovery_recipient"].as_str().unwrap().starts_with("age1"));
+        assert!(std::fs::read_to_string(d.join("recovery2.txt")).unwrap().starts_with("AGE-SECRET-KEY-1"));
+        let stale = cli.run(
+            "admin.json",
+            &["society", "rotate-recovery", "--recovery-identity", "recovery.txt", "--new-recovery-identity-out", "recovery3.txt"],
+        );
+        assert_eq!(stale.status.code(), Some(5), "{}", String::from_utf8_lossy(&stale.stderr));
+        assert!(!d.join("recovery3.txt").exists(), "a refused rotation leaves no identity behind");
     })
     .await
     .unwrap();

@@ -588,6 +588,26 @@ pub struct StatusRequest {
     pub commit: Base64Bytes,
 }
 
+/// A new wrapping of the society escrow identity, to a new recovery key
+/// (`PUT /v1/society/escrow/recovery`): the escrow key itself is unchanged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryRotation {
+    /// The society escrow key's age recipient, as it is (the wrapping is of its identity).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^age1[0-9a-z]+$", max_length = 1024)
+    )]
+    pub recipient: String,
+    /// SHA-256 of the wrapping being replaced, lowercase hex: refused with 409 if it changed.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{64}$"))]
+    pub replaces_sha256: String,
+    /// The escrow identity, age-encrypted to the new recovery key (1 byte to 16 KiB).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte, min_length = 4, max_length = 21848))]
+    pub wrapped_identity: Base64Bytes,
+}
+
 /// Wrap a case's current data key to one more member of the society (`POST /v1/cases/{id}/grants`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -75,6 +75,32 @@ impl Store {
         row.map(SocietyDb::into_society).transpose()
     }
 
+    /// Replaces the wrapping of the society escrow identity (a recovery-key rotation): only if the
+    /// escrow recipient is `recipient` and the stored wrapping is still `previous` (compare-and-swap:
+    /// two admins rotating at once, one wins); else a conflict and nothing changes.
+    pub fn replace_escrow_wrapping(
+        &self,
+        id: SocietyId,
+        recipient: &str,
+        previous: &[u8],
+        wrapped_identity: &[u8],
+    ) -> Result<()> {
+        let updated = write_tx!(self, conn => {
+            Ok(diesel::update(
+                societies::table
+                    .filter(societies::id.eq(id_bytes(id.as_uuid())))
+                    .filter(societies::escrow_recipient.eq(recipient))
+                    .filter(societies::escrow_wrapped.eq(previous)),
+            )
+            .set(societies::escrow_wrapped.eq(Some(wrapped_identity)))
+            .execute(conn)?)
+        })?;
+        one_row(
+            updated,
+            "the society escrow key or its wrapping changed meanwhile: reload and run again",
+        )
+    }
+
     /// Sets the society escrow key once; a second attempt is a conflict (rotation is its own operation).
     pub fn set_society_escrow(&self, id: SocietyId, escrow: &SocietyEscrow) -> Result<()> {
         let updated = write_tx!(self, conn => {
@@ -89,12 +115,16 @@ impl Store {
             ))
             .execute(conn)?)
         })?;
-        if updated == 1 {
-            Ok(())
-        } else {
-            Err(StorageError::Conflict(
-                "the society escrow key is already set",
-            ))
-        }
+        one_row(updated, "the society escrow key is already set")
+    }
+}
+
+/// A conditional update that must have changed exactly one row; none means its condition no longer
+/// held (a conflict, said by `conflict`).
+fn one_row(updated: usize, conflict: &'static str) -> Result<()> {
+    if updated == 1 {
+        Ok(())
+    } else {
+        Err(StorageError::Conflict(conflict))
     }
 }

@@ -19,6 +19,24 @@ pub enum SocietyCmd {
     /// root, which certifies it and you. Run once, by the first admin. Prints the root fingerprint that
     /// every member is given with their enrolment code.
     Init(InitArgs),
+    /// Move the society's escrow key to a new offline recovery key: one unwrap with the old recovery
+    /// identity, one wrap to the new key. No case changes, however many there are. The old recovery
+    /// key opens nothing written from then on; destroy it once the new one is stored safely.
+    RotateRecovery(RotateRecoveryArgs),
+}
+
+#[derive(Args)]
+pub struct RotateRecoveryArgs {
+    /// The current recovery identity file (an age identity, or an age plugin's identity file with
+    /// its `# recipient:` line, e.g. age-plugin-yubikey's).
+    #[arg(long)]
+    recovery_identity: PathBuf,
+    /// The new recovery key's age recipient (e.g. from age-plugin-yubikey).
+    #[arg(long)]
+    new_recovery_recipient: Option<String>,
+    /// Or: generate the new recovery identity here and write it to this file (move it offline).
+    #[arg(long)]
+    new_recovery_identity_out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -38,6 +56,7 @@ impl SocietyCmd {
     pub async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
         match self {
             SocietyCmd::Init(args) => args.exec(ctx).await,
+            SocietyCmd::RotateRecovery(args) => args.exec(ctx).await,
         }
     }
 }
@@ -139,6 +158,65 @@ impl InitArgs {
                      society root key written to {} (passphrase-sealed): keep it offline\n\
                      root fingerprint (give it to every member with their enrolment code): {fp}",
                     root_key_out.display()
+                )
+            },
+        )
+    }
+}
+
+impl RotateRecoveryArgs {
+    async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
+        let old =
+            AgeIdentity::from_identity_file(&std::fs::read_to_string(&self.recovery_identity)?)?;
+        let recovery = match (
+            &self.new_recovery_recipient,
+            &self.new_recovery_identity_out,
+        ) {
+            (Some(r), None) => Recovery::Given(AgeRecipient::parse(r)?),
+            (None, Some(out)) => Recovery::Generated(out, AgeIdentity::generate()),
+            _ => {
+                return Err(ClientError::Invalid(
+                    "give one of --new-recovery-recipient (the new offline recovery key) or \
+                     --new-recovery-identity-out FILE"
+                        .into(),
+                ))
+            }
+        };
+        if let Recovery::Generated(out, _) = &recovery {
+            if out.exists() {
+                return Err(ClientError::Invalid(format!(
+                    "{} exists already",
+                    out.display()
+                )));
+            }
+        }
+        let s = ctx.open_session().await?;
+        let (recipient, check) = match &recovery {
+            Recovery::Given(r) => (r.clone(), None),
+            Recovery::Generated(_, id) => (id.recipient(), Some(id)),
+        };
+        let rotation = s.prepare_recovery_rotation(&old, &recipient, check).await?;
+        // As at `society init`: a generated identity is on disk before the server holds a wrapping
+        // only it opens, and removed if the server refuses the new wrapping.
+        if let Recovery::Generated(out, id) = &recovery {
+            write_private(
+                out,
+                format!("{}\n", id.to_secret_string().expose_secret()).as_bytes(),
+            )?;
+        }
+        if let Err(e) = s.send_recovery_rotation(&rotation).await {
+            if let Recovery::Generated(out, _) = &recovery {
+                forget_recovery_identity(out, &e);
+            }
+            return Err(e);
+        }
+        ctx.print(
+            &serde_json::json!({"recovery_recipient": recipient.to_string()}),
+            || {
+                format!(
+                    "the server now holds the society escrow key wrapped to the recovery key \
+                     {recipient} only; copies of the old wrapping (backups) still open with the old \
+                     recovery key: destroy it once the new one is stored safely"
                 )
             },
         )
