@@ -213,3 +213,60 @@ fn base64_std(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+/// A second society admin: enrolled with an admin's code, certified by the society root (only the
+/// root issues admin certificates), then certifies a caseworker whom other members trust.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_admin_certified_by_the_root_certifies_members_others_trust() {
+    for backend in Backend::ALL {
+        let t = TestServer::start(backend).await;
+        let soc = t.society("Red Cross A").await;
+        let code = soc
+            .admin
+            .issue_enrolment_code(rfl_domain::Role::SocietyAdmin)
+            .await
+            .unwrap();
+        let mut admin2 = t.enrol_person(&code.code).await.session;
+        admin2.pin_root(&soc.root_fingerprint).await.unwrap();
+        let fp = admin2.keys_fingerprint();
+        // Another root, or keys that are not the ones read out: refused, nothing certified.
+        let stranger = SocietyRootKey::generate().unwrap();
+        assert!(soc
+            .admin
+            .certify_admin(admin2.member_id(), &fp, &stranger)
+            .await
+            .is_err());
+        assert!(matches!(
+            soc.admin
+                .certify_admin(admin2.member_id(), &"0".repeat(32), &soc.root)
+                .await,
+            Err(ClientError::Tampered(_))
+        ));
+        soc.admin
+            .certify_admin(admin2.member_id(), &fp, &soc.root)
+            .await
+            .unwrap();
+
+        // The second admin certifies a caseworker; another caseworker trusts both.
+        admin2.refresh_directory().await.unwrap();
+        let code = admin2
+            .issue_enrolment_code(rfl_domain::Role::Caseworker)
+            .await
+            .unwrap();
+        let cw = t.enrol_person(&code.code).await.session;
+        admin2
+            .certify_member(cw.member_id(), &cw.keys_fingerprint())
+            .await
+            .unwrap();
+        let other = t.caseworker(&soc).await;
+        other.certified_member(cw.member_id()).await.unwrap();
+        other.certified_member(admin2.member_id()).await.unwrap();
+        // A caseworker is not certified as an admin.
+        assert!(soc
+            .admin
+            .certify_admin(cw.member_id(), &cw.keys_fingerprint(), &soc.root)
+            .await
+            .is_err());
+        t.stop().await;
+    }
+}

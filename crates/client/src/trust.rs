@@ -470,16 +470,66 @@ impl Session {
         })
     }
 
-    /// An admin certifies a member's keys, after comparing `keys_fingerprint` (read out by the member,
-    /// out of band) with the keys the server lists for them: a server that substituted the keys is
-    /// caught here, before anything is signed.
-    pub async fn certify_member(
+    /// An admin certifies another **admin**'s keys with the society root key (only the root issues
+    /// admin certificates), after comparing `keys_fingerprint` (read out by the new admin) with the
+    /// keys the server lists for them. Refused unless `root` is the root this session pinned, the
+    /// member is registered as a society admin, and their keys are not revoked.
+    pub async fn certify_admin(
         &self,
         member: MemberId,
         keys_fingerprint_read_out: &str,
+        root: &SocietyRootKey,
     ) -> Result<()> {
+        let pinned = self.pinned_root().ok_or_else(|| {
+            ClientError::Invalid("pin your society's root key fingerprint first".into())
+        })?;
+        if !root.public().matches_fingerprint(pinned) {
+            return Err(ClientError::Invalid(
+                "this root key is not your society's (its fingerprint is not the one you pinned)"
+                    .into(),
+            ));
+        }
+        self.reload_members().await?;
         let (m, signing, recipient) = self.registered_keys(member).await?;
-        let digest = subject_keys_digest(Some(&signing), &recipient);
+        if m.role != Role::SocietyAdmin {
+            return Err(ClientError::Invalid(format!(
+                "member {member} is not a society admin: certify them with `rfl certify`"
+            )));
+        }
+        self.check_keys_to_certify(member, &signing, &recipient, keys_fingerprint_read_out)?;
+        let cert = issue_admin_cert(
+            root,
+            *self.society_id().as_uuid(),
+            *member.as_uuid(),
+            signing,
+            &recipient,
+            validity(ROOT_CERT_DAYS)?,
+        )?;
+        self.upload_certificate(&cert).await
+    }
+
+    /// Sends a certificate this admin issued (`POST /v1/certificates`).
+    async fn upload_certificate(&self, cert: &KeyCertificate) -> Result<()> {
+        self.api()
+            .post_no_content(
+                "/v1/certificates",
+                &Certificates {
+                    certificates: vec![cert.to_hex()],
+                },
+            )
+            .await
+    }
+
+    /// The checks before any certificate is signed: the keys are not revoked, and they are the ones
+    /// the member read out (a server that substituted them is caught here).
+    fn check_keys_to_certify(
+        &self,
+        member: MemberId,
+        signing: &DevicePublicKey,
+        recipient: &AgeRecipient,
+        keys_fingerprint_read_out: &str,
+    ) -> Result<()> {
+        let digest = subject_keys_digest(Some(signing), recipient);
         if self.with_trust(|t| {
             t.revocations
                 .as_ref()
@@ -490,12 +540,25 @@ impl Session {
                     .into(),
             ));
         }
-        if keys_fingerprint(&signing, &recipient) != keys_fingerprint_read_out.trim() {
+        if keys_fingerprint(signing, recipient) != keys_fingerprint_read_out.trim() {
             return Err(ClientError::Tampered(
                 "the keys the server lists for this member are not the ones they read out: not certified"
                     .into(),
             ));
         }
+        Ok(())
+    }
+
+    /// An admin certifies a member's keys, after comparing `keys_fingerprint` (read out by the member,
+    /// out of band) with the keys the server lists for them: a server that substituted the keys is
+    /// caught here, before anything is signed.
+    pub async fn certify_member(
+        &self,
+        member: MemberId,
+        keys_fingerprint_read_out: &str,
+    ) -> Result<()> {
+        let (m, signing, recipient) = self.registered_keys(member).await?;
+        self.check_keys_to_certify(member, &signing, &recipient, keys_fingerprint_read_out)?;
         let mine = self
             .with_trust(|t| {
                 t.certificates
@@ -516,13 +579,6 @@ impl Session {
             &recipient,
             validity(MEMBER_CERT_DAYS)?,
         )?;
-        self.api()
-            .post_no_content(
-                "/v1/certificates",
-                &Certificates {
-                    certificates: vec![cert.to_hex()],
-                },
-            )
-            .await
+        self.upload_certificate(&cert).await
     }
 }

@@ -351,6 +351,26 @@ async fn the_rfl_command_line() {
         );
         assert_eq!(stale.status.code(), Some(5), "{}", String::from_utf8_lossy(&stale.stderr));
         assert!(!d.join("recovery3.txt").exists(), "a refused rotation leaves no identity behind");
+
+        // a second admin, certified with the society root key
+        let code2 = cli.ok_json("admin.json", &["invite", "--role", "society_admin"])["code"].as_str().unwrap().to_owned();
+        cli.ok_json(
+            "admin2.json",
+            &["enrol", "--server", s, "--origin", "http://localhost:8080", "--code", &code2, "--work-factor", "14",
+              "--root-fingerprint", &root_fp],
+        );
+        let me2 = cli.ok_json("admin2.json", &["whoami"]);
+        let admin2 = me2["member_id"].as_str().unwrap().to_owned();
+        let fp2 = me2["keys_fingerprint"].as_str().unwrap().to_owned();
+        let wrong = cli.run("admin.json", &["society", "certify-admin", &admin2, "--fingerprint", &"0".repeat(32), "--root-key", "root.key"]);
+        assert_eq!(wrong.status.code(), Some(7), "{}", String::from_utf8_lossy(&wrong.stderr));
+        // before the root certifies them, no case key is wrapped to them; after, it is
+        let early = cli.run("admin.json", &["case", "grant", &id, &admin2]);
+        assert_eq!(early.status.code(), Some(7), "{}", String::from_utf8_lossy(&early.stderr));
+        cli.ok_json("admin.json", &["society", "certify-admin", &admin2, "--fingerprint", &fp2, "--root-key", "root.key"]);
+        cli.ok_json("admin.json", &["case", "grant", &id, &admin2]);
+        let shown = cli.ok_json("admin2.json", &["case", "show", &id]);
+        assert_eq!(shown["content"]["header"]["reference"], "ERC-2026-1");
     })
     .await
     .unwrap();

@@ -23,6 +23,21 @@ pub enum SocietyCmd {
     /// identity, one wrap to the new key. No case changes, however many there are. The old recovery
     /// key opens nothing written from then on; destroy it once the new one is stored safely.
     RotateRecovery(RotateRecoveryArgs),
+    /// Certify another society admin's keys with the society root key (after comparing the
+    /// fingerprint they read out, as for `rfl certify`): only the root issues admin certificates.
+    CertifyAdmin(CertifyAdminArgs),
+}
+
+#[derive(Args)]
+pub struct CertifyAdminArgs {
+    member: MemberId,
+    /// The fingerprint the new admin read out (`rfl whoami` on their machine).
+    #[arg(long)]
+    fingerprint: String,
+    /// The society root key file written by `rfl society init` (sealed with that keystore's
+    /// passphrase).
+    #[arg(long)]
+    root_key: PathBuf,
 }
 
 #[derive(Args)]
@@ -57,6 +72,7 @@ impl SocietyCmd {
         match self {
             SocietyCmd::Init(args) => args.exec(ctx).await,
             SocietyCmd::RotateRecovery(args) => args.exec(ctx).await,
+            SocietyCmd::CertifyAdmin(args) => args.exec(ctx).await,
         }
     }
 }
@@ -161,6 +177,27 @@ impl InitArgs {
                 )
             },
         )
+    }
+}
+
+impl CertifyAdminArgs {
+    async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
+        let pass = passphrase()?;
+        let sealed = std::fs::read(&self.root_key)?;
+        let der = rfl_crypto::open_with_passphrase(&sealed, &pass).map_err(|_| {
+            ClientError::Invalid(format!(
+                "{} does not open with this keystore's passphrase",
+                self.root_key.display()
+            ))
+        })?;
+        let root = rfl_crypto::SocietyRootKey::from_pkcs8(&der)?;
+        let s = ctx.open_session_with(&pass).await?;
+        s.certify_admin(self.member, &self.fingerprint, &root)
+            .await?;
+        let member = self.member;
+        ctx.print(&serde_json::json!({"certified_admin": member}), || {
+            format!("the keys of admin {member} are certified by the society root")
+        })
     }
 }
 
