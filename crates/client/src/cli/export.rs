@@ -40,8 +40,9 @@ impl ExportArgs {
         ctx.print(
             &serde_json::json!({"out": out, "attachments": files}),
             || {
+                let plural = if files == 1 { "" } else { "s" };
                 format!(
-                    "case written to {} ({files} attachments); it is plaintext: protect or delete it",
+                    "case written to {} ({files} attachment{plural}); it is plaintext: protect or delete it",
                     out.display()
                 )
             },

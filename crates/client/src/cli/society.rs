@@ -340,8 +340,8 @@ impl MemberCmd {
                     };
                     format!(
                         "member {} revoked: {listed}; account {suspended}.\n\
-                         Cases they held are not re-keyed yet: they keep the keys they downloaded \
-                         before (docs/threat-model.md).",
+                         The cases they held are not re-keyed yet: keys they kept still open what is \
+                         written to those cases from now on (docs/threat-model.md).",
                         r.member
                     )
                 })
