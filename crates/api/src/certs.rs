@@ -110,11 +110,10 @@ fn check(
         .map(|h| {
             let cert = KeyCertificate::from_hex(h.trim())
                 .map_err(|e| ApiError::BadRequest(format!("a certificate is malformed: {e}")))?;
-            if revoked.as_ref().is_some_and(|r| {
-                r.body().entries.iter().any(|e| {
-                    e.subject_id == cert.subject_id() && e.keys_digest == cert.keys_digest()
-                })
-            }) {
+            if revoked
+                .as_ref()
+                .is_some_and(|r| r.find(cert.subject_id(), &cert.keys_digest()).is_some())
+            {
                 return Err(ApiError::Unprocessable(
                     "a certificate is for keys the society revoked: certify new keys".into(),
                 ));
@@ -225,13 +224,13 @@ async fn certificates(
     let t = blocking(move || Ok(store.society_certificates(caller.society_id)?)).await?;
     Ok(HttpResponse::Ok().json(CertificatesResponse {
         root_public_key: t.root.map(|r| Base64Bytes(r.to_vec())),
-        certificates: t.certificates.iter().map(|r| hex(&r.certificate)).collect(),
-        revocations: t.revocations.as_deref().map(hex),
+        certificates: t
+            .certificates
+            .iter()
+            .map(|r| crate::hex(&r.certificate))
+            .collect(),
+        revocations: t.revocations.as_deref().map(crate::hex),
     }))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks an uploaded revocation list against what the server knows: it parses, is for `society`,
@@ -279,12 +278,12 @@ fn check_revocations(
                 "the revocation list does not name the latest list as its previous".into(),
             ));
         }
-        let kept = |e: &rfl_crypto::RevocationEntry| {
-            body.entries
-                .iter()
-                .any(|n| n.subject_id == e.subject_id && n.keys_digest == e.keys_digest)
-        };
-        if !l.body().entries.iter().all(kept) {
+        if !l
+            .body()
+            .entries
+            .iter()
+            .all(|e| list.find(e.subject_id, &e.keys_digest).is_some())
+        {
             return Err(ApiError::Unprocessable(
                 "the revocation list drops an earlier revocation".into(),
             ));

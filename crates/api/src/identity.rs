@@ -379,7 +379,7 @@ async fn rotate_recovery(
             .escrow
             .ok_or_else(|| ApiError::Conflict("the society has no escrow key yet".into()))?;
         let digest = ring::digest::digest(&ring::digest::SHA256, &current.wrapped_identity);
-        let current_hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let current_hex = crate::hex(digest.as_ref());
         if current_hex != replaces || current.recipient != recipient.to_string() {
             return Err(ApiError::Conflict(
                 "the society escrow key or its wrapping changed meanwhile: reload and run again"

@@ -120,6 +120,11 @@ where
     )
 }
 
+/// Lowercase hex, the API's spelling of digests, certificates and revocation lists.
+pub(crate) fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The OpenAPI document as served, for the compiled-in configuration (`rfl-server openapi` and the
 /// tests; a running server states its own limits: [`openapi_document_with`]).
 pub fn openapi_document() -> Result<serde_json::Value, String> {

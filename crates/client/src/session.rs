@@ -340,7 +340,7 @@ impl Session {
             member_id: self.me.member_id,
             society_id: self.me.society_id,
             escrow: Some(self.escrow()?),
-            own_holders: holders_digest(&[holder_of(&self.keys, self.me.member_id)])?,
+            own_holders: Some(holders_digest(&[holder_of(&self.keys, self.me.member_id)])?),
         })
     }
 
@@ -583,7 +583,7 @@ impl Session {
             society_id: self.me.society_id,
             // Writes to existing records do not wrap keys, and keep the head's holders.
             escrow: None,
-            own_holders: [0; 32],
+            own_holders: None,
         }
     }
 

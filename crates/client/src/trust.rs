@@ -91,9 +91,8 @@ impl Trust {
         }
         let revoked_at = |c: &KeyCertificate| {
             revocations.as_ref().and_then(|r| {
-                r.entries()
-                    .iter()
-                    .find(|e| e.subject_id == c.subject_id() && e.keys_digest == c.keys_digest())
+                r.list()
+                    .find(c.subject_id(), &c.keys_digest())
                     .map(|e| e.revoked_at)
             })
         };

@@ -335,6 +335,17 @@ impl RevocationList {
         &self.body
     }
 
+    /// The entry revoking these keys of `subject_id`, if the list holds one (entries are sorted,
+    /// so this is a binary search: lists may hold many thousands).
+    pub fn find(&self, subject_id: Uuid, keys_digest: &[u8; 32]) -> Option<&RevocationEntry> {
+        let key = (*subject_id.as_bytes(), *keys_digest);
+        self.body
+            .entries
+            .binary_search_by_key(&key, RevocationEntry::sort_key)
+            .ok()
+            .map(|i| &self.body.entries[i])
+    }
+
     /// The key that signed it (the society root, or an admin's device key).
     pub fn issuer_key(&self) -> &[u8; 32] {
         &self.issuer

@@ -22,10 +22,6 @@ use crate::{blocking, State};
 /// Largest wrapped key accepted (an age X25519 wrap is about 200 bytes; a plugin's may be larger).
 const MAX_WRAPPED: usize = 4096;
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Give another member of the society the case (a holder): the case's current data key wrapped to
 /// their certified age recipient, with a signed grant commit on top of the head. A commit whose parent
 /// is not the head is refused with 409, a member who holds the case already with 409.
@@ -131,7 +127,7 @@ pub(super) async fn holders(
             .into_iter()
             .map(|(recipient_id, since)| {
                 let (role, keys_digest) = match members.get(&recipient_id) {
-                    Some(m) => (Some(m.role), Some(hex(&holder_of(m)?.keys_digest))),
+                    Some(m) => (Some(m.role), Some(crate::hex(&holder_of(m)?.keys_digest))),
                     None => (None, None),
                 };
                 Ok(HolderDto {

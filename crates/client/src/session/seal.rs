@@ -27,8 +27,9 @@ pub struct Sealer {
     pub(super) society_id: SocietyId,
     /// The society escrow key, verified against the pinned root (none for writes that wrap no key).
     pub(super) escrow: Option<rfl_crypto::VerifiedKeys>,
-    /// The holders digest of a case only this member holds (computed once: an import seals many).
-    pub(super) own_holders: [u8; 32],
+    /// The holders digest of a case only this member holds (computed once: an import seals many);
+    /// none in a sealer for writes to existing cases, which cannot create one.
+    pub(super) own_holders: Option<[u8; 32]>,
 }
 
 impl Sealer {
@@ -179,7 +180,9 @@ impl Sealer {
                 seq: 1,
                 parent: CommitHash::ZERO,
                 epoch,
-                holders: self.own_holders,
+                holders: self.own_holders.ok_or_else(|| {
+                    ClientError::Invalid("this sealer writes to existing cases only".into())
+                })?,
             },
             &key,
             CaseStatus::Open,
