@@ -110,6 +110,7 @@ async fn a_holder_the_host_adds_is_caught_and_the_server_refuses_a_grant_that_hi
                     member_id: b.member_id(),
                     wrapped: vec![1; 200].into(),
                     commit: commit.as_bytes().to_vec().into(),
+                    older_keys: vec![],
                 },
             )
             .await

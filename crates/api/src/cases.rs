@@ -10,9 +10,11 @@
 //!   lists exactly the records the case holds after the write;
 //! - a new case's data key is wrapped to the caller and to the society escrow key, and only to members
 //!   of the society, and its commit's holders digest names exactly those members' registered keys;
-//!   later commits keep the holders digest, except a grant (`grants.rs`), which adds the grantee.
+//!   later commits keep the holders digest, except a grant (`grants.rs`), which adds the grantee,
+//!   and a re-key (`rekey.rs`), which starts the next key epoch and may drop holders.
 
 mod grants;
+mod rekey;
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,8 +25,8 @@ use rfl_crypto::{
     StateEntry,
 };
 use rfl_domain::api::{
-    BatchRequest, BatchResponse, CaseDto, CaseListResponse, CaseSummaryDto, NewCaseDto, RecordDto,
-    RecordKind, RecordWriteDto, StatusRequest, WriteRecordsRequest,
+    BatchRequest, BatchResponse, CaseDto, CaseListResponse, CaseSummaryDto, EpochKeyDto,
+    NewCaseDto, RecordDto, RecordKind, RecordWriteDto, StatusRequest, WriteRecordsRequest,
 };
 use rfl_domain::{CaseId, CaseStatus, MemberId, RecordId};
 use rfl_storage::{
@@ -44,6 +46,8 @@ use crate::{blocking, State};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_case)
+        .service(rekey::rekey)
+        .service(rekey::member_cases)
         .service(create_batch)
         .service(list_cases)
         .service(get_case)
@@ -226,10 +230,9 @@ fn for_commit(
     Ok((dir, cur))
 }
 
-fn current_state(bundle: CaseBundle) -> Result<Current, ApiError> {
-    let head = bundle
-        .case
-        .head_hash
+/// The hash of a case's head commit (409 for a format-1 case, which has none).
+fn head_hash(row: &CaseRow) -> Result<CommitHash, ApiError> {
+    row.head_hash
         .as_deref()
         .map(CommitHash::from_slice)
         .transpose()
@@ -238,7 +241,11 @@ fn current_state(bundle: CaseBundle) -> Result<Current, ApiError> {
             ApiError::Conflict(
                 "this case has no commits (format 1): it cannot be changed by this version".into(),
             )
-        })?;
+        })
+}
+
+fn current_state(bundle: CaseBundle) -> Result<Current, ApiError> {
+    let head = head_hash(&bundle.case)?;
     let entries = bundle
         .records
         .iter()
@@ -444,14 +451,7 @@ fn check_new_case(
         created_by: caller.member_id,
         status: CaseStatus::Open,
         key_epoch: c.key_epoch,
-        keys: c
-            .keys
-            .iter()
-            .map(|k| WrappedKey {
-                recipient_id: k.recipient_id,
-                wrapped: k.wrapped.0.clone(),
-            })
-            .collect(),
+        keys: c.keys.iter().map(WrappedKey::from).collect(),
         records,
         commit,
     })
@@ -561,6 +561,17 @@ async fn create_batch(
     }))
 }
 
+/// The page size asked for (default 100), refused outside 1 to the server's `limits.page_max`.
+fn page_limit(asked: Option<i64>, max: i64) -> Result<i64, ApiError> {
+    let limit = asked.unwrap_or(100);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {max}"
+        )));
+    }
+    Ok(limit)
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -582,13 +593,7 @@ async fn list_cases(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    let max = state.config.limits.page_max;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=max).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {max}"
-        )));
-    }
+    let limit = page_limit(q.limit, state.config.limits.page_max)?;
     let store = state.store.clone();
     let items: Vec<CaseListItem> =
         blocking(move || Ok(store.list_cases(caller.member_id, q.after, limit)?)).await?;
@@ -649,6 +654,14 @@ async fn get_case(
             .collect::<Result<_, _>>()?,
         head_commit: bundle.head_commit.map(Into::into),
         commits: bundle.commits_since.into_iter().map(Into::into).collect(),
+        older_keys: bundle
+            .older_keys
+            .into_iter()
+            .map(|(key_epoch, wrapped)| EpochKeyDto {
+                key_epoch,
+                wrapped: wrapped.into(),
+            })
+            .collect(),
     };
     framing::case_answer(&req, &dto)
 }

@@ -173,13 +173,17 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
             "POST",
             "/v1/members/{id}/suspend" | "/v1/members/{id}/reinstate" | "/v1/enrolment-codes",
         )
-        | ("GET", "/v1/members/{id}/passkeys" | "/v1/enrolment-codes")
+        | ("GET", "/v1/members/{id}/passkeys" | "/v1/members/{id}/cases" | "/v1/enrolment-codes")
         | ("DELETE", "/v1/enrolment-codes/{id}")
         | ("DELETE", "/v1/members/{id}/passkeys/{credential}") => Roles(SocietyAdmins::ROLES),
         ("POST", "/v1/societies") => Roles(MovementAdmins::ROLES),
         (
             "POST",
-            "/v1/cases" | "/v1/cases/batch" | "/v1/cases/{id}/records" | "/v1/cases/{id}/grants",
+            "/v1/cases"
+            | "/v1/cases/batch"
+            | "/v1/cases/rekey"
+            | "/v1/cases/{id}/records"
+            | "/v1/cases/{id}/grants",
         )
         | (
             "GET",
@@ -202,7 +206,8 @@ pub const STEP_UP_SECS: i64 = 5 * 60;
 /// Operations that need a passkey assertion made within the last [`STEP_UP_SECS`] (step-up): every
 /// administrative write (issuing and revoking enrolment codes, which also grants admin; suspending and
 /// reinstating; revoking a member's authenticator; setting the society's escrow key; creating a
-/// society; setting the root key and storing certificates), and changing one's own authenticators (adding
+/// society; setting the root key and storing certificates; re-keying cases, which can drop
+/// holders), and changing one's own authenticators (adding
 /// or removing a passkey, replacing key wrappings), so a stolen token cannot add the thief's own. A stolen token alone, at most 15 minutes old, can then
 /// do none of them once 5 minutes have passed, and a machine's key login can never do them.
 pub fn needs_step_up(method: &str, pattern: &str) -> bool {
@@ -223,6 +228,7 @@ pub fn needs_step_up(method: &str, pattern: &str) -> bool {
                     | "/v1/enrolment-codes"
                     | "/v1/societies"
                     | "/v1/certificates"
+                    | "/v1/cases/rekey"
                     | "/v1/passkeys/register/start"
                     | "/v1/passkeys/register/finish"
             )

@@ -228,6 +228,24 @@ impl Api {
         self.post(&format!("/v1/cases/{id}/grants"), req).await
     }
 
+    pub async fn rekey(&self, req: &RekeyRequest) -> Result<RekeyResponse> {
+        self.post("/v1/cases/rekey", req).await
+    }
+
+    /// The cases of the society `member` holds (society admins), a page after `after`.
+    pub async fn member_cases(
+        &self,
+        member: MemberId,
+        after: Option<CaseId>,
+        limit: i64,
+    ) -> Result<MemberCasesResponse> {
+        let mut path = format!("/v1/members/{member}/cases?limit={limit}");
+        if let Some(a) = after {
+            path.push_str(&format!("&after={a}"));
+        }
+        self.get(&path).await
+    }
+
     pub async fn case_holders(&self, id: CaseId) -> Result<HoldersResponse> {
         self.get(&format!("/v1/cases/{id}/holders")).await
     }

@@ -25,10 +25,12 @@ use zeroize::Zeroizing;
 mod attachments;
 mod grants;
 mod open;
+mod rekey;
 mod seal;
 
 pub use grants::{CaseHolder, CaseHolders};
 pub use open::OpenedCase;
+pub use rekey::RekeySummary;
 use seal::{crypto_kind, entry_of};
 pub use seal::{import_case_ids, import_plan, ImportReport, Sealer};
 

@@ -326,17 +326,26 @@ async fn the_rfl_command_line() {
         let twice = cli.run("cw.json", &["case", "grant", &id, &admin_id]);
         assert_eq!(twice.status.code(), Some(5), "{}", String::from_utf8_lossy(&twice.stderr));
 
-        // the admin revokes the caseworker: their keys are listed, their account suspended
+        // the admin revokes the caseworker: their keys are listed, their account suspended, and
+        // every case they held re-keyed without them
         let bad_reason = cli.run("admin.json", &["member", "revoke", &member, "--reason", "bored"]);
         assert_eq!(bad_reason.status.code(), Some(5));
         let r = cli.ok_json("admin.json", &["member", "revoke", &member, "--reason", "device_lost"]);
-        assert_eq!((r["list_number"].as_u64(), r["suspended"].as_bool()), (Some(1), Some(true)));
+        let v = &r["revoked"];
+        assert_eq!((v["list_number"].as_u64(), v["suspended"].as_bool()), (Some(1), Some(true)), "{r}");
+        assert!(r["rekey"]["rekeyed"].as_u64().unwrap() >= 1, "{r}");
         let out = cli.run("cw.json", &["case", "list"]);
         assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
         let h = cli.ok_json("admin.json", &["case", "holders", &id]);
-        let revoked: Vec<_> = h["holders"].as_array().unwrap().iter().filter(|x| x["revoked"] == true).collect();
-        assert_eq!(revoked.len(), 1, "{h}");
-        assert_eq!(revoked[0]["recipient_id"], member.as_str());
+        assert_eq!(h["key_epoch"], 2, "{h}");
+        let holders: Vec<_> = h["holders"].as_array().unwrap().iter().map(|x| x["recipient_id"].as_str().unwrap()).collect();
+        assert!(!holders.contains(&member.as_str()), "{h}");
+        assert_eq!(holders.len(), 2, "the admin and the escrow key: {h}");
+        // running it again finds nothing left to re-key
+        let again = cli.ok_json("admin.json", &["member", "revoke", &member, "--reason", "device_lost"]);
+        assert_eq!(again["rekey"]["rekeyed"], 0, "{again}");
+        let shown = cli.ok_json("admin.json", &["case", "show", &id]);
+        assert_eq!(shown["content"]["header"]["reference"], "ERC-2026-1");
 
         // the recovery key moves to a new one; the old one then opens nothing the server holds
         let rotated = cli.ok_json(
@@ -370,6 +379,18 @@ async fn the_rfl_command_line() {
         cli.ok_json("admin.json", &["society", "certify-admin", &admin2, "--fingerprint", &fp2, "--root-key", "root.key"]);
         cli.ok_json("admin.json", &["case", "grant", &id, &admin2]);
         let shown = cli.ok_json("admin2.json", &["case", "show", &id]);
+        assert_eq!(shown["content"]["header"]["reference"], "ERC-2026-1");
+
+        // the first admin takes the case back from the second: a new key epoch without them
+        let un = cli.ok_json("admin.json", &["case", "ungrant", &id, &admin2]);
+        assert_eq!(un["key_epoch"], 3, "{un}");
+        let gone = cli.run("admin2.json", &["case", "show", &id]);
+        assert_eq!(gone.status.code(), Some(3), "{}", String::from_utf8_lossy(&gone.stderr));
+        // and seals the records of earlier epochs again under the current key
+        let re = cli.ok_json("admin.json", &["case", "reencrypt", &id]);
+        assert_eq!(re["key_epoch"], 3, "{re}");
+        assert!(cli.ok_json("admin.json", &["case", "reencrypt", &id]).is_null());
+        let shown = cli.ok_json("admin.json", &["case", "show", &id]);
         assert_eq!(shown["content"]["header"]["reference"], "ERC-2026-1");
     })
     .await

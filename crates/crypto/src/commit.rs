@@ -9,7 +9,7 @@
 //! off  len  field
 //!   0    4  magic "RFLC"
 //!   4    1  format_version (= 3)
-//!   5    1  op: 1 create, 2 records, 3 status, 4 grant
+//!   5    1  op: 1 create, 2 records, 3 status, 4 grant, 5 re-key
 //!   6   16  case_id
 //!  22    8  seq u64: 1 for the creating commit, then strictly +1
 //!  30   32  parent: commit hash of commit seq-1 (32 zero bytes for seq 1)
@@ -67,6 +67,11 @@ pub enum CommitOp {
     /// Wraps the current key epoch's data key to one more member; records, status and epoch are
     /// unchanged, the holders gain that member.
     Grant = 4,
+    /// Starts the next key epoch: a new data key (its commitment in `key_commitment`), wrapped only
+    /// to the holders the commit names (`holders`, a subset of the parent's); the epoch is the
+    /// parent's + 1, records and status are unchanged. Records keep the epoch they were sealed
+    /// under; everything written afterwards is sealed under the new key.
+    Rekey = 5,
 }
 
 impl CommitOp {
@@ -77,6 +82,7 @@ impl CommitOp {
             2 => Some(CommitOp::Records),
             3 => Some(CommitOp::Status),
             4 => Some(CommitOp::Grant),
+            5 => Some(CommitOp::Rekey),
             _ => None,
         }
     }
@@ -445,8 +451,10 @@ impl Commit {
     }
 
     /// Checks that `envelopes` are exactly the records this commit lists: served in record-id order
-    /// (bytewise, each once), each of this case and key epoch, none missing, none added, each at the
-    /// version and with the bytes listed. Returns their parsed headers, in the same order.
+    /// (bytewise, each once), each of this case and sealed under this commit's key epoch or an
+    /// earlier one (a re-key leaves records under the epoch they were sealed under), none missing,
+    /// none added, each at the version and with the bytes listed. Returns their parsed headers, in
+    /// the same order.
     pub fn check_records(&self, envelopes: &[&[u8]]) -> Result<Vec<ListedRecord>> {
         let mut headers = Vec::with_capacity(envelopes.len());
         let mut entries = Vec::with_capacity(envelopes.len());
@@ -457,9 +465,9 @@ impl Commit {
                     "a record of another case is served with this one",
                 ));
             }
-            if h.aad.key_epoch != self.body.key_epoch {
+            if h.aad.key_epoch == 0 || h.aad.key_epoch > self.body.key_epoch {
                 return Err(CryptoError::Commit(
-                    "a record is sealed under another key epoch than the head commit's",
+                    "a record is sealed under a key epoch later than the head commit's",
                 ));
             }
             if let Some(prev) = headers.last().map(|p: &EnvelopeHeader| p.aad.record_id) {
@@ -664,6 +672,36 @@ mod tests {
         assert_ne!(base, key_commitment(&k2, c, 1));
         assert_ne!(base, key_commitment(&k1, Uuid::nil(), 1));
         assert_ne!(base, key_commitment(&k1, c, 2));
+    }
+
+    #[test]
+    fn records_of_earlier_epochs_are_listed_later_ones_refused() {
+        use crate::{seal_record, RecordAad};
+        let k = DeviceSigningKey::generate().unwrap();
+        let case_id = Uuid::from_bytes([1; 16]);
+        let seal = |epoch: u32| {
+            let aad = RecordAad {
+                case_id,
+                record_id: Uuid::from_bytes([4; 16]),
+                kind: RecordKind::Note,
+                version: 1,
+                key_epoch: epoch,
+            };
+            seal_record(&DataKey::from_bytes([epoch as u8; 32]), &aad, b"x").unwrap()
+        };
+        let at = |head_epoch: u32, env: &[u8]| {
+            let mut b = body(2, CommitHash([9; 32]));
+            b.op = CommitOp::Rekey;
+            b.key_epoch = head_epoch;
+            b.state = state_digest(&[StateEntry::of_envelope(env).unwrap()]).unwrap();
+            b.sign(&k).unwrap()
+        };
+        let old = seal(1);
+        assert_eq!(at(2, &old).check_records(&[&old[..]]).unwrap().len(), 1);
+        let new = seal(3);
+        assert!(at(2, &new).check_records(&[&new[..]]).is_err());
+        let zero = seal(0);
+        assert!(at(2, &zero).check_records(&[&zero[..]]).is_err());
     }
 
     #[test]

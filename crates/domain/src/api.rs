@@ -564,6 +564,22 @@ pub struct CaseDto {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub commits: Vec<Base64Bytes>,
+    /// The data keys of the case's earlier key epochs wrapped to the caller, by epoch (records
+    /// keep the epoch they were sealed under; a re-key starts a new one). Empty at epoch 1.
+    #[serde(default)]
+    pub older_keys: Vec<EpochKeyDto>,
+}
+
+/// A case data key of one key epoch, wrapped to one recipient.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EpochKeyDto {
+    #[serde(deserialize_with = "whole::u32")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 2_147_483_647_u32))]
+    pub key_epoch: u32,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub wrapped: Base64Bytes,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -624,6 +640,69 @@ pub struct GrantRequest {
     /// epoch, and the holders digest with this member added.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub commit: Base64Bytes,
+    /// The data keys of every earlier key epoch (1 up to the current one, exclusive), wrapped to
+    /// the same member: records sealed before a re-key stay under their epoch's key.
+    #[serde(default)]
+    pub older_keys: Vec<EpochKeyDto>,
+}
+
+/// Start the next key epoch of cases (`POST /v1/cases/rekey`): each a new data key wrapped to the
+/// holders who keep the case and to the society escrow key, with a signed re-key commit. All or
+/// nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RekeyRequest {
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
+    pub cases: Vec<RekeyDto>,
+}
+
+/// One case's re-key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RekeyDto {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub case_id: CaseId,
+    /// The new epoch's data key wrapped to each holder who keeps the case (members who already
+    /// hold it) and to the society escrow key (recipient = the society id).
+    pub keys: Vec<WrappedKeyDto>,
+    /// The signed re-key commit: the next number after the head, the key epoch one more than the
+    /// head's, the same records and status, and the holders digest of the members in `keys`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub commit: Base64Bytes,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RekeyResponse {
+    /// How many cases are now at their new key epoch.
+    pub rekeyed: usize,
+}
+
+/// A case a member holds, as a society admin sees it to re-key it (`GET /v1/members/{id}/cases`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MemberCaseDto {
+    pub case: CaseSummaryDto,
+    /// The case's head commit.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub head_commit: Base64Bytes,
+    /// Who holds the case's current data key (checked by clients against the head's holders
+    /// digest).
+    pub holders: Vec<HolderDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MemberCasesResponse {
+    pub cases: Vec<MemberCaseDto>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
+    pub next_after: Option<CaseId>,
 }
 
 /// One holder of a case's current data key.
@@ -798,6 +877,7 @@ mod tests {
             }],
             head_commit: Some(Base64Bytes(vec![0xcc; 2])),
             commits: vec![Base64Bytes(vec![0xdd])],
+            older_keys: vec![],
         };
         let bin = wire::encode(&dto).unwrap();
         let hex: String = bin.iter().map(|b| format!("{b:02x}")).collect();
@@ -825,9 +905,10 @@ mod tests {
             "01",
             "80a0899fc568",
             "80a0899fc568",
-            // head_commit Some, commits [one of one byte].
+            // head_commit Some, commits [one of one byte], older_keys [] (key epoch 1).
             "0102cccc",
             "0101dd",
+            "00",
         );
         assert_eq!(hex, expected);
         let back: CaseDto = wire::decode(&bin).unwrap();

@@ -49,6 +49,28 @@ pub struct WrappedKey {
     pub wrapped: Vec<u8>,
 }
 
+impl WrappedKey {
+    /// Its row in the key table, for `case_id` at `epoch`.
+    pub(crate) fn row(&self, case_id: &[u8], epoch: i32, now: Millis) -> CaseKeyDb {
+        CaseKeyDb {
+            case_id: case_id.to_vec(),
+            recipient_id: id_bytes(&self.recipient_id),
+            key_epoch: epoch,
+            wrapped: self.wrapped.clone(),
+            created_at: now,
+        }
+    }
+}
+
+impl From<&rfl_domain::api::WrappedKeyDto> for WrappedKey {
+    fn from(k: &rfl_domain::api::WrappedKeyDto) -> WrappedKey {
+        WrappedKey {
+            recipient_id: k.recipient_id,
+            wrapped: k.wrapped.0.clone(),
+        }
+    }
+}
+
 /// One record version to write. `version` 1 creates the record; version n+1 replaces version n.
 #[derive(Clone, Debug)]
 pub struct RecordWrite {
@@ -84,34 +106,6 @@ pub struct RecordRow {
     pub updated_at: Millis,
 }
 
-/// Inserts every row of the slice `$rows` into `$table` in statements of a few fixed sizes (128, 32, 8
-/// and 1 rows). Diesel caches a statement only if its shape is known at compile time: a multi-row
-/// insert of a slice is parsed and planned again on every call, one of a fixed-size array once per
-/// connection. A batch import's rows take a handful of cached statements.
-macro_rules! insert_fixed {
-    ($conn:ident, $table:expr, $rows:expr, $what:expr) => {{
-        let rest: &[_] = $rows;
-        let rest = insert_fixed!(@size $conn, $table, rest, $what, 128);
-        let rest = insert_fixed!(@size $conn, $table, rest, $what, 32);
-        let rest = insert_fixed!(@size $conn, $table, rest, $what, 8);
-        let rest = insert_fixed!(@size $conn, $table, rest, $what, 1);
-        debug_assert!(rest.is_empty());
-    }};
-    (@size $conn:ident, $table:expr, $rest:ident, $what:expr, $n:literal) => {{
-        let mut chunks = $rest.chunks_exact($n);
-        for chunk in &mut chunks {
-            let rows: &[_; $n] = chunk
-                .try_into()
-                .map_err(|_| StorageError::Invalid("an insert chunk of the wrong size".into()))?;
-            diesel::insert_into($table)
-                .values(rows)
-                .execute($conn)
-                .map_err(|e| StorageError::from_insert(e, $what))?;
-        }
-        chunks.remainder()
-    }};
-}
-
 /// A case as one member may read it: metadata, that member's wrapped data key, every record (in
 /// record-id order), the head commit and, if asked for, the commits between a known one and the head.
 #[derive(Clone, Debug)]
@@ -123,6 +117,8 @@ pub struct CaseBundle {
     pub head_commit: Option<Vec<u8>>,
     /// Commits after the `since` asked for and before the head, oldest first.
     pub commits_since: Vec<Vec<u8>>,
+    /// The member's wrapped keys of the case's earlier key epochs, by epoch.
+    pub older_keys: Vec<(u32, Vec<u8>)>,
 }
 
 /// Who holds a case's current key epoch ([`Store::case_holders`]).
@@ -195,15 +191,7 @@ impl Store {
                 body: c.commit.body.clone(),
                 created_at: now,
             });
-            for k in &c.keys {
-                key_rows.push(CaseKeyDb {
-                    case_id: case_id.clone(),
-                    recipient_id: id_bytes(&k.recipient_id),
-                    key_epoch: epoch,
-                    wrapped: k.wrapped.clone(),
-                    created_at: now,
-                });
-            }
+            key_rows.extend(c.keys.iter().map(|k| k.row(&case_id, epoch, now)));
             for r in &c.records {
                 if r.version != 1 {
                     return Err(StorageError::Invalid(
@@ -283,19 +271,7 @@ impl Store {
         let me = id_bytes(member.as_uuid());
         let after = after.map(|a| id_bytes(a.as_uuid())).unwrap_or_default();
         let (rows, counts): (Vec<CaseDb>, Vec<(Vec<u8>, i64)>) = read!(self, conn => {
-            let rows: Vec<CaseDb> = cases::table
-                .inner_join(
-                    case_keys::table.on(case_keys::case_id
-                        .eq(cases::id)
-                        .and(case_keys::key_epoch.eq(cases::key_epoch))),
-                )
-                .filter(case_keys::recipient_id.eq(&me))
-                // A range scan of the key table's primary key (recipient, case), in case order.
-                .filter(case_keys::case_id.gt(&after))
-                .order(case_keys::case_id)
-                .limit(limit)
-                .select(CaseDb::as_select())
-                .load(conn)?;
+            let rows: Vec<CaseDb> = held_cases!(conn, &me, &after, limit);
             let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.id.clone()).collect();
             let counts: Vec<(Vec<u8>, i64)> = if ids.is_empty() {
                 Vec::new()
@@ -391,14 +367,26 @@ impl Store {
                                 .order(case_commits::seq)
                                 .select((case_commits::seq, case_commits::body))
                                 .load(conn)?;
-                            Some((row, wrapped, recs, commits))
+                            // Earlier epochs' keys: none to look for at epoch 1 (most cases).
+                            let older: Vec<(i32, Vec<u8>)> = if row.key_epoch > 1 {
+                                case_keys::table
+                                    .filter(case_keys::recipient_id.eq(id_bytes(member.as_uuid())))
+                                    .filter(case_keys::case_id.eq(&row.id))
+                                    .filter(case_keys::key_epoch.lt(row.key_epoch))
+                                    .order(case_keys::key_epoch)
+                                    .select((case_keys::key_epoch, case_keys::wrapped))
+                                    .load(conn)?
+                            } else {
+                                Vec::new()
+                            };
+                            Some((row, wrapped, recs, commits, older))
                         }
                     },
                 ))
             })?,
         };
         let bundle = found
-            .map(|(row, wrapped_key, recs, mut commits)| {
+            .map(|(row, wrapped_key, recs, mut commits, older)| {
                 let head = match commits.last() {
                     Some((seq, _)) if *seq == row.version => commits.pop().map(|(_, b)| b),
                     _ => None,
@@ -412,6 +400,14 @@ impl Store {
                         .collect::<Result<_>>()?,
                     head_commit: head,
                     commits_since: commits.into_iter().map(|(_, b)| b).collect(),
+                    older_keys: older
+                        .into_iter()
+                        .map(|(e, w)| {
+                            u32::try_from(e).map(|e| (e, w)).map_err(|_| {
+                                StorageError::Invalid("stored key epoch out of range".into())
+                            })
+                        })
+                        .collect::<Result<_>>()?,
                 })
             })
             .transpose()?;
@@ -427,7 +423,8 @@ impl Store {
     /// Stores one commit of a case the member holds a key for, with the record versions it writes,
     /// in one transaction. The case must still be at commit `commit.seq - 1` with head `parent`:
     /// otherwise someone else committed first and nothing is written (conflict). Version 1 creates a
-    /// record; version n+1 replaces version n (anything else is a conflict too).
+    /// record; version n+1 replaces version n (anything else is a conflict too). `keys` are the
+    /// keys the commit grants, each with its key epoch: the case's current one or an earlier one.
     #[allow(clippy::too_many_arguments)] // each is a distinct part of one write, all in one transaction
     pub fn write_commit(
         &self,
@@ -436,7 +433,7 @@ impl Store {
         parent: &[u8],
         commit: &CommitWrite,
         writes: &[RecordWrite],
-        keys: &[WrappedKey],
+        keys: &[(u32, WrappedKey)],
         now: Millis,
     ) -> Result<CaseRow> {
         let n = i64::try_from(writes.len())
@@ -499,17 +496,24 @@ impl Store {
                 }
                 seq += 1;
             }
-            // Keys granted by this commit: the case's current epoch, to new recipients only.
+            // Keys granted by this commit: of the case's current epoch or an earlier one, to new
+            // recipients only.
             let key_rows: Vec<CaseKeyDb> = keys
                 .iter()
-                .map(|k| CaseKeyDb {
-                    case_id: row.id.clone(),
-                    recipient_id: id_bytes(&k.recipient_id),
-                    key_epoch: row.key_epoch,
-                    wrapped: k.wrapped.clone(),
-                    created_at: now,
+                .map(|(epoch, k)| {
+                    let epoch = epoch_i32(*epoch)?;
+                    if epoch < 1 || epoch > row.key_epoch {
+                        return Err(StorageError::Invalid("a key of a key epoch the case has not reached".into()));
+                    }
+                    Ok(CaseKeyDb {
+                        case_id: row.id.clone(),
+                        recipient_id: id_bytes(&k.recipient_id),
+                        key_epoch: epoch,
+                        wrapped: k.wrapped.clone(),
+                        created_at: now,
+                    })
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             if !key_rows.is_empty() {
                 diesel::insert_into(case_keys::table)
                     .values(&key_rows)

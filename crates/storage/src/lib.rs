@@ -153,6 +153,26 @@ macro_rules! next_seq {
     }};
 }
 
+/// The cases a member holds a key of the current epoch for, in id order after `$after` (id bytes;
+/// empty for the first page), at most `$limit`: a range scan of the key table's primary key
+/// (recipient, case), in case order.
+macro_rules! held_cases {
+    ($conn:ident, $member:expr, $after:expr, $limit:expr) => {{
+        cases::table
+            .inner_join(
+                case_keys::table.on(case_keys::case_id
+                    .eq(cases::id)
+                    .and(case_keys::key_epoch.eq(cases::key_epoch))),
+            )
+            .filter(case_keys::recipient_id.eq($member))
+            .filter(case_keys::case_id.gt($after))
+            .order(case_keys::case_id)
+            .limit($limit)
+            .select(CaseDb::as_select())
+            .load($conn)?
+    }};
+}
+
 /// Loads a case the member holds a key for (current epoch), with that wrapped key.
 macro_rules! case_for_member {
     ($conn:ident, $member:expr, $case:expr) => {{
@@ -173,6 +193,34 @@ macro_rules! case_for_member {
     }};
 }
 
+/// Inserts every row of the slice `$rows` into `$table` in statements of a few fixed sizes (128, 32, 8
+/// and 1 rows). Diesel caches a statement only if its shape is known at compile time: a multi-row
+/// insert of a slice is parsed and planned again on every call, one of a fixed-size array once per
+/// connection. A batch import's rows take a handful of cached statements.
+macro_rules! insert_fixed {
+    ($conn:ident, $table:expr, $rows:expr, $what:expr) => {{
+        let rest: &[_] = $rows;
+        let rest = insert_fixed!(@size $conn, $table, rest, $what, 128);
+        let rest = insert_fixed!(@size $conn, $table, rest, $what, 32);
+        let rest = insert_fixed!(@size $conn, $table, rest, $what, 8);
+        let rest = insert_fixed!(@size $conn, $table, rest, $what, 1);
+        debug_assert!(rest.is_empty());
+    }};
+    (@size $conn:ident, $table:expr, $rest:ident, $what:expr, $n:literal) => {{
+        let mut chunks = $rest.chunks_exact($n);
+        for chunk in &mut chunks {
+            let rows: &[_; $n] = chunk
+                .try_into()
+                .map_err(|_| StorageError::Invalid("an insert chunk of the wrong size".into()))?;
+            diesel::insert_into($table)
+                .values(rows)
+                .execute($conn)
+                .map_err(|e| StorageError::from_insert(e, $what))?;
+        }
+        chunks.remainder()
+    }};
+}
+
 // Declared after the macros so it can use them.
 mod cases;
 pub use cases::{
@@ -188,6 +236,8 @@ mod members;
 pub use members::{Challenge, Member, Standing};
 mod passkeys;
 pub use passkeys::{Ceremony, CeremonyKind, NewPasskey, PasskeyRow};
+mod rekey;
+pub use rekey::{CaseHead, RekeyWrite};
 mod societies;
 pub use societies::{Society, SocietyEscrow};
 

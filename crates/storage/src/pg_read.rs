@@ -18,9 +18,16 @@ use crate::members::Standing;
 use crate::models::{CaseDb, RecordDb};
 use crate::{Result, StorageError};
 
-/// The case row, the reader's wrapped key, the records (record-id order) and the commits
-/// `(seq, body)` from the first one asked for up to the head.
-pub(crate) type Found = (CaseDb, Vec<u8>, Vec<RecordDb>, Vec<(i64, Vec<u8>)>);
+/// The case row, the reader's wrapped key, the records (record-id order), the commits
+/// `(seq, body)` from the first one asked for up to the head, and the reader's wrapped keys of
+/// earlier key epochs `(epoch, wrapped)`.
+pub(crate) type Found = (
+    CaseDb,
+    Vec<u8>,
+    Vec<RecordDb>,
+    Vec<(i64, Vec<u8>)>,
+    Vec<(i32, Vec<u8>)>,
+);
 
 /// A piece of the statement: SQL, or where a parameter goes.
 enum Part {
@@ -33,13 +40,14 @@ enum Part {
 
 /// Every column may be NULL: no such member (standing), no case this member holds a key for (case,
 /// key, records, commits), or a case with no records or commits (arrays).
-const STATEMENT: [Part; 15] = [
+const STATEMENT: [Part; 19] = [
     Part::Sql(
         "SELECT m.suspended, m.security_stamp, \
            c.id, c.society_id, c.status, c.key_epoch, c.version, c.seq, c.created_by, \
            c.created_at, c.updated_at, c.head_hash, k.wrapped, \
            r.ids, r.kinds, r.versions, r.epochs, r.authors, r.envelopes, r.seqs, r.created, \
-           r.updated, h.seqs AS commit_seqs, h.bodies AS commit_bodies \
+           r.updated, h.seqs AS commit_seqs, h.bodies AS commit_bodies, \
+           o.epochs AS older_epochs, o.wrapped AS older_wrapped \
          FROM (SELECT 1) AS one \
          LEFT JOIN members m ON m.id = ",
     ),
@@ -70,7 +78,17 @@ const STATEMENT: [Part; 15] = [
     Part::Case,
     Part::Sql(" AND k.case_id IS NOT NULL AND seq >= LEAST(COALESCE("),
     Part::From,
-    Part::Sql("::bigint, c.version), c.version) AND seq <= c.version) h ON true"),
+    Part::Sql(
+        "::bigint, c.version), c.version) AND seq <= c.version) h ON true \
+         LEFT JOIN LATERAL ( \
+             SELECT array_agg(key_epoch) AS epochs, array_agg(wrapped) AS wrapped FROM case_keys \
+             WHERE recipient_id = ",
+    ),
+    Part::Member,
+    Part::Sql(" AND case_id = "),
+    Part::Case,
+    // Earlier epochs only: nothing to look for at epoch 1 (most cases).
+    Part::Sql(" AND c.key_epoch > 1 AND key_epoch < c.key_epoch AND k.case_id IS NOT NULL) o ON true"),
 ];
 
 /// [`STATEMENT`] with its parameters, as a query diesel can prepare once per connection and cache (a
@@ -157,6 +175,10 @@ struct Row {
     commit_seqs: Option<Vec<i64>>,
     #[diesel(sql_type = Nullable<Array<Binary>>)]
     commit_bodies: Option<Vec<Vec<u8>>>,
+    #[diesel(sql_type = Nullable<Array<Integer>>)]
+    older_epochs: Option<Vec<i32>>,
+    #[diesel(sql_type = Nullable<Array<Binary>>)]
+    older_wrapped: Option<Vec<Vec<u8>>>,
 }
 
 /// The reader's standing and the case, as [`crate::Store::get_case_with_standing`] returns them
@@ -247,5 +269,12 @@ pub(crate) fn read_case(
     }
     let mut commits: Vec<(i64, Vec<u8>)> = commit_seqs.into_iter().zip(commit_bodies).collect();
     commits.sort_unstable_by_key(|(seq, _)| *seq);
-    Ok((standing, Some((case_row, wrapped, records, commits))))
+    let older_epochs = row.older_epochs.unwrap_or_default();
+    let older_wrapped = row.older_wrapped.unwrap_or_default();
+    if older_epochs.len() != older_wrapped.len() {
+        return Err(broken());
+    }
+    let mut older: Vec<(i32, Vec<u8>)> = older_epochs.into_iter().zip(older_wrapped).collect();
+    older.sort_unstable_by_key(|(epoch, _)| *epoch);
+    Ok((standing, Some((case_row, wrapped, records, commits, older))))
 }

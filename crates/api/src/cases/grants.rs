@@ -10,11 +10,11 @@
 
 use actix_web::{get, post, web, HttpResponse};
 use rfl_crypto::CommitOp;
-use rfl_domain::api::{CaseSummaryDto, GrantRequest, HolderDto, HoldersResponse};
+use rfl_domain::api::{CaseSummaryDto, GrantRequest, HoldersResponse};
 use rfl_domain::CaseId;
 use rfl_storage::WrappedKey;
 
-use super::{check_commit, digest_of, for_commit, holder_of, summary, Expected};
+use super::{check_commit, digest_of, for_commit, summary, Expected};
 use crate::error::{ApiError, Problem};
 use crate::roles::{Authorized, CaseHolders};
 use crate::{blocking, State};
@@ -52,6 +52,24 @@ pub(super) async fn grant(
             .ok_or(ApiError::NotFound)?
             .holders;
         let grantee = dir.new_holder(req.member_id)?;
+        // Records sealed before a re-key stay under their epoch's key: the grantee gets every
+        // earlier epoch's key too, each once.
+        let epochs: Vec<u32> = req.older_keys.iter().map(|k| k.key_epoch).collect();
+        if epochs != (1..cur.row.key_epoch).collect::<Vec<u32>>() {
+            return Err(ApiError::Unprocessable(format!(
+                "send the data key of every earlier key epoch (1 to {}), in order, each once",
+                cur.row.key_epoch.saturating_sub(1)
+            )));
+        }
+        if req
+            .older_keys
+            .iter()
+            .any(|k| k.wrapped.0.is_empty() || k.wrapped.0.len() > MAX_WRAPPED)
+        {
+            return Err(ApiError::Unprocessable(
+                "a wrapped key has a bad size".into(),
+            ));
+        }
         if current.iter().any(|(r, _)| *r == grantee.member_id) {
             return Err(ApiError::Conflict(format!(
                 "member {} holds this case already",
@@ -86,10 +104,22 @@ pub(super) async fn grant(
             &cur.head.0,
             &commit,
             &[],
-            &[WrappedKey {
-                recipient_id: grantee.member_id,
-                wrapped: req.wrapped.0,
-            }],
+            &std::iter::once((cur.row.key_epoch, req.wrapped.0))
+                .chain(
+                    req.older_keys
+                        .into_iter()
+                        .map(|k| (k.key_epoch, k.wrapped.0)),
+                )
+                .map(|(epoch, wrapped)| {
+                    (
+                        epoch,
+                        WrappedKey {
+                            recipient_id: grantee.member_id,
+                            wrapped,
+                        },
+                    )
+                })
+                .collect::<Vec<_>>(),
             now,
         )?)
     })
@@ -116,28 +146,13 @@ pub(super) async fn holders(
             .case_holders(caller.member_id, id)?
             .ok_or(ApiError::NotFound)?;
         let (key_epoch, rows) = (found.key_epoch, found.holders);
-        // One read of the society's members for all holders (no query per holder). A holder who is
-        // no longer a member of the society (or suspended) is still listed: the key is theirs.
+        // One read of the society's members for all holders (no query per holder).
         let members: std::collections::HashMap<_, _> = store
             .society_members(caller.society_id)?
             .into_iter()
             .map(|m| (*m.id.as_uuid(), m))
             .collect();
-        let list = rows
-            .into_iter()
-            .map(|(recipient_id, since)| {
-                let (role, keys_digest) = match members.get(&recipient_id) {
-                    Some(m) => (Some(m.role), Some(crate::hex(&holder_of(m)?.keys_digest))),
-                    None => (None, None),
-                };
-                Ok(HolderDto {
-                    recipient_id,
-                    role,
-                    keys_digest,
-                    since,
-                })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?;
+        let list = super::rekey::holder_dtos(&members, rows)?;
         Ok(HoldersResponse {
             key_epoch,
             holders: list,

@@ -52,6 +52,13 @@ pub enum CaseCmd {
     /// Give another member of your society the case: its key is wrapped to their certified keys
     /// (refused if they are not certified or were revoked) and a signed grant commit records it.
     Grant { case: CaseId, member: MemberId },
+    /// Take the case from a member who holds it: a new key epoch starts, its data key wrapped only to
+    /// the other holders and the escrow key. The member keeps what they already read; nothing
+    /// written from now on opens with any key they had.
+    Ungrant { case: CaseId, member: MemberId },
+    /// Seal the case's records that are still under an earlier key epoch (after an ungrant or a
+    /// revocation) again under the current one. Attachments stay under their epoch's key.
+    Reencrypt { case: CaseId },
     /// Who holds the case: members with their roles and since when, and the society escrow key,
     /// checked against the case's signed head commit.
     Holders { case: CaseId },
@@ -104,6 +111,27 @@ impl CaseCmd {
                 let s = ctx.open_session().await?;
                 let c = s.grant_case(*case, *member).await?;
                 ctx.print(&c, || format!("member {member} now holds case {}", c.id))
+            }
+            CaseCmd::Ungrant { case, member } => {
+                let s = ctx.open_session().await?;
+                let c = s.ungrant_case(*case, *member).await?;
+                ctx.print(&c, || {
+                    format!(
+                        "member {member} no longer holds case {}: it is at key epoch {}, whose key                          they never had",
+                        c.id, c.key_epoch
+                    )
+                })
+            }
+            CaseCmd::Reencrypt { case } => {
+                let s = ctx.open_session().await?;
+                let c = s.reencrypt_case(*case).await?;
+                ctx.print(&c, || match &c {
+                    Some(c) => format!(
+                        "case {}: every record is now sealed under key epoch {} (attachments stay                          under theirs)",
+                        c.id, c.key_epoch
+                    ),
+                    None => format!("case {case}: no record is sealed under an earlier key epoch"),
+                })
             }
             CaseCmd::Holders { case } => holders(ctx, *case).await,
         }

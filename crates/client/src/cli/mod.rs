@@ -320,6 +320,15 @@ fn parse_enum<T: DeserializeOwned>(what: &str, s: &str) -> Result<T, ClientError
     })
 }
 
+/// A counter of work whose total is not known in advance (on standard error, like the bars).
+fn counter(unit: &str) -> ProgressBar {
+    let pb = ProgressBar::no_length();
+    let style = ProgressStyle::with_template(&format!("{{spinner}} {{pos}} {unit} ({{per_sec}})"))
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    pb.set_style(style);
+    pb
+}
+
 fn progress_bar(len: u64, unit: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     let style =

@@ -298,12 +298,21 @@ impl CertifyArgs {
     }
 }
 
+/// What `rfl member revoke` did: the revocation, and the re-keying of the member's cases.
+#[derive(serde::Serialize)]
+struct RevokeReport {
+    revoked: rfl_client::Revoked,
+    rekey: rfl_client::RekeySummary,
+}
+
 /// `rfl member …`: society members (society admins).
 #[derive(Subcommand)]
 pub enum MemberCmd {
     /// Revoke a member's keys and suspend them (a departed caseworker, a lost device, a leaked key).
     /// Publishes the society's next signed revocation list: from then on no client wraps a case key
-    /// to those keys, and their signatures count only on commits dated before the revocation.
+    /// to those keys, and their signatures count only on commits dated before the revocation. Then
+    /// re-keys every case they held: a new key epoch whose key they never had. Run it again after
+    /// an interruption: it finishes what is left.
     Revoke(RevokeArgs),
 }
 
@@ -327,8 +336,18 @@ impl MemberCmd {
                     )
                 })?;
                 let s = ctx.open_session().await?;
-                let r = s.revoke_member(args.member, reason).await?;
+                let revoked = s.revoke_member(args.member, reason).await?;
+                let started = std::time::Instant::now();
+                let pb = super::counter("cases re-keyed");
+                let rekey = s
+                    .rekey_member_cases(args.member, |n| pb.set_position(n as u64))
+                    .await;
+                pb.finish_and_clear();
+                let rekey = rekey?;
+                let secs = started.elapsed().as_secs_f64();
+                let r = RevokeReport { revoked, rekey };
                 ctx.print(&r, || {
+                    let (r, k) = (&r.revoked, &r.rekey);
                     let listed = match r.list_number {
                         Some(n) => format!("their keys are on revocation list {n}"),
                         None => "their keys were already on the revocation list".to_owned(),
@@ -338,12 +357,20 @@ impl MemberCmd {
                     } else {
                         "already suspended"
                     };
-                    format!(
+                    let mut out = format!(
                         "member {} revoked: {listed}; account {suspended}.\n\
-                         The cases they held are not re-keyed yet: keys they kept still open what is \
-                         written to those cases from now on (docs/threat-model.md).",
-                        r.member
-                    )
+                         {} case(s) they held re-keyed in {secs:.1} s: nothing written to them from \
+                         now on opens with any key they kept. What they already read stays read \
+                         (docs/threat-model.md).",
+                        r.member, k.rekeyed
+                    );
+                    for (m, n) in &k.left_out {
+                        out.push_str(&format!(
+                            "\nholder {m} was left out of {n} case(s): their keys are not certified \
+                             (or were revoked); grant the cases again once they are"
+                        ));
+                    }
+                    out
                 })
             }
         }

@@ -91,16 +91,23 @@ impl Session {
             .get(&attachment)
             .map(|(_, v)| *v)
             .unwrap_or(1);
+        // The chunks are sealed under the key epoch of the attachment's record (a re-key leaves
+        // both where they were).
+        let epoch = opened
+            .record_epochs
+            .get(&attachment)
+            .copied()
+            .unwrap_or(opened.summary.key_epoch);
         let aad = RecordAad {
             case_id: *opened.summary.id.as_uuid(),
             record_id: *attachment.as_uuid(),
             kind: rfl_crypto::RecordKind::Attachment,
             version,
-            key_epoch: opened.summary.key_epoch,
+            key_epoch: epoch,
         };
         let digest = parse_hex32(&meta.sha256)
             .ok_or_else(|| ClientError::Tampered("attachment digest malformed".into()))?;
-        let mut opener = AttachmentOpener::new(&opened.data_key, &aad)?;
+        let mut opener = AttachmentOpener::new(opened.key_of(epoch)?, &aad)?;
         let mut written = 0u64;
         for index in 0..meta.chunk_count {
             let sealed = self

@@ -42,11 +42,42 @@ fn role_of(r: CertifiedRole) -> Option<Role> {
     }
 }
 
+/// The members a server lists as holders of a case (the society escrow key left out), checked
+/// against the holders digest of the case's verified head commit: exactly those members, with the
+/// digests of exactly those keys (else [`ClientError::Tampered`]).
+pub(super) fn listed_holders(
+    society: SocietyId,
+    holders: &[HolderDto],
+    head_digest: &[u8; 32],
+) -> Result<Vec<Holder>> {
+    let society = *society.as_uuid();
+    let mut listed = Vec::new();
+    for h in holders.iter().filter(|h| h.recipient_id != society) {
+        let keys_digest = h
+            .keys_digest
+            .as_deref()
+            .and_then(super::attachments::parse_hex32)
+            .ok_or_else(|| {
+                tampered("the server lists a holder of this case without the digest of their keys")
+            })?;
+        listed.push(Holder {
+            member_id: h.recipient_id,
+            keys_digest,
+        });
+    }
+    if holders_digest(&listed).ok().as_ref() != Some(head_digest) {
+        return Err(tampered(
+            "the holders the server lists are not the ones the case's signed head commit names",
+        ));
+    }
+    Ok(listed)
+}
+
 impl Session {
     /// The holders of an opened case as the server lists them, checked against the case's verified
     /// head commit: the members listed, with the digests of the keys the case key is wrapped to, must
     /// be exactly those its holders digest names (else [`ClientError::Tampered`]).
-    async fn verified_holders(
+    pub(super) async fn verified_holders(
         &self,
         opened: &OpenedCase,
     ) -> Result<(HoldersResponse, Vec<Holder>)> {
@@ -56,28 +87,7 @@ impl Session {
                 "the server lists the holders of another key epoch than the case's",
             ));
         }
-        let society = *self.me.society_id.as_uuid();
-        let mut listed = Vec::new();
-        for h in resp.holders.iter().filter(|h| h.recipient_id != society) {
-            let keys_digest = h
-                .keys_digest
-                .as_deref()
-                .and_then(super::attachments::parse_hex32)
-                .ok_or_else(|| {
-                    tampered(
-                        "the server lists a holder of this case without the digest of their keys",
-                    )
-                })?;
-            listed.push(Holder {
-                member_id: h.recipient_id,
-                keys_digest,
-            });
-        }
-        if holders_digest(&listed).ok() != Some(opened.holders) {
-            return Err(tampered(
-                "the holders the server lists are not the ones the case's signed head commit names",
-            ));
-        }
+        let listed = listed_holders(self.me.society_id, &resp.holders, &opened.holders)?;
         Ok((resp, listed))
     }
 
@@ -148,6 +158,17 @@ impl Session {
             opened.summary.key_epoch,
             &keys,
         )?;
+        // Records sealed before a re-key stay under their epoch's key: the grantee gets them all.
+        let older_keys = self
+            .all_older_keys(&opened)?
+            .iter()
+            .map(|(epoch, key)| {
+                Ok(EpochKeyDto {
+                    key_epoch: *epoch,
+                    wrapped: wrap_data_key_certified(key, *id.as_uuid(), *epoch, &keys)?.into(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut pos = opened.next();
         pos.holders = holders_digest(&holders)?;
         let entries: Vec<StateEntry> = opened.entries.values().copied().collect();
@@ -166,16 +187,11 @@ impl Session {
                     member_id: member,
                     wrapped: wrapped.into(),
                     commit: commit.as_bytes().to_vec().into(),
+                    older_keys,
                 },
             )
             .await?;
-        self.heads.put(
-            id,
-            KnownHead {
-                seq: commit.body().seq,
-                hash: commit.hash(),
-            },
-        )?;
+        self.record_own_commit(id, &commit)?;
         Ok(summary)
     }
 }

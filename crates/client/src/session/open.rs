@@ -17,7 +17,14 @@ pub struct OpenedCase {
     pub holders: [u8; 32],
     /// Each record's entry in the head's state.
     pub(super) entries: HashMap<RecordId, StateEntry>,
+    /// The key epoch each record is sealed under (the head's, or an earlier one).
+    pub(super) record_epochs: HashMap<RecordId, u32>,
+    /// The data key of the head's key epoch (the head commits to it).
     pub(super) data_key: DataKey,
+    /// The keys of the earlier epochs that records are still sealed under, unwrapped.
+    pub(super) older_keys: HashMap<u32, DataKey>,
+    /// This holder's wrapped keys of every earlier epoch, as served (a grant passes them on).
+    pub(super) older_wrapped: Vec<(u32, Vec<u8>)>,
 }
 
 impl OpenedCase {
@@ -30,6 +37,18 @@ impl OpenedCase {
             epoch: self.summary.key_epoch,
             holders: self.holders,
         }
+    }
+
+    /// The data key of key epoch `epoch` (the head's, or an earlier one a record is sealed under).
+    pub(super) fn key_of(&self, epoch: u32) -> Result<&DataKey> {
+        if epoch == self.summary.key_epoch {
+            return Ok(&self.data_key);
+        }
+        self.older_keys.get(&epoch).ok_or_else(|| {
+            tampered(format!(
+                "the server did not send the data key of key epoch {epoch}"
+            ))
+        })
     }
 
     /// The case's state after `writes` (each replacing or adding a record).
@@ -80,7 +99,7 @@ impl Session {
     }
 
     /// [`Session::decrypt_case`] against `known`, the latest head verified when the case was asked for.
-    fn verify_and_decrypt(
+    pub(super) fn verify_and_decrypt(
         &self,
         id: CaseId,
         dto: CaseDto,
@@ -156,6 +175,29 @@ impl Session {
                 "the data key the server sent is not the one this case is sealed under",
             ));
         }
+        // Records sealed before a re-key keep their epoch: unwrap the keys of just those epochs.
+        // Each is checked by the records it opens (AEAD), as no commit at hand commits to it.
+        let older_wrapped: Vec<(u32, Vec<u8>)> = dto
+            .older_keys
+            .iter()
+            .map(|k| (k.key_epoch, k.wrapped.0.clone()))
+            .collect();
+        let mut older_keys = HashMap::new();
+        for l in &listed {
+            let epoch = l.header.aad.key_epoch;
+            if epoch == b.key_epoch || older_keys.contains_key(&epoch) {
+                continue;
+            }
+            let wrapped = older_wrapped
+                .iter()
+                .find(|(e, _)| *e == epoch)
+                .ok_or_else(|| {
+                    tampered(format!(
+                        "a record is sealed under key epoch {epoch}, whose key the server did not send"
+                    ))
+                })?;
+            older_keys.insert(epoch, self.unwrap_case_key(id, epoch, &wrapped.1)?);
+        }
         let mut header: Option<(RecordId, CaseHeader)> = None;
         let mut file_persons = Vec::new();
         let mut messages = Vec::new();
@@ -163,6 +205,7 @@ impl Session {
         let mut attachments = Vec::new();
         let mut versions = HashMap::new();
         let mut entries = HashMap::new();
+        let mut record_epochs = HashMap::new();
         for (r, l) in dto.records.iter().zip(listed) {
             let h = &l.header;
             // The server's labels must be what the (committed) envelope says.
@@ -174,8 +217,21 @@ impl Session {
                     "a record's id, kind or version differs from its sealed header",
                 ));
             }
-            let p = open_record(&data_key, &h.aad, &r.envelope.0)?;
+            let p = if h.aad.key_epoch == b.key_epoch {
+                open_record(&data_key, &h.aad, &r.envelope.0)?
+            } else {
+                let key = older_keys
+                    .get(&h.aad.key_epoch)
+                    .ok_or_else(|| tampered("a record's key epoch has no key"))?;
+                open_record(key, &h.aad, &r.envelope.0).map_err(|_| {
+                    tampered(format!(
+                        "a record does not open under the data key of its key epoch {}: the key or the record was altered",
+                        h.aad.key_epoch
+                    ))
+                })?
+            };
             versions.insert(r.id, (r.kind, r.version));
+            record_epochs.insert(r.id, h.aad.key_epoch);
             entries.insert(r.id, l.entry);
             match r.kind {
                 RecordKind::CaseHeader => {
@@ -216,7 +272,10 @@ impl Session {
             status,
             holders: b.holders,
             entries,
+            record_epochs,
             data_key,
+            older_keys,
+            older_wrapped,
         })
     }
 }
@@ -276,7 +335,12 @@ fn check_descends(
 impl Session {
     /// Unwraps a case's data key: self-wrapped to this holder's key-wrapping key, or age-wrapped to
     /// its age identity (e.g. a key granted by someone else).
-    fn unwrap_case_key(&self, id: CaseId, epoch: u32, wrapped: &[u8]) -> Result<DataKey> {
+    pub(super) fn unwrap_case_key(
+        &self,
+        id: CaseId,
+        epoch: u32,
+        wrapped: &[u8],
+    ) -> Result<DataKey> {
         if is_self_wrapped(wrapped) {
             unwrap_self_wrapped(wrapped, *id.as_uuid(), epoch, self.keys.case_key()?).map_err(|_| {
                 tampered("the wrapped data key does not open: it was altered or moved from another case")

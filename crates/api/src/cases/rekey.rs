@@ -1,0 +1,242 @@
+//! Key epochs: a re-key commit starts a case's next epoch (`POST /v1/cases/rekey`), and a society
+//! admin lists the cases a member holds to re-key them when the member is revoked
+//! (`GET /v1/members/{id}/cases`). Part of `cases`: every case access passes through it.
+//!
+//! The server cannot check that the new data key is the one the commit commits to (it holds no
+//! key); each holder's client does when it opens the case. What it checks, for every case of a
+//! request, before anything is written:
+//! - the caller holds the case's current epoch, or is an admin of its society (who re-keys the
+//!   cases of a member they revoke without holding them);
+//! - the new key is wrapped to the society escrow key and otherwise only to members who hold the
+//!   case now and may still receive a key (active caseworkers and admins): a re-key never adds a
+//!   holder, and never keeps a suspended one;
+//! - the commit is the next on the head, at the next key epoch, with the head's records and
+//!   status, signed by the caller, and states the holders digest of exactly those members.
+//!
+//! Members who held the case and are not given the new key lose every key row of it. A request is
+//! one transaction: all its cases are re-keyed, or none.
+
+use std::collections::{HashMap, HashSet};
+
+use actix_web::{get, post, web, HttpResponse};
+use rfl_crypto::{parse_commit, CommitOp};
+use rfl_domain::api::{
+    HolderDto, MemberCaseDto, MemberCasesResponse, RekeyDto, RekeyRequest, RekeyResponse,
+};
+use rfl_domain::{CaseId, MemberId, Role};
+use rfl_storage::{CaseHead, Member, Millis, RekeyWrite, WrappedKey};
+
+use super::{check_commit, holder_of, page_limit, summary, Directory, Expected, ListQuery};
+use crate::auth::Caller;
+use crate::error::{ApiError, Problem};
+use crate::roles::{Authorized, CaseHolders, SocietyAdmins};
+use crate::{blocking, State};
+
+/// Most cases one re-key request carries (one transaction).
+pub(super) const MAX_REKEY: usize = 1000;
+/// Largest wrapped key accepted (an escrow batch wrapping carries its age header).
+const MAX_WRAPPED: usize = 4096;
+
+/// The holders of a case as the API lists them: role and keys digest from the society's members
+/// (one read for all), since when from the key rows. A holder who left the society is still
+/// listed: the key is theirs.
+pub(super) fn holder_dtos(
+    members: &HashMap<uuid::Uuid, Member>,
+    rows: Vec<(uuid::Uuid, Millis)>,
+) -> Result<Vec<HolderDto>, ApiError> {
+    rows.into_iter()
+        .map(|(recipient_id, since)| {
+            let (role, keys_digest) = match members.get(&recipient_id) {
+                Some(m) => (Some(m.role), Some(crate::hex(&holder_of(m)?.keys_digest))),
+                None => (None, None),
+            };
+            Ok(HolderDto {
+                recipient_id,
+                role,
+                keys_digest,
+                since,
+            })
+        })
+        .collect()
+}
+
+/// Checks one case's re-key against the case as it stands.
+fn check_rekey(
+    caller: &Caller,
+    dir: &Directory,
+    head: &CaseHead,
+    dto: &RekeyDto,
+) -> Result<RekeyWrite, ApiError> {
+    let case = dto.case_id;
+    let bad = |what: &str| ApiError::Unprocessable(format!("case {case}: {what}"));
+    let society = *caller.society_id.as_uuid();
+    let holders: HashSet<uuid::Uuid> = head.holders.iter().map(|(r, _)| *r).collect();
+    if !holders.contains(caller.member_id.as_uuid()) && caller.role != Role::SocietyAdmin {
+        return Err(ApiError::NotFound);
+    }
+    let mut given = HashSet::new();
+    for k in &dto.keys {
+        if !given.insert(k.recipient_id) {
+            return Err(bad("a recipient is named twice"));
+        }
+        if k.wrapped.0.is_empty() || k.wrapped.0.len() > MAX_WRAPPED {
+            return Err(bad("a wrapped key has a bad size"));
+        }
+        if k.recipient_id == society {
+            continue;
+        }
+        if !holders.contains(&k.recipient_id) {
+            return Err(bad(&format!(
+                "{} does not hold the case: a re-key only keeps holders (grant the case to add one)",
+                k.recipient_id
+            )));
+        }
+        if !dir.may_receive(MemberId::from_uuid(k.recipient_id)) {
+            return Err(bad(&format!(
+                "member {} is not an active caseworker or admin of your society: leave them out",
+                k.recipient_id
+            )));
+        }
+    }
+    if !given.contains(&society) {
+        return Err(bad(
+            "the new data key must be wrapped to the society escrow key",
+        ));
+    }
+    let parent = parse_commit(&head.head_commit)
+        .map_err(|_| ApiError::Internal("stored head commit malformed".into()))?;
+    let parent_hash = super::head_hash(&head.case)?;
+    let next_epoch = head
+        .case
+        .key_epoch
+        .checked_add(1)
+        .ok_or_else(|| bad("the case has reached its last key epoch"))?;
+    let commit = check_commit(
+        &dto.commit.0,
+        caller,
+        dir,
+        &Expected {
+            op: CommitOp::Rekey,
+            case,
+            seq: head.case.version + 1,
+            parent: parent_hash,
+            key_epoch: next_epoch,
+            status: head.case.status,
+            state: parent.body().state,
+            holders: dir.holders_digest(caller, given.iter().copied())?,
+        },
+    )?;
+    let removed = holders
+        .into_iter()
+        .filter(|h| *h != society && !given.contains(h))
+        .collect();
+    Ok(RekeyWrite {
+        case,
+        parent: parent_hash.0.to_vec(),
+        commit,
+        key_epoch: next_epoch,
+        keys: dto.keys.iter().map(WrappedKey::from).collect(),
+        removed,
+    })
+}
+
+/// Start the next key epoch of cases: for each, a new data key wrapped to the holders who keep the
+/// case and to the society escrow key, with a signed re-key commit on its head. A holder re-keys a
+/// case to drop another holder (ungrant); a society admin re-keys the cases of a member they
+/// revoke. All or nothing: a case changed since its head was read is refused with 409, and nothing
+/// is written.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), request_body = RekeyRequest, responses(
+    (status = 200, body = RekeyResponse), (status = 403, body = Problem), (status = 404, body = Problem),
+    (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[post("/cases/rekey")]
+pub(super) async fn rekey(
+    state: State,
+    Authorized(caller, _): Authorized<CaseHolders>,
+    body: web::Json<RekeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let req = body.into_inner();
+    if req.cases.is_empty() || req.cases.len() > MAX_REKEY {
+        return Err(ApiError::Unprocessable(format!(
+            "send 1 to {MAX_REKEY} cases"
+        )));
+    }
+    let now = state.now();
+    let store = state.store.clone();
+    let n = req.cases.len();
+    blocking(move || {
+        let dir = super::directory(&store, &caller)?;
+        let mut seen = HashSet::new();
+        let ids: Vec<CaseId> = req.cases.iter().map(|c| c.case_id).collect();
+        if let Some(twice) = ids.iter().find(|id| !seen.insert(**id)) {
+            return Err(ApiError::Unprocessable(format!(
+                "case {twice} is given twice"
+            )));
+        }
+        let heads: HashMap<CaseId, CaseHead> = store
+            .case_heads(caller.society_id, &ids)?
+            .into_iter()
+            .map(|h| (h.case.id, h))
+            .collect();
+        let writes = req
+            .cases
+            .iter()
+            .map(|dto| {
+                let head = heads.get(&dto.case_id).ok_or(ApiError::NotFound)?;
+                check_rekey(&caller, &dir, head, dto)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        store.rekey_cases(&writes, now)?;
+        Ok(())
+    })
+    .await?;
+    tracing::info!(by = %caller.member_id, cases = n, "cases re-keyed");
+    Ok(HttpResponse::Ok().json(RekeyResponse { rekeyed: n }))
+}
+
+/// The cases of the society a member holds a key of the current epoch for (society admin), each
+/// with its head commit and holders: what the admin re-keys when revoking the member. A page at a
+/// time, in case-id order.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid), ListQuery),
+    responses((status = 200, body = MemberCasesResponse), (status = 400, body = Problem), (status = 403, body = Problem),
+    (status = 404, body = Problem)))]
+#[get("/members/{id}/cases")]
+pub(super) async fn member_cases(
+    state: State,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
+    path: web::Path<MemberId>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let member = path.into_inner();
+    let q = query.into_inner();
+    let limit = page_limit(q.limit, state.config.limits.page_max)?;
+    let store = state.store.clone();
+    let resp = blocking(move || {
+        let members: HashMap<uuid::Uuid, Member> = store
+            .society_members(caller.society_id)?
+            .into_iter()
+            .map(|m| (*m.id.as_uuid(), m))
+            .collect();
+        if !members.contains_key(member.as_uuid()) {
+            return Err(ApiError::NotFound);
+        }
+        let heads = store.member_cases(caller.society_id, member, q.after, limit)?;
+        let next_after = if heads.len() as i64 == limit {
+            heads.last().map(|h| h.case.id)
+        } else {
+            None
+        };
+        let cases = heads
+            .into_iter()
+            .map(|h| {
+                Ok(MemberCaseDto {
+                    holders: holder_dtos(&members, h.holders)?,
+                    head_commit: h.head_commit.into(),
+                    case: summary(h.case, None),
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        Ok(MemberCasesResponse { cases, next_after })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(resp))
+}

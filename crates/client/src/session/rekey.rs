@@ -1,0 +1,377 @@
+//! Part of [`super::Session`]: key epochs. A re-key commit starts a case's next epoch: a new data
+//! key, wrapped only to the holders who keep the case and to the society escrow key, committed to
+//! by the commit. Records keep the epoch they were sealed under; everything written afterwards is
+//! sealed under the new key, which a removed holder never had.
+//!
+//! - `ungrant_case`: a holder removes another holder from one case;
+//! - `rekey_member_cases`: an admin re-keys every case a revoked member holds, in batches, each one
+//!   transaction; running it again finishes what a crash left (re-keyed cases no longer list);
+//! - `reencrypt_case`: records still sealed under earlier epochs are sealed again under the
+//!   current one (eager re-encryption).
+
+use std::collections::BTreeMap;
+
+use rfl_crypto::{wrap_data_key_certified, VerifiedKeys};
+
+use super::grants::listed_holders;
+use super::*;
+
+/// Cases per re-key request: one transaction, a body well inside the server's JSON limit (a
+/// case's re-key is about 1 KB in JSON with one holder besides the escrow key).
+const REKEY_BATCH: usize = 250;
+/// Passes over a member's cases before giving up on cases that keep changing under the re-key.
+const REKEY_PASSES: usize = 5;
+
+/// A holder who keeps a case in its next epoch: their keys as this client verified them (`None`:
+/// this holder itself, wrapped to its own key-wrapping key).
+#[derive(Clone)]
+pub(super) struct Keep {
+    holder: Holder,
+    keys: Option<VerifiedKeys>,
+}
+
+/// What re-keying a member's cases did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RekeySummary {
+    /// Cases now at a new key epoch without the member.
+    pub rekeyed: usize,
+    /// Holders left out of the new epochs because this client could not verify their keys as
+    /// certified and unrevoked, with how many cases each lost (grant them again once certified).
+    pub left_out: BTreeMap<uuid::Uuid, usize>,
+    /// Requests refused because a case changed meanwhile, each retried.
+    pub retried: usize,
+}
+
+impl Sealer {
+    /// A case's next key epoch after the verified head `head`: a new data key wrapped to each of
+    /// `keep` and to the escrow batch, and the signed re-key commit.
+    pub(super) fn seal_rekey(
+        &self,
+        head: &CommitBody,
+        head_hash: CommitHash,
+        keep: &[Keep],
+        batch: &EscrowBatch,
+    ) -> Result<RekeyDto> {
+        let case = head.case_id;
+        let epoch = head.key_epoch.checked_add(1).ok_or_else(|| {
+            ClientError::Invalid("the case has reached its last key epoch".into())
+        })?;
+        let key = DataKey::generate()?;
+        let mut keys = Vec::with_capacity(keep.len() + 1);
+        for k in keep {
+            let wrapped = match &k.keys {
+                None => wrap_data_key_to_self(&key, case, epoch, self.keys.case_key()?)?,
+                Some(v) => wrap_data_key_certified(&key, case, epoch, v)?,
+            };
+            keys.push(WrappedKeyDto {
+                recipient_id: k.holder.member_id,
+                wrapped: wrapped.into(),
+            });
+        }
+        keys.push(WrappedKeyDto {
+            recipient_id: *self.society_id.as_uuid(),
+            wrapped: batch.wrap(&key, case, epoch)?.into(),
+        });
+        let holders: Vec<Holder> = keep.iter().map(|k| k.holder).collect();
+        let commit = CommitBody {
+            op: CommitOp::Rekey,
+            case_id: case,
+            seq: head.seq + 1,
+            parent: head_hash,
+            key_epoch: epoch,
+            key_commitment: key_commitment(&key, case, epoch),
+            status: head.status,
+            author: *self.member_id.as_uuid(),
+            created_at: now_millis(),
+            state: head.state,
+            holders: holders_digest(&holders)?,
+        }
+        .sign(&self.keys.signing)?;
+        Ok(RekeyDto {
+            case_id: CaseId::from_uuid(case),
+            keys,
+            commit: commit.as_bytes().to_vec().into(),
+        })
+    }
+}
+
+impl Session {
+    /// The data keys of every earlier key epoch of an opened case (1 up to the head's, exclusive),
+    /// unwrapped: what a grant passes on.
+    pub(super) fn all_older_keys(&self, opened: &OpenedCase) -> Result<Vec<(u32, DataKey)>> {
+        let id = opened.summary.id;
+        (1..opened.summary.key_epoch)
+            .map(|epoch| {
+                if let Some(k) = opened.older_keys.get(&epoch) {
+                    return Ok((epoch, DataKey::from_bytes(*k.expose_bytes())));
+                }
+                let (_, wrapped) = opened
+                    .older_wrapped
+                    .iter()
+                    .find(|(e, _)| *e == epoch)
+                    .ok_or_else(|| {
+                        tampered(format!(
+                            "the server did not send your data key of key epoch {epoch}"
+                        ))
+                    })?;
+                Ok((epoch, self.unwrap_case_key(id, epoch, wrapped)?))
+            })
+            .collect()
+    }
+
+    /// Whom to keep in a case's next epoch: each listed holder but `drop`, with their keys as this
+    /// client verified them. A holder whose keys are not certified under the pinned root, or were
+    /// revoked, is left out (returned second): nothing is wrapped to keys this client cannot trust.
+    fn keepers(&self, listed: &[Holder], drop: MemberId) -> Result<(Vec<Keep>, Vec<uuid::Uuid>)> {
+        let me = *self.me.member_id.as_uuid();
+        let own = holder_of(&self.keys, self.me.member_id);
+        self.with_trust(|t| {
+            let mut keep = Vec::new();
+            let mut left_out = Vec::new();
+            for h in listed.iter().filter(|h| h.member_id != *drop.as_uuid()) {
+                if h.member_id == me && h.keys_digest == own.keys_digest {
+                    keep.push(Keep {
+                        holder: *h,
+                        keys: None,
+                    });
+                    continue;
+                }
+                match t.get(h.member_id) {
+                    Some(v)
+                        if v.keys_digest() == h.keys_digest && v.role().may_receive_case_keys() =>
+                    {
+                        keep.push(Keep {
+                            holder: *h,
+                            keys: Some(v.clone()),
+                        })
+                    }
+                    _ => left_out.push(h.member_id),
+                }
+            }
+            (keep, left_out)
+        })
+    }
+
+    /// Removes `member` from a case this holder holds: a re-key commit starts the next key epoch,
+    /// its new data key wrapped to every other holder (their certified keys) and to the escrow
+    /// key. The member keeps what they could already read; nothing written from now on opens with
+    /// any key they had.
+    pub async fn ungrant_case(&self, id: CaseId, member: MemberId) -> Result<CaseSummaryDto> {
+        if member == self.me.member_id {
+            return Err(ClientError::Invalid(
+                "you cannot remove yourself from a case: another holder or an admin must".into(),
+            ));
+        }
+        self.reload_members().await?;
+        let opened = self.open_case(id).await?;
+        let (_, listed) = self.verified_holders(&opened).await?;
+        if !listed.iter().any(|h| h.member_id == *member.as_uuid()) {
+            return Err(ClientError::Invalid(format!(
+                "member {member} does not hold this case"
+            )));
+        }
+        let (keep, left_out) = self.keepers(&listed, member)?;
+        if let Some(m) = left_out.first() {
+            return Err(ClientError::Invalid(format!(
+                "holder {m} of this case has keys that are not certified (or were revoked): an admin \
+                 must certify them, or remove them too, before the case is re-keyed"
+            )));
+        }
+        let sealer = self.sealer()?;
+        let head = self.opened_head(&opened)?;
+        let dto = sealer.seal_rekey(&head, opened.head.hash, &keep, &sealer.escrow_batch()?)?;
+        let commit = parse_commit(&dto.commit.0)?;
+        self.api.rekey(&RekeyRequest { cases: vec![dto] }).await?;
+        self.record_own_commit(id, &commit)?;
+        // The case as it is now (and its new head recorded as verified).
+        Ok(self.open_case(id).await?.summary)
+    }
+
+    /// The body of an opened case's verified head commit (its fields as this client checked them).
+    fn opened_head(&self, opened: &OpenedCase) -> Result<CommitBody> {
+        let entries: Vec<StateEntry> = opened.entries.values().copied().collect();
+        Ok(CommitBody {
+            op: CommitOp::Records,
+            case_id: *opened.summary.id.as_uuid(),
+            seq: opened.head.seq,
+            parent: CommitHash::ZERO,
+            key_epoch: opened.summary.key_epoch,
+            key_commitment: key_commitment(
+                &opened.data_key,
+                *opened.summary.id.as_uuid(),
+                opened.summary.key_epoch,
+            ),
+            status: opened.status.code(),
+            author: *self.me.member_id.as_uuid(),
+            created_at: 0,
+            state: state_digest(&entries)?,
+            holders: opened.holders,
+        })
+    }
+
+    /// Checks one case a server lists as held by `member` and says whom to keep: its head commit
+    /// must be signed by a certified member, must not roll back a head this client saw, and the
+    /// holders listed must be exactly those it names.
+    fn check_member_case(
+        &self,
+        member: MemberId,
+        c: &MemberCaseDto,
+    ) -> Result<(CommitBody, CommitHash, Vec<Keep>, Vec<uuid::Uuid>)> {
+        let id = c.case.id;
+        let head = parse_commit(&c.head_commit.0)
+            .map_err(|e| tampered(format!("case {id}: the head commit is malformed: {e}")))?;
+        let b = *head.body();
+        if b.case_id != *id.as_uuid() || b.seq != c.case.version || b.key_epoch != c.case.key_epoch
+        {
+            return Err(tampered(format!(
+                "case {id}: the head commit is not the one the case's metadata names"
+            )));
+        }
+        if let Some(known) = self.heads.get(id) {
+            if b.seq < known.seq || (b.seq == known.seq && head.hash() != known.hash) {
+                return Err(tampered(format!(
+                    "case {id}: the server serves an older or another head than the one you have seen"
+                )));
+            }
+        }
+        let author = self
+            .author_key(MemberId::from_uuid(b.author), b.created_at)
+            .ok_or_else(|| {
+                tampered(format!(
+                    "case {id}: the head commit's author is not a member certified by your society's root"
+                ))
+            })?;
+        let head = head.verify_by(&author).map_err(|_| {
+            tampered(format!(
+                "case {id}: the head commit's signature does not verify"
+            ))
+        })?;
+        let listed = listed_holders(self.me.society_id, &c.holders, &b.holders)?;
+        if !listed.iter().any(|h| h.member_id == *member.as_uuid()) {
+            return Err(tampered(format!(
+                "case {id}: the server lists it among the member's cases, but its head does not name them"
+            )));
+        }
+        let (keep, left_out) = self.keepers(&listed, member)?;
+        Ok((b, head.hash(), keep, left_out))
+    }
+
+    /// An admin re-keys every case of the society that `member` holds (after revoking them): each
+    /// gets a new key epoch without them, its data key wrapped to the other holders this client
+    /// can verify and to the escrow key. In batches of [`REKEY_BATCH`], each one transaction; a
+    /// batch refused because a case changed meanwhile is read again and retried. Re-keyed cases no
+    /// longer list as the member's, so running it again after a crash finishes the job.
+    /// `progress` gets the number of cases re-keyed so far.
+    pub async fn rekey_member_cases(
+        &self,
+        member: MemberId,
+        progress: impl Fn(usize),
+    ) -> Result<RekeySummary> {
+        self.reload_members().await?;
+        let sealer = Arc::new(self.sealer()?);
+        // Unlocked once here: the workers below wrap to this holder's own key without a prompt.
+        self.keys.case_key()?;
+        let mut summary = RekeySummary::default();
+        for _pass in 0..REKEY_PASSES {
+            let mut after = None;
+            let mut refused = 0;
+            loop {
+                let page = self
+                    .api
+                    .member_cases(member, after, REKEY_BATCH as i64)
+                    .await?;
+                if page.cases.is_empty() {
+                    break;
+                }
+                let checked = page
+                    .cases
+                    .iter()
+                    .map(|c| self.check_member_case(member, c))
+                    .collect::<Result<Vec<_>>>()?;
+                for (_, _, _, left_out) in &checked {
+                    for m in left_out {
+                        *summary.left_out.entry(*m).or_default() += 1;
+                    }
+                }
+                let batch = sealer.escrow_batch()?;
+                let s = sealer.clone();
+                let cases = tokio::task::spawn_blocking(move || {
+                    checked
+                        .par_iter()
+                        .map(|(body, hash, keep, _)| s.seal_rekey(body, *hash, keep, &batch))
+                        .collect::<Result<Vec<_>>>()
+                })
+                .await
+                .map_err(|e| ClientError::Invalid(format!("a sealing worker failed: {e}")))??;
+                let n = cases.len();
+                match self.api.rekey(&RekeyRequest { cases }).await {
+                    Ok(r) => {
+                        summary.rekeyed += r.rekeyed;
+                        progress(summary.rekeyed);
+                    }
+                    // A case changed between the listing and the re-key: the next pass reads it again.
+                    Err(ClientError::Api { status: 409, .. }) => {
+                        refused += n;
+                        summary.retried += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+                match page.next_after {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            if refused == 0 {
+                return Ok(summary);
+            }
+        }
+        Err(ClientError::Api {
+            status: 409,
+            title: "Conflict".into(),
+            detail:
+                "cases of this member kept changing while they were re-keyed: run the command again"
+                    .into(),
+        })
+    }
+
+    /// Eager re-encryption: every record of the case still sealed under an earlier key epoch
+    /// (attachments aside: their chunks stay under their epoch's key) is sealed again under the
+    /// current one, as its next version, in one records commit. `None` if there was none.
+    pub async fn reencrypt_case(&self, id: CaseId) -> Result<Option<CaseSummaryDto>> {
+        let known = self.heads.get(id);
+        let dto = self.api.get_case(id, known.map(|h| h.seq)).await?;
+        let records = dto.records.clone();
+        let opened = self.verify_and_decrypt(id, dto, known)?;
+        let epoch = opened.summary.key_epoch;
+        let mut writes = Vec::new();
+        for r in &records {
+            let was = opened.record_epochs.get(&r.id).copied().unwrap_or(epoch);
+            if was == epoch || r.kind == RecordKind::Attachment {
+                continue;
+            }
+            let aad = RecordAad {
+                case_id: *id.as_uuid(),
+                record_id: *r.id.as_uuid(),
+                kind: crypto_kind(r.kind)?,
+                version: r.version,
+                key_epoch: was,
+            };
+            let plaintext = Zeroizing::new(open_record(opened.key_of(was)?, &aad, &r.envelope.0)?);
+            let next = RecordAad {
+                version: r.version + 1,
+                key_epoch: epoch,
+                ..aad
+            };
+            writes.push(RecordWriteDto {
+                id: r.id,
+                kind: r.kind,
+                version: next.version,
+                envelope: seal_record(&opened.data_key, &next, &plaintext)?.into(),
+            });
+        }
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.commit_writes(&opened, writes).await?))
+    }
+}

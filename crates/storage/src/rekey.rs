@@ -1,0 +1,225 @@
+//! Key epochs: the cases a member holds, with what re-keying them needs, and re-key commits stored
+//! in batches (one transaction each).
+
+use diesel::prelude::*;
+use diesel::{PgConnection, SqliteConnection};
+use rfl_domain::{CaseId, MemberId, SocietyId};
+use uuid::Uuid;
+
+use crate::models::*;
+use crate::schema::*;
+use crate::{
+    epoch_i32, id_bytes, uuid_from, version_i64, CaseRow, CommitWrite, Millis, Pools, Result,
+    StorageError, Store, WrappedKey, INSERT_CHUNK,
+};
+
+/// A case as it stands, with what checking its next re-key needs: its head commit and who holds
+/// its current key epoch (members, and the society id for its escrow key, with since when).
+#[derive(Clone, Debug)]
+pub struct CaseHead {
+    pub case: CaseRow,
+    pub head_commit: Vec<u8>,
+    pub holders: Vec<(Uuid, Millis)>,
+}
+
+/// One case's re-key to store: the commit (checked by the API), the head it was made on, the new
+/// epoch's wrapped keys, and the members who hold the case now and do not keep it (all their key
+/// rows, of every epoch, are deleted).
+#[derive(Clone, Debug)]
+pub struct RekeyWrite {
+    pub case: CaseId,
+    pub parent: Vec<u8>,
+    pub commit: CommitWrite,
+    pub key_epoch: u32,
+    pub keys: Vec<WrappedKey>,
+    pub removed: Vec<Uuid>,
+}
+
+type HeadRows = (
+    Vec<CaseDb>,
+    Vec<(Vec<u8>, Vec<u8>)>,
+    Vec<(Vec<u8>, Vec<u8>, i64)>,
+);
+
+/// The head commits and current holders of `rows` (case rows just read on `$conn`): two queries
+/// for all of them, whatever their number.
+macro_rules! heads_of {
+    ($conn:ident, $rows:expr) => {{
+        let rows: Vec<CaseDb> = $rows;
+        let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut commits: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(ids.len());
+        let mut holders: Vec<(Vec<u8>, Vec<u8>, i64)> = Vec::new();
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            commits.extend(
+                case_commits::table
+                    .inner_join(
+                        cases::table.on(cases::id
+                            .eq(case_commits::case_id)
+                            .and(cases::version.eq(case_commits::seq))),
+                    )
+                    .filter(case_commits::case_id.eq_any(chunk))
+                    .select((case_commits::case_id, case_commits::body))
+                    .load::<(Vec<u8>, Vec<u8>)>($conn)?,
+            );
+            holders.extend(
+                case_keys::table
+                    .inner_join(
+                        cases::table.on(cases::id
+                            .eq(case_keys::case_id)
+                            .and(cases::key_epoch.eq(case_keys::key_epoch))),
+                    )
+                    .filter(case_keys::case_id.eq_any(chunk))
+                    .order((case_keys::case_id, case_keys::recipient_id))
+                    .select((
+                        case_keys::case_id,
+                        case_keys::recipient_id,
+                        case_keys::created_at,
+                    ))
+                    .load::<(Vec<u8>, Vec<u8>, i64)>($conn)?,
+            );
+        }
+        Ok::<HeadRows, StorageError>((rows, commits, holders))
+    }};
+}
+
+fn assemble(rows: HeadRows) -> Result<Vec<CaseHead>> {
+    let (cases, commits, holders) = rows;
+    let mut commits: std::collections::HashMap<Vec<u8>, Vec<u8>> = commits.into_iter().collect();
+    let mut by_case: std::collections::HashMap<Vec<u8>, Vec<(Uuid, Millis)>> =
+        std::collections::HashMap::new();
+    for (case, recipient, at) in holders {
+        by_case
+            .entry(case)
+            .or_default()
+            .push((uuid_from(&recipient)?, at));
+    }
+    cases
+        .into_iter()
+        .map(|row| {
+            let head_commit = commits.remove(&row.id).ok_or_else(|| {
+                StorageError::Invalid("a case without its head commit (format 1)".into())
+            })?;
+            let holders = by_case.remove(&row.id).unwrap_or_default();
+            Ok(CaseHead {
+                case: row.into_case()?,
+                head_commit,
+                holders,
+            })
+        })
+        .collect()
+}
+
+impl Store {
+    /// The cases of `society` that `member` holds a key of the current epoch for, in id order after
+    /// `after`, each with its head commit and current holders: what an admin re-keys when the
+    /// member is revoked. Three queries however many cases.
+    pub fn member_cases(
+        &self,
+        society: SocietyId,
+        member: MemberId,
+        after: Option<CaseId>,
+        limit: i64,
+    ) -> Result<Vec<CaseHead>> {
+        let who = id_bytes(member.as_uuid());
+        let society = id_bytes(society.as_uuid());
+        let after = after.map(|a| id_bytes(a.as_uuid())).unwrap_or_default();
+        let rows = read!(self, conn => {
+            conn.transaction::<_, StorageError, _>(|conn| {
+                let mut rows: Vec<CaseDb> = held_cases!(conn, &who, &after, limit);
+                // A member holds cases of their own society only; a case of another is left out.
+                rows.retain(|r| r.society_id == society);
+                heads_of!(conn, rows)
+            })?
+        });
+        assemble(rows)
+    }
+
+    /// The given cases of `society` as they stand (a case of another society, or none, is left
+    /// out): one snapshot, three queries.
+    pub fn case_heads(&self, society: SocietyId, ids: &[CaseId]) -> Result<Vec<CaseHead>> {
+        let society = id_bytes(society.as_uuid());
+        let ids: Vec<Vec<u8>> = ids.iter().map(|i| id_bytes(i.as_uuid())).collect();
+        let rows = read!(self, conn => {
+            conn.transaction::<_, StorageError, _>(|conn| {
+                let mut rows: Vec<CaseDb> = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(INSERT_CHUNK) {
+                    rows.extend(
+                        cases::table
+                            .filter(cases::id.eq_any(chunk))
+                            .filter(cases::society_id.eq(&society))
+                            .select(CaseDb::as_select())
+                            .load::<CaseDb>(conn)?,
+                    );
+                }
+                heads_of!(conn, rows)
+            })?
+        });
+        assemble(rows)
+    }
+
+    /// Stores re-key commits, all in one transaction: each case must still be at the head its
+    /// commit was made on (else [`StorageError::Conflict`] and nothing is written). Each case moves
+    /// to its new key epoch with the new wrapped keys; the members it removes lose every key row of
+    /// the case. Returns the cases as they are now.
+    pub fn rekey_cases(&self, writes: &[RekeyWrite], now: Millis) -> Result<Vec<CaseRow>> {
+        let mut commit_rows = Vec::with_capacity(writes.len());
+        let mut key_rows = Vec::new();
+        for w in writes {
+            let case_id = id_bytes(w.case.as_uuid());
+            let epoch = epoch_i32(w.key_epoch)?;
+            commit_rows.push(CommitDb {
+                case_id: case_id.clone(),
+                seq: version_i64(w.commit.seq)?,
+                body: w.commit.body.clone(),
+                created_at: now,
+            });
+            key_rows.extend(w.keys.iter().map(|k| k.row(&case_id, epoch, now)));
+        }
+        let stale = || {
+            StorageError::Conflict(
+                "a case was changed by someone else since its head was read: read it again and retry",
+            )
+        };
+        let rows = write_tx!(self, conn => {
+            let n = i64::try_from(writes.len())
+                .map_err(|_| StorageError::Invalid("too many cases".into()))?;
+            let first = next_seq!(conn, n);
+            let mut rows = Vec::with_capacity(writes.len());
+            for (seq, w) in (first..).zip(writes) {
+                let case_id = id_bytes(w.case.as_uuid());
+                let seq_no = version_i64(w.commit.seq)?;
+                let updated: Option<CaseDb> = diesel::update(
+                    cases::table
+                        .filter(cases::id.eq(&case_id))
+                        .filter(cases::version.eq(seq_no - 1))
+                        .filter(cases::head_hash.eq(&w.parent))
+                        .filter(cases::key_epoch.eq(epoch_i32(w.key_epoch)? - 1)),
+                )
+                .set((
+                    cases::version.eq(seq_no),
+                    cases::head_hash.eq(Some(w.commit.hash.clone())),
+                    cases::key_epoch.eq(epoch_i32(w.key_epoch)?),
+                    cases::seq.eq(seq),
+                    cases::updated_at.eq(now),
+                ))
+                .returning(CaseDb::as_returning())
+                .get_result(conn)
+                .optional()?;
+                rows.push(updated.ok_or_else(stale)?);
+                for chunk in w.removed.chunks(INSERT_CHUNK) {
+                    let removed: Vec<Vec<u8>> = chunk.iter().map(id_bytes).collect();
+                    diesel::delete(
+                        case_keys::table
+                            .filter(case_keys::case_id.eq(&case_id))
+                            .filter(case_keys::recipient_id.eq_any(removed)),
+                    )
+                    .execute(conn)?;
+                }
+            }
+            insert_fixed!(conn, case_commits::table, &commit_rows, "this commit number is taken: read the case again and retry");
+            insert_fixed!(conn, case_keys::table, &key_rows, "a key of the new epoch exists for this recipient");
+            Ok(rows)
+        })?;
+        rows.into_iter().map(CaseDb::into_case).collect()
+    }
+}
