@@ -9,6 +9,7 @@
 //! - [`measure`]: import and read loads, latency percentiles, database size.
 //! - [`auth`]: sign-ins per second (passkey ceremony, key login) and the cost of authenticating a
 //!   request (token verification alone; `/v1/me` against `/healthz`).
+//! - [`revoke`]: revoking a member who holds many cases, and re-keying them, with reads running.
 //! - [`primitives`]: the cost of each cryptographic primitive, measured in the same run.
 //! - [`report`]: the floors (from those primitives, and the database reference of
 //!   `/work/shared/dependencies.md`), the markdown table and JSON.
@@ -19,6 +20,7 @@ pub mod data;
 pub mod measure;
 pub mod primitives;
 pub mod report;
+pub mod revoke;
 pub mod setup;
 
 /// Errors are reported as text: every failure ends the phase (and the run's exit code) without a figure.

@@ -73,6 +73,9 @@ struct Args {
     /// Calls of `TokenKeys::verify` in the single-thread microbenchmark (0: not measured).
     #[arg(long, default_value_t = 20_000)]
     verify_iterations: u64,
+    /// Cases held by the member whose revocation is measured, each re-keyed (0: not measured).
+    #[arg(long, default_value_t = 5000)]
+    revoke_cases: usize,
     /// Print machine-readable JSON on stdout instead of the markdown table.
     #[arg(long)]
     json: bool,
@@ -90,6 +93,7 @@ impl Args {
         match self.read_limit() {
             ReadLimit::Count(n) => format!("{n} in total"),
             ReadLimit::Duration(d) => format!("for {:.0} s", d.as_secs_f64()),
+            ReadLimit::Until(_) => "until stopped".to_owned(),
         }
     }
 }
@@ -191,6 +195,15 @@ async fn run(args: &Args) -> Report {
                 rep.errors.push(format!("{} sign-ins: {e}", rep.backend));
             }
         }
+        if args.revoke_cases > 0 {
+            eprintln!(
+                "== {}: revoking a member and re-keying their cases",
+                rep.backend
+            );
+            if let Err(e) = revoke_phase(backend, args, &mut rep).await {
+                rep.errors.push(format!("{} revocation: {e}", rep.backend));
+            }
+        }
         if let Some(shape) = &rep.shape {
             let record_bytes = (shape.plaintext_bytes / shape.records.max(1)).max(1);
             let escrow_batch = args.batch_size;
@@ -253,6 +266,23 @@ async fn auth_phase(
     rep.auth = Some(out);
     if let Err(e) = env.finish().await {
         rep.errors.push(format!("sign-in phase teardown: {e}"));
+    }
+    measured
+}
+
+/// A member's revocation with the re-key of their cases, on its own fresh database and server.
+/// Torn down whatever happens.
+async fn revoke_phase(
+    backend: TestBackend,
+    args: &Args,
+    rep: &mut BackendReport,
+) -> BenchResult<()> {
+    let env = Env::start(backend).await?;
+    let mut out = rfl_bench::revoke::RevokeReport::default();
+    let measured = rfl_bench::revoke::measure(&env, args.revoke_cases, 8, &mut out).await;
+    rep.revoke = Some(out);
+    if let Err(e) = env.finish().await {
+        rep.errors.push(format!("revocation phase teardown: {e}"));
     }
     measured
 }

@@ -1,7 +1,7 @@
 //! Timed loads: bulk import and concurrent random reads.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,8 @@ pub fn progress_printer(label: String, total: usize) -> impl Fn(usize) {
 pub enum ReadLimit {
     Duration(Duration),
     Count(u64),
+    /// Until the flag is set (reads while something else runs).
+    Until(&'static AtomicBool),
 }
 
 /// Nearest-rank percentile of sorted microsecond samples, in milliseconds.
@@ -119,7 +121,7 @@ where
     let started = Instant::now();
     let deadline = match limit {
         ReadLimit::Duration(d) => Some(started + d),
-        ReadLimit::Count(_) => None,
+        ReadLimit::Count(_) | ReadLimit::Until(_) => None,
     };
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..clients {
@@ -132,6 +134,7 @@ where
             loop {
                 match (limit, deadline) {
                     (_, Some(d)) if Instant::now() >= d => break,
+                    (ReadLimit::Until(stop), _) if stop.load(Ordering::Relaxed) => break,
                     (ReadLimit::Count(n), _) if issued.fetch_add(1, Ordering::Relaxed) >= n => {
                         break
                     }
@@ -219,7 +222,7 @@ where
     let started = Instant::now();
     let deadline = match limit {
         ReadLimit::Duration(d) => Some(started + d),
-        ReadLimit::Count(_) => None,
+        ReadLimit::Count(_) | ReadLimit::Until(_) => None,
     };
     let mut tasks = tokio::task::JoinSet::new();
     for s in states {
@@ -231,6 +234,7 @@ where
             loop {
                 match (limit, deadline) {
                     (_, Some(d)) if Instant::now() >= d => break,
+                    (ReadLimit::Until(stop), _) if stop.load(Ordering::Relaxed) => break,
                     (ReadLimit::Count(n), _) if issued.fetch_add(1, Ordering::Relaxed) >= n => {
                         break
                     }

@@ -188,6 +188,8 @@ pub struct BackendReport {
     pub analyzed_after_import: bool,
     /// Sign-ins per second and authentication per request (its own fresh database and server).
     pub auth: Option<AuthReport>,
+    /// Revoking a member who holds many cases, with the re-key (its own fresh database and server).
+    pub revoke: Option<crate::revoke::RevokeReport>,
     pub errors: Vec<String>,
 }
 
@@ -408,6 +410,9 @@ fn backend_markdown(s: &mut String, b: &BackendReport) {
     backend_main_markdown(s, b);
     if let Some(a) = &b.auth {
         auth_markdown(s, b, a, a.cores);
+    }
+    if let Some(r) = &b.revoke {
+        crate::revoke::markdown(s, r);
     }
     backend_targets_markdown(s, b);
 }

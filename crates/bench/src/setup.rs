@@ -29,6 +29,8 @@ pub fn backend_name(b: TestBackend) -> &'static str {
 pub struct Env {
     pub backend: TestBackend,
     pub base: String,
+    /// The society's first admin, and their authenticator (for a fresh sign-in: step-up).
+    pub admin: tokio::sync::Mutex<(Session, SoftAuthenticator)>,
     pub caseworker: Session,
     pub cw_keys: Arc<DeviceKeys>,
     pub cw_member: MemberId,
@@ -105,7 +107,8 @@ impl Env {
         let base = format!("http://127.0.0.1:{}", server.addr.port());
 
         let site = Site::new(&base, &started_config.webauthn.rp_origin);
-        let mut admin = enrol_person(&site, &admin_code, &mut SoftAuthenticator::new())
+        let mut admin_authenticator = SoftAuthenticator::new();
+        let mut admin = enrol_person(&site, &admin_code, &mut admin_authenticator)
             .await
             .ctx("enrol the admin")?;
         // The recovery identity is thrown away: the benchmark never recovers anything.
@@ -156,6 +159,7 @@ impl Env {
         Ok(Env {
             backend,
             base,
+            admin: tokio::sync::Mutex::new((admin, admin_authenticator)),
             caseworker,
             cw_keys,
             cw_member,

@@ -144,6 +144,9 @@ pub struct Session {
     trust: std::sync::RwLock<crate::trust::Trust>,
     /// The latest commit verified for each case (rollback detection).
     heads: Arc<dyn HeadStore>,
+    /// Batches of keys wrapped to this holder whose header was opened, by batch id (their secrets
+    /// zeroized when dropped).
+    batches: std::sync::Mutex<HashMap<uuid::Uuid, Arc<EscrowBatch>>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -188,6 +191,7 @@ impl Session {
             pinned_root: None,
             trust: Default::default(),
             heads: Arc::new(MemoryHeads::default()),
+            batches: Default::default(),
         };
         if s.me.role.reads_case_content() {
             s.refresh_directory().await?;

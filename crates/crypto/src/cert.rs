@@ -788,6 +788,17 @@ pub fn wrap_data_key_certified(
     wrap_data_key(key, case_id, key_epoch, recipient.age_recipient.as_age())
 }
 
+/// A new batch of wrappings ([`EscrowBatch::new`]) to one member whose certificate chain verified,
+/// named by their member id: one age encryption to their recipient for any number of cases (a
+/// re-key wraps every case of a revoked member to each remaining holder this way). Refuses roles
+/// that never hold case keys.
+pub fn holder_batch_certified(holder: &VerifiedKeys) -> Result<EscrowBatch> {
+    if !holder.role.may_receive_case_keys() {
+        return Err(cert_err("this role may not receive case keys"));
+    }
+    EscrowBatch::new(holder.subject_id, holder.age_recipient.as_age())
+}
+
 /// A new escrow batch ([`EscrowBatch::new`]) to the society escrow key whose certificate chain
 /// verified: only the escrow certificate of the society itself is accepted, so the server cannot
 /// slip in a key of its own.

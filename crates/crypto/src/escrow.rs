@@ -1,5 +1,7 @@
 //! Case data keys wrapped to the society escrow key in batches: one age (X25519) encryption per batch
-//! of cases, not one per case.
+//! of cases, not one per case. The same construction wraps many cases to one member (a re-key
+//! wraps each new data key to the holders who stay): the 16-byte owner field, `society_id` below,
+//! then names that member, and only their age identity opens the header.
 //!
 //! A batch is a random 32-byte secret, age-encrypted once to the escrow recipient (the batch
 //! *header*). Each case's data key is then wrapped under a key derived from the secret and bound to

@@ -40,10 +40,10 @@ mod vectors_test;
 pub use attachment::{AttachmentOpener, AttachmentSealer};
 pub use auth::{auth_challenge_message, sign_auth_challenge, verify_auth_challenge};
 pub use cert::{
-    escrow_batch_certified, issue_admin_cert, issue_escrow_cert, issue_member_cert,
-    subject_keys_digest, subject_keys_fingerprint, verify_chain, wrap_data_key_certified,
-    CertifiedRole, KeyCertificate, RootPublicKey, SocietyRootKey, Validity, VerifiedKeys,
-    KEY_CERT_MAGIC, KEY_CERT_VERSION,
+    escrow_batch_certified, holder_batch_certified, issue_admin_cert, issue_escrow_cert,
+    issue_member_cert, subject_keys_digest, subject_keys_fingerprint, verify_chain,
+    wrap_data_key_certified, CertifiedRole, KeyCertificate, RootPublicKey, SocietyRootKey,
+    Validity, VerifiedKeys, KEY_CERT_MAGIC, KEY_CERT_VERSION,
 };
 pub use commit::{
     envelope_hash, holders_digest, key_commitment, parse_commit, sha256, state_digest, Commit,

@@ -164,8 +164,16 @@ impl Store {
     pub fn rekey_cases(&self, writes: &[RekeyWrite], now: Millis) -> Result<Vec<CaseRow>> {
         let mut commit_rows = Vec::with_capacity(writes.len());
         let mut key_rows = Vec::new();
+        let mut removed: std::collections::HashMap<Vec<u8>, Vec<Vec<u8>>> =
+            std::collections::HashMap::new();
         for w in writes {
             let case_id = id_bytes(w.case.as_uuid());
+            for m in &w.removed {
+                removed
+                    .entry(id_bytes(m))
+                    .or_default()
+                    .push(case_id.clone());
+            }
             let epoch = epoch_i32(w.key_epoch)?;
             commit_rows.push(CommitDb {
                 case_id: case_id.clone(),
@@ -206,12 +214,15 @@ impl Store {
                 .get_result(conn)
                 .optional()?;
                 rows.push(updated.ok_or_else(stale)?);
-                for chunk in w.removed.chunks(INSERT_CHUNK) {
-                    let removed: Vec<Vec<u8>> = chunk.iter().map(id_bytes).collect();
+            }
+            // The removed holders' key rows, every epoch: a statement per member removed (a
+            // revocation removes one member from every case), not one per case.
+            for (member, cases) in &removed {
+                for chunk in cases.chunks(INSERT_CHUNK) {
                     diesel::delete(
                         case_keys::table
-                            .filter(case_keys::case_id.eq(&case_id))
-                            .filter(case_keys::recipient_id.eq_any(removed)),
+                            .filter(case_keys::recipient_id.eq(member))
+                            .filter(case_keys::case_id.eq_any(chunk)),
                     )
                     .execute(conn)?;
                 }

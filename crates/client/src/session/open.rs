@@ -341,6 +341,9 @@ impl Session {
         epoch: u32,
         wrapped: &[u8],
     ) -> Result<DataKey> {
+        if rfl_crypto::is_escrow_wrapped(wrapped) {
+            return self.unwrap_batched(id, epoch, wrapped);
+        }
         if is_self_wrapped(wrapped) {
             unwrap_self_wrapped(wrapped, *id.as_uuid(), epoch, self.keys.case_key()?).map_err(|_| {
                 tampered("the wrapped data key does not open: it was altered or moved from another case")
@@ -357,6 +360,55 @@ impl Session {
         }
     }
 }
+
+impl Session {
+    /// A key wrapped to this holder in a batch (a re-key wraps every case it gives one holder
+    /// that way): the batch header is opened once (one age decryption), then kept for this
+    /// session, so every other case of the batch opens with symmetric operations only.
+    fn unwrap_batched(&self, id: CaseId, epoch: u32, wrapped: &[u8]) -> Result<DataKey> {
+        let me = *self.me.member_id.as_uuid();
+        let bad = || {
+            tampered(
+                "the wrapped data key does not open: it was altered or moved from another case",
+            )
+        };
+        let info = rfl_crypto::escrow_wrap_info(wrapped).map_err(|_| bad())?;
+        if info.society_id != me {
+            return Err(tampered(
+                "a data key is wrapped in a batch made for someone else",
+            ));
+        }
+        let cached = self
+            .batches
+            .lock()
+            .map_err(|_| ClientError::Invalid("batch cache lock poisoned".into()))?
+            .get(&info.batch_id)
+            .cloned();
+        let batch = match cached {
+            Some(b) => b,
+            None => {
+                let b = Arc::new(
+                    EscrowBatch::open(wrapped, me, self.keys.age.as_age()).map_err(|_| bad())?,
+                );
+                let mut cache = self
+                    .batches
+                    .lock()
+                    .map_err(|_| ClientError::Invalid("batch cache lock poisoned".into()))?;
+                if cache.len() >= MAX_CACHED_BATCHES {
+                    cache.clear();
+                }
+                cache.insert(info.batch_id, b.clone());
+                b
+            }
+        };
+        batch
+            .unwrap(wrapped, *id.as_uuid(), epoch)
+            .map_err(|_| bad())
+    }
+}
+
+/// Batch headers a session keeps opened (a batch is one re-key request: up to 250 cases).
+const MAX_CACHED_BATCHES: usize = 4096;
 
 fn decode<T: serde::de::DeserializeOwned>(plaintext: &[u8]) -> Result<T> {
     serde_json::from_slice(plaintext)

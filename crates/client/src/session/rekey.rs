@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use rfl_crypto::{wrap_data_key_certified, VerifiedKeys};
+use rfl_crypto::{holder_batch_certified, VerifiedKeys};
 
 use super::grants::listed_holders;
 use super::*;
@@ -23,7 +23,8 @@ const REKEY_BATCH: usize = 250;
 const REKEY_PASSES: usize = 5;
 
 /// A holder who keeps a case in its next epoch: their keys as this client verified them (`None`:
-/// this holder itself, wrapped to its own key-wrapping key).
+/// this holder itself, wrapped to its own key-wrapping key). Others get the new keys of a whole
+/// request through one batch each ([`holder_batches`]).
 #[derive(Clone)]
 pub(super) struct Keep {
     holder: Holder,
@@ -42,14 +43,30 @@ pub struct RekeySummary {
     pub retried: usize,
 }
 
+/// One batch of wrappings per holder kept (other than this one) in any of `keeps`: one age
+/// encryption to each, however many cases they keep.
+fn holder_batches<'a>(
+    keeps: impl Iterator<Item = &'a Keep>,
+) -> Result<HashMap<uuid::Uuid, EscrowBatch>> {
+    let mut out = HashMap::new();
+    for k in keeps {
+        if let (Some(v), false) = (&k.keys, out.contains_key(&k.holder.member_id)) {
+            out.insert(k.holder.member_id, holder_batch_certified(v)?);
+        }
+    }
+    Ok(out)
+}
+
 impl Sealer {
     /// A case's next key epoch after the verified head `head`: a new data key wrapped to each of
-    /// `keep` and to the escrow batch, and the signed re-key commit.
+    /// `keep` (others through their batch in `batches`) and to the escrow batch, and the signed
+    /// re-key commit.
     pub(super) fn seal_rekey(
         &self,
         head: &CommitBody,
         head_hash: CommitHash,
         keep: &[Keep],
+        batches: &HashMap<uuid::Uuid, EscrowBatch>,
         batch: &EscrowBatch,
     ) -> Result<RekeyDto> {
         let case = head.case_id;
@@ -61,7 +78,10 @@ impl Sealer {
         for k in keep {
             let wrapped = match &k.keys {
                 None => wrap_data_key_to_self(&key, case, epoch, self.keys.case_key()?)?,
-                Some(v) => wrap_data_key_certified(&key, case, epoch, v)?,
+                Some(_) => batches
+                    .get(&k.holder.member_id)
+                    .ok_or_else(|| ClientError::Invalid("no batch for a holder kept".into()))?
+                    .wrap(&key, case, epoch)?,
             };
             keys.push(WrappedKeyDto {
                 recipient_id: k.holder.member_id,
@@ -179,7 +199,14 @@ impl Session {
         }
         let sealer = self.sealer()?;
         let head = self.opened_head(&opened)?;
-        let dto = sealer.seal_rekey(&head, opened.head.hash, &keep, &sealer.escrow_batch()?)?;
+        let batches = holder_batches(keep.iter())?;
+        let dto = sealer.seal_rekey(
+            &head,
+            opened.head.hash,
+            &keep,
+            &batches,
+            &sealer.escrow_batch()?,
+        )?;
         let commit = parse_commit(&dto.commit.0)?;
         self.api.rekey(&RekeyRequest { cases: vec![dto] }).await?;
         self.record_own_commit(id, &commit)?;
@@ -294,11 +321,14 @@ impl Session {
                     }
                 }
                 let batch = sealer.escrow_batch()?;
+                let batches = holder_batches(checked.iter().flat_map(|c| c.2.iter()))?;
                 let s = sealer.clone();
                 let cases = tokio::task::spawn_blocking(move || {
                     checked
                         .par_iter()
-                        .map(|(body, hash, keep, _)| s.seal_rekey(body, *hash, keep, &batch))
+                        .map(|(body, hash, keep, _)| {
+                            s.seal_rekey(body, *hash, keep, &batches, &batch)
+                        })
                         .collect::<Result<Vec<_>>>()
                 })
                 .await

@@ -1,0 +1,220 @@
+//! Revoking a member who holds many cases (issue 9): the revocation list and the suspension, then
+//! the re-key of every case they held, each a new key epoch whose data key is wrapped to the
+//! colleague who keeps the case and to the escrow key. Ordinary reads of those cases run during the
+//! re-key and, for comparison, for 2 s just before it (the cheaper reads: a re-keyed case opens
+//! with one more key, its earlier epoch's).
+//!
+//! Setup (not timed): a caseworker who will leave imports the cases and grants each to a colleague
+//! (the environment's caseworker), so every case has one holder who stays.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rfl_client::{enrol_person, ClientError, Site, SoftAuthenticator};
+use rfl_crypto::RevocationReason;
+use rfl_domain::{CaseId, Role};
+use serde::Serialize;
+
+use crate::data::generate;
+use crate::measure::{progress_printer, read_load, ReadLimit, ReadResult};
+use crate::setup::Env;
+use crate::{BenchResult, Context};
+
+/// Grants made at once during the setup.
+const GRANT_CONCURRENCY: usize = 8;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RevokeReport {
+    /// Cases the revoked member held, each also held by one colleague who stays.
+    pub cases: usize,
+    /// Publishing the revocation list and suspending the member, seconds.
+    pub revoke_secs: f64,
+    /// Re-keying every case they held, seconds (listing, verifying each head, a new key wrapped to
+    /// the colleague and the escrow key, the commit, the server's checks and writes).
+    pub rekey_secs: f64,
+    /// The two together: what `rfl member revoke` takes.
+    pub total_secs: f64,
+    pub rekey_cases_per_sec: f64,
+    /// Reads of those cases by the colleague for 2 s just before the revocation.
+    pub reads_quiet: Option<ReadResult>,
+    /// The same reads while the revocation and re-key ran.
+    pub reads_during: Option<ReadResult>,
+    /// p99 during / p99 quiet.
+    pub p99_ratio: Option<f64>,
+}
+
+/// Runs the revocation measurement on `env` (a fresh server): `cases` cases, `clients` readers.
+pub async fn measure(
+    env: &Env,
+    cases: usize,
+    clients: usize,
+    out: &mut RevokeReport,
+) -> BenchResult<()> {
+    out.cases = cases;
+    let site = Site::new(&env.base, &env.rp_origin);
+    let leaver = {
+        let admin = env.admin.lock().await;
+        let code = admin
+            .0
+            .issue_enrolment_code(Role::Caseworker)
+            .await
+            .ctx("issue a code")?
+            .code;
+        let mut authenticator = SoftAuthenticator::new();
+        let mut leaver = enrol_person(&site, &code, &mut authenticator)
+            .await
+            .ctx("enrol the caseworker who leaves")?;
+        admin
+            .0
+            .certify_member(leaver.member_id(), &leaver.keys_fingerprint())
+            .await
+            .ctx("certify them")?;
+        leaver
+            .pin_root(&env.root_fingerprint)
+            .await
+            .ctx("pin the root")?;
+        Arc::new(leaver)
+    };
+    eprintln!(
+        "  the leaving caseworker imports {cases} cases and grants each to a colleague (not timed)"
+    );
+    let (files, _) = tokio::task::spawn_blocking(move || generate(cases))
+        .await
+        .ctx("generator task")??;
+    leaver
+        .import(files, 1000, progress_printer("import".into(), cases))
+        .await
+        .ctx("import")?;
+    let ids: Vec<CaseId> = leaver
+        .list_all_cases()
+        .await
+        .ctx("list")?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let colleague = env.cw_member;
+    let mut next = ids.iter().copied();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.len() < GRANT_CONCURRENCY {
+            let Some(id) = next.next() else { break };
+            let l = leaver.clone();
+            running.spawn(async move { l.grant_case(id, colleague).await.map(|_| ()) });
+        }
+        match running.join_next().await {
+            Some(r) => r.ctx("grant task")?.ctx("grant")?,
+            None => break,
+        }
+    }
+
+    // The colleague's reads: first quietly, then during the revocation.
+    let reader = Arc::new(env.login_again().await?);
+    let ids = Arc::new(ids);
+    let op = {
+        let reader = reader.clone();
+        move |id: CaseId| {
+            let reader = reader.clone();
+            async move {
+                reader.open_case(id).await.ctx("open_case")?;
+                Ok(())
+            }
+        }
+    };
+    // Every case once, so that the quiet reads and those during the re-key see the same heads
+    // (the reader's client follows each head once after the re-key: one commit more).
+    let warm = read_load(
+        ids.clone(),
+        clients,
+        ReadLimit::Count(ids.len() as u64),
+        op.clone(),
+    )
+    .await?;
+    eprintln!(
+        "  warmed up: every case read once ({:.0}/s)",
+        warm.reads_per_sec
+    );
+    let quiet = read_load(
+        ids.clone(),
+        clients,
+        ReadLimit::Duration(Duration::from_secs(2)),
+        op.clone(),
+    )
+    .await?;
+
+    let mut admin = env.admin.lock().await;
+    let (session, authenticator) = &mut *admin;
+    session.step_up(authenticator).await.ctx("admin step-up")?;
+    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let during = tokio::spawn(read_load(
+        ids.clone(),
+        clients,
+        ReadLimit::Until(stop),
+        op.clone(),
+    ));
+    let started = Instant::now();
+    let revoked = session
+        .revoke_member(leaver.member_id(), RevocationReason::Departed)
+        .await;
+    let revoke_secs = started.elapsed().as_secs_f64();
+    let rekeyed = match revoked {
+        Ok(_) => session.rekey_member_cases(leaver.member_id(), |_| {}).await,
+        Err(e) => Err(e),
+    };
+    let total = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let during = during.await.ctx("read task")?;
+    let rekeyed: Result<_, ClientError> = rekeyed;
+    let summary = rekeyed.ctx("revoke and re-key")?;
+    if summary.rekeyed != cases {
+        return Err(format!("{} of {cases} cases re-keyed", summary.rekeyed));
+    }
+    out.revoke_secs = revoke_secs;
+    out.total_secs = total;
+    out.rekey_secs = total - revoke_secs;
+    out.rekey_cases_per_sec = cases as f64 / out.rekey_secs.max(1e-9);
+    eprintln!(
+        "  revoked in {revoke_secs:.2} s, {cases} cases re-keyed in {:.2} s ({:.0}/s)",
+        out.rekey_secs, out.rekey_cases_per_sec
+    );
+    let during = during?;
+    eprintln!(
+        "  reads during: p99 {:.2} ms ({} reads); quiet: p99 {:.2} ms ({} reads)",
+        during.p99_ms, during.reads, quiet.p99_ms, quiet.reads
+    );
+    out.p99_ratio = Some(during.p99_ms / quiet.p99_ms.max(1e-9));
+    out.reads_during = Some(during);
+    out.reads_quiet = Some(quiet);
+    Ok(())
+}
+
+/// The report's section.
+pub fn markdown(s: &mut String, r: &RevokeReport) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        s,
+        "**Revoking a member who holds {} cases** (each also held by one colleague): revocation \
+         list and suspension {:.2} s; re-key of every case {:.2} s ({:.0} cases/s); **total {:.2} s** \
+         (target ≤ 2 s).\n",
+        r.cases, r.revoke_secs, r.rekey_secs, r.rekey_cases_per_sec, r.total_secs
+    );
+    if let (Some(q), Some(d), Some(ratio)) = (&r.reads_quiet, &r.reads_during, r.p99_ratio) {
+        let _ = writeln!(
+            s,
+            "| colleague's reads of those cases ({} clients) | reads | reads/s | p50 | p99 |\n\
+             |---|---:|---:|---:|---:|\n\
+             | 2 s just before | {} | {:.0} | {:.2} ms | {:.2} ms |\n\
+             | during the revocation and re-key | {} | {:.0} | {:.2} ms | {:.2} ms |\n\n\
+             p99 during / before: **{ratio:.2}×** (target ≤ 2×).\n",
+            q.clients,
+            q.reads,
+            q.reads_per_sec,
+            q.p50_ms,
+            q.p99_ms,
+            d.reads,
+            d.reads_per_sec,
+            d.p50_ms,
+            d.p99_ms
+        );
+    }
+}
