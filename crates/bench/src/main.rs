@@ -76,6 +76,9 @@ struct Args {
     /// Cases held by the member whose revocation is measured, each re-keyed (0: not measured).
     #[arg(long, default_value_t = 5000)]
     revoke_cases: usize,
+    /// Concurrent readers during the revocation (0: the re-key alone, no reads measured).
+    #[arg(long, default_value_t = 8)]
+    revoke_readers: usize,
     /// Print machine-readable JSON on stdout instead of the markdown table.
     #[arg(long)]
     json: bool,
@@ -279,7 +282,8 @@ async fn revoke_phase(
 ) -> BenchResult<()> {
     let env = Env::start(backend).await?;
     let mut out = rfl_bench::revoke::RevokeReport::default();
-    let measured = rfl_bench::revoke::measure(&env, args.revoke_cases, 8, &mut out).await;
+    let measured =
+        rfl_bench::revoke::measure(&env, args.revoke_cases, args.revoke_readers, &mut out).await;
     rep.revoke = Some(out);
     if let Err(e) = env.finish().await {
         rep.errors.push(format!("revocation phase teardown: {e}"));

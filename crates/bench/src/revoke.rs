@@ -36,7 +36,8 @@ pub struct RevokeReport {
     /// The two together: what `rfl member revoke` takes.
     pub total_secs: f64,
     pub rekey_cases_per_sec: f64,
-    /// Reads of those cases by the colleague for 2 s just before the revocation.
+    /// Reads of those cases by the colleague for 2 s just before the revocation (none with no
+    /// readers).
     pub reads_quiet: Option<ReadResult>,
     /// The same reads while the revocation and re-key ran.
     pub reads_during: Option<ReadResult>,
@@ -134,24 +135,32 @@ pub async fn measure(
         "  warmed up: every case read once ({:.0}/s)",
         warm.reads_per_sec
     );
-    let quiet = read_load(
-        ids.clone(),
-        clients,
-        ReadLimit::Duration(Duration::from_secs(2)),
-        op.clone(),
-    )
-    .await?;
+    let quiet = if clients > 0 {
+        Some(
+            read_load(
+                ids.clone(),
+                clients,
+                ReadLimit::Duration(Duration::from_secs(2)),
+                op.clone(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
 
     let mut admin = env.admin.lock().await;
     let (session, authenticator) = &mut *admin;
     session.step_up(authenticator).await.ctx("admin step-up")?;
     let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-    let during = tokio::spawn(read_load(
-        ids.clone(),
-        clients,
-        ReadLimit::Until(stop),
-        op.clone(),
-    ));
+    let during = (clients > 0).then(|| {
+        tokio::spawn(read_load(
+            ids.clone(),
+            clients,
+            ReadLimit::Until(stop),
+            op.clone(),
+        ))
+    });
     let started = Instant::now();
     let revoked = session
         .revoke_member(leaver.member_id(), RevocationReason::Departed)
@@ -163,7 +172,10 @@ pub async fn measure(
     };
     let total = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let during = during.await.ctx("read task")?;
+    let during = match during {
+        Some(t) => Some(t.await.ctx("read task")??),
+        None => None,
+    };
     let rekeyed: Result<_, ClientError> = rekeyed;
     let summary = rekeyed.ctx("revoke and re-key")?;
     if summary.rekeyed != cases {
@@ -177,14 +189,15 @@ pub async fn measure(
         "  revoked in {revoke_secs:.2} s, {cases} cases re-keyed in {:.2} s ({:.0}/s)",
         out.rekey_secs, out.rekey_cases_per_sec
     );
-    let during = during?;
-    eprintln!(
-        "  reads during: p99 {:.2} ms ({} reads); quiet: p99 {:.2} ms ({} reads)",
-        during.p99_ms, during.reads, quiet.p99_ms, quiet.reads
-    );
-    out.p99_ratio = Some(during.p99_ms / quiet.p99_ms.max(1e-9));
-    out.reads_during = Some(during);
-    out.reads_quiet = Some(quiet);
+    if let (Some(during), Some(quiet)) = (during, quiet) {
+        eprintln!(
+            "  reads during: p99 {:.2} ms ({} reads); quiet: p99 {:.2} ms ({} reads)",
+            during.p99_ms, during.reads, quiet.p99_ms, quiet.reads
+        );
+        out.p99_ratio = Some(during.p99_ms / quiet.p99_ms.max(1e-9));
+        out.reads_during = Some(during);
+        out.reads_quiet = Some(quiet);
+    }
     Ok(())
 }
 

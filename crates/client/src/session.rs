@@ -147,6 +147,9 @@ pub struct Session {
     /// Batches of keys wrapped to this holder whose header was opened, by batch id (their secrets
     /// zeroized when dropped).
     batches: std::sync::Mutex<HashMap<uuid::Uuid, Arc<EscrowBatch>>>,
+    /// Age-wrapped data keys unwrapped this session, by a hash of the wrapping and its binding
+    /// (`open::cache_tag`).
+    unwrapped: std::sync::Mutex<HashMap<[u8; 32], DataKey>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -192,6 +195,7 @@ impl Session {
             trust: Default::default(),
             heads: Arc::new(MemoryHeads::default()),
             batches: Default::default(),
+            unwrapped: Default::default(),
         };
         if s.me.role.reads_case_content() {
             s.refresh_directory().await?;

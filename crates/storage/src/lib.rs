@@ -360,3 +360,5 @@ pub(crate) fn parse_role(s: &str) -> Result<Role> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rekey;

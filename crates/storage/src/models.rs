@@ -112,7 +112,7 @@ pub(crate) struct ChallengeDb {
     pub expires_at: i64,
 }
 
-#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[derive(Queryable, QueryableByName, Selectable, Insertable, Debug, Clone)]
 #[diesel(table_name = cases)]
 #[diesel(treat_none_as_default_value = false)]
 pub(crate) struct CaseDb {

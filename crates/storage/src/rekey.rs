@@ -188,49 +188,130 @@ impl Store {
                 "a case was changed by someone else since its head was read: read it again and retry",
             )
         };
-        let rows = write_tx!(self, conn => {
-            let n = i64::try_from(writes.len())
-                .map_err(|_| StorageError::Invalid("too many cases".into()))?;
-            let first = next_seq!(conn, n);
-            let mut rows = Vec::with_capacity(writes.len());
-            for (seq, w) in (first..).zip(writes) {
-                let case_id = id_bytes(w.case.as_uuid());
-                let seq_no = version_i64(w.commit.seq)?;
-                let updated: Option<CaseDb> = diesel::update(
-                    cases::table
-                        .filter(cases::id.eq(&case_id))
-                        .filter(cases::version.eq(seq_no - 1))
-                        .filter(cases::head_hash.eq(&w.parent))
-                        .filter(cases::key_epoch.eq(epoch_i32(w.key_epoch)? - 1)),
-                )
-                .set((
-                    cases::version.eq(seq_no),
-                    cases::head_hash.eq(Some(w.commit.hash.clone())),
-                    cases::key_epoch.eq(epoch_i32(w.key_epoch)?),
-                    cases::seq.eq(seq),
-                    cases::updated_at.eq(now),
-                ))
-                .returning(CaseDb::as_returning())
-                .get_result(conn)
-                .optional()?;
-                rows.push(updated.ok_or_else(stale)?);
-            }
-            // The removed holders' key rows, every epoch: a statement per member removed (a
-            // revocation removes one member from every case), not one per case.
-            for (member, cases) in &removed {
-                for chunk in cases.chunks(INSERT_CHUNK) {
-                    diesel::delete(
-                        case_keys::table
-                            .filter(case_keys::recipient_id.eq(member))
-                            .filter(case_keys::case_id.eq_any(chunk)),
-                    )
-                    .execute(conn)?;
+        let n = i64::try_from(writes.len())
+            .map_err(|_| StorageError::Invalid("too many cases".into()))?;
+        // Moves each case to its next epoch (compare-and-swap on its head), then the key rows and
+        // commits; `$update` is the backend's way of doing the first for the whole batch.
+        macro_rules! rekey_tx {
+            ($conn:ident, $update:expr) => {{
+                let first = next_seq!($conn, n);
+                let rows: Vec<CaseDb> = $update($conn, first)?;
+                if rows.len() != writes.len() {
+                    return Err(stale());
                 }
+                // The removed holders' key rows, every epoch: a statement per member removed (a
+                // revocation removes one member from every case), not one per case.
+                for (member, cases) in &removed {
+                    for chunk in cases.chunks(INSERT_CHUNK) {
+                        diesel::delete(
+                            case_keys::table
+                                .filter(case_keys::recipient_id.eq(member))
+                                .filter(case_keys::case_id.eq_any(chunk)),
+                        )
+                        .execute($conn)?;
+                    }
+                }
+                insert_fixed!(
+                    $conn,
+                    case_commits::table,
+                    &commit_rows,
+                    "this commit number is taken: read the case again and retry"
+                );
+                insert_fixed!(
+                    $conn,
+                    case_keys::table,
+                    &key_rows,
+                    "a key of the new epoch exists for this recipient"
+                );
+                Ok(rows)
+            }};
+        }
+        let rows = match &self.pools {
+            // One statement for the whole batch: a round trip per case was most of a re-key's cost.
+            Pools::Postgres(pool) => pool.get()?.transaction(|conn| -> Result<Vec<CaseDb>> {
+                rekey_tx!(conn, |conn: &mut PgConnection, first: i64| pg_advance(
+                    conn, writes, first, now
+                ))
+            })?,
+            // In-process: a statement per case costs microseconds.
+            Pools::Sqlite { write, .. } => {
+                write
+                    .get()?
+                    .immediate_transaction(|conn| -> Result<Vec<CaseDb>> {
+                        rekey_tx!(conn, |conn: &mut SqliteConnection,
+                                         first: i64|
+                         -> Result<Vec<CaseDb>> {
+                            let mut rows = Vec::with_capacity(writes.len());
+                            for (seq, w) in (first..).zip(writes) {
+                                let epoch = epoch_i32(w.key_epoch)?;
+                                let seq_no = version_i64(w.commit.seq)?;
+                                let updated: Option<CaseDb> = diesel::update(
+                                    cases::table
+                                        .filter(cases::id.eq(id_bytes(w.case.as_uuid())))
+                                        .filter(cases::version.eq(seq_no - 1))
+                                        .filter(cases::head_hash.eq(&w.parent))
+                                        .filter(cases::key_epoch.eq(epoch - 1)),
+                                )
+                                .set((
+                                    cases::version.eq(seq_no),
+                                    cases::head_hash.eq(Some(w.commit.hash.clone())),
+                                    cases::key_epoch.eq(epoch),
+                                    cases::seq.eq(seq),
+                                    cases::updated_at.eq(now),
+                                ))
+                                .returning(CaseDb::as_returning())
+                                .get_result(conn)
+                                .optional()?;
+                                rows.push(updated.ok_or_else(stale)?);
+                            }
+                            Ok(rows)
+                        })
+                    })?
             }
-            insert_fixed!(conn, case_commits::table, &commit_rows, "this commit number is taken: read the case again and retry");
-            insert_fixed!(conn, case_keys::table, &key_rows, "a key of the new epoch exists for this recipient");
-            Ok(rows)
-        })?;
+        };
         rows.into_iter().map(CaseDb::into_case).collect()
     }
+}
+
+/// PostgreSQL: moves every case of a batch to its next key epoch in one statement, each only if it
+/// is still at the head its re-key was made on; returns the rows it moved (fewer than asked: some
+/// case changed meanwhile).
+fn pg_advance(
+    conn: &mut PgConnection,
+    writes: &[RekeyWrite],
+    first_seq: i64,
+    now: Millis,
+) -> Result<Vec<CaseDb>> {
+    use diesel::sql_types::{Array, BigInt, Binary, Integer};
+    let mut ids = Vec::with_capacity(writes.len());
+    let mut versions = Vec::with_capacity(writes.len());
+    let mut parents = Vec::with_capacity(writes.len());
+    let mut hashes = Vec::with_capacity(writes.len());
+    let mut epochs = Vec::with_capacity(writes.len());
+    let mut seqs = Vec::with_capacity(writes.len());
+    for (seq, w) in (first_seq..).zip(writes) {
+        ids.push(id_bytes(w.case.as_uuid()));
+        versions.push(version_i64(w.commit.seq)?);
+        parents.push(w.parent.clone());
+        hashes.push(w.commit.hash.clone());
+        epochs.push(epoch_i32(w.key_epoch)?);
+        seqs.push(seq);
+    }
+    Ok(diesel::sql_query(
+        "UPDATE cases AS c SET version = v.version, head_hash = v.hash, key_epoch = v.epoch, \
+           seq = v.seq, updated_at = $7 \
+         FROM unnest($1, $2, $3, $4, $5, $6) AS v(id, version, parent, hash, epoch, seq) \
+         WHERE c.id = v.id AND c.version = v.version - 1 AND c.head_hash = v.parent \
+           AND c.key_epoch = v.epoch - 1 \
+         RETURNING c.id, c.society_id, c.status, c.key_epoch, c.version, c.seq, c.created_by, \
+           c.created_at, c.updated_at, c.head_hash",
+    )
+    .bind::<Array<Binary>, _>(ids)
+    .bind::<Array<BigInt>, _>(versions)
+    .bind::<Array<Binary>, _>(parents)
+    .bind::<Array<Binary>, _>(hashes)
+    .bind::<Array<Integer>, _>(epochs)
+    .bind::<Array<BigInt>, _>(seqs)
+    .bind::<BigInt, _>(now)
+    .load::<CaseDb>(conn)?)
 }

@@ -4,10 +4,10 @@ use super::*;
 use crate::testing::{TestBackend, TestDatabase};
 use rfl_domain::{CaseId, MemberId, RecordId, SocietyId};
 
-const NOW: Millis = 1_800_000_000_000;
+pub(crate) const NOW: Millis = 1_800_000_000_000;
 const DAY: Millis = 86_400_000;
 
-fn each_backend(test: impl Fn(&Store)) {
+pub(crate) fn each_backend(test: impl Fn(&Store)) {
     for backend in TestBackend::ALL {
         let db = TestDatabase::new(backend);
         let store = Store::open(&db.url, 4).unwrap();
@@ -42,7 +42,7 @@ fn fake_passkey(seed: u8) -> NewPasskey {
     }
 }
 
-fn enrol(store: &Store, society: SocietyId, role: Role, seed: u8) -> Member {
+pub(crate) fn enrol(store: &Store, society: SocietyId, role: Role, seed: u8) -> Member {
     let c = code(society, role, seed);
     store.insert_enrolment_code(&c).unwrap();
     store
@@ -59,7 +59,7 @@ fn enrol(store: &Store, society: SocietyId, role: Role, seed: u8) -> Member {
         .unwrap()
 }
 
-fn society(store: &Store, name: &str) -> SocietyId {
+pub(crate) fn society(store: &Store, name: &str) -> SocietyId {
     let id = SocietyId::new();
     store
         .create_society(
@@ -72,7 +72,7 @@ fn society(store: &Store, name: &str) -> SocietyId {
     id
 }
 
-fn new_case(society: SocietyId, author: &Member, records: usize) -> NewCase {
+pub(crate) fn new_case(society: SocietyId, author: &Member, records: usize) -> NewCase {
     let id = CaseId::new();
     NewCase {
         id,
@@ -103,7 +103,7 @@ fn new_case(society: SocietyId, author: &Member, records: usize) -> NewCase {
 }
 
 /// An opaque commit as the store sees it (the API parses and verifies real ones).
-fn commit(seq: u64, status: CaseStatus) -> CommitWrite {
+pub(crate) fn commit(seq: u64, status: CaseStatus) -> CommitWrite {
     CommitWrite {
         seq,
         hash: vec![seq as u8; 32],

@@ -349,16 +349,47 @@ impl Session {
                 tampered("the wrapped data key does not open: it was altered or moved from another case")
             })
         } else {
-            match unwrap_data_key(wrapped, *id.as_uuid(), epoch, self.keys.age.as_age()) {
+            // An age decryption (an X25519 agreement, or a token's) per open of a granted case:
+            // the same wrapping, bound to the same case and epoch, gives the same key, so it is
+            // kept for this session.
+            let tag = cache_tag(id, epoch, wrapped);
+            if let Some(k) = self.lock_unwrapped()?.get(&tag) {
+                return Ok(DataKey::from_bytes(*k.expose_bytes()));
+            }
+            let key = match unwrap_data_key(wrapped, *id.as_uuid(), epoch, self.keys.age.as_age()) {
                 Err(rfl_crypto::CryptoError::Unwrap)
                 | Err(rfl_crypto::CryptoError::WrongKeyBinding)
                 | Err(rfl_crypto::CryptoError::Malformed(_)) => Err(tampered(
                     "the wrapped data key does not open: it was altered or moved from another case",
                 )),
                 other => Ok(other?),
+            }?;
+            let mut cache = self.lock_unwrapped()?;
+            if cache.len() >= MAX_CACHED_KEYS {
+                cache.clear();
             }
+            cache.insert(tag, DataKey::from_bytes(*key.expose_bytes()));
+            Ok(key)
         }
     }
+
+    fn lock_unwrapped(&self) -> Result<std::sync::MutexGuard<'_, HashMap<[u8; 32], DataKey>>> {
+        self.unwrapped
+            .lock()
+            .map_err(|_| ClientError::Invalid("key cache lock poisoned".into()))
+    }
+}
+
+/// Age-wrapped data keys a session keeps unwrapped (zeroized when dropped).
+const MAX_CACHED_KEYS: usize = 8192;
+
+/// What a cached key is filed under: the wrapping's bytes and what it is bound to.
+fn cache_tag(id: CaseId, epoch: u32, wrapped: &[u8]) -> [u8; 32] {
+    let mut m = Vec::with_capacity(20 + wrapped.len());
+    m.extend_from_slice(id.as_uuid().as_bytes());
+    m.extend_from_slice(&epoch.to_be_bytes());
+    m.extend_from_slice(wrapped);
+    rfl_crypto::sha256(&m)
 }
 
 impl Session {

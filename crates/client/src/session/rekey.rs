@@ -294,6 +294,22 @@ impl Session {
         member: MemberId,
         progress: impl Fn(usize),
     ) -> Result<RekeySummary> {
+        self.rekey_member_cases_by(member, REKEY_BATCH, progress)
+            .await
+    }
+
+    /// [`Session::rekey_member_cases`] in batches of `batch` cases (1 to 1,000).
+    pub async fn rekey_member_cases_by(
+        &self,
+        member: MemberId,
+        batch: usize,
+        progress: impl Fn(usize),
+    ) -> Result<RekeySummary> {
+        if !(1..=1000).contains(&batch) {
+            return Err(ClientError::Invalid(
+                "re-key 1 to 1000 cases a request".into(),
+            ));
+        }
         self.reload_members().await?;
         let sealer = Arc::new(self.sealer()?);
         // Unlocked once here: the workers below wrap to this holder's own key without a prompt.
@@ -303,10 +319,7 @@ impl Session {
             let mut after = None;
             let mut refused = 0;
             loop {
-                let page = self
-                    .api
-                    .member_cases(member, after, REKEY_BATCH as i64)
-                    .await?;
+                let page = self.api.member_cases(member, after, batch as i64).await?;
                 if page.cases.is_empty() {
                     break;
                 }
@@ -325,7 +338,7 @@ impl Session {
                 let s = sealer.clone();
                 let cases = tokio::task::spawn_blocking(move || {
                     checked
-                        .par_iter()
+                        .iter()
                         .map(|(body, hash, keep, _)| {
                             s.seal_rekey(body, *hash, keep, &batches, &batch)
                         })
