@@ -13,6 +13,18 @@ use rfl_domain::api::{CaseDto, RekeyDto, RekeyRequest, WrappedKeyDto};
 use rfl_domain::CaseId;
 use rfl_system_tests::{case, note, Backend, TestServer};
 
+/// What `rfl member revoke` does: the revocation list and suspension, then the re-key.
+async fn revoke(
+    admin: &rfl_client::Session,
+    member: rfl_domain::MemberId,
+) -> rfl_client::RekeySummary {
+    admin
+        .revoke_member(member, RevocationReason::Departed)
+        .await
+        .unwrap();
+    admin.rekey_member_cases(member, |_| {}).await.unwrap()
+}
+
 /// Every record envelope of a case as `dto` serves it, with its key epoch.
 fn epochs(dto: &CaseDto) -> Vec<u32> {
     dto.records
@@ -44,15 +56,7 @@ async fn revoking_a_member_rekeys_their_cases_and_every_key_they_kept_opens_noth
             unwrap_data_key(&kept.wrapped_key.0, *id.as_uuid(), 1, b.keys().age.as_age()).unwrap();
         let head_before = a.open_case(id).await.unwrap().head;
 
-        soc.admin
-            .revoke_member(b.member_id(), RevocationReason::Departed)
-            .await
-            .unwrap();
-        let done = soc
-            .admin
-            .rekey_member_cases(b.member_id(), |_| {})
-            .await
-            .unwrap();
+        let done = revoke(&soc.admin, b.member_id()).await;
         assert_eq!(done.rekeyed, 4, "{done:?}");
         assert!(done.left_out.is_empty());
         // Running it again finds nothing left to do.
@@ -270,6 +274,70 @@ async fn a_holder_ungrants_another_and_the_server_refuses_rekeys_that_add_keep_o
             .unwrap();
         assert_eq!(listed.cases.len(), 1);
         assert_eq!(listed.cases[0].case.id, id);
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_leaves_out_suspended_holders_skips_what_does_not_verify_and_stale_writes_get_409(
+) {
+    for backend in Backend::ALL {
+        let t = TestServer::start(backend).await;
+        let soc = t.society("Red Cross S").await;
+        let a = t.caseworker(&soc).await;
+        let b = t.caseworker(&soc).await;
+        let d = t.caseworker(&soc).await;
+        // B's cases: one shared with A and D, one shared with A, one whose head the host breaks.
+        let shared = b.create_case(&case(21)).await.unwrap().id;
+        b.grant_case(shared, a.member_id()).await.unwrap();
+        b.grant_case(shared, d.member_id()).await.unwrap();
+        let second = b.create_case(&case(22)).await.unwrap().id;
+        b.grant_case(second, a.member_id()).await.unwrap();
+        let broken = b.create_case(&case(23)).await.unwrap().id;
+        // A opens the shared case now, and will write to it after the re-key from this view.
+        let stale = a.open_case(shared).await.unwrap();
+
+        // D is suspended (not revoked): the re-key leaves them out rather than failing.
+        soc.admin.api().suspend(d.member_id()).await.unwrap();
+        // The host flips a bit of one head's signature.
+        let n = t.db.tamper(&format!(
+            "UPDATE case_commits SET body = {} WHERE case_id = {} AND seq = 1",
+            t.db.blob(&{
+                let mut c =
+                    t.db.blobs(&format!(
+                        "SELECT body AS b FROM case_commits WHERE case_id = {} AND seq = 1",
+                        t.db.blob(broken.as_uuid().as_bytes())
+                    ))
+                    .remove(0);
+                c[200] ^= 1;
+                c
+            }),
+            t.db.blob(broken.as_uuid().as_bytes())
+        ));
+        assert_eq!(n, 1);
+
+        let done = revoke(&soc.admin, b.member_id()).await;
+        assert_eq!(done.rekeyed, 2, "{done:?}");
+        assert_eq!(done.left_out.get(d.member_id().as_uuid()), Some(&1));
+        assert_eq!(done.skipped.len(), 1, "{done:?}");
+        assert_eq!(done.skipped[0].case, broken);
+        let o = a.open_case(shared).await.unwrap();
+        let h = a.case_holders(&o).await.unwrap();
+        let ids: Vec<_> = h.holders.iter().map(|x| x.recipient_id).collect();
+        assert_eq!(ids, vec![*a.member_id().as_uuid(), *soc.id.as_uuid()]);
+
+        // A write sealed under the old epoch, on the old head: 409 (reload and retry), not 422.
+        let w = a
+            .seal_record(
+                &stale,
+                rfl_domain::RecordId::new(),
+                rfl_domain::api::RecordKind::Note,
+                1,
+                &note("from the old view"),
+            )
+            .unwrap();
+        let e = a.commit_writes(&stale, vec![w]).await.unwrap_err();
+        assert_eq!(e.status(), Some(409), "{e}");
         t.stop().await;
     }
 }

@@ -32,6 +32,10 @@ pub trait HeadStore: Send + Sync {
     fn get(&self, case: CaseId) -> Option<KnownHead>;
     /// Records a head that was verified and descends from any earlier one.
     fn put(&self, case: CaseId, head: KnownHead) -> Result<()>;
+    /// Records many heads at once (a re-key of thousands of cases: one write of the file).
+    fn put_many(&self, heads: &[(CaseId, KnownHead)]) -> Result<()> {
+        heads.iter().try_for_each(|(c, h)| self.put(*c, *h))
+    }
     /// The latest society revocation list this client verified (its bytes), to catch a server that
     /// serves an older one or none (`Trust::verify`).
     fn revocations(&self) -> Option<Vec<u8>>;
@@ -222,6 +226,15 @@ impl HeadStore for FileHeads {
         }
         self.merge_from_disk(&mut m)?;
         keep_newer(&mut m.heads, case, head);
+        self.save(&m)
+    }
+
+    fn put_many(&self, heads: &[(CaseId, KnownHead)]) -> Result<()> {
+        let mut m = self.cache.lock().map_err(|_| poisoned())?;
+        self.merge_from_disk(&mut m)?;
+        for (case, head) in heads {
+            keep_newer(&mut m.heads, *case, *head);
+        }
         self.save(&m)
     }
 

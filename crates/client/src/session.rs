@@ -144,9 +144,9 @@ pub struct Session {
     trust: std::sync::RwLock<crate::trust::Trust>,
     /// The latest commit verified for each case (rollback detection).
     heads: Arc<dyn HeadStore>,
-    /// Batches of keys wrapped to this holder whose header was opened, by batch id (their secrets
-    /// zeroized when dropped).
-    batches: std::sync::Mutex<HashMap<uuid::Uuid, Arc<EscrowBatch>>>,
+    /// Batches of keys wrapped to this holder whose header was opened, by `escrow_batch_tag`
+    /// (their secrets zeroized when dropped).
+    batches: std::sync::Mutex<HashMap<[u8; 32], Arc<EscrowBatch>>>,
     /// Age-wrapped data keys unwrapped this session, by a hash of the wrapping and its binding
     /// (`open::cache_tag`).
     unwrapped: std::sync::Mutex<HashMap<[u8; 32], DataKey>>,

@@ -252,6 +252,16 @@ pub fn escrow_wrap_info(wrapped: &[u8]) -> Result<EscrowWrapInfo> {
     })
 }
 
+/// The SHA-256 of a wrapping's owner, batch id and header (bytes 0 .. 39+n), read without any key:
+/// what a client that keeps opened batches files one under, so that a header the host made up
+/// under a real batch's id is a batch of its own.
+pub fn escrow_batch_tag(wrapped: &[u8]) -> Result<[u8; 32]> {
+    let p = parse(wrapped)?;
+    Ok(crate::commit::sha256(
+        &wrapped[..PREFIX_LEN + p.header.len()],
+    ))
+}
+
 /// Unwraps one case's data key with the escrow identity (one age decryption: to recover many cases,
 /// open each batch once with [`EscrowBatch::open`]).
 pub fn unwrap_escrow_wrapped(

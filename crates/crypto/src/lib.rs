@@ -56,8 +56,8 @@ pub use envelope::{
 };
 pub use error::{CryptoError, Result};
 pub use escrow::{
-    escrow_wrap_info, is_escrow_wrapped, unwrap_escrow_wrapped, EscrowBatch, EscrowWrapInfo,
-    ESCROW_WRAP_MAGIC,
+    escrow_batch_tag, escrow_wrap_info, is_escrow_wrapped, unwrap_escrow_wrapped, EscrowBatch,
+    EscrowWrapInfo, ESCROW_WRAP_MAGIC,
 };
 pub use keys::{
     AgeIdentity, AgeRecipient, DataKey, DevicePublicKey, DeviceSigningKey, DeviceVerifier,

@@ -157,7 +157,14 @@ macro_rules! next_seq {
 /// empty for the first page), at most `$limit`: a range scan of the key table's primary key
 /// (recipient, case), in case order.
 macro_rules! held_cases {
-    ($conn:ident, $member:expr, $after:expr, $limit:expr) => {{
+    ($conn:ident, $member:expr, $after:expr, $limit:expr) => {
+        held_cases!(@query $conn, $member, $after, $limit, [])
+    };
+    // Only cases of one society (filtered before the limit, so a page is short only at the end).
+    ($conn:ident, $member:expr, $after:expr, $limit:expr, society = $society:expr) => {
+        held_cases!(@query $conn, $member, $after, $limit, [.filter(cases::society_id.eq($society))])
+    };
+    (@query $conn:ident, $member:expr, $after:expr, $limit:expr, [$($narrow:tt)*]) => {{
         cases::table
             .inner_join(
                 case_keys::table.on(case_keys::case_id
@@ -166,6 +173,7 @@ macro_rules! held_cases {
             )
             .filter(case_keys::recipient_id.eq($member))
             .filter(case_keys::case_id.gt($after))
+            $($narrow)*
             .order(case_keys::case_id)
             .limit($limit)
             .select(CaseDb::as_select())

@@ -125,9 +125,8 @@ impl Store {
         let after = after.map(|a| id_bytes(a.as_uuid())).unwrap_or_default();
         let rows = read!(self, conn => {
             conn.transaction::<_, StorageError, _>(|conn| {
-                let mut rows: Vec<CaseDb> = held_cases!(conn, &who, &after, limit);
-                // A member holds cases of their own society only; a case of another is left out.
-                rows.retain(|r| r.society_id == society);
+                let rows: Vec<CaseDb> =
+                    held_cases!(conn, &who, &after, limit, society = &society);
                 heads_of!(conn, rows)
             })?
         });

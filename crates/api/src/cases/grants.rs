@@ -14,7 +14,7 @@ use rfl_domain::api::{CaseSummaryDto, GrantRequest, HoldersResponse};
 use rfl_domain::CaseId;
 use rfl_storage::WrappedKey;
 
-use super::{check_commit, digest_of, for_commit, summary, Expected};
+use super::{check_commit, check_fresh, digest_of, for_commit, summary, Expected};
 use crate::error::{ApiError, Problem};
 use crate::roles::{Authorized, CaseHolders};
 use crate::{blocking, State};
@@ -47,6 +47,7 @@ pub(super) async fn grant(
     let store = state.store.clone();
     let row = blocking(move || {
         let (dir, cur) = for_commit(&store, &caller, id)?;
+        check_fresh(&req.commit.0, id, cur.row.version + 1, cur.head)?;
         let current = store
             .case_holders(caller.member_id, id)?
             .ok_or(ApiError::NotFound)?

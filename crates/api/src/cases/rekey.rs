@@ -26,7 +26,9 @@ use rfl_domain::api::{
 use rfl_domain::{CaseId, MemberId, Role};
 use rfl_storage::{CaseHead, Member, Millis, RekeyWrite, WrappedKey};
 
-use super::{check_commit, holder_of, page_limit, summary, Directory, Expected, ListQuery};
+use super::{
+    check_commit, check_fresh, holder_of, page_limit, summary, Directory, Expected, ListQuery,
+};
 use crate::auth::Caller;
 use crate::error::{ApiError, Problem};
 use crate::roles::{Authorized, CaseHolders, SocietyAdmins};
@@ -74,6 +76,8 @@ fn check_rekey(
     if !holders.contains(caller.member_id.as_uuid()) && caller.role != Role::SocietyAdmin {
         return Err(ApiError::NotFound);
     }
+    let parent_hash = super::head_hash(&head.case)?;
+    check_fresh(&dto.commit.0, case, head.case.version + 1, parent_hash)?;
     let mut given = HashSet::new();
     for k in &dto.keys {
         if !given.insert(k.recipient_id) {
@@ -105,7 +109,6 @@ fn check_rekey(
     }
     let parent = parse_commit(&head.head_commit)
         .map_err(|_| ApiError::Internal("stored head commit malformed".into()))?;
-    let parent_hash = super::head_hash(&head.case)?;
     let next_epoch = head
         .case
         .key_epoch

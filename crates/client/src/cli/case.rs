@@ -117,7 +117,8 @@ impl CaseCmd {
                 let c = s.ungrant_case(*case, *member).await?;
                 ctx.print(&c, || {
                     format!(
-                        "member {member} no longer holds case {}: it is at key epoch {}, whose key                          they never had",
+                        "member {member} no longer holds case {}: it is at key epoch {}, whose key \
+                         they never had",
                         c.id, c.key_epoch
                     )
                 })
@@ -127,7 +128,8 @@ impl CaseCmd {
                 let c = s.reencrypt_case(*case).await?;
                 ctx.print(&c, || match &c {
                     Some(c) => format!(
-                        "case {}: every record is now sealed under key epoch {} (attachments stay                          under theirs)",
+                        "case {}: every record is now sealed under key epoch {} (attachments stay \
+                         under theirs)",
                         c.id, c.key_epoch
                     ),
                     None => format!("case {case}: no record is sealed under an earlier key epoch"),

@@ -343,8 +343,15 @@ impl MemberCmd {
                     .rekey_member_cases(args.member, |n| pb.set_position(n as u64))
                     .await;
                 pb.finish_and_clear();
-                let rekey = rekey?;
+                let rekey = rekey.inspect_err(|_| {
+                    eprintln!(
+                        "member {} is revoked and suspended, but re-keying their cases failed: run \
+                         the same command again to finish it",
+                        args.member
+                    );
+                })?;
                 let secs = started.elapsed().as_secs_f64();
+                let skipped = rekey.skipped.len();
                 let r = RevokeReport { revoked, rekey };
                 ctx.print(&r, || {
                     let (r, k) = (&r.revoked, &r.rekey);
@@ -367,11 +374,25 @@ impl MemberCmd {
                     for (m, n) in &k.left_out {
                         out.push_str(&format!(
                             "\nholder {m} was left out of {n} case(s): their keys are not certified \
-                             (or were revoked); grant the cases again once they are"
+                             (or were revoked), or their account is suspended; grant the cases again \
+                             once they may hold them"
+                        ));
+                    }
+                    for c in &k.skipped {
+                        out.push_str(&format!(
+                            "\ncase {} was NOT re-keyed: {}",
+                            c.case, c.reason
                         ));
                     }
                     out
-                })
+                })?;
+                if skipped > 0 {
+                    return Err(ClientError::Tampered(format!(
+                        "{skipped} case(s) the member held were not re-keyed: what the server served \
+                         for them does not verify (listed above)"
+                    )));
+                }
+                Ok(())
             }
         }
     }

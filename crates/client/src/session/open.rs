@@ -409,11 +409,14 @@ impl Session {
                 "a data key is wrapped in a batch made for someone else",
             ));
         }
+        // Filed under the header's bytes, not the batch id alone: a header the host made up under a
+        // real batch's id does not shadow the real one.
+        let tag = rfl_crypto::escrow_batch_tag(wrapped).map_err(|_| bad())?;
         let cached = self
             .batches
             .lock()
             .map_err(|_| ClientError::Invalid("batch cache lock poisoned".into()))?
-            .get(&info.batch_id)
+            .get(&tag)
             .cloned();
         let batch = match cached {
             Some(b) => b,
@@ -428,7 +431,7 @@ impl Session {
                 if cache.len() >= MAX_CACHED_BATCHES {
                     cache.clear();
                 }
-                cache.insert(info.batch_id, b.clone());
+                cache.insert(tag, b.clone());
                 b
             }
         };

@@ -31,6 +31,17 @@ pub(super) struct Keep {
     keys: Option<VerifiedKeys>,
 }
 
+/// A case of a revoked member checked for its re-key: its verified head (body and hash), the
+/// holders kept, the holders left out.
+type Checked = (CommitBody, CommitHash, Vec<Keep>, Vec<uuid::Uuid>);
+
+/// A case that was not re-keyed, and why (its head or holders did not verify).
+#[derive(Clone, Debug, Serialize)]
+pub struct SkippedCase {
+    pub case: CaseId,
+    pub reason: String,
+}
+
 /// What re-keying a member's cases did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RekeySummary {
@@ -41,6 +52,9 @@ pub struct RekeySummary {
     pub left_out: BTreeMap<uuid::Uuid, usize>,
     /// Requests refused because a case changed meanwhile, each retried.
     pub retried: usize,
+    /// Cases this client refused to re-key because what the server served for them does not
+    /// verify: they still need re-keying (the member is suspended meanwhile).
+    pub skipped: Vec<SkippedCase>,
 }
 
 /// One batch of wrappings per holder kept (other than this one) in any of `keeps`: one age
@@ -52,6 +66,27 @@ fn holder_batches<'a>(
     for k in keeps {
         if let (Some(v), false) = (&k.keys, out.contains_key(&k.holder.member_id)) {
             out.insert(k.holder.member_id, holder_batch_certified(v)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Most bytes of JSON a re-key request carries (the server takes 1 MiB).
+const REKEY_REQUEST_BYTES: usize = 768 * 1024;
+
+/// Sealed re-keys grouped into requests of at most [`REKEY_REQUEST_BYTES`] of JSON each.
+fn split_by_size(cases: Vec<RekeyDto>) -> Result<Vec<Vec<RekeyDto>>> {
+    let mut out: Vec<Vec<RekeyDto>> = Vec::new();
+    let mut size = 0;
+    for c in cases {
+        let n = serde_json::to_vec(&c)?.len() + 1;
+        if out.is_empty() || size + n > REKEY_REQUEST_BYTES {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += n;
+        if let Some(last) = out.last_mut() {
+            last.push(c);
         }
     }
     Ok(out)
@@ -141,14 +176,25 @@ impl Session {
 
     /// Whom to keep in a case's next epoch: each listed holder but `drop`, with their keys as this
     /// client verified them. A holder whose keys are not certified under the pinned root, or were
-    /// revoked, is left out (returned second): nothing is wrapped to keys this client cannot trust.
-    fn keepers(&self, listed: &[Holder], drop: MemberId) -> Result<(Vec<Keep>, Vec<uuid::Uuid>)> {
+    /// revoked, or who is suspended, is left out (returned second): nothing is wrapped to keys this
+    /// client cannot trust, nor to an account that may not hold one.
+    fn keepers(
+        &self,
+        listed: &[Holder],
+        drop: MemberId,
+        suspended: &HashSet<uuid::Uuid>,
+    ) -> Result<(Vec<Keep>, Vec<uuid::Uuid>)> {
         let me = *self.me.member_id.as_uuid();
         let own = holder_of(&self.keys, self.me.member_id);
         self.with_trust(|t| {
             let mut keep = Vec::new();
             let mut left_out = Vec::new();
             for h in listed.iter().filter(|h| h.member_id != *drop.as_uuid()) {
+                // A suspended member gets no new key (the server refuses to keep one).
+                if suspended.contains(&h.member_id) {
+                    left_out.push(h.member_id);
+                    continue;
+                }
                 if h.member_id == me && h.keys_digest == own.keys_digest {
                     keep.push(Keep {
                         holder: *h,
@@ -190,11 +236,11 @@ impl Session {
                 "member {member} does not hold this case"
             )));
         }
-        let (keep, left_out) = self.keepers(&listed, member)?;
+        let (keep, left_out) = self.keepers(&listed, member, &self.suspended_members().await?)?;
         if let Some(m) = left_out.first() {
             return Err(ClientError::Invalid(format!(
-                "holder {m} of this case has keys that are not certified (or were revoked): an admin \
-                 must certify them, or remove them too, before the case is re-keyed"
+                "holder {m} of this case is suspended or has keys that are not certified (or were \
+                 revoked): an admin must certify them, or remove them too, before the case is re-keyed"
             )));
         }
         let sealer = self.sealer()?;
@@ -212,6 +258,20 @@ impl Session {
         self.record_own_commit(id, &commit)?;
         // The case as it is now (and its new head recorded as verified).
         Ok(self.open_case(id).await?.summary)
+    }
+
+    /// The society's suspended members, as the server says (a server that hides a suspension gets
+    /// a re-key refused, not a key to the member: the server itself refuses to keep them).
+    async fn suspended_members(&self) -> Result<HashSet<uuid::Uuid>> {
+        Ok(self
+            .api
+            .members()
+            .await?
+            .members
+            .into_iter()
+            .filter(|m| m.suspended)
+            .map(|m| *m.id.as_uuid())
+            .collect())
     }
 
     /// The body of an opened case's verified head commit (its fields as this client checked them).
@@ -243,7 +303,8 @@ impl Session {
         &self,
         member: MemberId,
         c: &MemberCaseDto,
-    ) -> Result<(CommitBody, CommitHash, Vec<Keep>, Vec<uuid::Uuid>)> {
+        suspended: &HashSet<uuid::Uuid>,
+    ) -> Result<Checked> {
         let id = c.case.id;
         let head = parse_commit(&c.head_commit.0)
             .map_err(|e| tampered(format!("case {id}: the head commit is malformed: {e}")))?;
@@ -279,7 +340,7 @@ impl Session {
                 "case {id}: the server lists it among the member's cases, but its head does not name them"
             )));
         }
-        let (keep, left_out) = self.keepers(&listed, member)?;
+        let (keep, left_out) = self.keepers(&listed, member, suspended)?;
         Ok((b, head.hash(), keep, left_out))
     }
 
@@ -311,6 +372,7 @@ impl Session {
             ));
         }
         self.reload_members().await?;
+        let suspended = self.suspended_members().await?;
         let sealer = Arc::new(self.sealer()?);
         // Unlocked once here: the workers below wrap to this holder's own key without a prompt.
         self.keys.case_key()?;
@@ -323,11 +385,22 @@ impl Session {
                 if page.cases.is_empty() {
                     break;
                 }
-                let checked = page
-                    .cases
-                    .iter()
-                    .map(|c| self.check_member_case(member, c))
-                    .collect::<Result<Vec<_>>>()?;
+                let mut checked = Vec::with_capacity(page.cases.len());
+                for c in &page.cases {
+                    match self.check_member_case(member, c, &suspended) {
+                        Ok(k) => checked.push(k),
+                        // One case the server serves wrong must not stop the others' re-key.
+                        Err(ClientError::Tampered(reason)) => {
+                            if !summary.skipped.iter().any(|x| x.case == c.case.id) {
+                                summary.skipped.push(SkippedCase {
+                                    case: c.case.id,
+                                    reason,
+                                });
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 for (_, _, _, left_out) in &checked {
                     for m in left_out {
                         *summary.left_out.entry(*m).or_default() += 1;
@@ -346,18 +419,46 @@ impl Session {
                 })
                 .await
                 .map_err(|e| ClientError::Invalid(format!("a sealing worker failed: {e}")))??;
-                let n = cases.len();
-                match self.api.rekey(&RekeyRequest { cases }).await {
-                    Ok(r) => {
-                        summary.rekeyed += r.rekeyed;
-                        progress(summary.rekeyed);
+                // Requests within the server's body limit (a case with many holders is larger).
+                for request in split_by_size(cases)? {
+                    let n = request.len();
+                    let heads = request
+                        .iter()
+                        .map(|c| {
+                            let commit = parse_commit(&c.commit.0)?;
+                            Ok((
+                                c.case_id,
+                                KnownHead {
+                                    seq: commit.body().seq,
+                                    hash: commit.hash(),
+                                },
+                            ))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    match self.api.rekey(&RekeyRequest { cases: request }).await {
+                        Ok(r) => {
+                            summary.rekeyed += r.rekeyed;
+                            // The re-keys this admin signed: a server that later serves an older
+                            // head of these cases to this client is caught.
+                            self.heads.put_many(&heads)?;
+                            progress(summary.rekeyed);
+                        }
+                        // A case changed between the listing and the re-key: the next pass reads
+                        // it again.
+                        Err(ClientError::Api { status: 409, .. }) => {
+                            refused += n;
+                            summary.retried += 1;
+                        }
+                        Err(e) => return Err(e),
                     }
-                    // A case changed between the listing and the re-key: the next pass reads it again.
-                    Err(ClientError::Api { status: 409, .. }) => {
-                        refused += n;
-                        summary.retried += 1;
+                }
+                // The listing must move on: a server that pages backwards would loop forever.
+                if let (Some(next), Some(prev)) = (page.next_after, after) {
+                    if next.as_uuid().as_bytes() <= prev.as_uuid().as_bytes() {
+                        return Err(tampered(
+                            "the server's listing of the member's cases does not move forward",
+                        ));
                     }
-                    Err(e) => return Err(e),
                 }
                 match page.next_after {
                     Some(next) => after = Some(next),
