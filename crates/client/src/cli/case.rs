@@ -280,10 +280,10 @@ async fn show(ctx: &Context, case: CaseId) -> Result<(), ClientError> {
             out.push_str(&format!("\n  [{i}] {role}: {}", names.join(" / ")));
         }
         out.push_str(&format!(
-            "\n{} messages, {} notes, {} attachments",
-            f.messages.len(),
-            f.notes.len(),
-            f.attachments.len()
+            "\n{}, {}, {}",
+            super::counted(f.messages.len(), "message"),
+            super::counted(f.notes.len(), "note"),
+            super::counted(f.attachments.len(), "attachment")
         ));
         out
     })

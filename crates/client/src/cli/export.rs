@@ -40,10 +40,10 @@ impl ExportArgs {
         ctx.print(
             &serde_json::json!({"out": out, "attachments": files}),
             || {
-                let plural = if files == 1 { "" } else { "s" };
                 format!(
-                    "case written to {} ({files} attachment{plural}); it is plaintext: protect or delete it",
-                    out.display()
+                    "case written to {} ({}); it is plaintext: protect or delete it",
+                    out.display(),
+                    super::counted(files, "attachment")
                 )
             },
         )

@@ -320,6 +320,15 @@ fn parse_enum<T: DeserializeOwned>(what: &str, s: &str) -> Result<T, ClientError
     })
 }
 
+/// `n` and the noun, plural unless `n` is 1: "1 note", "2 notes".
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// A counter of work whose total is not known in advance (on standard error, like the bars).
 fn counter(unit: &str) -> ProgressBar {
     let pb = ProgressBar::no_length();

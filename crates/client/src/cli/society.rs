@@ -366,16 +366,18 @@ impl MemberCmd {
                     };
                     let mut out = format!(
                         "member {} revoked: {listed}; account {suspended}.\n\
-                         {} case(s) they held re-keyed in {secs:.1} s: nothing written to them from \
-                         now on opens with any key they kept. What they already read stays read \
+                         {} they held re-keyed in {secs:.1} s: nothing written to them from now on \
+                         opens with any key they kept. What they already read stays read \
                          (docs/threat-model.md).",
-                        r.member, k.rekeyed
+                        r.member,
+                        super::counted(k.rekeyed, "case")
                     );
                     for (m, n) in &k.left_out {
                         out.push_str(&format!(
-                            "\nholder {m} was left out of {n} case(s): their keys are not certified \
+                            "\nholder {m} was left out of {}: their keys are not certified \
                              (or were revoked), or their account is suspended; grant the cases again \
-                             once they may hold them"
+                             once they may hold them",
+                            super::counted(*n, "case")
                         ));
                     }
                     for c in &k.skipped {
