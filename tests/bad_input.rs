@@ -325,12 +325,16 @@ async fn an_oversized_batch_is_refused_with_413() {
     let soc = t.society("Red Cross A").await;
     let cw = t.caseworker(&soc).await;
     let body = format!("{{\"cases\":[\"{}\"]}}", "A".repeat(4096));
+    let escrow = cw.sealer().unwrap().escrow_recipient().unwrap();
     let r = t
         .send_raw(
             &cw,
             Method::POST,
             "/v1/cases/batch",
-            &[("content-type", "application/json")],
+            &[
+                ("content-type", "application/json"),
+                (rfl_domain::api::ESCROW_KEY_HEADER, escrow.as_str()),
+            ],
             body,
         )
         .await;

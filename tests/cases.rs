@@ -242,7 +242,11 @@ async fn societies_cannot_see_each_other() {
             recipient_id: *alice.member_id().as_uuid(),
             wrapped: vec![1; 200].into(),
         });
-        let e = alice.api().create_case(&dto).await.unwrap_err();
+        let e = alice
+            .api()
+            .create_case(&dto, &sealer.escrow_recipient().unwrap())
+            .await
+            .unwrap_err();
         assert_eq!(e.status(), Some(422), "{e}");
         t.stop().await;
     }

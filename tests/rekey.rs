@@ -185,6 +185,7 @@ async fn a_holder_ungrants_another_and_the_server_refuses_rekeys_that_add_keep_o
         assert!(e.to_string().contains("does not hold"), "{e}");
         // C, who does not hold the case, cannot re-key it: it does not exist for them.
         let opened = a.open_case(id).await.unwrap();
+        let ek = a.sealer().unwrap().escrow_recipient().unwrap();
         let bogus = RekeyRequest {
             cases: vec![RekeyDto {
                 case_id: id,
@@ -192,7 +193,10 @@ async fn a_holder_ungrants_another_and_the_server_refuses_rekeys_that_add_keep_o
                 commit: vec![0; 255].into(),
             }],
         };
-        assert_eq!(c.api().rekey(&bogus).await.unwrap_err().status(), Some(404));
+        assert_eq!(
+            c.api().rekey(&bogus, &ek).await.unwrap_err().status(),
+            Some(404)
+        );
 
         // A re-key that hands the new key to someone who never held the case (a grant in
         // disguise), or that leaves out the escrow key: 422, nothing written.
@@ -214,13 +218,16 @@ async fn a_holder_ungrants_another_and_the_server_refuses_rekeys_that_add_keep_o
         ] {
             let e = a
                 .api()
-                .rekey(&RekeyRequest {
-                    cases: vec![RekeyDto {
-                        case_id: id,
-                        keys,
-                        commit: commit.as_bytes().to_vec().into(),
-                    }],
-                })
+                .rekey(
+                    &RekeyRequest {
+                        cases: vec![RekeyDto {
+                            case_id: id,
+                            keys,
+                            commit: commit.as_bytes().to_vec().into(),
+                        }],
+                    },
+                    &ek,
+                )
                 .await
                 .unwrap_err();
             assert_eq!(e.status(), Some(422), "{e}");
@@ -255,7 +262,10 @@ async fn a_holder_ungrants_another_and_the_server_refuses_rekeys_that_add_keep_o
                 commit: commit.as_bytes().to_vec().into(),
             }],
         };
-        assert_eq!(a.api().rekey(&stale).await.unwrap_err().status(), Some(409));
+        assert_eq!(
+            a.api().rekey(&stale, &ek).await.unwrap_err().status(),
+            Some(409)
+        );
 
         // The admin's listing of a member's cases is for admins only.
         assert_eq!(

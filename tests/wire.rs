@@ -22,7 +22,11 @@ async fn post_batch(
     content_type: &str,
     body: Vec<u8>,
 ) -> reqwest::Response {
-    let headers = [("content-type", content_type)];
+    let escrow = cw.sealer().unwrap().escrow_recipient().unwrap();
+    let headers = [
+        ("content-type", content_type),
+        (rfl_domain::api::ESCROW_KEY_HEADER, escrow.as_str()),
+    ];
     t.send_raw(cw, Method::POST, "/v1/cases/batch", &headers, body)
         .await
 }

@@ -30,6 +30,7 @@ use rfl_crypto::{
 use rfl_domain::api::{
     BatchRequest, BatchResponse, CaseDto, CaseListResponse, CaseSummaryDto, EpochKeyDto,
     NewCaseDto, RecordDto, RecordKind, RecordWriteDto, StatusRequest, WriteRecordsRequest,
+    ESCROW_KEY_HEADER,
 };
 use rfl_domain::{CaseId, CaseStatus, MemberId, RecordId};
 use rfl_storage::{CaseListItem, CaseRow, NewCase, RecordRow, RecordWrite, Store, WrappedKey};
@@ -244,12 +245,30 @@ fn digest_of(case: CaseId, entries: &[StateEntry]) -> Result<StateDigest, ApiErr
     })
 }
 
+/// The escrow key a request's escrow wrappings were made for: its `Rfl-Escrow-Key` header (the
+/// store refuses it unless it is the society's current escrow key).
+pub(crate) fn escrow_key(req: &HttpRequest) -> Result<String, ApiError> {
+    req.headers()
+        .get(ESCROW_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| v.starts_with("age1") && v.len() <= 1024)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "say which society escrow key the data keys are wrapped to: the {ESCROW_KEY_HEADER} \
+                 header, its age recipient"
+            ))
+        })
+}
+
 /// Validates and stores new cases in one transaction.
 fn create_cases(
     store: &Store,
     caller: &Caller,
     cases: &[NewCaseDto],
     limits: &LimitsConfig,
+    escrow: &str,
     now: i64,
 ) -> Result<rfl_storage::CreatedCases, ApiError> {
     let society = store
@@ -274,7 +293,7 @@ fn create_cases(
             check_new_case(c, caller, &dir, limits)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(store.create_cases(&new_cases, now)?)
+    Ok(store.create_cases(&new_cases, escrow, now)?)
 }
 
 /// Create one case: its wrapped data keys and its first sealed records.
@@ -285,8 +304,10 @@ fn create_cases(
 async fn create_case(
     state: State,
     Authorized(caller, _): Authorized<CaseHolders>,
+    req: HttpRequest,
     body: web::Json<NewCaseDto>,
 ) -> Result<HttpResponse, ApiError> {
+    let escrow = escrow_key(&req)?;
     let now = state.now();
     let st = state.clone();
     let created = blocking(move || {
@@ -295,6 +316,7 @@ async fn create_case(
             &caller,
             std::slice::from_ref(&body.into_inner()),
             &st.config.limits,
+            &escrow,
             now,
         )
     })
@@ -324,6 +346,7 @@ async fn create_batch(
     let limits = state.config.limits.clone();
     // Own body limit: a batch may be larger than ordinary JSON bodies.
     let framing = BodyFraming::of(&req)?;
+    let escrow = escrow_key(&req)?;
     let body = framing::read_body(&req, payload, limits.batch_body_bytes).await?;
     let now = state.now();
     let st = state.clone();
@@ -332,7 +355,14 @@ async fn create_batch(
         if req.cases.len() > st.config.limits.batch_max_cases {
             return Err(ApiError::PayloadTooLarge(st.config.limits.batch_max_cases));
         }
-        create_cases(&st.store, &caller, &req.cases, &st.config.limits, now)
+        create_cases(
+            &st.store,
+            &caller,
+            &req.cases,
+            &st.config.limits,
+            &escrow,
+            now,
+        )
     })
     .await?;
     Ok(HttpResponse::Created().json(BatchResponse {

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod error;
+pub mod escrow;
 pub mod framing;
 pub mod identity;
 pub mod passkeys;
@@ -116,7 +117,8 @@ where
             .configure(identity::configure)
             .configure(cases::configure)
             .configure(passkeys::configure)
-            .configure(certs::configure),
+            .configure(certs::configure)
+            .configure(escrow::configure),
     )
 }
 

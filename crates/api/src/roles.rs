@@ -173,6 +173,13 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
             "POST",
             "/v1/members/{id}/suspend" | "/v1/members/{id}/reinstate" | "/v1/enrolment-codes",
         )
+        | (
+            "POST",
+            "/v1/society/escrow/rotation"
+            | "/v1/society/escrow/rotation/wraps"
+            | "/v1/society/escrow/rotation/complete",
+        )
+        | ("GET", "/v1/society/escrow/rotation" | "/v1/society/escrow/rotation/wraps")
         | ("GET", "/v1/members/{id}/passkeys" | "/v1/members/{id}/cases" | "/v1/enrolment-codes")
         | ("DELETE", "/v1/enrolment-codes/{id}")
         | ("DELETE", "/v1/members/{id}/passkeys/{credential}") => Roles(SocietyAdmins::ROLES),
@@ -206,7 +213,7 @@ pub const STEP_UP_SECS: i64 = 5 * 60;
 /// Operations that need a passkey assertion made within the last [`STEP_UP_SECS`] (step-up): every
 /// administrative write (issuing and revoking enrolment codes, which also grants admin; suspending and
 /// reinstating; revoking a member's authenticator; setting the society's escrow key; creating a
-/// society; setting the root key and storing certificates; re-keying cases, which can drop
+/// society; setting the root key and storing certificates; starting an escrow-key rotation; re-keying cases, which can drop
 /// holders), and changing one's own authenticators (adding
 /// or removing a passkey, replacing key wrappings), so a stolen token cannot add the thief's own. A stolen token alone, at most 15 minutes old, can then
 /// do none of them once 5 minutes have passed, and a machine's key login can never do them.
@@ -227,6 +234,7 @@ pub fn needs_step_up(method: &str, pattern: &str) -> bool {
                     | "/v1/members/{id}/reinstate"
                     | "/v1/enrolment-codes"
                     | "/v1/societies"
+                    | "/v1/society/escrow/rotation"
                     | "/v1/certificates"
                     | "/v1/cases/rekey"
                     | "/v1/passkeys/register/start"

@@ -44,6 +44,8 @@ pub struct BaselineCtx {
     /// Length of a real wrapped data key to the caseworker and to the escrow key.
     pub member_wrapped_len: usize,
     pub escrow_wrapped_len: usize,
+    /// The society escrow key (age recipient) the requests name (`Rfl-Escrow-Key`).
+    pub escrow_recipient: String,
     /// The holders digest of a case the caseworker alone holds (the server checks it).
     pub holders: [u8; 32],
 }
@@ -190,6 +192,7 @@ pub async fn import(
     progress: impl Fn(usize),
 ) -> BenchResult<usize> {
     let batch_size = batch_size.max(1);
+    let escrow = ctx.escrow_recipient.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<rfl_client::Result<(usize, Vec<u8>)>>(2);
     let producer = tokio::task::spawn_blocking(move || {
         let today = rfl_client::session::today();
@@ -220,7 +223,7 @@ pub async fn import(
         }
     });
     // The same upload as the encrypted import (two requests in flight).
-    let report = rfl_client::session::upload_batches(api, rx, progress)
+    let report = rfl_client::session::upload_batches(api, &escrow, rx, progress)
         .await
         .ctx("POST /v1/cases/batch (baseline)")?;
     producer.await.ctx("baseline builder task")?;

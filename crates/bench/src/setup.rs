@@ -206,6 +206,7 @@ impl Env {
             keys: self.cw_keys.clone(),
             member_wrapped_len,
             escrow_wrapped_len,
+            escrow_recipient: self.escrow.to_string(),
             holders: rfl_crypto::holders_digest(&[rfl_crypto::Holder {
                 member_id: *self.cw_member.as_uuid(),
                 keys_digest: rfl_crypto::subject_keys_digest(

@@ -196,8 +196,26 @@ impl Api {
             .await
     }
 
-    pub async fn create_case(&self, req: &NewCaseDto) -> Result<CaseSummaryDto> {
-        self.post("/v1/cases", req).await
+    /// `escrow`: the society escrow key (age recipient) the case's escrow wrapping was made for.
+    pub async fn create_case(&self, req: &NewCaseDto, escrow: &str) -> Result<CaseSummaryDto> {
+        Self::send(
+            self.request(Method::POST, "/v1/cases")
+                .header(ESCROW_KEY_HEADER, escrow)
+                .json(req),
+        )
+        .await
+    }
+
+    /// A bulk import body already in the binary framing (`POST /v1/cases/batch`), its escrow
+    /// wrappings made for `escrow`.
+    pub async fn create_batch_wire(&self, body: Vec<u8>, escrow: &str) -> Result<BatchResponse> {
+        Self::send(
+            self.request(Method::POST, "/v1/cases/batch")
+                .header(reqwest::header::CONTENT_TYPE, wire::MEDIA_TYPE)
+                .header(ESCROW_KEY_HEADER, escrow)
+                .body(body),
+        )
+        .await
     }
 
     pub async fn list_cases(&self, after: Option<CaseId>, limit: i64) -> Result<CaseListResponse> {
@@ -228,8 +246,14 @@ impl Api {
         self.post(&format!("/v1/cases/{id}/grants"), req).await
     }
 
-    pub async fn rekey(&self, req: &RekeyRequest) -> Result<RekeyResponse> {
-        self.post("/v1/cases/rekey", req).await
+    /// `escrow`: the society escrow key (age recipient) the new keys were wrapped to.
+    pub async fn rekey(&self, req: &RekeyRequest, escrow: &str) -> Result<RekeyResponse> {
+        Self::send(
+            self.request(Method::POST, "/v1/cases/rekey")
+                .header(ESCROW_KEY_HEADER, escrow)
+                .json(req),
+        )
+        .await
     }
 
     /// The cases of the society `member` holds (society admins), a page after `after`.

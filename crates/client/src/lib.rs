@@ -12,6 +12,7 @@
 
 pub mod authenticator;
 pub mod error;
+pub mod escrow_rotation;
 pub mod heads;
 pub mod http;
 pub mod keystore;

@@ -370,7 +370,10 @@ impl Session {
         let dto = tokio::task::spawn_blocking(move || sealer.seal_new_case(&file, today()))
             .await
             .map_err(|e| ClientError::Invalid(format!("sealing task failed: {e}")))??;
-        let summary = self.api.create_case(&dto).await?;
+        let summary = self
+            .api
+            .create_case(&dto, &self.sealer()?.escrow_recipient()?)
+            .await?;
         let commit = parse_commit(&dto.commit.0)?;
         self.heads.put(
             dto.id,
@@ -397,6 +400,7 @@ impl Session {
         progress: impl Fn(usize),
     ) -> Result<ImportReport> {
         let sealer = self.sealer()?;
+        let escrow = sealer.escrow_recipient()?;
         let plan = import_plan(self.keys.case_key()?, files)?;
         let batch_size = batch_size.max(1);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<(usize, Vec<u8>)>>(2);
@@ -425,7 +429,7 @@ impl Session {
                 }
             }
         });
-        let report = upload_batches(&self.api, rx, progress).await?;
+        let report = upload_batches(&self.api, &escrow, rx, progress).await?;
         producer
             .await
             .map_err(|e| ClientError::Invalid(format!("sealing task failed: {e}")))?;
@@ -711,9 +715,11 @@ const IMPORT_REQUESTS_IN_FLIGHT: usize = 2;
 /// come, with two requests in flight: the server checks one batch (parsing, signatures) while it
 /// writes the other, so neither its cores nor its single SQLite writer wait on the other. Batches are
 /// independent (each all or nothing, ids fixed by content), so their order does not matter. Stops at
-/// the first error, of the producer or of the server.
+/// the first error, of the producer or of the server. `escrow`: the society escrow key (age
+/// recipient) the cases' escrow wrappings were made for.
 pub async fn upload_batches(
     api: &Api,
+    escrow: &str,
     rx: tokio::sync::mpsc::Receiver<Result<(usize, Vec<u8>)>>,
     progress: impl Fn(usize),
 ) -> Result<ImportReport> {
@@ -722,7 +728,7 @@ pub async fn upload_batches(
     let mut uploads = std::pin::pin!(batches
         .map(|batch| async move {
             let (n, body) = batch?;
-            let resp: BatchResponse = api.post_wire("/v1/cases/batch", body).await?;
+            let resp = api.create_batch_wire(body, escrow).await?;
             if resp.created + resp.already_present != n {
                 return Err(ClientError::Tampered(
                     "the server stored a different number of cases".into(),

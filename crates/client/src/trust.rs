@@ -41,6 +41,8 @@ pub struct Trust {
     pub(crate) revoked: HashMap<Uuid, (KeyCertificate, VerifiedKeys, i64)>,
     /// The society's revocation list, verified.
     pub(crate) revocations: Option<VerifiedRevocations>,
+    /// The society root these were verified against (the pinned one).
+    pub(crate) root: Option<RootPublicKey>,
 }
 
 impl Trust {
@@ -98,6 +100,7 @@ impl Trust {
         };
         let mut trust = Trust {
             revocations: None,
+            root: Some(*root),
             ..Trust::default()
         };
         let mut admins = Vec::new();
@@ -195,7 +198,7 @@ pub(crate) fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-fn validity(days: i64) -> Result<Validity> {
+pub(crate) fn validity(days: i64) -> Result<Validity> {
     let now = now_secs();
     Ok(Validity::new(now - SKEW_SECS, now + days * 86_400)?)
 }
@@ -389,62 +392,21 @@ impl Session {
         }
         let (m, signing, recipient) = self.registered_keys(member).await?;
         let registered = subject_keys_digest(Some(&signing), &recipient);
-        let mut published = None;
-        for _attempt in 0..3 {
-            self.reload_members().await?;
-            let (previous, certified) = self.with_trust(|t| {
-                let certified: Vec<[u8; 32]> = t
-                    .certificates
-                    .get(member.as_uuid())
-                    .map(|(c, _)| c.keys_digest())
-                    .into_iter()
-                    .collect();
-                (t.revocations.clone(), certified)
-            })?;
-            let now = now_secs();
-            let added: Vec<RevocationEntry> = std::iter::once(registered)
-                .chain(certified)
-                .map(|keys_digest| RevocationEntry {
-                    subject_id: *member.as_uuid(),
-                    keys_digest,
-                    revoked_at: now,
-                    reason,
-                })
-                .filter(|e| {
-                    !previous
-                        .as_ref()
-                        .is_some_and(|p| p.is_revoked(e.subject_id, &e.keys_digest))
-                })
-                .collect();
-            if added.is_empty() {
-                break;
-            }
-            let list = RevocationListBody::next(
-                *self.society_id().as_uuid(),
-                previous.as_ref(),
-                &added,
-                now,
-            )?
-            .sign_by_admin(&self.keys().signing)?;
-            match self
-                .api()
-                .put_no_content(
-                    "/v1/society/revocations",
-                    &RevocationListRequest {
-                        list: list.to_hex(),
-                    },
-                )
-                .await
-            {
-                Ok(()) => {
-                    published = Some(list.body().number);
-                    break;
-                }
-                // Another admin published a list meanwhile: reload it and sign the next one.
-                Err(ClientError::Api { status: 409, .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        let published = self
+            .publish_revocations(
+                *member.as_uuid(),
+                |t| {
+                    std::iter::once(registered)
+                        .chain(
+                            t.certificates
+                                .get(member.as_uuid())
+                                .map(|(c, _)| c.keys_digest()),
+                        )
+                        .collect()
+                },
+                reason,
+            )
+            .await?;
         self.reload_members().await?;
         let listed = self.with_trust(|t| {
             t.revocations
@@ -469,6 +431,78 @@ impl Session {
         })
     }
 
+    /// Publishes the society's next revocation list with the keys `digests` names (given the trust
+    /// as reloaded) of `subject` added, signed with this admin's device key; keys listed already are
+    /// not listed twice. On 409 (another admin published meanwhile) it reloads and signs again.
+    /// Returns the number of the list it published, none if there was nothing to add.
+    pub(crate) async fn publish_revocations(
+        &self,
+        subject: Uuid,
+        digests: impl Fn(&crate::trust::Trust) -> Vec<[u8; 32]>,
+        reason: RevocationReason,
+    ) -> Result<Option<u64>> {
+        for _attempt in 0..3 {
+            self.reload_members().await?;
+            let (previous, wanted) = self.with_trust(|t| (t.revocations.clone(), digests(t)))?;
+            let now = now_secs();
+            let added: Vec<RevocationEntry> = wanted
+                .into_iter()
+                .map(|keys_digest| RevocationEntry {
+                    subject_id: subject,
+                    keys_digest,
+                    revoked_at: now,
+                    reason,
+                })
+                .filter(|e| {
+                    !previous
+                        .as_ref()
+                        .is_some_and(|p| p.is_revoked(e.subject_id, &e.keys_digest))
+                })
+                .collect();
+            if added.is_empty() {
+                return Ok(None);
+            }
+            let list = RevocationListBody::next(
+                *self.society_id().as_uuid(),
+                previous.as_ref(),
+                &added,
+                now,
+            )?
+            .sign_by_admin(&self.keys().signing)?;
+            match self
+                .api()
+                .put_no_content(
+                    "/v1/society/revocations",
+                    &RevocationListRequest {
+                        list: list.to_hex(),
+                    },
+                )
+                .await
+            {
+                Ok(()) => return Ok(Some(list.body().number)),
+                // Another admin published a list meanwhile: reload it and sign the next one.
+                Err(ClientError::Api { status: 409, .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Refused unless `root` is the society root this session pinned (a root key file of another
+    /// society, or a forged one, signs nothing here).
+    pub(crate) fn check_root_key(&self, root: &SocietyRootKey) -> Result<()> {
+        let pinned = self.pinned_root().ok_or_else(|| {
+            ClientError::Invalid("pin your society's root key fingerprint first".into())
+        })?;
+        if !root.public().matches_fingerprint(pinned) {
+            return Err(ClientError::Invalid(
+                "this root key is not your society's (its fingerprint is not the one you pinned)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// An admin certifies another **admin**'s keys with the society root key (only the root issues
     /// admin certificates), after comparing `keys_fingerprint` (read out by the new admin) with the
     /// keys the server lists for them. Refused unless `root` is the root this session pinned, the
@@ -479,15 +513,7 @@ impl Session {
         keys_fingerprint_read_out: &str,
         root: &SocietyRootKey,
     ) -> Result<()> {
-        let pinned = self.pinned_root().ok_or_else(|| {
-            ClientError::Invalid("pin your society's root key fingerprint first".into())
-        })?;
-        if !root.public().matches_fingerprint(pinned) {
-            return Err(ClientError::Invalid(
-                "this root key is not your society's (its fingerprint is not the one you pinned)"
-                    .into(),
-            ));
-        }
+        self.check_root_key(root)?;
         self.reload_members().await?;
         let (m, signing, recipient) = self.registered_keys(member).await?;
         if m.role != Role::SocietyAdmin {

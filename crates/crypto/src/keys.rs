@@ -33,6 +33,12 @@ impl DataKey {
     pub fn expose_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Whether two keys are the same, in constant time.
+    pub fn same_as(&self, other: &DataKey) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.ct_eq(&*other.0))
+    }
 }
 
 impl fmt::Debug for DataKey {

@@ -134,6 +134,9 @@ pub mod wire {
 
 pub use crate::records::RecordKind;
 
+mod escrow;
+pub use escrow::*;
+
 /// Integers in request bodies. JSON has one number type and JSON Schema counts `2.0` as the integer
 /// 2, so a client (or generator) that writes a whole number with a fraction part sends a valid
 /// integer: these read it as one. A real fraction, a negative number or one out of range is refused.

@@ -58,6 +58,7 @@ impl WrappedKey {
             key_epoch: epoch,
             wrapped: self.wrapped.clone(),
             created_at: now,
+            escrow_gen: 0,
         }
     }
 }
@@ -159,7 +160,28 @@ impl Store {
     /// A case whose id is stored already, created by the same member, is skipped and counted in
     /// [`CreatedCases::already_present`] (a re-run of an interrupted import); an id stored by anyone
     /// else is a conflict and nothing is written.
-    pub fn create_cases(&self, new_cases: &[NewCase], now: Millis) -> Result<CreatedCases> {
+    ///
+    /// `escrow` is the society escrow key (its age recipient) the cases' escrow wrappings were made
+    /// for: refused as a conflict unless it is the society's current one when the transaction runs
+    /// (an escrow-key rotation may have completed since the client loaded it).
+    pub fn create_cases(
+        &self,
+        new_cases: &[NewCase],
+        escrow: &str,
+        now: Millis,
+    ) -> Result<CreatedCases> {
+        let Some(first) = new_cases.first() else {
+            return Ok(CreatedCases {
+                rows: Vec::new(),
+                already_present: 0,
+            });
+        };
+        let society = id_bytes(first.society_id.as_uuid());
+        if new_cases.iter().any(|c| c.society_id != first.society_id) {
+            return Err(StorageError::Invalid(
+                "cases of one request belong to one society".into(),
+            ));
+        }
         let mut case_rows = Vec::with_capacity(new_cases.len());
         let mut commit_rows = Vec::with_capacity(new_cases.len());
         let mut key_rows = Vec::new();
@@ -237,6 +259,10 @@ impl Store {
             let changes = i64::try_from(case_rows.len() + record_rows.len())
                 .map_err(|_| StorageError::Invalid("batch too large".into()))?;
             let mut seq = next_seq!(conn, changes);
+            let gen = escrow_gen!(conn, &society, escrow);
+            for row in key_rows.iter_mut().filter(|r| r.recipient_id == society) {
+                row.escrow_gen = gen;
+            }
             for row in case_rows.iter_mut() {
                 row.seq = seq;
                 seq += 1;
@@ -511,6 +537,7 @@ impl Store {
                         key_epoch: epoch,
                         wrapped: k.wrapped.clone(),
                         created_at: now,
+                        escrow_gen: 0,
                     })
                 })
                 .collect::<Result<_>>()?;

@@ -153,6 +153,26 @@ macro_rules! next_seq {
     }};
 }
 
+/// The escrow key generation that wrappings made for the escrow recipient `$recipient` belong to: the
+/// society's current one, or a conflict. Run after `next_seq!` in the same transaction: the counter
+/// row's lock orders it after any escrow rotation that completed (which takes the lock too), so a
+/// write made for the key a rotation just retired is refused instead of stored as the new key's.
+macro_rules! escrow_gen {
+    ($conn:ident, $society:expr, $recipient:expr) => {{
+        let (gen, current): (i32, Option<String>) = societies::table
+            .filter(societies::id.eq($society))
+            .select((societies::escrow_gen, societies::escrow_recipient))
+            .get_result($conn)?;
+        if current.as_deref() != Some($recipient) {
+            return Err(StorageError::Conflict(
+                "the society escrow key is not the one these keys were wrapped to (it was rotated, or \
+                 is not set): reload your society's keys and try again",
+            ));
+        }
+        gen
+    }};
+}
+
 /// The cases a member holds a key of the current epoch for, in id order after `$after` (id bytes;
 /// empty for the first page), at most `$limit`: a range scan of the key table's primary key
 /// (recipient, case), in case order.
@@ -246,6 +266,8 @@ mod passkeys;
 pub use passkeys::{Ceremony, CeremonyKind, NewPasskey, PasskeyRow};
 mod rekey;
 pub use rekey::{CaseHead, RekeyWrite};
+mod escrow;
+pub use escrow::{EscrowCompletion, EscrowRotation, EscrowWrapRow, NewEscrowRotation};
 mod societies;
 pub use societies::{Society, SocietyEscrow};
 
@@ -368,5 +390,7 @@ pub(crate) fn parse_role(s: &str) -> Result<Role> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_escrow;
 #[cfg(test)]
 mod tests_rekey;

@@ -24,6 +24,7 @@ pub(crate) struct SocietyDb {
     pub escrow_recipient: Option<String>,
     pub escrow_wrapped: Option<Vec<u8>>,
     pub created_at: i64,
+    pub escrow_gen: i32,
 }
 
 impl SocietyDb {
@@ -39,6 +40,7 @@ impl SocietyDb {
             id: SocietyId::from_uuid(uuid_from(&self.id)?),
             name: self.name,
             escrow,
+            escrow_gen: self.escrow_gen,
             created_at: self.created_at,
         })
     }
@@ -166,6 +168,8 @@ pub(crate) struct CaseKeyDb {
     pub key_epoch: i32,
     pub wrapped: Vec<u8>,
     pub created_at: i64,
+    /// The escrow key generation of an escrow wrapping; 0 on a member's row.
+    pub escrow_gen: i32,
 }
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]

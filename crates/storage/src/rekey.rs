@@ -160,7 +160,17 @@ impl Store {
     /// commit was made on (else [`StorageError::Conflict`] and nothing is written). Each case moves
     /// to its new key epoch with the new wrapped keys; the members it removes lose every key row of
     /// the case. Returns the cases as they are now.
-    pub fn rekey_cases(&self, writes: &[RekeyWrite], now: Millis) -> Result<Vec<CaseRow>> {
+    ///
+    /// `society` and `escrow`: the cases' society and the escrow key (age recipient) their new keys
+    /// were wrapped to, refused as in [`Store::create_cases`] unless it is the current one.
+    pub fn rekey_cases(
+        &self,
+        society: SocietyId,
+        escrow: &str,
+        writes: &[RekeyWrite],
+        now: Millis,
+    ) -> Result<Vec<CaseRow>> {
+        let soc = id_bytes(society.as_uuid());
         let mut commit_rows = Vec::with_capacity(writes.len());
         let mut key_rows = Vec::new();
         let mut removed: std::collections::HashMap<Vec<u8>, Vec<Vec<u8>>> =
@@ -194,9 +204,17 @@ impl Store {
         macro_rules! rekey_tx {
             ($conn:ident, $update:expr) => {{
                 let first = next_seq!($conn, n);
+                let gen = escrow_gen!($conn, &soc, escrow);
                 let rows: Vec<CaseDb> = $update($conn, first)?;
                 if rows.len() != writes.len() {
                     return Err(stale());
+                }
+                if rows.iter().any(|r| r.society_id != soc) {
+                    return Err(StorageError::Invalid("a case of another society".into()));
+                }
+                let mut key_rows = key_rows.clone();
+                for row in key_rows.iter_mut().filter(|r| r.recipient_id == soc) {
+                    row.escrow_gen = gen;
                 }
                 // The removed holders' key rows, every epoch: a statement per member removed (a
                 // revocation removes one member from every case), not one per case.

@@ -7,6 +7,7 @@ diesel::table! {
         escrow_recipient -> Nullable<Text>,
         escrow_wrapped -> Nullable<Binary>,
         created_at -> BigInt,
+        escrow_gen -> Integer,
     }
 }
 
@@ -83,6 +84,7 @@ diesel::table! {
         key_epoch -> Integer,
         wrapped -> Binary,
         created_at -> BigInt,
+        escrow_gen -> Integer,
     }
 }
 
@@ -163,6 +165,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    escrow_rotations (society_id, new_gen) {
+        society_id -> Binary,
+        new_gen -> Integer,
+        old_recipient -> Text,
+        new_recipient -> Text,
+        new_wrapped -> Binary,
+        new_certificate -> Binary,
+        total -> BigInt,
+        done -> BigInt,
+        started_by -> Binary,
+        started_at -> BigInt,
+        completed_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(passkeys -> members (member_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -170,6 +188,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     society_roots,
     key_certificates,
     revocation_lists,
+    escrow_rotations,
     members,
     enrolment_codes,
     auth_challenges,

@@ -14,6 +14,8 @@ pub struct Society {
     pub name: String,
     /// The society escrow key's age recipient and its identity wrapped to the offline recovery key.
     pub escrow: Option<SocietyEscrow>,
+    /// The escrow key's generation: 1 for the first, one more at each completed rotation.
+    pub escrow_gen: i32,
     pub created_at: Millis,
 }
 
@@ -40,6 +42,7 @@ impl Store {
             escrow_recipient: None,
             escrow_wrapped: None,
             created_at: now,
+            escrow_gen: 1,
         };
         let code = EnrolmentCodeDb::from_new(&first_admin);
         write_tx!(self, conn => {

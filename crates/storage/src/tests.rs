@@ -72,6 +72,24 @@ pub(crate) fn society(store: &Store, name: &str) -> SocietyId {
     id
 }
 
+/// The escrow recipient of societies made by [`escrowed`] (the store does not parse it).
+pub(crate) const ESCROW: &str = "age1escrow-test";
+
+/// A society with an escrow key set, so cases can be stored.
+pub(crate) fn escrowed(store: &Store, name: &str) -> SocietyId {
+    let id = society(store, name);
+    store
+        .set_society_escrow(
+            id,
+            &SocietyEscrow {
+                recipient: ESCROW.into(),
+                wrapped_identity: vec![5; 180],
+            },
+        )
+        .unwrap();
+    id
+}
+
 pub(crate) fn new_case(society: SocietyId, author: &Member, records: usize) -> NewCase {
     let id = CaseId::new();
     NewCase {
@@ -220,11 +238,11 @@ fn challenges_are_single_use() {
 #[test]
 fn a_large_batch_is_stored_whole_in_fixed_size_statements() {
     each_backend(|store| {
-        let a = society(store, "A");
+        let a = escrowed(store, "A");
         let alice = enrol(store, a, Role::Caseworker, 1);
         // 301 cases (2 x 128 + 32 + 8 + 5 x 1 rows), 903 records, 602 key rows: every statement size.
         let batch: Vec<NewCase> = (0..301).map(|_| new_case(a, &alice, 3)).collect();
-        let created = store.create_cases(&batch, NOW).unwrap();
+        let created = store.create_cases(&batch, ESCROW, NOW).unwrap();
         assert_eq!((created.rows.len(), created.already_present), (301, 0));
         let listed = store.list_cases(alice.id, None, 1000).unwrap();
         assert_eq!(listed.len(), 301);
@@ -235,7 +253,7 @@ fn a_large_batch_is_stored_whole_in_fixed_size_statements() {
             assert_eq!(bundle.head_commit.as_deref(), Some(&c.commit.body[..]));
         }
         // stored again (a re-run): all present, nothing written twice
-        let again = store.create_cases(&batch, NOW).unwrap();
+        let again = store.create_cases(&batch, ESCROW, NOW).unwrap();
         assert_eq!((again.rows.len(), again.already_present), (0, 301));
     });
 }
@@ -243,14 +261,14 @@ fn a_large_batch_is_stored_whole_in_fixed_size_statements() {
 #[test]
 fn case_life_cycle_and_tenancy() {
     each_backend(|store| {
-        let a = society(store, "A");
-        let b = society(store, "B");
+        let a = escrowed(store, "A");
+        let b = escrowed(store, "B");
         let alice = enrol(store, a, Role::Caseworker, 1);
         let carol = enrol(store, a, Role::Caseworker, 2);
         let bob = enrol(store, b, Role::Caseworker, 3);
 
         let batch: Vec<NewCase> = (0..5).map(|_| new_case(a, &alice, 3)).collect();
-        let created = store.create_cases(&batch, NOW).unwrap();
+        let created = store.create_cases(&batch, ESCROW, NOW).unwrap();
         assert_eq!(created.already_present, 0);
         let rows = created.rows;
         assert_eq!(rows.len(), 5);
@@ -259,7 +277,7 @@ fn case_life_cycle_and_tenancy() {
 
         // a case stored already by the same member (a re-run import) is skipped and counted
         let again = vec![new_case(a, &alice, 1), batch[0].clone()];
-        let created = store.create_cases(&again, NOW).unwrap();
+        let created = store.create_cases(&again, ESCROW, NOW).unwrap();
         assert_eq!((created.rows.len(), created.already_present), (1, 1));
         assert_eq!(created.rows[0].id, again[0].id);
         // an id someone else stored: nothing of the batch is written
@@ -267,7 +285,7 @@ fn case_life_cycle_and_tenancy() {
         theirs.created_by = carol.id;
         let dup = vec![new_case(a, &alice, 1), theirs];
         assert!(matches!(
-            store.create_cases(&dup, NOW),
+            store.create_cases(&dup, ESCROW, NOW),
             Err(StorageError::Conflict(_))
         ));
         assert!(store.get_case(alice.id, dup[0].id, None).unwrap().is_none());
@@ -340,7 +358,7 @@ fn case_life_cycle_and_tenancy() {
 #[test]
 fn a_case_reads_back_whole_in_record_id_order() {
     each_backend(|store| {
-        let a = society(store, "A");
+        let a = escrowed(store, "A");
         let alice = enrol(store, a, Role::Caseworker, 1);
         let mut c = new_case(a, &alice, 5);
         for (i, r) in c.records.iter_mut().enumerate() {
@@ -348,7 +366,7 @@ fn a_case_reads_back_whole_in_record_id_order() {
         }
         let empty = new_case(a, &alice, 0);
         store
-            .create_cases(&[c.clone(), empty.clone()], NOW)
+            .create_cases(&[c.clone(), empty.clone()], ESCROW, NOW)
             .unwrap();
         let read = store.get_case_with_standing(alice.id, c.id, None).unwrap();
         assert_eq!(read.standing.map(|s| s.suspended), Some(false));
@@ -384,12 +402,12 @@ fn a_case_reads_back_whole_in_record_id_order() {
 #[test]
 fn optimistic_concurrency_on_records() {
     each_backend(|store| {
-        let a = society(store, "A");
+        let a = escrowed(store, "A");
         let alice = enrol(store, a, Role::Caseworker, 1);
         let bob = enrol(store, a, Role::Caseworker, 2);
         let c = new_case(a, &alice, 1);
         let created = store
-            .create_cases(std::slice::from_ref(&c), NOW)
+            .create_cases(std::slice::from_ref(&c), ESCROW, NOW)
             .unwrap()
             .rows
             .remove(0);
@@ -517,10 +535,12 @@ fn optimistic_concurrency_on_records() {
 #[test]
 fn status_workflow() {
     each_backend(|store| {
-        let a = society(store, "A");
+        let a = escrowed(store, "A");
         let alice = enrol(store, a, Role::Caseworker, 1);
         let c = new_case(a, &alice, 0);
-        store.create_cases(std::slice::from_ref(&c), NOW).unwrap();
+        store
+            .create_cases(std::slice::from_ref(&c), ESCROW, NOW)
+            .unwrap();
         // The status is whatever the stored commit gives (the API checks the workflow).
         let c2 = commit(2, CaseStatus::Tracing);
         let r = store
@@ -558,11 +578,13 @@ fn status_workflow() {
 #[test]
 fn attachment_chunks() {
     each_backend(|store| {
-        let a = society(store, "A");
+        let a = escrowed(store, "A");
         let alice = enrol(store, a, Role::Caseworker, 1);
         let bob = enrol(store, a, Role::Caseworker, 2);
         let c = new_case(a, &alice, 0);
-        store.create_cases(std::slice::from_ref(&c), NOW).unwrap();
+        store
+            .create_cases(std::slice::from_ref(&c), ESCROW, NOW)
+            .unwrap();
         let att = RecordId::new();
         store
             .put_chunk(alice.id, c.id, att, 0, &[1, 2, 3], NOW)

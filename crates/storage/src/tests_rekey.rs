@@ -2,7 +2,7 @@
 //! removed holders' rows of every epoch, and is all or nothing when one case moved meanwhile.
 
 use super::*;
-use crate::tests::{commit, each_backend, enrol, new_case, society, NOW};
+use crate::tests::{commit, each_backend, enrol, escrowed, new_case, society, ESCROW, NOW};
 use rfl_domain::CaseId;
 
 fn rekey(case: CaseId, seq: u64, parent: &[u8], keep: Uuid, removed: Uuid) -> RekeyWrite {
@@ -22,11 +22,11 @@ fn rekey(case: CaseId, seq: u64, parent: &[u8], keep: Uuid, removed: Uuid) -> Re
 #[test]
 fn a_rekey_batch_moves_every_case_or_none() {
     each_backend(|store| {
-        let s = society(store, "Red Cross K");
+        let s = escrowed(store, "Red Cross K");
         let a = enrol(store, s, Role::Caseworker, 61);
         let b = enrol(store, s, Role::Caseworker, 62);
         let cases: Vec<NewCase> = (0..3).map(|_| new_case(s, &b, 2)).collect();
-        store.create_cases(&cases, NOW).unwrap();
+        store.create_cases(&cases, ESCROW, NOW).unwrap();
         let head = commit(1, CaseStatus::Open).hash;
         let ids: Vec<CaseId> = cases.iter().map(|c| c.id).collect();
         let society_key = *s.as_uuid();
@@ -39,14 +39,14 @@ fn a_rekey_batch_moves_every_case_or_none() {
             .collect();
         batch[2].parent = vec![7; 32];
         assert!(matches!(
-            store.rekey_cases(&batch, NOW),
+            store.rekey_cases(s, ESCROW, &batch, NOW),
             Err(StorageError::Conflict(_))
         ));
         assert_eq!(store.member_cases(s, b.id, None, 10).unwrap().len(), 3);
 
         // The whole batch: B loses every row of every case, the cases are at epoch 2.
         batch[2].parent = head.clone();
-        let rows = store.rekey_cases(&batch, NOW).unwrap();
+        let rows = store.rekey_cases(s, ESCROW, &batch, NOW).unwrap();
         assert_eq!(rows.len(), 3);
         assert!(rows.iter().all(|r| r.key_epoch == 2 && r.version == 2));
         assert!(store.member_cases(s, b.id, None, 10).unwrap().is_empty());
@@ -63,7 +63,7 @@ fn a_rekey_batch_moves_every_case_or_none() {
         assert!(store.member_cases(s, a.id, None, 10).unwrap().is_empty());
         // The same batch again is stale.
         assert!(matches!(
-            store.rekey_cases(&batch, NOW),
+            store.rekey_cases(s, ESCROW, &batch, NOW),
             Err(StorageError::Conflict(_))
         ));
     });

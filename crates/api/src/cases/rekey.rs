@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use rfl_crypto::{parse_commit, CommitOp};
 use rfl_domain::api::{
     HolderDto, MemberCaseDto, MemberCasesResponse, RekeyDto, RekeyRequest, RekeyResponse,
@@ -155,8 +155,10 @@ fn check_rekey(
 pub(super) async fn rekey(
     state: State,
     Authorized(caller, _): Authorized<CaseHolders>,
+    http: HttpRequest,
     body: web::Json<RekeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let escrow = super::escrow_key(&http)?;
     let req = body.into_inner();
     if req.cases.is_empty() || req.cases.len() > MAX_REKEY {
         return Err(ApiError::Unprocessable(format!(
@@ -188,7 +190,7 @@ pub(super) async fn rekey(
                 check_rekey(&caller, &dir, head, dto)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        store.rekey_cases(&writes, now)?;
+        store.rekey_cases(caller.society_id, &escrow, &writes, now)?;
         Ok(())
     })
     .await?;

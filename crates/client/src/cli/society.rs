@@ -26,6 +26,23 @@ pub enum SocietyCmd {
     /// Certify another society admin's keys with the society root key (after comparing the
     /// fingerprint they read out, as for `rfl certify`): only the root issues admin certificates.
     CertifyAdmin(CertifyAdminArgs),
+    /// Replace the society escrow key (suspected compromise): every case key of the society, every
+    /// key epoch, is re-wrapped here from the old escrow key to a new one, in batches. Interrupted,
+    /// run the same command again: it resumes where it stopped. The old key stays the society's
+    /// until every case opens with the new one; then it is retired and its certificate revoked.
+    RotateEscrow(RotateEscrowArgs),
+}
+
+#[derive(Args)]
+pub struct RotateEscrowArgs {
+    /// The society's recovery identity file (an age identity, or an age plugin's identity file
+    /// with its `# recipient:` line): it opens the old escrow key, and the new one on a resumed run.
+    #[arg(long)]
+    recovery_identity: PathBuf,
+    /// The society root key file written by `rfl society init` (sealed with that keystore's
+    /// passphrase), to certify the new escrow key. Needed to start a rotation, not to resume one.
+    #[arg(long)]
+    root_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -73,6 +90,7 @@ impl SocietyCmd {
             SocietyCmd::Init(args) => args.exec(ctx).await,
             SocietyCmd::RotateRecovery(args) => args.exec(ctx).await,
             SocietyCmd::CertifyAdmin(args) => args.exec(ctx).await,
+            SocietyCmd::RotateEscrow(args) => args.exec(ctx).await,
         }
     }
 }
@@ -198,6 +216,87 @@ impl CertifyAdminArgs {
         ctx.print(&serde_json::json!({"certified_admin": member}), || {
             format!("the keys of admin {member} are certified by the society root")
         })
+    }
+}
+
+impl RotateEscrowArgs {
+    async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
+        let recovery =
+            AgeIdentity::from_identity_file(&std::fs::read_to_string(&self.recovery_identity)?)?;
+        let (s, root) = match &self.root_key {
+            Some(path) => {
+                let pass = passphrase()?;
+                let sealed = std::fs::read(path)?;
+                let der = rfl_crypto::open_with_passphrase(&sealed, &pass).map_err(|_| {
+                    ClientError::Invalid(format!(
+                        "{} does not open with this keystore's passphrase",
+                        path.display()
+                    ))
+                })?;
+                let root = rfl_crypto::SocietyRootKey::from_pkcs8(&der)?;
+                (ctx.open_session_with(&pass).await?, Some(root))
+            }
+            None => (ctx.open_session().await?, None),
+        };
+        let started = std::time::Instant::now();
+        let pb = super::progress_bar(0, "escrow wrappings");
+        let report = s
+            .rotate_escrow(&recovery, root.as_ref(), |p| {
+                pb.set_length(p.total.max(p.done));
+                pb.set_position(p.done);
+            })
+            .await;
+        pb.finish_and_clear();
+        let report = report.inspect_err(|_| {
+            eprintln!(
+                "the escrow-key rotation stopped: the old key is still the society's and every case \
+                 opens with it; run the same command again to resume"
+            );
+        })?;
+        let secs = started.elapsed().as_secs_f64();
+        let unopened = report.unopened.len();
+        ctx.print(&report, || {
+            let r = &report;
+            let mut out = if r.completed {
+                format!(
+                    "the society escrow key is now {} (generation {}): {} of the old key re-wrapped \
+                     {}in {secs:.1} s ({} this run; {} old batch headers opened, {} new batches).\n\
+                     The old escrow key is retired: {}. Copies of old wrappings (backups) still open \
+                     with it: destroy the old escrow identity's backups.",
+                    r.recipient,
+                    r.new_gen,
+                    super::counted(usize::try_from(r.done).unwrap_or(usize::MAX), "wrapping"),
+                    if r.resumed { "(resumed) " } else { "" },
+                    r.moved,
+                    r.old_batches,
+                    r.new_batches,
+                    match r.revocation_list {
+                        Some(n) => format!("its certificate is on revocation list {n}"),
+                        None => "its certificate was already revoked".to_owned(),
+                    }
+                )
+            } else {
+                format!(
+                    "the escrow-key rotation is NOT complete: {} of {} moved; the old key stays the \
+                     society's.",
+                    r.done, r.total
+                )
+            };
+            for u in &r.unopened {
+                out.push_str(&format!(
+                    "\ncase {} (key epoch {}): its escrow wrapping was NOT re-wrapped: {}",
+                    u.case, u.key_epoch, u.reason
+                ));
+            }
+            out
+        })?;
+        if unopened > 0 {
+            return Err(ClientError::Tampered(format!(
+                "{unopened} escrow wrapping(s) do not open with the old escrow key (listed above): \
+                 the rotation stays open and the old key the society's"
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -254,7 +254,12 @@ impl Session {
             &sealer.escrow_batch()?,
         )?;
         let commit = parse_commit(&dto.commit.0)?;
-        self.api.rekey(&RekeyRequest { cases: vec![dto] }).await?;
+        self.api
+            .rekey(
+                &RekeyRequest { cases: vec![dto] },
+                &sealer.escrow_recipient()?,
+            )
+            .await?;
         self.record_own_commit(id, &commit)?;
         // The case as it is now (and its new head recorded as verified).
         Ok(self.open_case(id).await?.summary)
@@ -435,7 +440,14 @@ impl Session {
                             ))
                         })
                         .collect::<Result<Vec<_>>>()?;
-                    match self.api.rekey(&RekeyRequest { cases: request }).await {
+                    match self
+                        .api
+                        .rekey(
+                            &RekeyRequest { cases: request },
+                            &sealer.escrow_recipient()?,
+                        )
+                        .await
+                    {
                         Ok(r) => {
                             summary.rekeyed += r.rekeyed;
                             // The re-keys this admin signed: a server that later serves an older

@@ -105,6 +105,17 @@ impl Sealer {
     /// A batch for the escrow wrappings of cases sealed together: one age encryption to the society
     /// escrow key the pinned root certifies (the server cannot slip in its own), however many cases
     /// the batch wraps.
+    /// The society escrow key this sealer wraps to (its age recipient): what a request carrying its
+    /// escrow wrappings names (`Rfl-Escrow-Key`), so the server refuses them if the key was rotated.
+    pub fn escrow_recipient(&self) -> Result<String> {
+        Ok(self
+            .escrow
+            .as_ref()
+            .ok_or_else(|| ClientError::Invalid("no certified escrow key to wrap to".into()))?
+            .age_recipient()
+            .to_string())
+    }
+
     pub fn escrow_batch(&self) -> Result<EscrowBatch> {
         Ok(escrow_batch_certified(self.escrow.as_ref().ok_or_else(
             || ClientError::Invalid("no certified escrow key to wrap to".into()),
