@@ -3,6 +3,8 @@
 //! Test harness for the end-to-end tests in `tests/`: a real `rfl-server` on port 0 over a fresh
 //! database (SQLite file or a new PostgreSQL database), a controllable clock, and enrolled clients.
 
+pub mod crash;
+
 use std::sync::Arc;
 
 use rfl_api::auth::TokenKeys;

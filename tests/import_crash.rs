@@ -6,69 +6,17 @@
 //! opens with the content that was imported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rfl_client::session::import_case_ids;
 use rfl_client::Session;
 use rfl_domain::CaseFile;
-use rfl_system_tests::{case, Backend, TestServer, T0_MILLIS};
+use rfl_system_tests::crash::{free_port, session_on, Rng, ServerProcess};
+use rfl_system_tests::{case, Backend, TestServer};
 
 const CASES_PER_ROUND: u64 = 300;
 const BATCH: usize = 20;
 const ROUNDS: u64 = 6;
-
-struct ServerProcess {
-    child: Child,
-}
-
-impl ServerProcess {
-    /// Starts `rfl-test-server` on the test's database, token key and port; returns when it listens.
-    fn start(t: &TestServer, port: u16) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rfl-test-server"))
-            .args([
-                t.db.url.as_str(),
-                &format!("127.0.0.1:{port}"),
-                t.config.auth.signing_key_file.as_str(),
-                t.config.webauthn.rp_origin.as_str(),
-                &T0_MILLIS.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start rfl-test-server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("listening "),
-            "rfl-test-server said {line:?}"
-        );
-        ServerProcess { child }
-    }
-
-    /// SIGKILL: no shutdown, whatever it is doing.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-/// A small deterministic generator for the crash points.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
 
 fn stored(t: &TestServer, s: &Session) -> usize {
     let mut n = 0;
@@ -89,18 +37,14 @@ async fn an_interrupted_import_is_completed_by_running_it_again() {
         let t = TestServer::start(backend).await;
         let soc = t.society("Red Cross A").await;
         let cw = t.caseworker(&soc).await;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Some(ServerProcess::start(&t, port));
+        let port = free_port();
+        let mut server = Some(ServerProcess::start(
+            env!("CARGO_BIN_EXE_rfl-test-server"),
+            &t,
+            port,
+        ));
         let url = format!("http://localhost:{port}");
-        let mut s = Session::with_token(&url, cw.token().unwrap().to_owned(), cw.keys_arc())
-            .await
-            .unwrap();
-        s.pin_root(&soc.root_fingerprint).await.unwrap();
-        let s = Arc::new(s);
+        let s = session_on(&url, &cw, &soc.root_fingerprint).await;
         let mut rng = Rng(0x5eed ^ backend as u64);
         let mut total = 0;
 
@@ -119,7 +63,11 @@ async fn an_interrupted_import_is_completed_by_running_it_again() {
                 // The server dies mid-import; the client's request fails (or the import had finished).
                 server.take().unwrap().kill();
                 let _ = run.await.unwrap();
-                server = Some(ServerProcess::start(&t, port));
+                server = Some(ServerProcess::start(
+                    env!("CARGO_BIN_EXE_rfl-test-server"),
+                    &t,
+                    port,
+                ));
             } else {
                 // The client dies mid-import.
                 run.abort();

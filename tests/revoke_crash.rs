@@ -7,79 +7,18 @@
 //! colleague's reads during a re-key whose client dies never fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use rfl_client::Session;
 use rfl_crypto::RevocationReason;
-use rfl_domain::CaseFile;
-use rfl_system_tests::{case, Backend, TestServer, T0_MILLIS};
+use rfl_system_tests::crash::{
+    again_while_conflict, free_port, import_round, session_on, Reading, Rng, ServerProcess,
+};
+use rfl_system_tests::{Backend, TestServer};
 
 const CASES_PER_ROUND: u64 = 120;
 const ROUNDS: u64 = 4;
 /// Cases per re-key request: several requests a round, so a crash can fall between two.
 const BATCH: usize = 15;
-
-struct ServerProcess {
-    child: Child,
-}
-
-impl ServerProcess {
-    /// Starts `rfl-test-server` on the test's database, token key and port; returns when it listens.
-    fn start(t: &TestServer, port: u16) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rfl-test-server"))
-            .args([
-                t.db.url.as_str(),
-                &format!("127.0.0.1:{port}"),
-                t.config.auth.signing_key_file.as_str(),
-                t.config.webauthn.rp_origin.as_str(),
-                &T0_MILLIS.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start rfl-test-server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("listening "),
-            "rfl-test-server said {line:?}"
-        );
-        ServerProcess { child }
-    }
-
-    /// SIGKILL: no shutdown, whatever it is doing.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-/// A small deterministic generator for the crash points.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
-async fn on(url: &str, s: &Session, root: &str) -> Arc<Session> {
-    let mut o = Session::with_token(url, s.token().unwrap().to_owned(), s.keys_arc())
-        .await
-        .unwrap();
-    o.pin_root(root).await.unwrap();
-    Arc::new(o)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_revocation_is_finished_by_running_it_again() {
@@ -87,31 +26,21 @@ async fn an_interrupted_revocation_is_finished_by_running_it_again() {
         let t = TestServer::start(backend).await;
         let soc = t.society("Red Cross K").await;
         let cw = t.caseworker(&soc).await;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Some(ServerProcess::start(&t, port));
+        let port = free_port();
+        let mut server = Some(ServerProcess::start(
+            env!("CARGO_BIN_EXE_rfl-test-server"),
+            &t,
+            port,
+        ));
         let url = format!("http://localhost:{port}");
-        let admin = on(&url, &soc.admin, &soc.root_fingerprint).await;
-        let reader = on(&url, &cw, &soc.root_fingerprint).await;
+        let admin = session_on(&url, &soc.admin, &soc.root_fingerprint).await;
+        let reader = session_on(&url, &cw, &soc.root_fingerprint).await;
         let mut rng = Rng(0x4e7 ^ backend as u64);
 
         for round in 0..ROUNDS {
             // A caseworker with cases, every other one shared with the colleague.
             let leaver = t.caseworker(&soc).await;
-            let files: Vec<CaseFile> = (0..CASES_PER_ROUND)
-                .map(|i| case(10_000 * (round + 1) + i))
-                .collect();
-            leaver.import(files, 40, |_| {}).await.unwrap();
-            let ids: Vec<_> = leaver
-                .list_all_cases()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|c| c.id)
-                .collect();
+            let ids = import_round(&leaver, round, CASES_PER_ROUND, 40).await;
             let shared: Vec<_> = ids.iter().copied().step_by(2).collect();
             for id in &shared {
                 leaver.grant_case(*id, cw.member_id()).await.unwrap();
@@ -126,25 +55,7 @@ async fn an_interrupted_revocation_is_finished_by_running_it_again() {
                 .unwrap();
 
             // The colleague reads the shared cases all the while (rounds where the client dies).
-            let stop = Arc::new(AtomicBool::new(false));
-            let reads = Arc::new(AtomicUsize::new(0));
-            let reading = (round % 2 == 1).then(|| {
-                let (r, stop, reads, shared) =
-                    (reader.clone(), stop.clone(), reads.clone(), shared.clone());
-                tokio::spawn(async move {
-                    let mut i = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        let id = shared[i % shared.len()];
-                        let o = r
-                            .open_case(id)
-                            .await
-                            .expect("a read during the re-key failed");
-                        assert!(!o.file.persons.is_empty());
-                        reads.fetch_add(1, Ordering::Relaxed);
-                        i += 1;
-                    }
-                })
-            });
+            let reading = (round % 2 == 1).then(|| Reading::start(reader.clone(), shared.clone()));
 
             let run = {
                 let a = admin.clone();
@@ -155,7 +66,11 @@ async fn an_interrupted_revocation_is_finished_by_running_it_again() {
             if round % 2 == 0 {
                 server.take().unwrap().kill();
                 let _ = run.await.unwrap();
-                server = Some(ServerProcess::start(&t, port));
+                server = Some(ServerProcess::start(
+                    env!("CARGO_BIN_EXE_rfl-test-server"),
+                    &t,
+                    port,
+                ));
             } else {
                 run.abort();
                 let _ = run.await;
@@ -170,26 +85,13 @@ async fn an_interrupted_revocation_is_finished_by_running_it_again() {
                 "round {round}: {left} of {} cases left to re-key",
                 ids.len()
             );
-            let mut done = admin
-                .rekey_member_cases_by(leaver.member_id(), BATCH, |_| {})
-                .await;
-            for _ in 0..20 {
-                // A request the dead client sent may still be committing: a 409, then read again.
-                match &done {
-                    Err(e) if e.status() == Some(409) => {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        done = admin
-                            .rekey_member_cases_by(leaver.member_id(), BATCH, |_| {})
-                            .await;
-                    }
-                    _ => break,
-                }
-            }
+            let done = again_while_conflict(|| {
+                admin.rekey_member_cases_by(leaver.member_id(), BATCH, |_| {})
+            })
+            .await;
             done.unwrap();
-            stop.store(true, Ordering::Relaxed);
             if let Some(r) = reading {
-                r.await.unwrap();
-                assert!(reads.load(Ordering::Relaxed) > 0);
+                assert!(r.finish().await > 0);
             }
 
             // Every case exactly one commit further, at epoch 2, without the member; none left.
