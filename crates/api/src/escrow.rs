@@ -8,7 +8,7 @@
 //! national caseload may outlast the step-up window, and completing only carries out what the
 //! started job already says).
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use rfl_crypto::{verify_chain, AgeRecipient, CertifiedRole, KeyCertificate, RootPublicKey};
 use rfl_domain::api::{
     CompleteEscrowRotation, EscrowCompletionDto, EscrowRotationDto, EscrowWrapDto,
@@ -20,6 +20,7 @@ use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::{ApiError, Problem};
+use crate::framing::{self, BodyFraming};
 use crate::roles::{Authorized, SocietyAdmins};
 use crate::{blocking, State};
 
@@ -153,11 +154,14 @@ struct WrapsQuery {
 /// The society's escrow wrappings of key generation `gen`, in (case, epoch) order (society admin):
 /// what a rotation re-wraps. A page ends where the next starts (`after_case`, `after_epoch`).
 #[utoipa::path(tag = "escrow", security(("bearer" = [])), params(WrapsQuery), responses(
-    (status = 200, body = EscrowWrapsResponse), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    (status = 200, body = EscrowWrapsResponse, description = "JSON, or the binary framing of the same type \
+        when `Accept` names `application/x-postcard`"),
+    (status = 400, body = Problem), (status = 403, body = Problem)))]
 #[get("/society/escrow/rotation/wraps")]
 async fn wraps(
     state: State,
     Authorized(caller, _): Authorized<SocietyAdmins>,
+    req: HttpRequest,
     query: web::Query<WrapsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
@@ -182,7 +186,8 @@ async fn wraps(
     let limit = i64::try_from(limit).map_err(|_| ApiError::BadRequest("limit".into()))?;
     let rows =
         blocking(move || Ok(store.escrow_wraps(caller.society_id, gen, after, limit)?)).await?;
-    Ok(HttpResponse::Ok().json(EscrowWrapsResponse {
+    let carried: usize = rows.iter().map(|r| r.wrapped.len() + 32).sum();
+    let page = EscrowWrapsResponse {
         wraps: rows
             .into_iter()
             .map(|r| EscrowWrapDto {
@@ -191,22 +196,30 @@ async fn wraps(
                 wrapped: r.wrapped.into(),
             })
             .collect(),
-    }))
+    };
+    framing::answer(&req, &page, carried + 16)
 }
 
 /// Replace escrow wrappings with ones made for the running job's new key, in one transaction
 /// (society admin). A row already moved is left as it is (a batch sent twice moves nothing the
 /// second time); the answer says how many this batch moved. 409 if no rotation to that key runs.
-#[utoipa::path(tag = "escrow", security(("bearer" = [])), request_body = RotateEscrowWraps, responses(
+#[utoipa::path(tag = "escrow", security(("bearer" = [])), request_body(
+    description = "The wrappings, as JSON or in the binary framing of the same type (`application/x-postcard`, \
+        docs/crypto.md \"Binary framing\")",
+    content((RotateEscrowWraps = "application/json"), (Vec<u8> = "application/x-postcard"))), responses(
     (status = 200, body = RotatedEscrowWraps), (status = 400, body = Problem), (status = 403, body = Problem),
-    (status = 409, body = Problem), (status = 422, body = Problem)))]
+    (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)))]
 #[post("/society/escrow/rotation/wraps")]
 async fn rotate_wraps(
     state: State,
     Authorized(caller, _): Authorized<SocietyAdmins>,
-    body: web::Json<RotateEscrowWraps>,
+    http: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let req = body.into_inner();
+    // Its own body limit, as a bulk import's: a batch is a few megabytes.
+    let framing = BodyFraming::of(&http)?;
+    let body = framing::read_body(&http, payload, state.config.limits.batch_body_bytes).await?;
+    let req: RotateEscrowWraps = framing.decode(&body)?;
     if req.wraps.is_empty() || req.wraps.len() > MAX_WRAPS {
         return Err(ApiError::Unprocessable(format!(
             "send 1 to {MAX_WRAPS} wrappings"

@@ -75,8 +75,13 @@ pub async fn read_body(
     Ok(body)
 }
 
-/// A case as JSON, or in the binary framing when `Accept` names it; either way with `Vary: Accept`.
-pub fn case_answer(req: &HttpRequest, dto: &CaseDto) -> Result<HttpResponse, ApiError> {
+/// `dto` as JSON, or in the binary framing when `Accept` names it (encoded into a buffer of
+/// `capacity` bytes); either way with `Vary: Accept`.
+pub fn answer<T: serde::Serialize>(
+    req: &HttpRequest,
+    dto: &T,
+    capacity: usize,
+) -> Result<HttpResponse, ApiError> {
     let binary = req
         .headers()
         .get(actix_web::http::header::ACCEPT)
@@ -87,6 +92,13 @@ pub fn case_answer(req: &HttpRequest, dto: &CaseDto) -> Result<HttpResponse, Api
     if !binary {
         return Ok(resp.json(dto));
     }
+    let body = wire::encode_into(dto, Vec::with_capacity(capacity))
+        .map_err(|e| ApiError::Internal(format!("could not encode an answer: {e}")))?;
+    Ok(resp.content_type(wire::MEDIA_TYPE).body(body))
+}
+
+/// A case as JSON, or in the binary framing when `Accept` names it; either way with `Vary: Accept`.
+pub fn case_answer(req: &HttpRequest, dto: &CaseDto) -> Result<HttpResponse, ApiError> {
     // Sized once: the bytes carried, and a bound on the ids and varints around them.
     let carried = dto.wrapped_key.0.len()
         + dto.head_commit.as_ref().map_or(0, |c| c.0.len())
@@ -96,7 +108,5 @@ pub fn case_answer(req: &HttpRequest, dto: &CaseDto) -> Result<HttpResponse, Api
             .iter()
             .map(|r| r.envelope.0.len() + 96)
             .sum::<usize>();
-    let body = wire::encode_into(dto, Vec::with_capacity(carried + 160))
-        .map_err(|e| ApiError::Internal(format!("could not encode a case: {e}")))?;
-    Ok(resp.content_type(wire::MEDIA_TYPE).body(body))
+    answer(req, dto, carried + 160)
 }

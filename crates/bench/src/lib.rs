@@ -21,6 +21,7 @@ pub mod measure;
 pub mod primitives;
 pub mod report;
 pub mod revoke;
+pub mod rotate;
 pub mod setup;
 
 /// Errors are reported as text: every failure ends the phase (and the run's exit code) without a figure.

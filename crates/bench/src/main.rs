@@ -79,6 +79,13 @@ struct Args {
     /// Concurrent readers during the revocation (0: the re-key alone, no reads measured).
     #[arg(long, default_value_t = 8)]
     revoke_readers: usize,
+    /// Cases of the society whose escrow key is rotated (0: not measured; the figure is
+    /// for 515,000).
+    #[arg(long, default_value_t = 0)]
+    rotate_cases: usize,
+    /// Concurrent readers during the escrow-key rotation (0: the rotation alone).
+    #[arg(long, default_value_t = 8)]
+    rotate_readers: usize,
     /// Print machine-readable JSON on stdout instead of the markdown table.
     #[arg(long)]
     json: bool,
@@ -207,6 +214,13 @@ async fn run(args: &Args) -> Report {
                 rep.errors.push(format!("{} revocation: {e}", rep.backend));
             }
         }
+        if args.rotate_cases > 0 {
+            eprintln!("== {}: rotating the society escrow key", rep.backend);
+            if let Err(e) = rotate_phase(backend, args, &mut rep).await {
+                rep.errors
+                    .push(format!("{} escrow rotation: {e}", rep.backend));
+            }
+        }
         if let Some(shape) = &rep.shape {
             let record_bytes = (shape.plaintext_bytes / shape.records.max(1)).max(1);
             let escrow_batch = args.batch_size;
@@ -287,6 +301,25 @@ async fn revoke_phase(
     rep.revoke = Some(out);
     if let Err(e) = env.finish().await {
         rep.errors.push(format!("revocation phase teardown: {e}"));
+    }
+    measured
+}
+
+/// The escrow-key rotation of a society, on its own fresh database and server. Torn down whatever
+/// happens.
+async fn rotate_phase(
+    backend: TestBackend,
+    args: &Args,
+    rep: &mut BackendReport,
+) -> BenchResult<()> {
+    let env = Env::start(backend).await?;
+    let mut out = rfl_bench::rotate::RotateReport::default();
+    let measured =
+        rfl_bench::rotate::measure(&env, args.rotate_cases, args.rotate_readers, &mut out).await;
+    rep.rotate = Some(out);
+    if let Err(e) = env.finish().await {
+        rep.errors
+            .push(format!("escrow rotation phase teardown: {e}"));
     }
     measured
 }

@@ -269,6 +269,71 @@ where
     Ok((result, states))
 }
 
+/// Reads of `ids` by `clients` readers for 2 s, then again while `work` runs (none with no
+/// readers): the p99 of ordinary reads with and without the work. Each case is read once first, so
+/// both loads see the same heads.
+pub async fn reads_around<F, Fut, W, T>(
+    ids: Arc<Vec<CaseId>>,
+    clients: usize,
+    op: F,
+    work: W,
+) -> BenchResult<(T, Option<(ReadResult, ReadResult)>)>
+where
+    F: Fn(CaseId) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = BenchResult<()>> + Send + 'static,
+    W: Future<Output = T>,
+{
+    if clients == 0 {
+        return Ok((work.await, None));
+    }
+    let warm = read_load(
+        ids.clone(),
+        clients,
+        ReadLimit::Count(ids.len() as u64),
+        op.clone(),
+    )
+    .await?;
+    eprintln!(
+        "  warmed up: {} cases read once ({:.0}/s)",
+        ids.len(),
+        warm.reads_per_sec
+    );
+    let quiet = read_load(
+        ids.clone(),
+        clients,
+        ReadLimit::Duration(Duration::from_secs(2)),
+        op.clone(),
+    )
+    .await?;
+    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let during = tokio::spawn(read_load(ids, clients, ReadLimit::Until(stop), op));
+    let out = work.await;
+    stop.store(true, Ordering::Relaxed);
+    let during = during.await.ctx("read task")??;
+    eprintln!(
+        "  reads during: p99 {:.2} ms ({} reads); quiet: p99 {:.2} ms ({} reads)",
+        during.p99_ms, during.reads, quiet.p99_ms, quiet.reads
+    );
+    Ok((out, Some((quiet, during))))
+}
+
+/// The read every read load here makes: `reader` opens a case (fetch, verify, decrypt).
+pub fn opener(
+    reader: Arc<rfl_client::Session>,
+) -> impl Fn(CaseId) -> std::pin::Pin<Box<dyn Future<Output = BenchResult<()>> + Send>>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
+    move |id: CaseId| {
+        let reader = reader.clone();
+        Box::pin(async move {
+            reader.open_case(id).await.ctx("open_case")?;
+            Ok(())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

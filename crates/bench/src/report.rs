@@ -190,6 +190,7 @@ pub struct BackendReport {
     pub auth: Option<AuthReport>,
     /// Revoking a member who holds many cases, with the re-key (its own fresh database and server).
     pub revoke: Option<crate::revoke::RevokeReport>,
+    pub rotate: Option<crate::rotate::RotateReport>,
     pub errors: Vec<String>,
 }
 
@@ -413,6 +414,9 @@ fn backend_markdown(s: &mut String, b: &BackendReport) {
     }
     if let Some(r) = &b.revoke {
         crate::revoke::markdown(s, r);
+    }
+    if let Some(r) = &b.rotate {
+        crate::rotate::markdown(s, r);
     }
     backend_targets_markdown(s, b);
 }
@@ -669,6 +673,34 @@ fn backend_targets_markdown(s: &mut String, b: &BackendReport) {
         }
         let _ = writeln!(s);
     }
+}
+
+/// The table of ordinary reads before and during a long operation (`during`: what ran).
+pub fn reads_table(
+    s: &mut String,
+    during: &str,
+    q: &crate::measure::ReadResult,
+    d: &crate::measure::ReadResult,
+    ratio: f64,
+) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        s,
+        "| ordinary reads ({} clients) | reads | reads/s | p50 | p99 |\n\
+         |---|---:|---:|---:|---:|\n\
+         | 2 s just before | {} | {:.0} | {:.2} ms | {:.2} ms |\n\
+         | {during} | {} | {:.0} | {:.2} ms | {:.2} ms |\n\n\
+         p99 during / before: **{ratio:.2}×** (target ≤ 2×).\n",
+        q.clients,
+        q.reads,
+        q.reads_per_sec,
+        q.p50_ms,
+        q.p99_ms,
+        d.reads,
+        d.reads_per_sec,
+        d.p50_ms,
+        d.p99_ms
+    );
 }
 
 #[cfg(test)]

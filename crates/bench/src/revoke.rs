@@ -7,9 +7,8 @@
 //! Setup (not timed): a caseworker who will leave imports the cases and grants each to a colleague
 //! (the environment's caseworker), so every case has one holder who stays.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rfl_client::{enrol_person, ClientError, Site, SoftAuthenticator};
 use rfl_crypto::RevocationReason;
@@ -17,7 +16,7 @@ use rfl_domain::{CaseId, Role};
 use serde::Serialize;
 
 use crate::data::generate;
-use crate::measure::{progress_printer, read_load, ReadLimit, ReadResult};
+use crate::measure::{opener, progress_printer, reads_around, ReadResult};
 use crate::setup::Env;
 use crate::{BenchResult, Context};
 
@@ -112,70 +111,26 @@ pub async fn measure(
     // The colleague's reads: first quietly, then during the revocation.
     let reader = Arc::new(env.login_again().await?);
     let ids = Arc::new(ids);
-    let op = {
-        let reader = reader.clone();
-        move |id: CaseId| {
-            let reader = reader.clone();
-            async move {
-                reader.open_case(id).await.ctx("open_case")?;
-                Ok(())
-            }
-        }
-    };
-    // Every case once, so that the quiet reads and those during the re-key see the same heads
-    // (the reader's client follows each head once after the re-key: one commit more).
-    let warm = read_load(
-        ids.clone(),
-        clients,
-        ReadLimit::Count(ids.len() as u64),
-        op.clone(),
-    )
-    .await?;
-    eprintln!(
-        "  warmed up: every case read once ({:.0}/s)",
-        warm.reads_per_sec
-    );
-    let quiet = if clients > 0 {
-        Some(
-            read_load(
-                ids.clone(),
-                clients,
-                ReadLimit::Duration(Duration::from_secs(2)),
-                op.clone(),
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
-
+    let op = opener(reader);
     let mut admin = env.admin.lock().await;
     let (session, authenticator) = &mut *admin;
     session.step_up(authenticator).await.ctx("admin step-up")?;
-    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-    let during = (clients > 0).then(|| {
-        tokio::spawn(read_load(
-            ids.clone(),
-            clients,
-            ReadLimit::Until(stop),
-            op.clone(),
-        ))
-    });
-    let started = Instant::now();
-    let revoked = session
-        .revoke_member(leaver.member_id(), RevocationReason::Departed)
-        .await;
-    let revoke_secs = started.elapsed().as_secs_f64();
-    let rekeyed = match revoked {
-        Ok(_) => session.rekey_member_cases(leaver.member_id(), |_| {}).await,
-        Err(e) => Err(e),
+    let session = &*session;
+    let work = async {
+        let started = Instant::now();
+        let revoked = session
+            .revoke_member(leaver.member_id(), RevocationReason::Departed)
+            .await;
+        let revoke_secs = started.elapsed().as_secs_f64();
+        let rekeyed = match revoked {
+            Ok(_) => session.rekey_member_cases(leaver.member_id(), |_| {}).await,
+            Err(e) => Err(e),
+        };
+        (rekeyed, revoke_secs, started.elapsed().as_secs_f64())
     };
-    let total = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    let during = match during {
-        Some(t) => Some(t.await.ctx("read task")??),
-        None => None,
-    };
+    // Every case is read once first, so that the quiet reads and those during the re-key see the
+    // same heads (the reader's client follows each head once after the re-key: one commit more).
+    let ((rekeyed, revoke_secs, total), reads) = reads_around(ids, clients, op, work).await?;
     let rekeyed: Result<_, ClientError> = rekeyed;
     let summary = rekeyed.ctx("revoke and re-key")?;
     if summary.rekeyed != cases {
@@ -189,11 +144,7 @@ pub async fn measure(
         "  revoked in {revoke_secs:.2} s, {cases} cases re-keyed in {:.2} s ({:.0}/s)",
         out.rekey_secs, out.rekey_cases_per_sec
     );
-    if let (Some(during), Some(quiet)) = (during, quiet) {
-        eprintln!(
-            "  reads during: p99 {:.2} ms ({} reads); quiet: p99 {:.2} ms ({} reads)",
-            during.p99_ms, during.reads, quiet.p99_ms, quiet.reads
-        );
+    if let Some((quiet, during)) = reads {
         out.p99_ratio = Some(during.p99_ms / quiet.p99_ms.max(1e-9));
         out.reads_during = Some(during);
         out.reads_quiet = Some(quiet);
@@ -212,22 +163,6 @@ pub fn markdown(s: &mut String, r: &RevokeReport) {
         r.cases, r.revoke_secs, r.rekey_secs, r.rekey_cases_per_sec, r.total_secs
     );
     if let (Some(q), Some(d), Some(ratio)) = (&r.reads_quiet, &r.reads_during, r.p99_ratio) {
-        let _ = writeln!(
-            s,
-            "| colleague's reads of those cases ({} clients) | reads | reads/s | p50 | p99 |\n\
-             |---|---:|---:|---:|---:|\n\
-             | 2 s just before | {} | {:.0} | {:.2} ms | {:.2} ms |\n\
-             | during the revocation and re-key | {} | {:.0} | {:.2} ms | {:.2} ms |\n\n\
-             p99 during / before: **{ratio:.2}×** (target ≤ 2×).\n",
-            q.clients,
-            q.reads,
-            q.reads_per_sec,
-            q.p50_ms,
-            q.p99_ms,
-            d.reads,
-            d.reads_per_sec,
-            d.p50_ms,
-            d.p99_ms
-        );
+        crate::report::reads_table(s, "during the revocation and re-key", q, d, ratio);
     }
 }

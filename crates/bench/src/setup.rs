@@ -43,6 +43,9 @@ pub struct Env {
     pub agent_member: MemberId,
     pub society: SocietyId,
     pub escrow: AgeRecipient,
+    /// The society's recovery identity and root key (a real society keeps both offline).
+    pub recovery: AgeIdentity,
+    pub root: rfl_crypto::SocietyRootKey,
     /// The relying party's configured origin (`webauthn.rp_origin`): what a passkey client presents.
     pub rp_origin: String,
     /// The server's configuration as started (the token key file, issuer, audience, limits).
@@ -111,10 +114,10 @@ impl Env {
         let mut admin = enrol_person(&site, &admin_code, &mut admin_authenticator)
             .await
             .ctx("enrol the admin")?;
-        // The recovery identity is thrown away: the benchmark never recovers anything.
-        let recovery = AgeIdentity::generate().recipient();
+        // Kept for the escrow-key rotation (the only measurement that opens the escrow key).
+        let recovery = AgeIdentity::generate();
         let root = admin
-            .init_society(&recovery)
+            .init_society(&recovery.recipient())
             .await
             .ctx("set the society escrow and root keys")?;
         let root_fingerprint = root.public().fingerprint();
@@ -169,6 +172,8 @@ impl Env {
             agent_member,
             society,
             escrow,
+            recovery,
+            root,
             rp_origin: started_config.webauthn.rp_origin.clone(),
             config: started_config,
             server: Some(server),

@@ -24,7 +24,7 @@ use rfl_crypto::{
     EscrowBatch, KeyCertificate, RevocationReason, SocietyRootKey, VerifiedKeys,
 };
 use rfl_domain::api::{
-    CompleteEscrowRotation, EscrowCompletionDto, EscrowRotationDto, EscrowWrapDto,
+    wire, CompleteEscrowRotation, EscrowCompletionDto, EscrowRotationDto, EscrowWrapDto,
     EscrowWrapsResponse, RotateEscrowWraps, RotatedEscrowWraps, StartEscrowRotation,
 };
 use serde::Serialize;
@@ -34,7 +34,8 @@ use crate::session::{tampered, Session};
 use crate::trust::{now_secs, validity, ROOT_CERT_DAYS};
 use crate::{ClientError, Result};
 
-/// Wrappings per page and per batch (the server's most).
+/// Wrappings per page and per batch (the server's most): about 2 MB in the binary framing (each
+/// wrapping carries its batch header), which both directions use.
 pub const ROTATION_PAGE: usize = 5_000;
 /// Passes over what is left before giving up (wrappings written meanwhile for the old key).
 const MAX_PASSES: u32 = 5;
@@ -311,15 +312,13 @@ impl Session {
                 if rewrapped.is_empty() {
                     return Ok((None, new_headers, unopened));
                 }
+                let body = wire::encode(&RotateEscrowWraps {
+                    new_gen: keys.gen,
+                    wraps: rewrapped,
+                })?;
                 let r: RotatedEscrowWraps = self
                     .api()
-                    .post(
-                        "/v1/society/escrow/rotation/wraps",
-                        &RotateEscrowWraps {
-                            new_gen: keys.gen,
-                            wraps: rewrapped,
-                        },
-                    )
+                    .post_wire("/v1/society/escrow/rotation/wraps", body)
                     .await?;
                 Ok::<_, ClientError>((Some(r), new_headers, unopened))
             };
@@ -357,7 +356,7 @@ impl Session {
         if let Some((c, e)) = after {
             path.push_str(&format!("&after_case={c}&after_epoch={e}"));
         }
-        let r: EscrowWrapsResponse = self.api().get(&path).await?;
+        let r: EscrowWrapsResponse = self.api().get_wire(&path).await?;
         if r.wraps.len() > limit {
             return Err(tampered("the server sent a longer page than asked for"));
         }

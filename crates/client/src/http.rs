@@ -107,7 +107,7 @@ impl Api {
 
     /// GET, asking for the binary framing; an answer in JSON (a server that does not offer it) is
     /// read as well.
-    async fn get_wire<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+    pub async fn get_wire<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let resp = check(
             self.request(Method::GET, path)
                 .header(reqwest::header::ACCEPT, wire::MEDIA_TYPE)
