@@ -297,7 +297,8 @@ fn create_cases(
 }
 
 /// Create one case: its wrapped data keys and its first sealed records.
-#[utoipa::path(tag = "cases", security(("bearer" = [])), request_body = NewCaseDto, responses(
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(("rfl-escrow-key" = String, Header, pattern = "^age1[0-9a-z]{1,1020}$", description = "The society escrow key (age recipient) the escrow wrappings were made for: refused with 409 unless it is the current one")),
+    request_body = NewCaseDto, responses(
     (status = 201, body = CaseSummaryDto), (status = 400, body = Problem), (status = 403, body = Problem),
     (status = 409, body = Problem), (status = 422, body = Problem)))]
 #[post("/cases")]
@@ -330,7 +331,7 @@ async fn create_case(
 }
 
 /// Create many cases in one transaction (bulk import). All or nothing.
-#[utoipa::path(tag = "cases", security(("bearer" = [])), request_body(
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(("rfl-escrow-key" = String, Header, pattern = "^age1[0-9a-z]{1,1020}$", description = "The society escrow key (age recipient) the escrow wrappings were made for: refused with 409 unless it is the current one")), request_body(
     description = "The cases, as JSON or in the binary framing of the same type (`application/x-postcard`, \
         docs/crypto.md \"Binary framing\"), which carries ciphertext without base64",
     content((BatchRequest = "application/json"), (Vec<u8> = "application/x-postcard"))), responses(

@@ -143,11 +143,14 @@ async fn start(
 #[serde(deny_unknown_fields)]
 struct WrapsQuery {
     /// The generation of the key whose wrappings to list (the running job's old key).
+    #[param(minimum = 1, maximum = 2_147_483_647)]
     gen: u32,
     /// Continue after this case (with `after_epoch`): the last row of the previous page.
     after_case: Option<uuid::Uuid>,
+    #[param(maximum = 2_147_483_647)]
     after_epoch: Option<u32>,
     /// Page size (default 1,000, at most 5,000).
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<usize>,
 }
 

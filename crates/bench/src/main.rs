@@ -316,6 +316,9 @@ async fn rotate_phase(
     let mut out = rfl_bench::rotate::RotateReport::default();
     let measured =
         rfl_bench::rotate::measure(&env, args.rotate_cases, args.rotate_readers, &mut out).await;
+    if let Err(e) = &measured {
+        eprintln!("  failed: {e}");
+    }
     rep.rotate = Some(out);
     if let Err(e) = env.finish().await {
         rep.errors

@@ -77,6 +77,9 @@ pub async fn measure(
         .import(files, 1000, progress_printer("import".into(), cases))
         .await
         .ctx("import")?;
+    if env.analyze().await? {
+        eprintln!("  ANALYZE done (not timed)");
+    }
     let ids: Vec<CaseId> = env
         .caseworker
         .list_all_cases()

@@ -148,8 +148,9 @@ fn check_rekey(
 /// case to drop another holder (ungrant); a society admin re-keys the cases of a member they
 /// revoke. All or nothing: a case changed since its head was read is refused with 409, and nothing
 /// is written.
-#[utoipa::path(tag = "cases", security(("bearer" = [])), request_body = RekeyRequest, responses(
-    (status = 200, body = RekeyResponse), (status = 403, body = Problem), (status = 404, body = Problem),
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(("rfl-escrow-key" = String, Header, pattern = "^age1[0-9a-z]{1,1020}$", description = "The society escrow key (age recipient) the escrow wrappings were made for: refused with 409 unless it is the current one")),
+    request_body = RekeyRequest, responses(
+    (status = 200, body = RekeyResponse), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     (status = 409, body = Problem), (status = 422, body = Problem)))]
 #[post("/cases/rekey")]
 pub(super) async fn rekey(
