@@ -218,6 +218,9 @@ impl Session {
         let escrow = self.api().society().await?.escrow.ok_or_else(|| {
             ClientError::Invalid("your society has no escrow key yet (rfl society init)".into())
         })?;
+        // The recovery identity must open the society's escrow key before anything starts: a job
+        // whose new key were wrapped to another recovery key could never be resumed.
+        let old = self.open_old_escrow(&escrow.wrapped_identity.0, recovery)?;
         let (job, resumed) = match self.escrow_rotation().await? {
             Some(job) if job.completed_at.is_none() => (job, true),
             // The last job completed but its run stopped before the old key was revoked.
@@ -235,7 +238,7 @@ impl Session {
                 (self.start_escrow_rotation(recovery, root).await?, false)
             }
         };
-        let keys = Arc::new(self.open_rotation_keys(&job, &escrow.wrapped_identity.0, recovery)?);
+        let keys = Arc::new(self.open_rotation_keys(&job, old, recovery)?);
         let mut report = EscrowRotationReport {
             new_gen: job.new_gen,
             recipient: job.recipient.clone(),
@@ -393,6 +396,24 @@ impl Session {
             .await
     }
 
+    /// The society's escrow identity opened with the recovery identity, and checked to be the key
+    /// the pinned root certifies now (a host cannot have the admin re-wrap from a key it swapped in).
+    fn open_old_escrow(&self, wrapped: &[u8], recovery: &AgeIdentity) -> Result<AgeIdentity> {
+        let society = *self.society_id().as_uuid();
+        let certified = self.escrow()?;
+        let old = unwrap_escrow_identity(wrapped, society, recovery.as_age()).map_err(|_| {
+            ClientError::Invalid(
+                "the recovery identity given does not open the society's escrow key".into(),
+            )
+        })?;
+        if old.recipient() != *certified.age_recipient() {
+            return Err(tampered(
+                "the escrow key the server keeps wrapped is not the one your society's root certifies",
+            ));
+        }
+        Ok(old)
+    }
+
     /// Opens both escrow identities of a job with the recovery identity, and checks each against
     /// the pinned root: the old one is the key the root certifies now, the new one the key of the
     /// job's root-signed certificate. A host cannot have the admin move every case key to a key of
@@ -400,22 +421,13 @@ impl Session {
     fn open_rotation_keys(
         &self,
         job: &EscrowRotationDto,
-        old_wrapped: &[u8],
+        old: AgeIdentity,
         recovery: &AgeIdentity,
     ) -> Result<Keys> {
         let society = *self.society_id().as_uuid();
-        let certified_old = self.escrow()?;
-        let old =
-            unwrap_escrow_identity(old_wrapped, society, recovery.as_age()).map_err(|_| {
-                ClientError::Invalid(
-                    "the recovery identity given does not open the society's escrow key".into(),
-                )
-            })?;
-        if old.recipient() != *certified_old.age_recipient()
-            || old.recipient().to_string() != job.old_recipient
-        {
+        if old.recipient().to_string() != job.old_recipient {
             return Err(tampered(
-                "the escrow key the server keeps wrapped is not the one your society's root certifies",
+                "the running rotation replaces another escrow key than your society's",
             ));
         }
         let new = unwrap_escrow_identity(&job.wrapped_identity.0, society, recovery.as_age())

@@ -247,12 +247,23 @@ impl RotateEscrowArgs {
             })
             .await;
         pb.finish_and_clear();
-        let report = report.inspect_err(|_| {
-            eprintln!(
-                "the escrow-key rotation stopped: the old key is still the society's and every case \
-                 opens with it; run the same command again to resume"
-            );
-        })?;
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => {
+                // Only a job that started can be resumed.
+                if let Ok(Some(job)) = s.escrow_rotation().await {
+                    if job.completed_at.is_none() {
+                        eprintln!(
+                            "the escrow-key rotation stopped ({} of {} moved): the old key is still \
+                             the society's and every case opens with it; run the same command again \
+                             to resume",
+                            job.done, job.total
+                        );
+                    }
+                }
+                return Err(e);
+            }
+        };
         let secs = started.elapsed().as_secs_f64();
         let unopened = report.unopened.len();
         ctx.print(&report, || {
@@ -260,7 +271,7 @@ impl RotateEscrowArgs {
             let mut out = if r.completed {
                 format!(
                     "the society escrow key is now {} (generation {}): {} of the old key re-wrapped \
-                     {}in {secs:.1} s ({} this run; {} old batch headers opened, {} new batches).\n\
+                     {}in {secs:.1} s ({} this run; {} opened, {} made).\n\
                      The old escrow key is retired: {}. Copies of old wrappings (backups) still open \
                      with it: destroy the old escrow identity's backups.",
                     r.recipient,
@@ -268,8 +279,8 @@ impl RotateEscrowArgs {
                     super::counted(usize::try_from(r.done).unwrap_or(usize::MAX), "wrapping"),
                     if r.resumed { "(resumed) " } else { "" },
                     r.moved,
-                    r.old_batches,
-                    r.new_batches,
+                    super::counted(r.old_batches, "old batch header"),
+                    super::counted(r.new_batches, "new batch"),
                     match r.revocation_list {
                         Some(n) => format!("its certificate is on revocation list {n}"),
                         None => "its certificate was already revoked".to_owned(),
