@@ -49,6 +49,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_case)
         .service(rekey::rekey)
         .service(rekey::member_cases)
+        .service(rekey::retired_cases)
         .service(create_batch)
         .service(list_cases)
         .service(get_case)

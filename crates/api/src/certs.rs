@@ -53,7 +53,8 @@ pub struct CertificatesRequest {
 pub struct CertificatesResponse {
     #[schema(value_type = Option<String>, format = Byte)]
     pub root_public_key: Option<Base64Bytes>,
-    /// Every subject's current certificate, lowercase hex.
+    /// Every subject's current certificate, then the certificates of keys members rotated away
+    /// from (each revoked by the list: they count for commits signed before), lowercase hex.
     pub certificates: Vec<String>,
     /// The society's latest certificate revocation list, lowercase hex (`RevocationList::to_hex`;
     /// docs/crypto.md), or null before the first. Clients refuse a list older than one they saw.
@@ -71,7 +72,7 @@ pub struct RevocationListRequest {
     pub list: String,
 }
 
-fn role_of(role: CertifiedRole) -> Option<Role> {
+pub(crate) fn role_of(role: CertifiedRole) -> Option<Role> {
     match role {
         CertifiedRole::SocietyAdmin => Some(Role::SocietyAdmin),
         CertifiedRole::Caseworker => Some(Role::Caseworker),
@@ -228,6 +229,7 @@ async fn certificates(
             .certificates
             .iter()
             .map(|r| crate::hex(&r.certificate))
+            .chain(t.retired.iter().map(|c| crate::hex(c)))
             .collect(),
         revocations: t.revocations.as_deref().map(crate::hex),
     }))
@@ -237,7 +239,7 @@ async fn certificates(
 /// is signed by `signer` (the caller's registered device key) or the society root, and follows the
 /// latest stored list (numbered one more, naming its hash, keeping every entry). The signature is
 /// checked so that the server keeps no list that its clients would refuse.
-fn check_revocations(
+pub(crate) fn check_revocations(
     store: &Store,
     society: SocietyId,
     signer: &DevicePublicKey,

@@ -5,8 +5,8 @@ use rfl_crypto::{AgeRecipient, DevicePublicKey};
 use rfl_domain::api::{
     ChallengeRequest, ChallengeResponse, CreateSocietyRequest, CreateSocietyResponse, EnrolRequest,
     EnrolResponse, EnrolmentCodeInfo, EnrolmentCodeRequest, EnrolmentCodeResponse,
-    EnrolmentCodesResponse, EscrowDto, MeResponse, MemberDto, MembersResponse, RecoveryRotation,
-    SocietyResponse, TokenRequest, TokenResponse,
+    EnrolmentCodesResponse, EscrowDto, MeResponse, MemberDto, MembersResponse, NextKeysDto,
+    RecoveryRotation, SocietyResponse, TokenRequest, TokenResponse,
 };
 use rfl_domain::{MemberId, Role, SocietyId};
 use rfl_storage::{Challenge, Enrolment, Member, NewEnrolmentCode, SocietyEscrow, Store};
@@ -129,13 +129,17 @@ fn hours_to_millis(h: u64) -> i64 {
     i64::try_from(h).unwrap_or(72).saturating_mul(3_600_000)
 }
 
-fn member_dto(m: Member) -> MemberDto {
+pub(crate) fn member_dto(m: Member) -> MemberDto {
     MemberDto {
         id: m.id,
         role: m.role,
         signing_key: m.signing_key.into(),
         age_recipient: m.age_recipient,
         suspended: m.suspended,
+        next_keys: m.next_keys.map(|n| NextKeysDto {
+            signing_key: n.signing_key.into(),
+            age_recipient: n.age_recipient,
+        }),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod escrow;
 pub mod framing;
 pub mod identity;
+pub mod member_keys;
 pub mod passkeys;
 pub mod ratelimit;
 pub mod roles;
@@ -118,7 +119,8 @@ where
             .configure(cases::configure)
             .configure(passkeys::configure)
             .configure(certs::configure)
-            .configure(escrow::configure),
+            .configure(escrow::configure)
+            .configure(member_keys::configure),
     )
 }
 

@@ -156,11 +156,11 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
         | ("POST", "/v1/auth/passkey/start" | "/v1/auth/passkey/finish") => Public,
         ("POST", "/v1/passkeys/register/start" | "/v1/passkeys/register/finish")
         | ("GET", "/v1/passkeys")
-        | ("PUT", "/v1/passkeys/key-wraps")
+        | ("PUT", "/v1/passkeys/key-wraps" | "/v1/me/next-keys")
         | ("DELETE", "/v1/passkeys/{id}") => Roles(People::ROLES),
         ("GET", "/v1/me") | ("POST", "/v1/auth/revoke") => Roles(AnyMember::ROLES),
         ("GET", "/v1/society" | "/v1/society/certificates") => Roles(SocietyPeople::ROLES),
-        ("GET", "/v1/members") => Roles(CaseHolders::ROLES),
+        ("GET", "/v1/members" | "/v1/me/retired-cases") => Roles(CaseHolders::ROLES),
         (
             "PUT",
             "/v1/society/escrow"
@@ -171,7 +171,10 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
         | ("POST", "/v1/certificates")
         | (
             "POST",
-            "/v1/members/{id}/suspend" | "/v1/members/{id}/reinstate" | "/v1/enrolment-codes",
+            "/v1/members/{id}/suspend"
+            | "/v1/members/{id}/reinstate"
+            | "/v1/members/{id}/keys"
+            | "/v1/enrolment-codes",
         )
         | (
             "POST",
@@ -213,9 +216,9 @@ pub const STEP_UP_SECS: i64 = 5 * 60;
 /// Operations that need a passkey assertion made within the last [`STEP_UP_SECS`] (step-up): every
 /// administrative write (issuing and revoking enrolment codes, which also grants admin; suspending and
 /// reinstating; revoking a member's authenticator; setting the society's escrow key; creating a
-/// society; setting the root key and storing certificates; starting an escrow-key rotation; re-keying cases, which can drop
+/// society; setting the root key and storing certificates; starting an escrow-key rotation; certifying a member's new keys; re-keying cases, which can drop
 /// holders), and changing one's own authenticators (adding
-/// or removing a passkey, replacing key wrappings), so a stolen token cannot add the thief's own. A stolen token alone, at most 15 minutes old, can then
+/// or removing a passkey, replacing key wrappings, registering keys to rotate to), so a stolen token cannot add the thief's own. A stolen token alone, at most 15 minutes old, can then
 /// do none of them once 5 minutes have passed, and a machine's key login can never do them.
 pub fn needs_step_up(method: &str, pattern: &str) -> bool {
     matches!(
@@ -227,11 +230,13 @@ pub fn needs_step_up(method: &str, pattern: &str) -> bool {
                 | "/v1/society/root"
                 | "/v1/society/revocations"
                 | "/v1/passkeys/key-wraps"
+                | "/v1/me/next-keys"
         ) | ("DELETE", "/v1/passkeys/{id}")
             | (
                 "POST",
                 "/v1/members/{id}/suspend"
                     | "/v1/members/{id}/reinstate"
+                    | "/v1/members/{id}/keys"
                     | "/v1/enrolment-codes"
                     | "/v1/societies"
                     | "/v1/society/escrow/rotation"

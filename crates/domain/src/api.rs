@@ -136,6 +136,8 @@ pub use crate::records::RecordKind;
 
 mod escrow;
 pub use escrow::*;
+mod keys;
+pub use keys::*;
 
 /// Integers in request bodies. JSON has one number type and JSON Schema counts `2.0` as the integer
 /// 2, so a client (or generator) that writes a whole number with a fraction part sends a valid
@@ -333,6 +335,9 @@ pub struct MemberDto {
     pub signing_key: Base64Bytes,
     pub age_recipient: String,
     pub suspended: bool,
+    /// Keys the member registered to rotate to, until an admin certifies them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_keys: Option<NextKeysDto>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -674,6 +679,11 @@ pub struct RekeyDto {
     /// head's, the same records and status, and the holders digest of the members in `keys`.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub commit: Base64Bytes,
+    /// The caller's own data keys of every earlier key epoch (1 up to the new one, exclusive, in
+    /// order), wrapped to its registered keys: a member who rotated their keys re-wraps the rows
+    /// still under the keys they rotated away from. Empty: the caller's earlier rows stay as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own_older_keys: Vec<EpochKeyDto>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -126,9 +126,30 @@ pub struct CaseBundle {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaseHolderRows {
     pub key_epoch: u32,
-    /// Each recipient of the epoch's data key (a member id, or the society id for its escrow key)
-    /// and when the key was stored, by recipient id.
-    pub holders: Vec<(Uuid, Millis)>,
+    /// Each recipient of the epoch's data key, by recipient id.
+    pub holders: Vec<HolderRow>,
+}
+
+/// A recipient of a key epoch's data key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HolderRow {
+    /// A member id, or the society id for its escrow key.
+    pub recipient: Uuid,
+    /// When the key was stored.
+    pub since: Millis,
+    /// The digest of the keys the row is wrapped to, when those are keys the member rotated away
+    /// from; `None`: the member's registered keys (or the escrow key).
+    pub keys_digest: Option<Vec<u8>>,
+}
+
+impl HolderRow {
+    pub(crate) fn from_db(row: (Vec<u8>, i64, Option<Vec<u8>>)) -> Result<HolderRow> {
+        Ok(HolderRow {
+            recipient: uuid_from(&row.0)?,
+            since: row.1,
+            keys_digest: row.2,
+        })
+    }
 }
 
 /// A case read together with its reader's [`Standing`] ([`Store::get_case_with_standing`]).
@@ -577,7 +598,7 @@ impl Store {
     /// of the epoch (members, and the society id for its escrow key) with when they got it, and the
     /// epoch; `None` if the member holds no key for it (or there is no such case). One snapshot.
     pub fn case_holders(&self, member: MemberId, case: CaseId) -> Result<Option<CaseHolderRows>> {
-        type Rows = Vec<(Vec<u8>, i64)>;
+        type Rows = Vec<(Vec<u8>, i64, Option<Vec<u8>>)>;
         let found: Option<(i32, Rows)> = read!(self, conn => {
             conn.transaction::<_, StorageError, _>(|conn| {
                 let Some((row, _)) = case_for_member!(conn, member, case) else {
@@ -587,7 +608,7 @@ impl Store {
                     .filter(case_keys::case_id.eq(&row.id))
                     .filter(case_keys::key_epoch.eq(row.key_epoch))
                     .order(case_keys::recipient_id)
-                    .select((case_keys::recipient_id, case_keys::created_at))
+                    .select((case_keys::recipient_id, case_keys::created_at, case_keys::keys_digest))
                     .load(conn)?;
                 Ok(Some((row.key_epoch, holders)))
             })?
@@ -598,7 +619,7 @@ impl Store {
                     .map_err(|_| StorageError::Invalid("stored key epoch out of range".into()))?;
                 let holders = rows
                     .into_iter()
-                    .map(|(id, at)| Ok((uuid_from(&id)?, at)))
+                    .map(HolderRow::from_db)
                     .collect::<Result<Vec<_>>>()?;
                 Ok(CaseHolderRows {
                     key_epoch: epoch,

@@ -8,7 +8,7 @@ use rfl_domain::SocietyId;
 use uuid::Uuid;
 
 use super::{id_bytes, uuid_from, Millis, Pools, Result, StorageError, Store};
-use crate::schema::{key_certificates, revocation_lists, society_roots};
+use crate::schema::{key_certificates, retired_certificates, revocation_lists, society_roots};
 
 /// A key certificate as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +46,37 @@ macro_rules! latest_list {
         }
     }};
 }
+
+/// Inserts `$list` as the society's revocation list number `$number` on `$conn` (in a write
+/// transaction): a conflict unless it is one more than the latest stored (the first is 1).
+macro_rules! insert_next_list {
+    ($conn:ident, $soc:expr, $number:expr, $list:expr, $now:expr) => {{
+        let latest: Option<i64> = revocation_lists::table
+            .filter(revocation_lists::society_id.eq($soc))
+            .select(diesel::dsl::max(revocation_lists::number))
+            .get_result($conn)?;
+        if latest.unwrap_or(0) + 1 != $number {
+            return Err(StorageError::Conflict(
+                "the revocation list is not the next one: reload it and sign again",
+            ));
+        }
+        diesel::insert_into(revocation_lists::table)
+            .values((
+                revocation_lists::society_id.eq($soc),
+                revocation_lists::number.eq($number),
+                revocation_lists::list.eq($list),
+                revocation_lists::created_at.eq($now),
+            ))
+            .execute($conn)
+            .map_err(|e| {
+                StorageError::from_insert(
+                    e,
+                    "the revocation list is not the next one: reload it and sign again",
+                )
+            })?;
+    }};
+}
+pub(crate) use insert_next_list;
 
 impl Store {
     /// Stores certificates of `society`'s subjects, replacing a subject's earlier one, in one
@@ -133,24 +164,7 @@ impl Store {
             .map_err(|_| StorageError::Invalid("revocation list number out of range".into()))?;
         let list = list.to_vec();
         write_tx!(self, conn => {
-            let latest: Option<i64> = revocation_lists::table
-                .filter(revocation_lists::society_id.eq(&soc))
-                .select(diesel::dsl::max(revocation_lists::number))
-                .get_result(conn)?;
-            if latest.unwrap_or(0) + 1 != number {
-                return Err(StorageError::Conflict(
-                    "the revocation list is not the next one: reload it and sign again",
-                ));
-            }
-            diesel::insert_into(revocation_lists::table)
-                .values((
-                    revocation_lists::society_id.eq(&soc),
-                    revocation_lists::number.eq(number),
-                    revocation_lists::list.eq(&list),
-                    revocation_lists::created_at.eq(now),
-                ))
-                .execute(conn)
-                .map_err(|e| StorageError::from_insert(e, "the revocation list is not the next one: reload it and sign again"))?;
+            insert_next_list!(conn, &soc, number, &list, now);
             Ok(())
         })
     }
@@ -165,7 +179,13 @@ impl Store {
     /// latest revocation list, in one read transaction.
     pub fn society_certificates(&self, society: SocietyId) -> Result<SocietyTrust> {
         let soc = id_bytes(society.as_uuid());
-        let (root, rows, revocations): (Option<Vec<u8>>, Vec<CertificateDb>, Option<Vec<u8>>) = read!(self, conn => {
+        type Read = (
+            Option<Vec<u8>>,
+            Vec<CertificateDb>,
+            Vec<Vec<u8>>,
+            Option<Vec<u8>>,
+        );
+        let (root, rows, retired, revocations): Read = read!(self, conn => {
             conn.transaction::<_, diesel::result::Error, _>(|conn| {
                 let root = society_roots::table
                     .filter(society_roots::society_id.eq(&soc))
@@ -177,8 +197,13 @@ impl Store {
                     .order(key_certificates::subject_id)
                     .select(CertificateDb::as_select())
                     .load(conn)?;
+                let retired = retired_certificates::table
+                    .filter(retired_certificates::society_id.eq(&soc))
+                    .order((retired_certificates::subject_id, retired_certificates::retired_at))
+                    .select(retired_certificates::certificate)
+                    .load(conn)?;
                 let revocations = latest_list!(conn, &soc);
-                Ok((root, rows, revocations))
+                Ok((root, rows, retired, revocations))
             })?
         });
         let root = root
@@ -200,6 +225,7 @@ impl Store {
         Ok(SocietyTrust {
             root,
             certificates: rows,
+            retired,
             revocations,
         })
     }
@@ -212,6 +238,9 @@ pub struct SocietyTrust {
     pub root: Option<[u8; 32]>,
     /// Every subject's current certificate.
     pub certificates: Vec<CertificateRow>,
+    /// The certificates of keys members rotated away from (each on the revocation list): their
+    /// commits signed before the rotation still verify.
+    pub retired: Vec<Vec<u8>>,
     /// The latest revocation list, if any.
     pub revocations: Option<Vec<u8>>,
 }

@@ -149,6 +149,8 @@ impl Store {
                 suspended: false,
                 created_at: now,
                 security_stamp: 0,
+                next_signing_key: None,
+                next_age_recipient: None,
             };
             diesel::insert_into(members::table)
                 .values(&row)

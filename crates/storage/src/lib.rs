@@ -253,7 +253,7 @@ macro_rules! insert_fixed {
 mod cases;
 pub use cases::{
     CaseBundle, CaseHolderRows, CaseListItem, CaseRead, CaseRow, CommitWrite, CreatedCases,
-    NewCase, RecordRow, RecordWrite, WrappedKey,
+    HolderRow, NewCase, RecordRow, RecordWrite, WrappedKey,
 };
 mod certs;
 pub use certs::{CertificateRow, SocietyTrust};
@@ -261,7 +261,9 @@ mod enrolment;
 mod pg_read;
 pub use enrolment::{Enrolment, EnrolmentCodeRow, NewEnrolmentCode};
 mod members;
-pub use members::{Challenge, Member, Standing};
+pub use members::{Challenge, Member, NextKeys, Standing};
+mod keys;
+pub use keys::KeySwitch;
 mod passkeys;
 pub use passkeys::{Ceremony, CeremonyKind, NewPasskey, PasskeyRow};
 mod rekey;

@@ -20,6 +20,15 @@ pub struct Member {
     pub created_at: Millis,
     /// Changes whenever the member's tokens must stop working (suspension, reinstatement, revocation).
     pub security_stamp: i64,
+    /// The keys the member registered to rotate to, until an admin certifies them.
+    pub next_keys: Option<NextKeys>,
+}
+
+/// Public keys a member registered to rotate to ([`Store::set_next_keys`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NextKeys {
+    pub signing_key: Vec<u8>,
+    pub age_recipient: String,
 }
 
 /// What decides whether a member's access tokens still work: read on every authenticated request.

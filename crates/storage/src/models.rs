@@ -58,6 +58,8 @@ pub(crate) struct MemberDb {
     pub suspended: bool,
     pub created_at: i64,
     pub security_stamp: i64,
+    pub next_signing_key: Option<Vec<u8>>,
+    pub next_age_recipient: Option<String>,
 }
 
 impl MemberDb {
@@ -71,6 +73,13 @@ impl MemberDb {
             suspended: self.suspended,
             created_at: self.created_at,
             security_stamp: self.security_stamp,
+            next_keys: match (self.next_signing_key, self.next_age_recipient) {
+                (Some(signing_key), Some(age_recipient)) => Some(crate::NextKeys {
+                    signing_key,
+                    age_recipient,
+                }),
+                _ => None,
+            },
         })
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::models::*;
 use crate::schema::*;
 use crate::{
-    epoch_i32, id_bytes, uuid_from, version_i64, CaseRow, CommitWrite, Millis, Pools, Result,
+    epoch_i32, id_bytes, version_i64, CaseRow, CommitWrite, HolderRow, Millis, Pools, Result,
     StorageError, Store, WrappedKey, INSERT_CHUNK,
 };
 
@@ -19,12 +19,14 @@ use crate::{
 pub struct CaseHead {
     pub case: CaseRow,
     pub head_commit: Vec<u8>,
-    pub holders: Vec<(Uuid, Millis)>,
+    pub holders: Vec<HolderRow>,
 }
 
 /// One case's re-key to store: the commit (checked by the API), the head it was made on, the new
 /// epoch's wrapped keys, and the members who hold the case now and do not keep it (all their key
-/// rows, of every epoch, are deleted).
+/// rows, of every epoch, are deleted). `older`: key rows of earlier epochs stored with the new ones
+/// (a member who rotated their keys re-wraps their own; list them in `removed` too, so that their
+/// rows under the superseded keys go first).
 #[derive(Clone, Debug)]
 pub struct RekeyWrite {
     pub case: CaseId,
@@ -33,12 +35,13 @@ pub struct RekeyWrite {
     pub key_epoch: u32,
     pub keys: Vec<WrappedKey>,
     pub removed: Vec<Uuid>,
+    pub older: Vec<(u32, WrappedKey)>,
 }
 
 type HeadRows = (
     Vec<CaseDb>,
     Vec<(Vec<u8>, Vec<u8>)>,
-    Vec<(Vec<u8>, Vec<u8>, i64)>,
+    Vec<(Vec<u8>, (Vec<u8>, i64, Option<Vec<u8>>))>,
 );
 
 /// The head commits and current holders of `rows` (case rows just read on `$conn`): two queries
@@ -48,7 +51,7 @@ macro_rules! heads_of {
         let rows: Vec<CaseDb> = $rows;
         let ids: Vec<Vec<u8>> = rows.iter().map(|r| r.id.clone()).collect();
         let mut commits: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(ids.len());
-        let mut holders: Vec<(Vec<u8>, Vec<u8>, i64)> = Vec::new();
+        let mut holders: Vec<(Vec<u8>, (Vec<u8>, i64, Option<Vec<u8>>))> = Vec::new();
         for chunk in ids.chunks(INSERT_CHUNK) {
             commits.extend(
                 case_commits::table
@@ -72,10 +75,13 @@ macro_rules! heads_of {
                     .order((case_keys::case_id, case_keys::recipient_id))
                     .select((
                         case_keys::case_id,
-                        case_keys::recipient_id,
-                        case_keys::created_at,
+                        (
+                            case_keys::recipient_id,
+                            case_keys::created_at,
+                            case_keys::keys_digest,
+                        ),
                     ))
-                    .load::<(Vec<u8>, Vec<u8>, i64)>($conn)?,
+                    .load::<(Vec<u8>, (Vec<u8>, i64, Option<Vec<u8>>))>($conn)?,
             );
         }
         Ok::<HeadRows, StorageError>((rows, commits, holders))
@@ -85,13 +91,13 @@ macro_rules! heads_of {
 fn assemble(rows: HeadRows) -> Result<Vec<CaseHead>> {
     let (cases, commits, holders) = rows;
     let mut commits: std::collections::HashMap<Vec<u8>, Vec<u8>> = commits.into_iter().collect();
-    let mut by_case: std::collections::HashMap<Vec<u8>, Vec<(Uuid, Millis)>> =
+    let mut by_case: std::collections::HashMap<Vec<u8>, Vec<HolderRow>> =
         std::collections::HashMap::new();
-    for (case, recipient, at) in holders {
+    for (case, row) in holders {
         by_case
             .entry(case)
             .or_default()
-            .push((uuid_from(&recipient)?, at));
+            .push(HolderRow::from_db(row)?);
     }
     cases
         .into_iter()
@@ -127,6 +133,42 @@ impl Store {
             conn.transaction::<_, StorageError, _>(|conn| {
                 let rows: Vec<CaseDb> =
                     held_cases!(conn, &who, &after, limit, society = &society);
+                heads_of!(conn, rows)
+            })?
+        });
+        assemble(rows)
+    }
+
+    /// The cases of `society` where `member` still has a key row (of any epoch) wrapped to keys
+    /// they rotated away from, in id order after `after`, each with its head commit and current
+    /// holders: what the member's client re-wraps to their new keys. Four queries.
+    pub fn retired_member_cases(
+        &self,
+        society: SocietyId,
+        member: MemberId,
+        after: Option<CaseId>,
+        limit: i64,
+    ) -> Result<Vec<CaseHead>> {
+        let who = id_bytes(member.as_uuid());
+        let society = id_bytes(society.as_uuid());
+        let after = after.map(|a| id_bytes(a.as_uuid())).unwrap_or_default();
+        let rows = read!(self, conn => {
+            conn.transaction::<_, StorageError, _>(|conn| {
+                let ids: Vec<Vec<u8>> = case_keys::table
+                    .filter(case_keys::recipient_id.eq(&who))
+                    .filter(case_keys::keys_digest.is_not_null())
+                    .filter(case_keys::case_id.gt(&after))
+                    .select(case_keys::case_id)
+                    .distinct()
+                    .order(case_keys::case_id)
+                    .limit(limit)
+                    .load(conn)?;
+                let rows: Vec<CaseDb> = cases::table
+                    .filter(cases::id.eq_any(&ids))
+                    .filter(cases::society_id.eq(&society))
+                    .order(cases::id)
+                    .select(CaseDb::as_select())
+                    .load(conn)?;
                 heads_of!(conn, rows)
             })?
         });
@@ -191,6 +233,14 @@ impl Store {
                 created_at: now,
             });
             key_rows.extend(w.keys.iter().map(|k| k.row(&case_id, epoch, now)));
+            for (e, k) in &w.older {
+                if *e >= w.key_epoch {
+                    return Err(StorageError::Invalid(
+                        "an older key row is not of an earlier epoch".into(),
+                    ));
+                }
+                key_rows.push(k.row(&case_id, epoch_i32(*e)?, now));
+            }
         }
         let stale = || {
             StorageError::Conflict(

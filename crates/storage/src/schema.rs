@@ -21,6 +21,8 @@ diesel::table! {
         suspended -> Bool,
         created_at -> BigInt,
         security_stamp -> BigInt,
+        next_signing_key -> Nullable<Binary>,
+        next_age_recipient -> Nullable<Text>,
     }
 }
 
@@ -85,6 +87,7 @@ diesel::table! {
         wrapped -> Binary,
         created_at -> BigInt,
         escrow_gen -> Integer,
+        keys_digest -> Nullable<Binary>,
     }
 }
 
@@ -166,6 +169,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    retired_certificates (subject_id, keys_digest) {
+        subject_id -> Binary,
+        keys_digest -> Binary,
+        society_id -> Binary,
+        certificate -> Binary,
+        retired_at -> BigInt,
+    }
+}
+
+diesel::table! {
     escrow_rotations (society_id, new_gen) {
         society_id -> Binary,
         new_gen -> Integer,
@@ -187,6 +200,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     societies,
     society_roots,
     key_certificates,
+    retired_certificates,
     revocation_lists,
     escrow_rotations,
     members,

@@ -16,6 +16,7 @@ fn rekey(case: CaseId, seq: u64, parent: &[u8], keep: Uuid, removed: Uuid) -> Re
             wrapped: vec![9; 200],
         }],
         removed: vec![removed],
+        older: vec![],
     }
 }
 

@@ -203,23 +203,43 @@ impl Directory {
     }
 
     /// The holders digest of the members in `recipients` (the society's own id, the escrow key,
-    /// is not a holder and is left out).
+    /// is not a holder and is left out), each with their registered keys.
     pub(super) fn holders_digest(
         &self,
         caller: &Caller,
         recipients: impl Iterator<Item = uuid::Uuid>,
     ) -> Result<[u8; 32], ApiError> {
+        self.rows_digest(caller, recipients.map(|r| (r, None)))
+    }
+
+    /// The holders digest of key rows: each recipient (the society's own id left out) with the
+    /// digest of the keys its row is wrapped to, `None` for their registered keys.
+    pub(super) fn rows_digest<'a>(
+        &self,
+        caller: &Caller,
+        rows: impl Iterator<Item = (uuid::Uuid, Option<&'a [u8]>)>,
+    ) -> Result<[u8; 32], ApiError> {
         let society = *caller.society_id.as_uuid();
-        let members: Vec<MemberId> = recipients
-            .filter(|r| *r != society)
-            .map(MemberId::from_uuid)
+        let rows: Vec<(MemberId, Option<&[u8]>)> = rows
+            .filter(|(r, _)| *r != society)
+            .map(|(r, d)| (MemberId::from_uuid(r), d))
             .collect();
-        if members == [caller.member_id] {
-            return Ok(self.own_holders);
+        if let [(only, None)] = rows.as_slice() {
+            if *only == caller.member_id {
+                return Ok(self.own_holders);
+            }
         }
-        let holders = members
+        let holders = rows
             .into_iter()
-            .map(|m| self.holder(m))
+            .map(|(m, digest)| match digest {
+                None => self.holder(m),
+                Some(d) => Ok(Holder {
+                    member_id: *m.as_uuid(),
+                    keys_digest: d
+                        .try_into()
+                        .map_err(|_| ApiError::Internal("stored keys digest malformed".into()))?,
+                }),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         holders_digest(&holders).map_err(|e| ApiError::Unprocessable(e.to_string()))
     }

@@ -71,18 +71,20 @@ pub(super) async fn grant(
                 "a wrapped key has a bad size".into(),
             ));
         }
-        if current.iter().any(|(r, _)| *r == grantee.member_id) {
+        if current.iter().any(|h| h.recipient == grantee.member_id) {
             return Err(ApiError::Conflict(format!(
                 "member {} holds this case already",
                 req.member_id
             )));
         }
-        let after = dir.holders_digest(
+        // The current holders as their rows are wrapped (a holder who rotated their keys and
+        // has not re-wrapped yet is named with the keys they rotated away from).
+        let after = dir.rows_digest(
             &caller,
             current
                 .iter()
-                .map(|(r, _)| *r)
-                .chain(std::iter::once(grantee.member_id)),
+                .map(|h| (h.recipient, h.keys_digest.as_deref()))
+                .chain(std::iter::once((grantee.member_id, None))),
         )?;
         let commit = check_commit(
             &req.commit.0,

@@ -24,7 +24,7 @@ use rfl_domain::api::{
     HolderDto, MemberCaseDto, MemberCasesResponse, RekeyDto, RekeyRequest, RekeyResponse,
 };
 use rfl_domain::{CaseId, MemberId, Role};
-use rfl_storage::{CaseHead, Member, Millis, RekeyWrite, WrappedKey};
+use rfl_storage::{CaseHead, HolderRow, Member, RekeyWrite, WrappedKey};
 
 use super::{
     check_commit, check_fresh, holder_of, page_limit, summary, Directory, Expected, ListQuery,
@@ -44,19 +44,21 @@ const MAX_WRAPPED: usize = 4096;
 /// listed: the key is theirs.
 pub(super) fn holder_dtos(
     members: &HashMap<uuid::Uuid, Member>,
-    rows: Vec<(uuid::Uuid, Millis)>,
+    rows: Vec<HolderRow>,
 ) -> Result<Vec<HolderDto>, ApiError> {
     rows.into_iter()
-        .map(|(recipient_id, since)| {
-            let (role, keys_digest) = match members.get(&recipient_id) {
-                Some(m) => (Some(m.role), Some(crate::hex(&holder_of(m)?.keys_digest))),
-                None => (None, None),
+        .map(|row| {
+            let (role, keys_digest) = match (members.get(&row.recipient), &row.keys_digest) {
+                // A row still wrapped to keys the member rotated away from names those keys.
+                (Some(m), Some(d)) => (Some(m.role), Some(crate::hex(d))),
+                (Some(m), None) => (Some(m.role), Some(crate::hex(&holder_of(m)?.keys_digest))),
+                (None, _) => (None, None),
             };
             Ok(HolderDto {
-                recipient_id,
+                recipient_id: row.recipient,
                 role,
                 keys_digest,
-                since,
+                since: row.since,
             })
         })
         .collect()
@@ -72,7 +74,7 @@ fn check_rekey(
     let case = dto.case_id;
     let bad = |what: &str| ApiError::Unprocessable(format!("case {case}: {what}"));
     let society = *caller.society_id.as_uuid();
-    let holders: HashSet<uuid::Uuid> = head.holders.iter().map(|(r, _)| *r).collect();
+    let holders: HashSet<uuid::Uuid> = head.holders.iter().map(|h| h.recipient).collect();
     if !holders.contains(caller.member_id.as_uuid()) && caller.role != Role::SocietyAdmin {
         return Err(ApiError::NotFound);
     }
@@ -129,10 +131,49 @@ fn check_rekey(
             holders: dir.holders_digest(caller, given.iter().copied())?,
         },
     )?;
-    let removed = holders
+    let mut removed: Vec<uuid::Uuid> = holders
         .into_iter()
         .filter(|h| *h != society && !given.contains(h))
         .collect();
+    let me = *caller.member_id.as_uuid();
+    let mut older = Vec::new();
+    if !dto.own_older_keys.is_empty() {
+        // The caller re-wraps its own rows of every earlier epoch (after rotating its keys): all of
+        // them go, and these take their place.
+        if !given.contains(&me) {
+            return Err(bad(
+                "only a holder who keeps the case re-wraps its own earlier keys",
+            ));
+        }
+        let epochs: Vec<u32> = dto.own_older_keys.iter().map(|k| k.key_epoch).collect();
+        if epochs != (1..next_epoch).collect::<Vec<u32>>() {
+            return Err(bad(&format!(
+                "send your data key of every earlier key epoch (1 to {}), in order, each once",
+                next_epoch - 1
+            )));
+        }
+        if dto
+            .own_older_keys
+            .iter()
+            .any(|k| k.wrapped.0.is_empty() || k.wrapped.0.len() > MAX_WRAPPED)
+        {
+            return Err(bad("a wrapped key has a bad size"));
+        }
+        removed.push(me);
+        older = dto
+            .own_older_keys
+            .iter()
+            .map(|k| {
+                (
+                    k.key_epoch,
+                    WrappedKey {
+                        recipient_id: me,
+                        wrapped: k.wrapped.0.clone(),
+                    },
+                )
+            })
+            .collect();
+    }
     Ok(RekeyWrite {
         case,
         parent: parent_hash.0.to_vec(),
@@ -140,6 +181,7 @@ fn check_rekey(
         key_epoch: next_epoch,
         keys: dto.keys.iter().map(WrappedKey::from).collect(),
         removed,
+        older,
     })
 }
 
@@ -217,32 +259,73 @@ pub(super) async fn member_cases(
     let limit = page_limit(q.limit, state.config.limits.page_max)?;
     let store = state.store.clone();
     let resp = blocking(move || {
-        let members: HashMap<uuid::Uuid, Member> = store
-            .society_members(caller.society_id)?
-            .into_iter()
-            .map(|m| (*m.id.as_uuid(), m))
-            .collect();
+        let members = society_members(&store, &caller)?;
         if !members.contains_key(member.as_uuid()) {
             return Err(ApiError::NotFound);
         }
         let heads = store.member_cases(caller.society_id, member, q.after, limit)?;
-        let next_after = if heads.len() as i64 == limit {
-            heads.last().map(|h| h.case.id)
-        } else {
-            None
-        };
-        let cases = heads
-            .into_iter()
-            .map(|h| {
-                Ok(MemberCaseDto {
-                    holders: holder_dtos(&members, h.holders)?,
-                    head_commit: h.head_commit.into(),
-                    case: summary(h.case, None),
-                })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?;
-        Ok(MemberCasesResponse { cases, next_after })
+        cases_page(&members, heads, limit)
     })
     .await?;
     Ok(HttpResponse::Ok().json(resp))
+}
+
+/// The cases where the caller still has a key row wrapped to keys it rotated away from, each with
+/// its head commit and holders: what its client re-wraps to its new keys (`rfl keys rotate`). A
+/// page at a time, in case-id order.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = MemberCasesResponse), (status = 400, body = Problem), (status = 403, body = Problem)))]
+#[get("/me/retired-cases")]
+pub(super) async fn retired_cases(
+    state: State,
+    Authorized(caller, _): Authorized<CaseHolders>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let limit = page_limit(q.limit, state.config.limits.page_max)?;
+    let store = state.store.clone();
+    let resp = blocking(move || {
+        let members = society_members(&store, &caller)?;
+        let heads =
+            store.retired_member_cases(caller.society_id, caller.member_id, q.after, limit)?;
+        cases_page(&members, heads, limit)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(resp))
+}
+
+/// The caller's society's members by id (one read).
+fn society_members(
+    store: &rfl_storage::Store,
+    caller: &Caller,
+) -> Result<HashMap<uuid::Uuid, Member>, ApiError> {
+    Ok(store
+        .society_members(caller.society_id)?
+        .into_iter()
+        .map(|m| (*m.id.as_uuid(), m))
+        .collect())
+}
+
+/// A page of cases with their heads and holders; `next_after` when the page is full.
+fn cases_page(
+    members: &HashMap<uuid::Uuid, Member>,
+    heads: Vec<CaseHead>,
+    limit: i64,
+) -> Result<MemberCasesResponse, ApiError> {
+    let next_after = if heads.len() as i64 == limit {
+        heads.last().map(|h| h.case.id)
+    } else {
+        None
+    };
+    let cases = heads
+        .into_iter()
+        .map(|h| {
+            Ok(MemberCaseDto {
+                holders: holder_dtos(members, h.holders)?,
+                head_commit: h.head_commit.into(),
+                case: summary(h.case, None),
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(MemberCasesResponse { cases, next_after })
 }

@@ -1,0 +1,132 @@
+//! Rotating a member's keys: the keys they registered to rotate to, and the switch to them once an
+//! admin certified them (docs/crypto.md, "Rotating a person's keys").
+
+use diesel::prelude::*;
+use rfl_domain::{MemberId, SocietyId};
+
+use crate::certs::insert_next_list;
+use crate::members::NextKeys;
+use crate::models::*;
+use crate::schema::*;
+use crate::{id_bytes, Member, Millis, Pools, Result, StorageError, Store};
+
+/// What switching a member to the keys they registered stores ([`Store::switch_member_keys`]).
+#[derive(Clone, Debug)]
+pub struct KeySwitch {
+    /// The keys the certificate is for: the member's registered next keys must still be these.
+    pub next: NextKeys,
+    /// The certificate of the new keys (checked by the API), which replaces the member's current one.
+    pub certificate: Vec<u8>,
+    /// The digest of the keys the member rotates away from (`subject_keys_digest`).
+    pub old_keys_digest: [u8; 32],
+    /// The society's next revocation list, which revokes the old keys, and its number.
+    pub list_number: u64,
+    pub list: Vec<u8>,
+}
+
+impl Store {
+    /// Registers the keys `member` will rotate to (replacing keys registered before and not yet
+    /// certified). They change nothing until an admin certifies them.
+    pub fn set_next_keys(&self, member: MemberId, next: &NextKeys) -> Result<Member> {
+        let row: MemberDb = write_tx!(self, conn => {
+            diesel::update(members::table.filter(members::id.eq(id_bytes(member.as_uuid()))))
+                .set((
+                    members::next_signing_key.eq(Some(&next.signing_key)),
+                    members::next_age_recipient.eq(Some(&next.age_recipient)),
+                ))
+                .returning(MemberDb::as_returning())
+                .get_result(conn)
+                .optional()?
+                .ok_or(StorageError::NotFound)
+        })?;
+        row.into_member()
+    }
+
+    /// Switches `member` of `society` to the next keys they registered, in one transaction: the
+    /// registered keys become those keys; the member's key rows still wrapped to the old keys are
+    /// marked with the old keys' digest (until the member re-wraps them); the old certificate is
+    /// kept as retired and the new one becomes current; the revocation list is stored (a conflict
+    /// unless it is the next); the security stamp changes, so the member's sessions (still holding
+    /// the old keys) end. A conflict if the member has no next keys, or others than `switch.next`.
+    pub fn switch_member_keys(
+        &self,
+        society: SocietyId,
+        member: MemberId,
+        switch: &KeySwitch,
+        now: Millis,
+    ) -> Result<Member> {
+        let soc = id_bytes(society.as_uuid());
+        let who = id_bytes(member.as_uuid());
+        let number = i64::try_from(switch.list_number)
+            .map_err(|_| StorageError::Invalid("revocation list number out of range".into()))?;
+        let old_digest = switch.old_keys_digest.to_vec();
+        let row: MemberDb = write_tx!(self, conn => {
+            let m: MemberDb = members::table
+                .filter(members::id.eq(&who))
+                .filter(members::society_id.eq(&soc))
+                .select(MemberDb::as_select())
+                .get_result(conn)
+                .optional()?
+                .ok_or(StorageError::NotFound)?;
+            if m.next_signing_key.as_ref() != Some(&switch.next.signing_key)
+                || m.next_age_recipient.as_ref() != Some(&switch.next.age_recipient)
+            {
+                return Err(StorageError::Conflict(
+                    "the member's new keys are not the ones certified: they registered others meanwhile",
+                ));
+            }
+            let old_cert: Option<Vec<u8>> = key_certificates::table
+                .filter(key_certificates::subject_id.eq(&who))
+                .select(key_certificates::certificate)
+                .get_result(conn)
+                .optional()?;
+            insert_next_list!(conn, &soc, number, &switch.list, now);
+            if let Some(old) = old_cert {
+                diesel::insert_into(retired_certificates::table)
+                    .values((
+                        retired_certificates::subject_id.eq(&who),
+                        retired_certificates::keys_digest.eq(&old_digest),
+                        retired_certificates::society_id.eq(&soc),
+                        retired_certificates::certificate.eq(&old),
+                        retired_certificates::retired_at.eq(now),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)?;
+            }
+            diesel::insert_into(key_certificates::table)
+                .values((
+                    key_certificates::subject_id.eq(&who),
+                    key_certificates::society_id.eq(&soc),
+                    key_certificates::certificate.eq(&switch.certificate),
+                    key_certificates::issued_at.eq(now),
+                ))
+                .on_conflict(key_certificates::subject_id)
+                .do_update()
+                .set((
+                    key_certificates::certificate.eq(&switch.certificate),
+                    key_certificates::issued_at.eq(now),
+                ))
+                .execute(conn)?;
+            // Rows under the old keys say so (one statement however many cases); rows already
+            // marked (an earlier rotation not yet re-wrapped) keep their digest.
+            diesel::update(
+                case_keys::table
+                    .filter(case_keys::recipient_id.eq(&who))
+                    .filter(case_keys::keys_digest.is_null()),
+            )
+            .set(case_keys::keys_digest.eq(Some(&old_digest)))
+            .execute(conn)?;
+            Ok(diesel::update(members::table.filter(members::id.eq(&who)))
+                .set((
+                    members::signing_key.eq(&switch.next.signing_key),
+                    members::age_recipient.eq(&switch.next.age_recipient),
+                    members::next_signing_key.eq(None::<Vec<u8>>),
+                    members::next_age_recipient.eq(None::<String>),
+                    members::security_stamp.eq(members::security_stamp + 1),
+                ))
+                .returning(MemberDb::as_returning())
+                .get_result(conn)?)
+        })?;
+        row.into_member()
+    }
+}
