@@ -191,6 +191,7 @@ async fn a_holder_ungrants_another_and_the_server_refuses_rekeys_that_add_keep_o
                 case_id: id,
                 keys: vec![],
                 commit: vec![0; 255].into(),
+                own_older_keys: vec![],
             }],
         };
         assert_eq!(
@@ -224,6 +225,7 @@ async fn a_holder_ungrants_another_and_the_server_refuses_rekeys_that_add_keep_o
                             case_id: id,
                             keys,
                             commit: commit.as_bytes().to_vec().into(),
+                            own_older_keys: vec![],
                         }],
                     },
                     &ek,
@@ -260,6 +262,7 @@ async fn a_holder_ungrants_another_and_the_server_refuses_rekeys_that_add_keep_o
                 case_id: id,
                 keys: vec![to(a.member_id()), escrow.clone()],
                 commit: commit.as_bytes().to_vec().into(),
+                own_older_keys: vec![],
             }],
         };
         assert_eq!(

@@ -110,7 +110,7 @@ async fn an_interrupted_revocation_is_finished_by_running_it_again() {
                     before + 1,
                     "round {round}: one re-key"
                 );
-                let holders: Vec<_> = h.holders.iter().map(|(r, _)| *r).collect();
+                let holders: Vec<_> = h.holders.iter().map(|h| h.recipient).collect();
                 assert!(!holders.contains(leaver.member_id().as_uuid()));
                 assert!(
                     holders.contains(soc.id.as_uuid()),

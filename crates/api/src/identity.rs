@@ -286,14 +286,23 @@ async fn token(
     )?))
 }
 
+/// Who the caller is, with their registered public keys.
 #[utoipa::path(tag = "identity", security(("bearer" = [])), responses((status = 200, body = MeResponse), (status = 401, body = Problem)))]
 #[get("/me")]
-async fn me(Authorized(caller, _): Authorized<AnyMember>) -> HttpResponse {
-    HttpResponse::Ok().json(MeResponse {
+async fn me(
+    state: State,
+    Authorized(caller, _): Authorized<AnyMember>,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let id = caller.member_id;
+    let m = blocking(move || Ok(store.member(id)?)).await?;
+    Ok(HttpResponse::Ok().json(MeResponse {
         member_id: caller.member_id,
         society_id: caller.society_id,
         role: caller.role,
-    })
+        signing_key: m.as_ref().map(|m| m.signing_key.clone().into()),
+        age_recipient: m.map(|m| m.age_recipient),
+    }))
 }
 
 /// The caller's society, with its escrow key (public recipient and the identity wrapped to the recovery key).

@@ -135,13 +135,33 @@ impl FileHeads {
         member: MemberId,
         keys: Arc<crate::keystore::DeviceKeys>,
     ) -> Result<FileHeads> {
+        Self::open_rotated(path, member, keys, None)
+    }
+
+    /// [`FileHeads::open`] for a holder who rotated their keys: a file the keys they rotated away
+    /// from (`retired`) authenticate is accepted once, and authenticated again with `keys`.
+    pub fn open_rotated(
+        path: PathBuf,
+        member: MemberId,
+        keys: Arc<crate::keystore::DeviceKeys>,
+        retired: Option<&crate::keystore::DeviceKeys>,
+    ) -> Result<FileHeads> {
         let heads = FileHeads {
             path,
             member,
             key: keys,
             cache: Mutex::new(Loaded::default()),
         };
-        let loaded = heads.load()?;
+        let loaded = match (heads.load(heads.kwk()?), retired) {
+            (Err(ClientError::Tampered(why)), Some(old)) => {
+                let loaded = heads
+                    .load(old.case_key()?)
+                    .map_err(|_| ClientError::Tampered(why))?;
+                heads.save(&loaded)?;
+                loaded
+            }
+            (other, _) => other?,
+        };
         *heads.cache.lock().map_err(|_| poisoned())? = loaded;
         Ok(heads)
     }
@@ -150,7 +170,7 @@ impl FileHeads {
         self.key.case_key()
     }
 
-    fn load(&self) -> Result<Loaded> {
+    fn load(&self, kwk: &CaseWrapKey) -> Result<Loaded> {
         let text = match std::fs::read(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::default()),
@@ -166,7 +186,7 @@ impl FileHeads {
         let file: HeadsFile = serde_json::from_slice(&text).map_err(|_| altered())?;
         let msg = serde_json::to_vec(&file.signed)?;
         let tag = hex_decode(&file.mac).ok_or_else(altered)?;
-        if !self.kwk()?.check_local_state_mac(&msg, &tag)
+        if !kwk.check_local_state_mac(&msg, &tag)
             || file.signed.format != FORMAT
             || file.signed.member_id != self.member
         {
@@ -257,7 +277,7 @@ impl FileHeads {
     /// Another `rfl` process with this keystore may have written meanwhile: keep the newer of each
     /// head (the revocation list is the caller's, which it checked follows what it had loaded).
     fn merge_from_disk(&self, m: &mut Loaded) -> Result<()> {
-        let disk = self.load()?;
+        let disk = self.load(self.kwk()?)?;
         for (c, h) in disk.heads {
             keep_newer(&mut m.heads, c, h);
         }

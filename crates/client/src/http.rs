@@ -270,6 +270,31 @@ impl Api {
         self.get(&path).await
     }
 
+    /// The cases where the caller still has keys wrapped to keys it rotated away from.
+    pub async fn retired_cases(
+        &self,
+        after: Option<CaseId>,
+        limit: i64,
+    ) -> Result<MemberCasesResponse> {
+        let mut path = format!("/v1/me/retired-cases?limit={limit}");
+        if let Some(a) = after {
+            path.push_str(&format!("&after={a}"));
+        }
+        self.get(&path).await
+    }
+
+    pub async fn put_next_keys(&self, req: &NextKeysDto) -> Result<MemberDto> {
+        self.put("/v1/me/next-keys", req).await
+    }
+
+    pub async fn switch_keys(
+        &self,
+        member: MemberId,
+        req: &SwitchKeysRequest,
+    ) -> Result<MemberDto> {
+        self.post(&format!("/v1/members/{member}/keys"), req).await
+    }
+
     pub async fn case_holders(&self, id: CaseId) -> Result<HoldersResponse> {
         self.get(&format!("/v1/cases/{id}/holders")).await
     }

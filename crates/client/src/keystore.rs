@@ -13,6 +13,7 @@
 //!   passphrase-sealed, used for the key login that only machines have.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine;
 use rfl_crypto::{
@@ -46,6 +47,8 @@ pub struct DeviceKeys {
     /// keys"): opening or creating one's own case needs no public-key operation. See
     /// [`DeviceKeys::case_key`].
     case_key: CaseKeySlot,
+    /// New keys prepared for a rotation and not yet in use (see [`DeviceKeys::next`]).
+    next: Option<Arc<DeviceKeys>>,
 }
 
 /// Where the case key-wrapping key is.
@@ -82,6 +85,7 @@ impl DeviceKeys {
             signing: DeviceSigningKey::generate()?,
             age,
             case_key,
+            next: None,
         })
     }
 
@@ -120,10 +124,18 @@ impl DeviceKeys {
     }
 
     /// The private keys as bytes (JSON: the Ed25519 PKCS#8 document in base64 and the age identity),
-    /// for sealing: by a passphrase (development keystore) or per authenticator (key wrapping).
+    /// for sealing: by a passphrase (development keystore) or per authenticator (key wrapping). Keys
+    /// prepared for a rotation ([`DeviceKeys::next`]) are included.
     pub fn to_secret_bytes(&self) -> Result<Zeroizing<Vec<u8>>> {
+        let secrets = self.to_secrets(true);
+        let json = Zeroizing::new(serde_json::to_vec(&secrets)?);
+        secrets.zeroize();
+        Ok(json)
+    }
+
+    fn to_secrets(&self, with_next: bool) -> Secrets {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let secrets = Secrets {
+        Secrets {
             signing_pkcs8: b64.encode(self.signing.pkcs8_der()),
             age_identity: self.age.to_secret_string().expose_secret().to_owned(),
             age_recipient: self
@@ -134,19 +146,31 @@ impl DeviceKeys {
                 CaseKeySlot::Plain(k) => b64.encode(k.expose_bytes()),
                 CaseKeySlot::OnToken { wrapped, .. } => b64.encode(wrapped),
             },
-        };
-        let json = Zeroizing::new(serde_json::to_vec(&secrets)?);
-        drop(Zeroizing::new(secrets.signing_pkcs8));
-        drop(Zeroizing::new(secrets.age_identity));
-        drop(Zeroizing::new(secrets.case_wrap_key));
-        Ok(json)
+            next: match (&self.next, with_next) {
+                (Some(n), true) => Some(Box::new(n.to_secrets(false))),
+                _ => None,
+            },
+        }
     }
 
     /// The inverse of [`DeviceKeys::to_secret_bytes`].
     pub fn from_secret_bytes(bytes: &[u8]) -> Result<DeviceKeys> {
-        let b64 = base64::engine::general_purpose::STANDARD;
         let secrets: Secrets = serde_json::from_slice(bytes)
             .map_err(|_| ClientError::Keystore("the sealed secrets are malformed".into()))?;
+        Self::from_secrets(secrets)
+    }
+
+    fn from_secrets(mut secrets: Secrets) -> Result<DeviceKeys> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let next = match secrets.next.take() {
+            Some(n) if n.next.is_some() => {
+                return Err(ClientError::Keystore(
+                    "the sealed secrets are malformed (nested next keys)".into(),
+                ))
+            }
+            Some(n) => Some(Arc::new(Self::from_secrets(*n)?)),
+            None => None,
+        };
         let pkcs8 = Zeroizing::new(
             b64.decode(&secrets.signing_pkcs8)
                 .map_err(|_| ClientError::Keystore("the signing key is malformed".into()))?,
@@ -172,11 +196,29 @@ impl DeviceKeys {
             signing: DeviceSigningKey::from_pkcs8(&pkcs8)?,
             age,
             case_key,
+            next,
         };
-        drop(Zeroizing::new(secrets.case_wrap_key));
-        drop(Zeroizing::new(secrets.signing_pkcs8));
-        drop(Zeroizing::new(secrets.age_identity));
+        secrets.zeroize();
         Ok(keys)
+    }
+
+    /// The keys prepared to rotate to (`rfl keys rotate`), kept with these until the rotation is done.
+    pub fn next(&self) -> Option<&Arc<DeviceKeys>> {
+        self.next.as_ref()
+    }
+
+    /// These keys with `next` prepared to rotate to.
+    pub fn with_next(self, next: DeviceKeys) -> DeviceKeys {
+        DeviceKeys {
+            next: Some(Arc::new(next)),
+            ..self
+        }
+    }
+
+    /// Whether these are the keys with public halves `signing` and `recipient`.
+    pub fn is(&self, signing: &[u8], recipient: &str) -> bool {
+        self.signing.public_key().as_bytes().as_slice() == signing
+            && self.age.recipient().to_string() == recipient
     }
 }
 
@@ -209,6 +251,10 @@ pub struct Keystore {
     /// root certifies are trusted.
     #[serde(default)]
     pub root_fingerprint: Option<String>,
+    /// The public keys of the keys prepared for a rotation (`rfl keys rotate`), until it is done:
+    /// base64 Ed25519 public key and age recipient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_keys: Option<(String, String)>,
 }
 
 /// Who a keystore belongs to (its public parts).
@@ -236,6 +282,21 @@ struct Secrets {
     /// The case key-wrapping key, base64: its 32 bytes, or (for a plugin identity) an age file
     /// wrapping them to the token's recipient.
     case_wrap_key: String,
+    /// Keys prepared for a rotation (`rfl keys rotate`), kept until it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next: Option<Box<Secrets>>,
+}
+
+impl Secrets {
+    /// Wipes the secret strings (and the next keys').
+    fn zeroize(self) {
+        drop(Zeroizing::new(self.signing_pkcs8));
+        drop(Zeroizing::new(self.age_identity));
+        drop(Zeroizing::new(self.case_wrap_key));
+        if let Some(n) = self.next {
+            n.zeroize();
+        }
+    }
 }
 
 impl Keystore {
@@ -288,6 +349,7 @@ impl Keystore {
             age_recipient: owner.age_recipient.clone(),
             sealed_secrets: b64.encode(sealed),
             root_fingerprint: owner.root_fingerprint.clone(),
+            next_keys: None,
         })
     }
 
@@ -304,10 +366,33 @@ impl Keystore {
 
     /// Whether `keys` are the ones this keystore was enrolled with (its recorded public keys). A person's
     /// keys come back from the server wrapped; this pins them to what the person enrolled.
+    /// During a rotation, the keys prepared (recorded with [`Keystore::record_next`]) match too.
     pub fn matches(&self, keys: &DeviceKeys) -> bool {
         let b64 = base64::engine::general_purpose::STANDARD;
-        b64.encode(keys.signing.public_key().as_bytes()) == self.signing_public_key
-            && keys.age.recipient().to_string() == self.age_recipient
+        let signing = b64.encode(keys.signing.public_key().as_bytes());
+        let recipient = keys.age.recipient().to_string();
+        (signing == self.signing_public_key && recipient == self.age_recipient)
+            || self
+                .next_keys
+                .as_ref()
+                .is_some_and(|(s, r)| *s == signing && *r == recipient)
+    }
+
+    /// Records the public keys of `next`, the keys prepared for a rotation.
+    pub fn record_next(&mut self, next: &DeviceKeys) {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.next_keys = Some((
+            b64.encode(next.signing.public_key().as_bytes()),
+            next.age.recipient().to_string(),
+        ));
+    }
+
+    /// Records `keys` as this keystore's keys (a rotation is done), forgetting the keys prepared.
+    pub fn record_rotated(&mut self, keys: &DeviceKeys) {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.signing_public_key = b64.encode(keys.signing.public_key().as_bytes());
+        self.age_recipient = keys.age.recipient().to_string();
+        self.next_keys = None;
     }
 
     /// Opens a machine's keys; a wrong passphrase is an error that says so.

@@ -227,8 +227,8 @@ impl Session {
             need_prf(prf)?.expose(),
             self.member_id().as_uuid(),
             credential.raw_id.as_ref(),
-            &self.keys().to_secret_bytes()?,
-            &self.keys().signing,
+            &self.bundle_keys().to_secret_bytes()?,
+            &self.bundle_keys().signing,
         )?;
         let info = self
             .api()
@@ -245,8 +245,22 @@ impl Session {
     /// only each wrapping's public half: no authenticator needs to be present. This is how the keys
     /// are rotated (a new key epoch re-wraps the new keys the same way). Needs a recent sign-in.
     pub async fn rewrap_keys_for_all_authenticators(&self) -> Result<usize> {
-        let secrets = self.keys().to_secret_bytes()?;
-        let me = self.keys().signing.public_key();
+        let bundle = self.bundle_keys().clone();
+        let vouch = bundle.signing.public_key();
+        self.rewrap_for_all_authenticators(&bundle, &vouch, &bundle.signing)
+            .await
+    }
+
+    /// Wraps `bundle` to every authenticator of this person that holds a wrapping, each one's
+    /// public half checked against `vouched_by` (the key that vouched for it) and vouched for again
+    /// by `signer` (the bundle's own signing key: a sign-in checks it against that).
+    pub(crate) async fn rewrap_for_all_authenticators(
+        &self,
+        bundle: &DeviceKeys,
+        vouched_by: &rfl_crypto::DevicePublicKey,
+        signer: &rfl_crypto::DeviceSigningKey,
+    ) -> Result<usize> {
+        let secrets = bundle.to_secret_bytes()?;
         let member = *self.member_id().as_uuid();
         let mut wraps = Vec::new();
         for p in self.api().passkeys().await? {
@@ -259,13 +273,11 @@ impl Session {
             }
             // Only to a public half this person's own key vouched for: a server that swapped in its own
             // is caught here, before anything is encrypted to it.
-            let new =
-                rewrap_keys(&old, &member, &secrets, &me, &self.keys().signing).map_err(|_| {
-                    ClientError::Tampered(
-                        "an authenticator's public wrapping key is not the one you registered"
-                            .into(),
-                    )
-                })?;
+            let new = rewrap_keys(&old, &member, &secrets, vouched_by, signer).map_err(|_| {
+                ClientError::Tampered(
+                    "an authenticator's public wrapping key is not the one you registered".into(),
+                )
+            })?;
             wraps.push(KeyWrapDto {
                 id: p.id,
                 key_wrap: new.encode().into(),

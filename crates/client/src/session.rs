@@ -26,11 +26,13 @@ mod attachments;
 mod grants;
 mod open;
 mod rekey;
+mod rotate;
 mod seal;
 
 pub use grants::{CaseHolder, CaseHolders};
 pub use open::OpenedCase;
 pub use rekey::RekeySummary;
+pub use rotate::{KeyRotation, RotationReport};
 use seal::{crypto_kind, entry_of};
 pub use seal::{import_case_ids, import_plan, ImportReport, Sealer};
 
@@ -131,13 +133,17 @@ pub struct Session {
     origin: String,
     me: MeResponse,
     keys: Arc<DeviceKeys>,
+    /// The keys this person rotated away from, while some of their case keys are still wrapped to
+    /// them (`rfl keys rotate` re-wraps those): they open, never seal or sign.
+    retired: Option<Arc<DeviceKeys>>,
     /// The society and its escrow key (roles that read no case content do not load it).
     society: Option<SocietyResponse>,
     /// Signing keys of the society's members, by member id: whose signatures count (only keys the
     /// pinned root certifies, and this session's own).
-    /// Certified signing keys by member, with the time (Unix seconds) their keys were revoked, if
-    /// they were: a revoked key's signature counts only on a commit dated before it.
-    directory: std::sync::RwLock<HashMap<MemberId, (DeviceVerifier, Option<i64>)>>,
+    /// Certified signing keys by member (several after a rotation), each with the time (Unix
+    /// seconds) it was revoked, if it was: a revoked key's signature counts only on a commit dated
+    /// before it.
+    directory: std::sync::RwLock<HashMap<MemberId, Vec<(DeviceVerifier, Option<i64>)>>>,
     /// Fingerprint of the society root key this person was given out of band.
     pinned_root: Option<String>,
     /// The keys verified against the pinned root.
@@ -184,11 +190,20 @@ impl Session {
     pub async fn with_token(server: &str, token: String, keys: Arc<DeviceKeys>) -> Result<Session> {
         let api = Api::new(server)?.with_token(token);
         let me = api.me().await?;
+        // Keys prepared for a rotation are used once the server has switched to them (an admin
+        // certified them); the keys they replace then only open what is still wrapped to them.
+        let (keys, retired) = match (keys.next(), &me.signing_key, &me.age_recipient) {
+            (Some(next), Some(signing), Some(recipient)) if next.is(&signing.0, recipient) => {
+                (next.clone(), Some(keys))
+            }
+            _ => (keys, None),
+        };
         let mut s = Session {
             origin: server.trim_end_matches('/').to_owned(),
             api,
             me,
             keys,
+            retired,
             society: None,
             directory: Default::default(),
             pinned_root: None,
@@ -237,6 +252,17 @@ impl Session {
         self.keys.clone()
     }
 
+    /// The keys this person rotated away from, while case keys are still wrapped to them.
+    pub fn retired_keys(&self) -> Option<&Arc<DeviceKeys>> {
+        self.retired.as_ref()
+    }
+
+    /// The key bundle as the person's authenticators hold it: during a rotation, the keys rotated
+    /// away from with the new ones as their `next`; otherwise the keys in use.
+    pub fn bundle_keys(&self) -> &Arc<DeviceKeys> {
+        self.retired.as_ref().unwrap_or(&self.keys)
+    }
+
     /// Uses a new access token (after a step-up).
     pub fn replace_token(&mut self, token: String) {
         self.api = self.api.clone().with_token(token);
@@ -271,18 +297,22 @@ impl Session {
         let revoked = trust
             .revoked
             .iter()
-            .map(|(id, (_, v, at))| (id, v, Some(*at)));
-        let mut fresh: HashMap<MemberId, (DeviceVerifier, Option<i64>)> = revoked
-            .chain(trust.certificates.iter().map(|(id, (_, v))| (id, v, None)))
-            .filter_map(|(id, v, at)| {
-                let k = v.signing_key()?.verifier().ok()?;
-                Some((MemberId::from_uuid(*id), (k, at)))
-            })
-            .collect();
-        fresh.insert(
-            self.me.member_id,
-            (self.keys.signing.public_key().verifier()?, None),
-        );
+            .flat_map(|(id, certs)| certs.iter().map(move |(_, v, at)| (id, v, Some(*at))));
+        let mut fresh: HashMap<MemberId, Vec<(DeviceVerifier, Option<i64>)>> = HashMap::new();
+        for (id, v, at) in
+            revoked.chain(trust.certificates.iter().map(|(id, (_, v))| (id, v, None)))
+        {
+            if let Some(k) = v.signing_key().and_then(|k| k.verifier().ok()) {
+                fresh
+                    .entry(MemberId::from_uuid(*id))
+                    .or_default()
+                    .push((k, at));
+            }
+        }
+        let own = self.keys.signing.public_key();
+        let mine = fresh.entry(self.me.member_id).or_default();
+        mine.retain(|(k, _)| k.public_key() != own);
+        mine.push((own.verifier()?, None));
         *self
             .directory
             .write()
@@ -317,9 +347,34 @@ impl Session {
     /// certified, or if their keys were revoked before that time. A revocation is dated to the
     /// second (as certificates are), so a commit dated within the second of the revocation still
     /// counts: it may have been made just before it.
-    fn author_key(&self, author: MemberId, created_at_ms: i64) -> Option<DeviceVerifier> {
-        let (key, revoked_at) = self.directory.read().ok()?.get(&author).copied()?;
-        signature_counts(revoked_at, created_at_ms).then_some(key)
+    fn author_keys(&self, author: MemberId, created_at_ms: i64) -> Vec<DeviceVerifier> {
+        let Ok(dir) = self.directory.read() else {
+            return Vec::new();
+        };
+        dir.get(&author)
+            .map(|keys| {
+                keys.iter()
+                    .filter(|(_, revoked_at)| signature_counts(*revoked_at, created_at_ms))
+                    .map(|(k, _)| *k)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `commit` verified under a certified key of its author that counts at its date: `Err(true)`
+    /// if the author has none, `Err(false)` if none verifies it.
+    fn verify_author(
+        &self,
+        commit: &Commit,
+    ) -> std::result::Result<rfl_crypto::VerifiedCommit, bool> {
+        let b = commit.body();
+        let keys = self.author_keys(MemberId::from_uuid(b.author), b.created_at);
+        if keys.is_empty() {
+            return Err(true);
+        }
+        keys.iter()
+            .find_map(|k| commit.clone().verify_by(k).ok())
+            .ok_or(false)
     }
 
     /// The society escrow key as the pinned root certifies it; cases cannot be created without it.

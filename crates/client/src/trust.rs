@@ -36,9 +36,10 @@ pub struct Trust {
     /// Verified certificates by subject (member id; the society id for the escrow key), none of
     /// them revoked.
     pub(crate) certificates: HashMap<Uuid, (KeyCertificate, VerifiedKeys)>,
-    /// Certificates that verified but whose keys the society revoked, with the revocation time
-    /// (Unix seconds): never wrapped to, and their signatures count only on commits dated before it.
-    pub(crate) revoked: HashMap<Uuid, (KeyCertificate, VerifiedKeys, i64)>,
+    /// Certificates that verified but whose keys the society revoked (a subject who rotated their
+    /// keys has one for each set they rotated away from), with the revocation time (Unix seconds):
+    /// never wrapped to, and their signatures count only on commits dated before it.
+    pub(crate) revoked: HashMap<Uuid, Vec<(KeyCertificate, VerifiedKeys, i64)>>,
     /// The society's revocation list, verified.
     pub(crate) revocations: Option<VerifiedRevocations>,
     /// The society root these were verified against (the pinned one).
@@ -106,17 +107,18 @@ impl Trust {
         let mut admins = Vec::new();
         for (c, v) in verified_root {
             if let Some(at) = revoked_at(&c) {
-                trust.revoked.insert(c.subject_id(), (c, v, at));
+                trust.add_revoked(c, v, at);
                 continue;
             }
             if c.role() == CertifiedRole::SocietyAdmin {
                 admins.push(c.clone());
             }
-            trust.certificates.insert(c.subject_id(), (c, v));
+            trust.add_current(c, v);
         }
         let revoked_admins: Vec<(KeyCertificate, i64)> = trust
             .revoked
             .values()
+            .flatten()
             .filter(|(c, _, _)| c.role() == CertifiedRole::SocietyAdmin)
             .map(|(c, _, at)| (c.clone(), *at))
             .collect();
@@ -126,23 +128,39 @@ impl Trust {
             if let Some(admin) = admins.iter().find(|a| by(a)) {
                 if let Ok(v) = verify_chain(root, society, &[admin.clone(), c.clone()], now) {
                     match revoked_at(&c) {
-                        Some(at) => {
-                            trust.revoked.insert(c.subject_id(), (c, v, at));
-                        }
-                        None => {
-                            trust.certificates.insert(c.subject_id(), (c, v));
-                        }
+                        Some(at) => trust.add_revoked(c, v, at),
+                        None => trust.add_current(c, v),
                     }
                 }
             } else if let Some((admin, admin_at)) = revoked_admins.iter().find(|(a, _)| by(a)) {
                 if let Ok(v) = verify_chain(root, society, &[admin.clone(), c.clone()], now) {
                     let at = revoked_at(&c).map_or(*admin_at, |own| own.min(*admin_at));
-                    trust.revoked.insert(c.subject_id(), (c, v, at));
+                    trust.add_revoked(c, v, at);
                 }
             }
         }
         trust.revocations = revocations;
         Ok(trust)
+    }
+
+    /// Keeps `c` as `subject`'s current certificate unless one issued later is kept already (the
+    /// server serves every certificate it holds; an unrevoked earlier one is an older certificate
+    /// of the same keys).
+    fn add_current(&mut self, c: KeyCertificate, v: VerifiedKeys) {
+        let newer = self
+            .certificates
+            .get(&c.subject_id())
+            .is_some_and(|(kept, _)| kept.validity().not_before > c.validity().not_before);
+        if !newer {
+            self.certificates.insert(c.subject_id(), (c, v));
+        }
+    }
+
+    fn add_revoked(&mut self, c: KeyCertificate, v: VerifiedKeys, at: i64) {
+        self.revoked
+            .entry(c.subject_id())
+            .or_default()
+            .push((c, v, at));
     }
 
     /// The verified keys of `subject`, if not revoked.
@@ -521,6 +539,28 @@ impl Session {
                 "member {member} is not a society admin: certify them with `rfl certify`"
             )));
         }
+        if let Some((next_signing, next_recipient)) =
+            next_keys_read_out(&m, keys_fingerprint_read_out)?
+        {
+            self.check_keys_to_certify(
+                member,
+                &next_signing,
+                &next_recipient,
+                keys_fingerprint_read_out,
+            )?;
+            let cert = issue_admin_cert(
+                root,
+                *self.society_id().as_uuid(),
+                *member.as_uuid(),
+                next_signing,
+                &next_recipient,
+                validity(ROOT_CERT_DAYS)?,
+            )?;
+            let old = subject_keys_digest(Some(&signing), &recipient);
+            return self
+                .switch_member_keys(member, &cert, old, Some(root))
+                .await;
+        }
         self.check_keys_to_certify(member, &signing, &recipient, keys_fingerprint_read_out)?;
         let cert = issue_admin_cert(
             root,
@@ -583,7 +623,17 @@ impl Session {
         keys_fingerprint_read_out: &str,
     ) -> Result<()> {
         let (m, signing, recipient) = self.registered_keys(member).await?;
-        self.check_keys_to_certify(member, &signing, &recipient, keys_fingerprint_read_out)?;
+        let next = next_keys_read_out(&m, keys_fingerprint_read_out)?;
+        let (cert_signing, cert_recipient) = match &next {
+            Some((s, r)) => (*s, r.clone()),
+            None => (signing, recipient.clone()),
+        };
+        self.check_keys_to_certify(
+            member,
+            &cert_signing,
+            &cert_recipient,
+            keys_fingerprint_read_out,
+        )?;
         let mine = self
             .with_trust(|t| {
                 t.certificates
@@ -600,10 +650,31 @@ impl Session {
             &mine,
             *member.as_uuid(),
             certified_role(m.role)?,
-            signing,
-            &recipient,
+            cert_signing,
+            &cert_recipient,
             validity(MEMBER_CERT_DAYS)?,
         )?;
+        if next.is_some() {
+            // The member is rotating their keys: the certificate of the new ones switches them.
+            let old = subject_keys_digest(Some(&signing), &recipient);
+            return self.switch_member_keys(member, &cert, old, None).await;
+        }
         self.upload_certificate(&cert).await
     }
+}
+
+/// The keys a member registered to rotate to, if those are the keys whose fingerprint they read out.
+fn next_keys_read_out(
+    m: &MemberDto,
+    keys_fingerprint_read_out: &str,
+) -> Result<Option<(DevicePublicKey, AgeRecipient)>> {
+    let Some(next) = &m.next_keys else {
+        return Ok(None);
+    };
+    let signing = DevicePublicKey::from_slice(&next.signing_key.0)?;
+    let recipient = AgeRecipient::parse(&next.age_recipient)?;
+    Ok(
+        (keys_fingerprint(&signing, &recipient) == keys_fingerprint_read_out.trim())
+            .then_some((signing, recipient)),
+    )
 }

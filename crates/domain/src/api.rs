@@ -297,6 +297,14 @@ pub struct MeResponse {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub society_id: SocietyId,
     pub role: Role,
+    /// The caller's registered device signing public key: after a rotation of their keys, the
+    /// client uses the keys prepared for it once this names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Byte))]
+    pub signing_key: Option<Base64Bytes>,
+    /// The caller's registered age recipient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_recipient: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

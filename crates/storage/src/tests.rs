@@ -752,6 +752,7 @@ fn certificates_and_the_root_are_stored_per_society() {
             SocietyTrust {
                 root: None,
                 certificates: vec![],
+                retired: vec![],
                 revocations: None
             }
         );
@@ -797,6 +798,7 @@ fn certificates_and_the_root_are_stored_per_society() {
             SocietyTrust {
                 root: None,
                 certificates: vec![],
+                retired: vec![],
                 revocations: None
             }
         );

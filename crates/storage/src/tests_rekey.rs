@@ -55,7 +55,7 @@ fn a_rekey_batch_moves_every_case_or_none() {
         let heads = store.case_heads(s, &ids).unwrap();
         assert_eq!(heads.len(), 3);
         for h in &heads {
-            let holders: Vec<Uuid> = h.holders.iter().map(|(r, _)| *r).collect();
+            let holders: Vec<Uuid> = h.holders.iter().map(|h| h.recipient).collect();
             assert_eq!(holders, vec![society_key]);
         }
         // Another society's admin sees none of them.

@@ -2,6 +2,7 @@
 //! a thin `exec` that turns them into calls to the SDK (`rfl_client`); the logic lives in the SDK.
 //!
 //! - [`enrol`]: `enrol`, `login`, `whoami` (this keystore and who it belongs to);
+//! - [`keys`]: `keys rotate` (a person rotates their own keys);
 //! - [`society`]: `society init`, `certify`, `invite`, `codes`, `revoke-code` (society admins);
 //! - [`case`]: `case create|import|list|show|update|status`;
 //! - [`records`]: `message add`, `note add`, `attach` (records added to an existing case);
@@ -14,6 +15,7 @@
 mod case;
 mod enrol;
 mod export;
+mod keys;
 mod records;
 mod society;
 
@@ -59,8 +61,12 @@ enum Command {
     /// admin who certifies you).
     Whoami,
     /// Certify a member's public keys after comparing the fingerprint they read out to you (society
-    /// admins). Others trust a member's keys only once certified.
+    /// admins). Others trust a member's keys only once certified. For keys a member prepared with
+    /// `rfl keys rotate`, this also switches them to those keys and revokes their old ones.
     Certify(society::CertifyArgs),
+    /// Your own keys: rotate them (new keys, certified by an admin, every case key re-wrapped).
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
     /// Society administration (society admins).
     #[command(subcommand)]
     Society(society::SocietyCmd),
@@ -100,6 +106,7 @@ impl Cli {
             Command::Login => enrol::login(&ctx).await,
             Command::Whoami => enrol::whoami(&ctx),
             Command::Certify(args) => args.exec(&ctx).await,
+            Command::Keys(cmd) => cmd.exec(&ctx).await,
             Command::Society(cmd) => cmd.exec(&ctx).await,
             Command::Member(cmd) => cmd.exec(&ctx).await,
             Command::Invite(args) => args.exec(&ctx).await,
@@ -164,8 +171,9 @@ impl Context {
                     .map_err(|e| ClientError::Keystore(format!("the authenticator state: {e}")))?;
                 let site = Site::new(&ks.server, &ks.origin);
                 let s = sign_in_person(&site, ks.member_id, &mut authenticator).await?;
-                // The keys came back from the server: they must be the ones this person enrolled.
-                if !ks.matches(s.keys()) {
+                // The keys came back from the server: they must be the ones this person enrolled
+                // (or prepared for a rotation of them).
+                if !ks.matches(s.bundle_keys()) {
                     return Err(ClientError::Tampered(
                         "the server returned keys that are not the ones you enrolled".into(),
                     ));
@@ -176,8 +184,10 @@ impl Context {
                 if *after != *state {
                     // The signature counter moved: keep it, or the next sign-in looks like a clone.
                     let owner = owner_of(&ks)?;
-                    Keystore::seal_authenticator(&owner, &after, pass, ks.work_factor)?
-                        .save(path)?;
+                    let mut resealed =
+                        Keystore::seal_authenticator(&owner, &after, pass, ks.work_factor)?;
+                    resealed.next_keys = ks.next_keys.clone();
+                    resealed.save(path)?;
                 }
                 s
             }
@@ -187,7 +197,12 @@ impl Context {
             s.pin_root(fp).await?;
         }
         // The last commit verified of each case, across runs: a case the server rolls back is refused.
-        let heads = FileHeads::open(FileHeads::path_for(path), s.member_id(), s.keys_arc())?;
+        let heads = FileHeads::open_rotated(
+            FileHeads::path_for(path),
+            s.member_id(),
+            s.keys_arc(),
+            s.retired_keys().map(|k| k.as_ref()),
+        )?;
         s.set_heads(Arc::new(heads));
         Ok(s)
     }

@@ -81,11 +81,22 @@ impl Session {
             .as_ref()
             .and_then(|c| parse_commit(&c.0).ok())
             .map(|c| (MemberId::from_uuid(c.body().author), c.body().created_at));
-        if author.is_some_and(|(a, at)| self.author_key(a, at).is_none()) {
+        let mut reloaded = false;
+        if author.is_some_and(|(a, at)| self.author_keys(a, at).is_empty()) {
             // A member certified since the directory was loaded.
             self.reload_members().await?;
+            reloaded = true;
         }
-        self.verify_and_decrypt(id, dto, known)
+        match self.verify_and_decrypt(id, dto, known) {
+            // The author may have rotated their keys since the directory was loaded (their new
+            // keys certified, the old ones revoked): reload it once and read the case again.
+            Err(ClientError::Tampered(_)) if !reloaded => {
+                self.reload_members().await?;
+                let dto = self.api.get_case(id, known.map(|h| h.seq)).await?;
+                self.verify_and_decrypt(id, dto, known)
+            }
+            other => other,
+        }
     }
 
     /// Verifies and decrypts a fetched case, as a whole: the head commit must be signed by a
@@ -120,13 +131,6 @@ impl Session {
         if b.case_id != *id.as_uuid() {
             return Err(tampered("the head commit belongs to another case"));
         }
-        let author = MemberId::from_uuid(b.author);
-        let author_key = self.author_key(author, b.created_at).ok_or_else(|| {
-            tampered(
-                "the head commit's author is not a member certified by your society's root, or \
-                 their keys were revoked before the commit was signed",
-            )
-        })?;
         // The very commit this client verified (or made) last time needs no second verification: its
         // hash is in the MAC'd heads store. Anything else is verified.
         let seen = known
@@ -134,9 +138,16 @@ impl Session {
             .and_then(|k| head.clone().verified_before(&k.hash).ok());
         let head = match seen {
             Some(head) => head,
-            None => head
-                .verify_by(&author_key)
-                .map_err(|_| tampered("the head commit's signature does not verify"))?,
+            None => self.verify_author(&head).map_err(|unknown| {
+                if unknown {
+                    tampered(
+                        "the head commit's author is not a member certified by your society's root, or \
+                         their keys were revoked before the commit was signed",
+                    )
+                } else {
+                    tampered("the head commit's signature does not verify")
+                }
+            })?,
         };
         check_descends(id, known, &head, &dto.commits)?;
         if b.seq != dto.case.version {
@@ -341,12 +352,33 @@ impl Session {
         epoch: u32,
         wrapped: &[u8],
     ) -> Result<DataKey> {
+        match (
+            self.unwrap_case_key_with(&self.keys, id, epoch, wrapped),
+            &self.retired,
+        ) {
+            // Still wrapped to the keys this person rotated away from (not re-wrapped yet).
+            (Err(ClientError::Tampered(why)), Some(retired)) => self
+                .unwrap_case_key_with(retired, id, epoch, wrapped)
+                .map_err(|_| ClientError::Tampered(why)),
+            (other, _) => other,
+        }
+    }
+
+    fn unwrap_case_key_with(
+        &self,
+        keys: &DeviceKeys,
+        id: CaseId,
+        epoch: u32,
+        wrapped: &[u8],
+    ) -> Result<DataKey> {
         if rfl_crypto::is_escrow_wrapped(wrapped) {
-            return self.unwrap_batched(id, epoch, wrapped);
+            return self.unwrap_batched(keys, id, epoch, wrapped);
         }
         if is_self_wrapped(wrapped) {
-            unwrap_self_wrapped(wrapped, *id.as_uuid(), epoch, self.keys.case_key()?).map_err(|_| {
-                tampered("the wrapped data key does not open: it was altered or moved from another case")
+            unwrap_self_wrapped(wrapped, *id.as_uuid(), epoch, keys.case_key()?).map_err(|_| {
+                tampered(
+                    "the wrapped data key does not open: it was altered or moved from another case",
+                )
             })
         } else {
             // An age decryption (an X25519 agreement, or a token's) per open of a granted case:
@@ -356,7 +388,7 @@ impl Session {
             if let Some(k) = self.lock_unwrapped()?.get(&tag) {
                 return Ok(DataKey::from_bytes(*k.expose_bytes()));
             }
-            let key = match unwrap_data_key(wrapped, *id.as_uuid(), epoch, self.keys.age.as_age()) {
+            let key = match unwrap_data_key(wrapped, *id.as_uuid(), epoch, keys.age.as_age()) {
                 Err(rfl_crypto::CryptoError::Unwrap)
                 | Err(rfl_crypto::CryptoError::WrongKeyBinding)
                 | Err(rfl_crypto::CryptoError::Malformed(_)) => Err(tampered(
@@ -396,7 +428,13 @@ impl Session {
     /// A key wrapped to this holder in a batch (a re-key wraps every case it gives one holder
     /// that way): the batch header is opened once (one age decryption), then kept for this
     /// session, so every other case of the batch opens with symmetric operations only.
-    fn unwrap_batched(&self, id: CaseId, epoch: u32, wrapped: &[u8]) -> Result<DataKey> {
+    fn unwrap_batched(
+        &self,
+        keys: &DeviceKeys,
+        id: CaseId,
+        epoch: u32,
+        wrapped: &[u8],
+    ) -> Result<DataKey> {
         let me = *self.me.member_id.as_uuid();
         let bad = || {
             tampered(
@@ -421,9 +459,8 @@ impl Session {
         let batch = match cached {
             Some(b) => b,
             None => {
-                let b = Arc::new(
-                    EscrowBatch::open(wrapped, me, self.keys.age.as_age()).map_err(|_| bad())?,
-                );
+                let b =
+                    Arc::new(EscrowBatch::open(wrapped, me, keys.age.as_age()).map_err(|_| bad())?);
                 let mut cache = self
                     .batches
                     .lock()

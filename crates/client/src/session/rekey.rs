@@ -27,8 +27,8 @@ const REKEY_PASSES: usize = 5;
 /// request through one batch each ([`holder_batches`]).
 #[derive(Clone)]
 pub(super) struct Keep {
-    holder: Holder,
-    keys: Option<VerifiedKeys>,
+    pub(super) holder: Holder,
+    pub(super) keys: Option<VerifiedKeys>,
 }
 
 /// A case of a revoked member checked for its re-key: its verified head (body and hash), the
@@ -59,7 +59,7 @@ pub struct RekeySummary {
 
 /// One batch of wrappings per holder kept (other than this one) in any of `keeps`: one age
 /// encryption to each, however many cases they keep.
-fn holder_batches<'a>(
+pub(super) fn holder_batches<'a>(
     keeps: impl Iterator<Item = &'a Keep>,
 ) -> Result<HashMap<uuid::Uuid, EscrowBatch>> {
     let mut out = HashMap::new();
@@ -75,7 +75,7 @@ fn holder_batches<'a>(
 const REKEY_REQUEST_BYTES: usize = 768 * 1024;
 
 /// Sealed re-keys grouped into requests of at most [`REKEY_REQUEST_BYTES`] of JSON each.
-fn split_by_size(cases: Vec<RekeyDto>) -> Result<Vec<Vec<RekeyDto>>> {
+pub(super) fn split_by_size(cases: Vec<RekeyDto>) -> Result<Vec<Vec<RekeyDto>>> {
     let mut out: Vec<Vec<RekeyDto>> = Vec::new();
     let mut size = 0;
     for c in cases {
@@ -146,6 +146,7 @@ impl Sealer {
             case_id: CaseId::from_uuid(case),
             keys,
             commit: commit.as_bytes().to_vec().into(),
+            own_older_keys: Vec::new(),
         })
     }
 }
@@ -178,7 +179,7 @@ impl Session {
     /// client verified them. A holder whose keys are not certified under the pinned root, or were
     /// revoked, or who is suspended, is left out (returned second): nothing is wrapped to keys this
     /// client cannot trust, nor to an account that may not hold one.
-    fn keepers(
+    pub(super) fn keepers(
         &self,
         listed: &[Holder],
         drop: MemberId,
@@ -195,22 +196,25 @@ impl Session {
                     left_out.push(h.member_id);
                     continue;
                 }
-                if h.member_id == me && h.keys_digest == own.keys_digest {
+                // This holder itself: its own key-wrapping key (its current keys, also after it
+                // rotated them).
+                if h.member_id == me {
                     keep.push(Keep {
-                        holder: *h,
+                        holder: own,
                         keys: None,
                     });
                     continue;
                 }
+                // Another holder, to their certified keys: those the head names, or the keys they
+                // rotated to since (the keys the head names are then revoked as superseded).
                 match t.get(h.member_id) {
-                    Some(v)
-                        if v.keys_digest() == h.keys_digest && v.role().may_receive_case_keys() =>
-                    {
-                        keep.push(Keep {
-                            holder: *h,
-                            keys: Some(v.clone()),
-                        })
-                    }
+                    Some(v) if v.role().may_receive_case_keys() => keep.push(Keep {
+                        holder: Holder {
+                            member_id: h.member_id,
+                            keys_digest: v.keys_digest(),
+                        },
+                        keys: Some(v.clone()),
+                    }),
                     _ => left_out.push(h.member_id),
                 }
             }
@@ -267,7 +271,7 @@ impl Session {
 
     /// The society's suspended members, as the server says (a server that hides a suspension gets
     /// a re-key refused, not a key to the member: the server itself refuses to keep them).
-    async fn suspended_members(&self) -> Result<HashSet<uuid::Uuid>> {
+    pub(super) async fn suspended_members(&self) -> Result<HashSet<uuid::Uuid>> {
         Ok(self
             .api
             .members()
@@ -280,7 +284,7 @@ impl Session {
     }
 
     /// The body of an opened case's verified head commit (its fields as this client checked them).
-    fn opened_head(&self, opened: &OpenedCase) -> Result<CommitBody> {
+    pub(super) fn opened_head(&self, opened: &OpenedCase) -> Result<CommitBody> {
         let entries: Vec<StateEntry> = opened.entries.values().copied().collect();
         Ok(CommitBody {
             op: CommitOp::Records,
@@ -327,17 +331,16 @@ impl Session {
                 )));
             }
         }
-        let author = self
-            .author_key(MemberId::from_uuid(b.author), b.created_at)
-            .ok_or_else(|| {
+        let head = self.verify_author(&head).map_err(|unknown| {
+            if unknown {
                 tampered(format!(
                     "case {id}: the head commit's author is not a member certified by your society's root"
                 ))
-            })?;
-        let head = head.verify_by(&author).map_err(|_| {
-            tampered(format!(
-                "case {id}: the head commit's signature does not verify"
-            ))
+            } else {
+                tampered(format!(
+                    "case {id}: the head commit's signature does not verify"
+                ))
+            }
         })?;
         let listed = listed_holders(self.me.society_id, &c.holders, &b.holders)?;
         if !listed.iter().any(|h| h.member_id == *member.as_uuid()) {
