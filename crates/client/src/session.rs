@@ -126,6 +126,9 @@ pub(crate) fn tampered(what: impl Into<String>) -> ClientError {
     ClientError::Tampered(what.into())
 }
 
+/// Certified signing keys by member, each with when it was revoked (Unix seconds), if it was.
+type Directory = HashMap<MemberId, Vec<(DeviceVerifier, Option<i64>)>>;
+
 /// A device signed in to one server.
 pub struct Session {
     api: Api,
@@ -143,7 +146,7 @@ pub struct Session {
     /// Certified signing keys by member (several after a rotation), each with the time (Unix
     /// seconds) it was revoked, if it was: a revoked key's signature counts only on a commit dated
     /// before it.
-    directory: std::sync::RwLock<HashMap<MemberId, Vec<(DeviceVerifier, Option<i64>)>>>,
+    directory: std::sync::RwLock<Directory>,
     /// Fingerprint of the society root key this person was given out of band.
     pinned_root: Option<String>,
     /// The keys verified against the pinned root.
@@ -298,7 +301,7 @@ impl Session {
             .revoked
             .iter()
             .flat_map(|(id, certs)| certs.iter().map(move |(_, v, at)| (id, v, Some(*at))));
-        let mut fresh: HashMap<MemberId, Vec<(DeviceVerifier, Option<i64>)>> = HashMap::new();
+        let mut fresh: Directory = HashMap::new();
         for (id, v, at) in
             revoked.chain(trust.certificates.iter().map(|(id, (_, v))| (id, v, None)))
         {
