@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rfl_client::session::KeyRotation;
+use rfl_client::trust::Certification;
 use rfl_client::{sign_in_person, ClientError, Session};
 use rfl_crypto::{unwrap_self_wrapped, DevicePublicKey};
 use rfl_domain::CaseId;
@@ -66,7 +67,16 @@ async fn a_person_rotates_their_keys_and_every_case_moves_to_them() {
         soc.step_up().await;
         let e = soc.admin.certify_member(me, "0000").await.unwrap_err();
         assert!(matches!(e, ClientError::Tampered(_)), "{e}");
-        soc.admin.certify_member(me, &fp).await.unwrap();
+        assert_eq!(
+            soc.admin.certify_member(me, &fp).await.unwrap(),
+            Certification::Rotated
+        );
+        // The same fingerprint again: those keys are now the member's registered ones, so this is
+        // an ordinary renewal of their certificate.
+        assert_eq!(
+            soc.admin.certify_member(me, &fp).await.unwrap(),
+            Certification::Certified
+        );
         // The session still holding the old keys no longer works.
         assert!(a.session.add_note(own, note("late")).await.is_err());
 

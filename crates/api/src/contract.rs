@@ -37,7 +37,8 @@ const NO_DATABASE: [(&str, &str); 2] = [("get", "/healthz"), ("get", "/v1/openap
 
 /// Fills in what the annotations leave out (see the module documentation): the statuses every
 /// request can meet, a description for every response, and problem bodies typed per status.
-/// `page_max` is the configured largest page of `GET /v1/cases`.
+/// `page_max` is the configured largest page of the case listings (`GET /v1/cases`, a member's
+/// cases, one's retired cases).
 pub fn complete(doc: &mut Value, page_max: i64) {
     add_problem_schemas(doc);
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
@@ -51,7 +52,12 @@ pub fn complete(doc: &mut Value, page_max: i64) {
             if !METHODS.contains(&method.as_str()) {
                 continue;
             }
-            if method == "get" && path == "/v1/cases" {
+            if method == "get"
+                && matches!(
+                    path.as_str(),
+                    "/v1/cases" | "/v1/members/{id}/cases" | "/v1/me/retired-cases"
+                )
+            {
                 set_parameter_maximum(op, "limit", page_max);
             }
             let statuses = common_statuses(method, path, op);

@@ -193,6 +193,17 @@ struct RevocationListRequest {
     list: String,
 }
 
+/// What certifying a member's keys did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Certification {
+    /// Their registered keys are certified.
+    Certified,
+    /// The keys they prepared with `rfl keys rotate` are certified and now theirs; their old keys
+    /// are revoked (superseded).
+    Rotated,
+}
+
 /// What [`Session::revoke_member`] did.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Revoked {
@@ -530,7 +541,7 @@ impl Session {
         member: MemberId,
         keys_fingerprint_read_out: &str,
         root: &SocietyRootKey,
-    ) -> Result<()> {
+    ) -> Result<Certification> {
         self.check_root_key(root)?;
         self.reload_members().await?;
         let (m, signing, recipient) = self.registered_keys(member).await?;
@@ -557,9 +568,9 @@ impl Session {
                 validity(ROOT_CERT_DAYS)?,
             )?;
             let old = subject_keys_digest(Some(&signing), &recipient);
-            return self
-                .switch_member_keys(member, &cert, old, Some(root))
-                .await;
+            self.switch_member_keys(member, &cert, old, Some(root))
+                .await?;
+            return Ok(Certification::Rotated);
         }
         self.check_keys_to_certify(member, &signing, &recipient, keys_fingerprint_read_out)?;
         let cert = issue_admin_cert(
@@ -570,7 +581,8 @@ impl Session {
             &recipient,
             validity(ROOT_CERT_DAYS)?,
         )?;
-        self.upload_certificate(&cert).await
+        self.upload_certificate(&cert).await?;
+        Ok(Certification::Certified)
     }
 
     /// Sends a certificate this admin issued (`POST /v1/certificates`).
@@ -621,7 +633,7 @@ impl Session {
         &self,
         member: MemberId,
         keys_fingerprint_read_out: &str,
-    ) -> Result<()> {
+    ) -> Result<Certification> {
         let (m, signing, recipient) = self.registered_keys(member).await?;
         let next = next_keys_read_out(&m, keys_fingerprint_read_out)?;
         let (cert_signing, cert_recipient) = match &next {
@@ -657,9 +669,11 @@ impl Session {
         if next.is_some() {
             // The member is rotating their keys: the certificate of the new ones switches them.
             let old = subject_keys_digest(Some(&signing), &recipient);
-            return self.switch_member_keys(member, &cert, old, None).await;
+            self.switch_member_keys(member, &cert, old, None).await?;
+            return Ok(Certification::Rotated);
         }
-        self.upload_certificate(&cert).await
+        self.upload_certificate(&cert).await?;
+        Ok(Certification::Certified)
     }
 }
 

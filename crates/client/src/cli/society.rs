@@ -210,12 +210,22 @@ impl CertifyAdminArgs {
         })?;
         let root = rfl_crypto::SocietyRootKey::from_pkcs8(&der)?;
         let s = ctx.open_session_with(&pass).await?;
-        s.certify_admin(self.member, &self.fingerprint, &root)
+        let done = s
+            .certify_admin(self.member, &self.fingerprint, &root)
             .await?;
         let member = self.member;
-        ctx.print(&serde_json::json!({"certified_admin": member}), || {
-            format!("the keys of admin {member} are certified by the society root")
-        })
+        ctx.print(
+            &serde_json::json!({"certified_admin": member, "outcome": done}),
+            || match done {
+                rfl_client::trust::Certification::Certified => {
+                    format!("the keys of admin {member} are certified by the society root")
+                }
+                rfl_client::trust::Certification::Rotated => format!(
+                    "admin {member} is switched to their new keys, certified by the society root; \
+                     their old keys are revoked (they run `rfl keys rotate` again to re-key their cases)"
+                ),
+            },
+        )
     }
 }
 
@@ -401,10 +411,19 @@ impl CertifyArgs {
     pub async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
         let member = self.member;
         let s = ctx.open_session().await?;
-        s.certify_member(member, &self.fingerprint).await?;
-        ctx.print(&serde_json::json!({"certified": member}), || {
-            format!("the keys of member {member} are certified")
-        })
+        let done = s.certify_member(member, &self.fingerprint).await?;
+        ctx.print(
+            &serde_json::json!({"certified": member, "outcome": done}),
+            || match done {
+                rfl_client::trust::Certification::Certified => {
+                    format!("the keys of member {member} are certified")
+                }
+                rfl_client::trust::Certification::Rotated => format!(
+                    "member {member} is switched to their new keys, now certified; their old keys \
+                     are revoked (they run `rfl keys rotate` again to re-key their cases)"
+                ),
+            },
+        )
     }
 }
 
