@@ -69,12 +69,22 @@ async fn an_interrupted_import_is_completed_by_running_it_again() {
                     port,
                 ));
             } else {
-                // The client dies mid-import.
+                // The client dies mid-import. The server goes on with what it had received; a batch
+                // it is still committing lands or not, but it must be settled before the count is
+                // taken, and the only sure end of a server's work is its end: it is killed too after
+                // a while, as an operator restarting it would.
                 run.abort();
                 let _ = run.await;
+                tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
+                server.take().unwrap().kill();
+                server = Some(ServerProcess::start(
+                    env!("CARGO_BIN_EXE_rfl-test-server"),
+                    &t,
+                    port,
+                ));
             }
-            // A batch the client sent before it died may still be committing: wait until the count
-            // stays put.
+            // PostgreSQL may still commit a transaction whose COMMIT it received before the server
+            // died: wait until the count stays put.
             let mut present = stored(&t, &s) - before;
             loop {
                 tokio::time::sleep(Duration::from_millis(300)).await;
