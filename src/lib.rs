@@ -89,13 +89,7 @@ impl TestServer {
             .await
             .unwrap()
             .expect("open store");
-        let tokens = TokenKeys::load_or_create(
-            std::path::Path::new(&config.auth.signing_key_file),
-            &config.auth.issuer,
-            &config.auth.audience,
-            config.auth.token_ttl_secs,
-        )
-        .expect("token key");
+        let tokens = TokenKeys::from_config(&config.auth).expect("token key");
         let clock = ManualClock::new(T0_MILLIS);
         let server = rfl_api::start_with(
             config.clone(),
@@ -259,6 +253,28 @@ impl TestServer {
             .await
             .expect("pin the root");
         p
+    }
+
+    /// Another API node on this server's database and key files, listening on a port of its own
+    /// (sharing the WebAuthn origin, as nodes behind one load balancer do), with `key_file` as its
+    /// configured token key file (the test's own by default).
+    pub async fn another_node(
+        &self,
+        key_file: Option<&std::path::Path>,
+    ) -> Result<RunningServer, rfl_api::StartError> {
+        let mut config = self.config.clone();
+        config.server.bind = "127.0.0.1:0".into();
+        if let Some(f) = key_file {
+            config.auth.signing_key_file = f.display().to_string();
+        }
+        let tokens = TokenKeys::from_config(&config.auth)?;
+        rfl_api::start_with(
+            config,
+            self.store.clone(),
+            tokens,
+            Arc::new(self.clock.clone()),
+        )
+        .await
     }
 
     pub async fn stop(self) {

@@ -6,19 +6,18 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, Header, Validation};
 use rfl_domain::{MemberId, Role, SocietyId};
-use rfl_storage::Standing;
-use ring::signature::{Ed25519KeyPair, KeyPair};
+use rfl_storage::{Standing, Store};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 use crate::error::ApiError;
+use crate::signing_keys::{KeyFiles, KeySet, LocalKey};
 use crate::AppState;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,11 +42,14 @@ pub struct Claims {
     pub jti: uuid::Uuid,
 }
 
-/// The server's token key and the rules tokens are checked against.
+/// The server's token keys and the rules tokens are checked against.
 pub struct TokenKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    kid: String,
+    /// The keys this node signs and verifies with now ([`TokenKeys::sync`] replaces them).
+    set: RwLock<Arc<KeySet>>,
+    /// Where this node's key files are (none for a key given in memory).
+    files: Option<KeyFiles>,
+    /// The key given in memory, for a node without files.
+    given: Option<Arc<LocalKey>>,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -67,55 +69,82 @@ struct VerifiedToken {
 /// At most this many verified tokens are remembered (expired ones are dropped first when it is full).
 const VERIFIED_TOKENS_MAX: usize = 16_384;
 
-#[derive(Debug, thiserror::Error)]
-pub enum KeyFileError {
-    #[error("token signing key file {path}: {cause}")]
-    Io { path: String, cause: std::io::Error },
-    #[error("token signing key file {0} is not an Ed25519 PKCS#8 key")]
-    Format(String),
+pub use crate::signing_keys::KeyFileError;
+
+/// What a node found when it read the token keys' state again ([`TokenKeys::sync`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeySync {
+    /// The key it signs with, if it holds the one the database names primary.
+    pub primary: Option<String>,
+    /// The primary key's kid when this node does not hold its file.
+    pub missing_primary: Option<String>,
+    /// The keys it verifies with.
+    pub verifying: Vec<String>,
 }
 
 impl TokenKeys {
-    /// Loads the Ed25519 PKCS#8 key from `path`, creating it (mode 0600) if it does not exist.
+    /// Loads the key files of `path` (the configured file and the keys added beside it), creating the
+    /// configured file (mode 0600) with a new key if there is none. Until [`TokenKeys::sync`] reads the
+    /// database, the configured key (or else the first file) signs and every file verifies.
     pub fn load_or_create(
         path: &Path,
         issuer: &str,
         audience: &str,
         ttl_secs: u64,
     ) -> Result<TokenKeys, KeyFileError> {
-        let shown = path.display().to_string();
-        let io = |cause| KeyFileError::Io {
-            path: shown.clone(),
-            cause,
-        };
-        let der = if path.exists() {
-            Zeroizing::new(std::fs::read(path).map_err(io)?)
-        } else {
-            if let Some(parent) = path.parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(io)?;
-                }
-            }
-            let rng = ring::rand::SystemRandom::new();
-            let doc = Ed25519KeyPair::generate_pkcs8(&rng)
-                .map_err(|_| KeyFileError::Format(shown.clone()))?;
-            let der = Zeroizing::new(doc.as_ref().to_vec());
-            write_private(path, &der).map_err(io)?;
-            der
-        };
-        Self::from_pkcs8(&der, issuer, audience, ttl_secs).ok_or(KeyFileError::Format(shown))
+        let files = KeyFiles::new(path);
+        let local = files.load_or_create()?;
+        let mut set = KeySet::default();
+        for k in &local {
+            set.verifying.insert(k.kid.clone(), k.clone());
+        }
+        set.primary = local.first().cloned();
+        Ok(Self::with(
+            set,
+            Some(files),
+            None,
+            issuer,
+            audience,
+            ttl_secs,
+        ))
     }
 
+    /// The key files `config` names ([`TokenKeys::load_or_create`]).
+    pub fn from_config(config: &crate::config::AuthConfig) -> Result<TokenKeys, KeyFileError> {
+        Self::load_or_create(
+            Path::new(&config.signing_key_file),
+            &config.issuer,
+            &config.audience,
+            config.token_ttl_secs,
+        )
+    }
+
+    /// One key, given as a PKCS#8 document (no files: benchmarks, unit tests).
     pub fn from_pkcs8(
         der: &[u8],
         issuer: &str,
         audience: &str,
         ttl_secs: u64,
     ) -> Option<TokenKeys> {
-        let pair = Ed25519KeyPair::from_pkcs8(der).ok()?;
-        let public = pair.public_key().as_ref().to_vec();
-        let digest = ring::digest::digest(&ring::digest::SHA256, &public);
-        let kid = format!("ed25519-{}", hex::encode(&digest.as_ref()[..8]));
+        let key = Arc::new(LocalKey::from_pkcs8(der, None)?);
+        Some(Self::with(
+            KeySet::only(key.clone()),
+            None,
+            Some(key),
+            issuer,
+            audience,
+            ttl_secs,
+        ))
+    }
+
+    fn with(
+        set: KeySet,
+        files: Option<KeyFiles>,
+        given: Option<Arc<LocalKey>>,
+        issuer: &str,
+        audience: &str,
+        ttl_secs: u64,
+    ) -> TokenKeys {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.algorithms = vec![Algorithm::EdDSA];
         validation.leeway = 0;
@@ -125,21 +154,86 @@ impl TokenKeys {
         validation.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
         validation.set_audience(&[audience]);
         validation.set_issuer(&[issuer]);
-        Some(TokenKeys {
-            encoding: EncodingKey::from_ed_der(der),
-            // jsonwebtoken wants the raw 32-byte public key here, not SPKI.
-            decoding: DecodingKey::from_ed_der(&public),
-            kid,
+        TokenKeys {
+            set: RwLock::new(Arc::new(set)),
+            files,
+            given,
             validation,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl_secs: i64::try_from(ttl_secs).unwrap_or(900),
             verified: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
-    pub fn kid(&self) -> &str {
-        &self.kid
+    fn current(&self) -> Arc<KeySet> {
+        match self.set.read() {
+            Ok(s) => s.clone(),
+            // A writer panicked mid-swap; the Arc it was replacing is still whole.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The kid of the key this node signs with now, if any.
+    pub fn kid(&self) -> Option<String> {
+        self.current().primary.as_ref().map(|k| k.kid.clone())
+    }
+
+    /// Reads the token keys' state from `store` again (blocking): the key files this node holds now,
+    /// which of them the database lists and in which state at `now`. A database without keys (a new
+    /// installation, or one from before key rotation) adopts this node's first key as primary. Then
+    /// reports this node (`node_id`) as running with the keys it verifies, and forgets nodes silent
+    /// for a day. Tokens verified before are checked again if a key stopped verifying.
+    pub fn sync(
+        &self,
+        store: &Store,
+        node_id: &str,
+        now: i64,
+    ) -> Result<KeySync, crate::signing_keys::RotateError> {
+        let local: Vec<Arc<LocalKey>> = match (&self.files, &self.given) {
+            (Some(files), _) => files.load_all()?,
+            (None, Some(k)) => vec![k.clone()],
+            (None, None) => Vec::new(),
+        };
+        let mut rows = store.token_keys()?;
+        if rows.is_empty() {
+            if let Some(first) = local.first() {
+                rows = store.adopt_first_token_key(&first.kid, &first.public, now)?;
+            }
+        }
+        let set = KeySet::agreed(&rows, &local, now);
+        let mut verifying: Vec<String> = set.verifying.keys().cloned().collect();
+        verifying.sort();
+        let missing_primary = match &set.primary {
+            Some(_) => None,
+            None => rows
+                .iter()
+                .find(|r| r.state == rfl_storage::TokenKeyState::Primary)
+                .map(|r| r.kid.clone()),
+        };
+        let report = KeySync {
+            primary: set.primary.as_ref().map(|k| k.kid.clone()),
+            missing_primary,
+            verifying: verifying.clone(),
+        };
+        let dropped = {
+            let before = self.current();
+            before
+                .verifying
+                .keys()
+                .any(|k| !set.verifying.contains_key(k))
+        };
+        match self.set.write() {
+            Ok(mut s) => *s = Arc::new(set),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
+        }
+        if dropped {
+            if let Ok(mut m) = self.verified.lock() {
+                m.clear();
+            }
+        }
+        store.token_key_heartbeat(node_id, &verifying, now, now - 86_400_000)?;
+        Ok(report)
     }
 
     /// Issues a token valid from `now_millis` for the configured lifetime; returns it with its expiry.
@@ -167,9 +261,13 @@ impl TokenKeys {
             exp: now + self.ttl_secs,
             jti: uuid::Uuid::new_v4(),
         };
+        let set = self.current();
+        let key = set.primary.as_ref().ok_or(ApiError::Unavailable(
+            "this server node does not hold the current token-signing key: try again, or another node",
+        ))?;
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
             .map_err(|e| ApiError::Internal(format!("token signing failed: {e}")))?;
         Ok((token, claims.exp))
     }
@@ -242,10 +340,13 @@ impl TokenKeys {
         if header.alg != Algorithm::EdDSA {
             return Err(ApiError::Unauthorized("token algorithm not accepted"));
         }
-        if header.kid.as_deref() != Some(self.kid.as_str()) {
-            return Err(ApiError::Unauthorized("token key unknown"));
-        }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let set = self.current();
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| set.verifying.get(kid))
+            .ok_or(ApiError::Unauthorized("token key unknown"))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation)
             .map_err(|_| ApiError::Unauthorized("token invalid"))?;
         let c = data.claims;
         check_times(c.nbf, c.exp, now_millis)?;
@@ -279,24 +380,6 @@ fn check_times(nbf: i64, exp: i64, now_millis: i64) -> Result<(), ApiError> {
         return Err(ApiError::Unauthorized("token not yet valid"));
     }
     Ok(())
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
 }
 
 /// A token whose signature and times were verified; not yet checked against the member's state.
@@ -416,6 +499,7 @@ fn verify_request(
 mod tests {
     use super::*;
     use base64::Engine;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
     use serde_json::{json, Value};
 
     /// Token keys and the PKCS#8 document they were made from, so tests can sign forged tokens with the

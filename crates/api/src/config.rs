@@ -42,6 +42,7 @@ pub struct AuthConfig {
     pub token_ttl_secs: u64,
     pub challenge_ttl_secs: u64,
     pub signing_key_file: String,
+    pub signing_key_refresh_secs: u64,
     pub enrolment_code_ttl_hours: u64,
 }
 
@@ -115,6 +116,11 @@ impl Config {
         if self.auth.token_ttl_secs == 0 || self.auth.token_ttl_secs > 900 {
             return Err(ConfigError::Invalid(
                 "auth.token_ttl_secs must be between 1 and 900",
+            ));
+        }
+        if self.auth.signing_key_refresh_secs == 0 || self.auth.signing_key_refresh_secs > 300 {
+            return Err(ConfigError::Invalid(
+                "auth.signing_key_refresh_secs must be between 1 and 300",
             ));
         }
         if self.auth.challenge_ttl_secs == 0 || self.auth.challenge_ttl_secs > 600 {

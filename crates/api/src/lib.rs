@@ -21,6 +21,7 @@ pub mod member_keys;
 pub mod passkeys;
 pub mod ratelimit;
 pub mod roles;
+pub mod signing_keys;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -173,6 +174,10 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub handle: ServerHandle,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// This node's id in the token keys' heartbeat (random per start).
+    pub node_id: String,
+    state: Arc<AppState>,
+    refresher: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -180,10 +185,56 @@ impl RunningServer {
         format!("http://localhost:{}", self.addr.port())
     }
 
+    /// Reads the token keys' state again now, as the background refresh does every
+    /// `auth.signing_key_refresh_secs`.
+    pub async fn refresh_keys(&self) -> Result<auth::KeySync, ApiError> {
+        sync_keys(self.state.clone(), self.node_id.clone()).await
+    }
+
     pub async fn stop(self) {
+        self.refresher.abort();
         self.handle.stop(true).await;
         let _ = self.task.await;
+        let (state, node) = (self.state, self.node_id);
+        let _ = tokio::task::spawn_blocking(move || state.store.forget_token_key_node(&node)).await;
     }
+}
+
+async fn sync_keys(state: Arc<AppState>, node: String) -> Result<auth::KeySync, ApiError> {
+    blocking(move || {
+        let now = state.now();
+        state
+            .tokens
+            .sync(&state.store, &node, now)
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    })
+    .await
+}
+
+/// Reads the token keys' state every `every` (a key added, promoted or retired on any node takes
+/// effect here without a restart); a failed read keeps the keys as they were and is logged.
+fn refresh_keys_every(
+    state: Arc<AppState>,
+    node: String,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match sync_keys(state.clone(), node.clone()).await {
+                Ok(k) if k.missing_primary.is_some() => tracing::error!(
+                    kid = k.missing_primary.as_deref().unwrap_or(""),
+                    "this node does not hold the primary token-signing key's file: it cannot sign in \
+                     anyone; copy the file from the node where the key was added"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "token keys not refreshed"),
+            }
+        }
+    })
 }
 
 /// Opens the store, binds, and starts serving in the background (on the current tokio runtime).
@@ -193,12 +244,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let store = tokio::task::spawn_blocking(move || Store::open(&db_url, pool_size))
         .await
         .map_err(|e| StartError::Other(e.to_string()))??;
-    let tokens = TokenKeys::load_or_create(
-        std::path::Path::new(&config.auth.signing_key_file),
-        &config.auth.issuer,
-        &config.auth.audience,
-        config.auth.token_ttl_secs,
-    )?;
+    let tokens = TokenKeys::from_config(&config.auth)?;
     start_with(config, store, tokens, clock).await
 }
 
@@ -223,6 +269,21 @@ pub async fn start_with(
         auth_limits,
         webauthn,
     });
+    let node_id = uuid::Uuid::new_v4().to_string();
+    let synced = sync_keys(state.clone(), node_id.clone())
+        .await
+        .map_err(|e| StartError::Other(format!("cannot read the token keys: {e}")))?;
+    if let Some(kid) = synced.missing_primary {
+        let (st, node) = (state.clone(), node_id.clone());
+        let _ = tokio::task::spawn_blocking(move || st.store.forget_token_key_node(&node)).await;
+        return Err(StartError::Other(format!(
+            "this node does not hold the file of the primary token-signing key {kid}: copy {} from \
+             the node where it was added into the folder of auth.signing_key_file",
+            signing_keys::KeyFiles::new(std::path::Path::new(&state.config.auth.signing_key_file))
+                .path_for(&kid)
+                .display()
+        )));
+    }
     let doc = openapi_document_with(&state.config).map_err(StartError::Other)?;
     let routes = web::Data::new(contract::Routes::from_document(&doc));
     let doc = serde_json::to_string(&doc).map_err(|e| StartError::Other(e.to_string()))?;
@@ -283,7 +344,19 @@ pub async fn start_with(
     let handle = server.handle();
     let task = tokio::spawn(server);
     tracing::info!(%addr, backend = ?state.store.backend(), "rfl-server listening");
-    Ok(RunningServer { addr, handle, task })
+    let refresher = refresh_keys_every(
+        state.clone(),
+        node_id.clone(),
+        std::time::Duration::from_secs(state.config.auth.signing_key_refresh_secs),
+    );
+    Ok(RunningServer {
+        addr,
+        handle,
+        task,
+        node_id,
+        state,
+        refresher,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]

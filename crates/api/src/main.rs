@@ -35,13 +35,13 @@ enum Command {
     Serve,
     /// Administration that needs the database, not the API.
     #[command(subcommand)]
-    Admin(Admin),
+    Admin(AdminTask),
     /// Print the OpenAPI 3 document of this server's API (the one served at /v1/openapi.json).
     Openapi,
 }
 
 #[derive(Subcommand)]
-enum Admin {
+enum AdminTask {
     /// Create a national society and print the one-time enrolment code of its first admin.
     CreateSociety {
         /// The society's name, e.g. "Belgian Red Cross-Flanders".
@@ -51,6 +51,19 @@ enum Admin {
     /// Print a one-time enrolment code for a Movement admin (creates national societies through the
     /// API; reads no society's cases).
     CreateMovementAdmin,
+    /// Rotate the key that signs access tokens, with the service running: add a new key (every node
+    /// verifies what it signs), wait until every running node holds its file, then promote it (it
+    /// signs every new token; the old key verifies until its last token has expired). Running it
+    /// again goes on from where it stopped, and deletes this machine's files of retired keys.
+    RotateSigningKey {
+        /// Only show the keys and the running nodes.
+        #[arg(long)]
+        status: bool,
+        /// How long to wait for every running node to hold the new key's file before giving up (the
+        /// key stays added; run the command again once the file is on every node).
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        wait: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -75,8 +88,11 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(config)),
-        Command::Admin(Admin::CreateSociety { name }) => create_society(&config, &name),
-        Command::Admin(Admin::CreateMovementAdmin) => create_movement_admin(&config),
+        Command::Admin(AdminTask::CreateSociety { name }) => create_society(&config, &name),
+        Command::Admin(AdminTask::CreateMovementAdmin) => create_movement_admin(&config),
+        Command::Admin(AdminTask::RotateSigningKey { status, wait }) => {
+            runtime.block_on(rotate_signing_key(&config, status, wait))
+        }
         Command::Openapi => print_openapi(&config),
     };
     match result {
@@ -152,6 +168,140 @@ fn create_movement_admin(config: &Config) -> Result<(), String> {
         config.auth.enrolment_code_ttl_hours
     );
     Ok(())
+}
+
+async fn rotate_signing_key(config: &Config, status_only: bool, wait: u64) -> Result<(), String> {
+    use rfl_api::signing_keys::{self as keys, RotationSettings};
+    let store = open_store(config)?;
+    let settings = RotationSettings::from_config(config);
+    let now = || SystemClock.now_millis();
+    let deleted =
+        keys::delete_retired_files(&store, &settings, now()).map_err(|e| e.to_string())?;
+    for path in deleted {
+        println!("deleted the file of a retired key: {}", path.display());
+    }
+    print_key_status(&store, &settings, now())?;
+    if status_only {
+        return Ok(());
+    }
+    // 1. Add (or go on with the key added by an earlier run).
+    let (next, added) = keys::add_next_key(&store, &settings, now()).map_err(|e| e.to_string())?;
+    let file = settings.files.path_for(&next.kid);
+    if added {
+        println!(
+            "added {}: every node verifies its tokens once it holds {}",
+            next.kid,
+            file.display()
+        );
+    } else {
+        println!(
+            "going on with {}, added earlier ({})",
+            next.kid,
+            file.display()
+        );
+    }
+    // 2. Distribute: every running node must report the file before the key signs anything.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let mut waiting = None;
+    loop {
+        let (missing, running) =
+            keys::nodes_without(&store, &settings, &next.kid, now()).map_err(|e| e.to_string())?;
+        if missing.is_empty() {
+            println!("{running} running node(s) verify {}", next.kid);
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            let ids: Vec<&str> = missing.iter().map(|n| n.node_id.as_str()).collect();
+            return Err(format!(
+                "{} of {running} running node(s) do not hold {} yet (nodes {}): copy the file to the \
+                 folder of auth.signing_key_file on every node (each reads it within \
+                 auth.signing_key_refresh_secs = {} s), then run this command again",
+                missing.len(),
+                file.display(),
+                ids.join(", "),
+                settings.refresh_secs
+            ));
+        }
+        if waiting != Some(missing.len()) {
+            eprintln!(
+                "waiting for {} of {running} running node(s) to read {} (each reads its key files \
+                 every {} s) …",
+                missing.len(),
+                next.kid,
+                settings.refresh_secs
+            );
+            waiting = Some(missing.len());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    // 3. Promote.
+    let until = keys::promote(&store, &settings, &next.kid, now()).map_err(|e| e.to_string())?;
+    println!(
+        "promoted {}: every node signs with it within {} s; the previous key verifies until {} \
+         and is retired then; run this command after that to delete its file here",
+        next.kid,
+        settings.refresh_secs,
+        utc(until)
+    );
+    Ok(())
+}
+
+fn print_key_status(
+    store: &rfl_storage::Store,
+    settings: &rfl_api::signing_keys::RotationSettings,
+    now: i64,
+) -> Result<(), String> {
+    use rfl_storage::TokenKeyState;
+    let rows = store.token_keys().map_err(|e| e.to_string())?;
+    if rows.is_empty() {
+        return Err("the database lists no token key: start rfl-server once first".into());
+    }
+    let local = settings.files.load_all().map_err(|e| e.to_string())?;
+    println!("token-signing keys:");
+    for r in &rows {
+        let state = match r.state {
+            TokenKeyState::Next => "next (verifies, does not sign yet)".to_owned(),
+            TokenKeyState::Primary => "primary (signs)".to_owned(),
+            TokenKeyState::Previous if r.verifies_at(now) => {
+                format!(
+                    "previous (verifies until {})",
+                    utc(r.verify_until.unwrap_or(0))
+                )
+            }
+            TokenKeyState::Previous => "retired".to_owned(),
+        };
+        let here = if local.iter().any(|k| k.kid == r.kid) {
+            "file here"
+        } else {
+            "no file here"
+        };
+        println!("  {}  {state}, {here}", r.kid);
+    }
+    let nodes = store.token_key_nodes().map_err(|e| e.to_string())?;
+    println!(
+        "nodes that reported themselves (every {} s):",
+        settings.refresh_secs
+    );
+    for n in nodes {
+        println!(
+            "  {}  {} s ago, verifies {}",
+            n.node_id,
+            (now - n.seen_at).max(0) / 1000,
+            n.kids.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// Unix milliseconds as an RFC 3339 time in UTC.
+fn utc(millis: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(millis.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{millis} ms after 1970"))
 }
 
 fn print_openapi(config: &rfl_api::config::Config) -> Result<(), String> {

@@ -270,6 +270,8 @@ mod rekey;
 pub use rekey::{CaseHead, RekeyWrite};
 mod escrow;
 pub use escrow::{EscrowCompletion, EscrowRotation, EscrowWrapRow, NewEscrowRotation};
+mod token_keys;
+pub use token_keys::{TokenKeyNode, TokenKeyRow, TokenKeyState};
 mod societies;
 pub use societies::{Society, SocietyEscrow};
 

@@ -196,6 +196,25 @@ diesel::table! {
 
 diesel::joinable!(passkeys -> members (member_id));
 
+diesel::table! {
+    token_keys (kid) {
+        kid -> Text,
+        public_key -> Binary,
+        state -> Text,
+        added_at -> BigInt,
+        promoted_at -> Nullable<BigInt>,
+        verify_until -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    token_key_nodes (node_id) {
+        node_id -> Text,
+        kids -> Text,
+        seen_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     societies,
     society_roots,

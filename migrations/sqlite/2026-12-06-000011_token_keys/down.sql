@@ -1,0 +1,2 @@
+DROP TABLE token_key_nodes;
+DROP TABLE token_keys;
