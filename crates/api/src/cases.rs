@@ -541,6 +541,7 @@ async fn write_records(
             &commit,
             &writes,
             &[],
+            &[],
             now,
         )?)
     })
@@ -587,7 +588,16 @@ async fn set_status(
                 holders: cur.holders,
             },
         )?;
-        Ok(store.write_commit(caller.member_id, id, &cur.head.0, &commit, &[], &[], now)?)
+        Ok(store.write_commit(
+            caller.member_id,
+            id,
+            &cur.head.0,
+            &commit,
+            &[],
+            &[],
+            &[],
+            now,
+        )?)
     })
     .await?;
     Ok(HttpResponse::Ok().json(summary(row, None)))

@@ -49,6 +49,43 @@ pub struct WrappedKey {
     pub wrapped: Vec<u8>,
 }
 
+/// The registered keys of a member as the caller's wraps were made for them (what the server's
+/// directory read before the write). A write that stores rows wrapped to other members names them:
+/// if a member's keys changed since (they rotated), nothing is written, so no row claims the new
+/// keys while wrapped to the old ones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecipientKeys {
+    pub member: MemberId,
+    pub signing_key: Vec<u8>,
+    pub age_recipient: String,
+}
+
+/// In a write transaction: each member of `$keys` (`&[RecipientKeys]`) still has those keys, else a
+/// conflict. The no-op update takes the member's row lock on PostgreSQL, so a key switch
+/// ([`Store::switch_member_keys`], which takes the same lock first) either waits for this write, and
+/// then marks its rows as under the old keys, or made it fail here.
+macro_rules! recipients_unchanged {
+    ($conn:ident, $keys:expr) => {{
+        for r in $keys {
+            let locked = diesel::update(
+                members::table
+                    .filter(members::id.eq(id_bytes(r.member.as_uuid())))
+                    .filter(members::signing_key.eq(&r.signing_key))
+                    .filter(members::age_recipient.eq(&r.age_recipient)),
+            )
+            .set(members::security_stamp.eq(members::security_stamp))
+            .execute($conn)?;
+            if locked != 1 {
+                return Err(StorageError::Conflict(
+                    "a member's keys changed since they were read (they rotated them): read the \
+                     society's members again and retry",
+                ));
+            }
+        }
+    }};
+}
+pub(crate) use recipients_unchanged;
+
 impl WrappedKey {
     /// Its row in the key table, for `case_id` at `epoch`.
     pub(crate) fn row(&self, case_id: &[u8], epoch: i32, now: Millis) -> CaseKeyDb {
@@ -471,7 +508,8 @@ impl Store {
     /// in one transaction. The case must still be at commit `commit.seq - 1` with head `parent`:
     /// otherwise someone else committed first and nothing is written (conflict). Version 1 creates a
     /// record; version n+1 replaces version n (anything else is a conflict too). `keys` are the
-    /// keys the commit grants, each with its key epoch: the case's current one or an earlier one.
+    /// keys the commit grants, each with its key epoch: the case's current one or an earlier one;
+    /// `wrapped_for`, the keys of the members they were wrapped to ([`RecipientKeys`]).
     #[allow(clippy::too_many_arguments)] // each is a distinct part of one write, all in one transaction
     pub fn write_commit(
         &self,
@@ -481,6 +519,7 @@ impl Store {
         commit: &CommitWrite,
         writes: &[RecordWrite],
         keys: &[(u32, WrappedKey)],
+        wrapped_for: &[RecipientKeys],
         now: Millis,
     ) -> Result<CaseRow> {
         let n = i64::try_from(writes.len())
@@ -491,6 +530,7 @@ impl Store {
             "the case was changed by someone else since you opened it: reload it and retry",
         );
         let row = write_tx!(self, conn => {
+            recipients_unchanged!(conn, wrapped_for);
             let (row, _) = case_for_member!(conn, member, case).ok_or(StorageError::NotFound)?;
             if row.version != seq_no - 1 || row.head_hash.as_deref() != Some(parent) {
                 return Err(stale);

@@ -61,6 +61,11 @@ impl Store {
             .map_err(|_| StorageError::Invalid("revocation list number out of range".into()))?;
         let old_digest = switch.old_keys_digest.to_vec();
         let row: MemberDb = write_tx!(self, conn => {
+            // The member's row lock first: a write wrapping to the old keys that is under way
+            // commits before the rows are marked below (and is marked with them), or fails.
+            diesel::update(members::table.filter(members::id.eq(&who)))
+                .set(members::security_stamp.eq(members::security_stamp))
+                .execute(conn)?;
             let m: MemberDb = members::table
                 .filter(members::id.eq(&who))
                 .filter(members::society_id.eq(&soc))

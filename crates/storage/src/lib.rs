@@ -253,7 +253,7 @@ macro_rules! insert_fixed {
 mod cases;
 pub use cases::{
     CaseBundle, CaseHolderRows, CaseListItem, CaseRead, CaseRow, CommitWrite, CreatedCases,
-    HolderRow, NewCase, RecordRow, RecordWrite, WrappedKey,
+    HolderRow, NewCase, RecipientKeys, RecordRow, RecordWrite, WrappedKey,
 };
 mod certs;
 pub use certs::{CertificateRow, SocietyTrust};

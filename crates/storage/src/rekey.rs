@@ -6,11 +6,12 @@ use diesel::{PgConnection, SqliteConnection};
 use rfl_domain::{CaseId, MemberId, SocietyId};
 use uuid::Uuid;
 
+use crate::cases::recipients_unchanged;
 use crate::models::*;
 use crate::schema::*;
 use crate::{
-    epoch_i32, id_bytes, version_i64, CaseRow, CommitWrite, HolderRow, Millis, Pools, Result,
-    StorageError, Store, WrappedKey, INSERT_CHUNK,
+    epoch_i32, id_bytes, version_i64, CaseRow, CommitWrite, HolderRow, Millis, Pools,
+    RecipientKeys, Result, StorageError, Store, WrappedKey, INSERT_CHUNK,
 };
 
 /// A case as it stands, with what checking its next re-key needs: its head commit and who holds
@@ -205,11 +206,13 @@ impl Store {
     ///
     /// `society` and `escrow`: the cases' society and the escrow key (age recipient) their new keys
     /// were wrapped to, refused as in [`Store::create_cases`] unless it is the current one.
+    /// `wrapped_for`: the keys of the members the new rows are wrapped to ([`RecipientKeys`]).
     pub fn rekey_cases(
         &self,
         society: SocietyId,
         escrow: &str,
         writes: &[RekeyWrite],
+        wrapped_for: &[RecipientKeys],
         now: Millis,
     ) -> Result<Vec<CaseRow>> {
         let soc = id_bytes(society.as_uuid());
@@ -253,6 +256,7 @@ impl Store {
         // commits; `$update` is the backend's way of doing the first for the whole batch.
         macro_rules! rekey_tx {
             ($conn:ident, $update:expr) => {{
+                recipients_unchanged!($conn, wrapped_for);
                 let first = next_seq!($conn, n);
                 let gen = escrow_gen!($conn, &soc, escrow);
                 let rows: Vec<CaseDb> = $update($conn, first)?;

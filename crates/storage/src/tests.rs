@@ -428,6 +428,7 @@ fn optimistic_concurrency_on_records() {
                 &c2,
                 std::slice::from_ref(&v2),
                 &[],
+                &[],
                 NOW + 5,
             )
             .unwrap();
@@ -438,7 +439,16 @@ fn optimistic_concurrency_on_records() {
 
         // a second writer whose commit is on the old head is refused and loses nothing
         let stale_commit = commit(2, CaseStatus::Open);
-        let r = store.write_commit(alice.id, c.id, &head1, &stale_commit, &[], &[], NOW + 6);
+        let r = store.write_commit(
+            alice.id,
+            c.id,
+            &head1,
+            &stale_commit,
+            &[],
+            &[],
+            &[],
+            NOW + 6,
+        );
         assert!(matches!(r, Err(StorageError::Conflict(_))), "{r:?}");
         let c3 = commit(3, CaseStatus::Open);
 
@@ -460,6 +470,7 @@ fn optimistic_concurrency_on_records() {
             &c2.hash,
             &c3,
             &[new_note.clone(), stale],
+            &[],
             &[],
             NOW + 6,
         );
@@ -485,6 +496,7 @@ fn optimistic_concurrency_on_records() {
                 &c3,
                 std::slice::from_ref(&rec),
                 &[],
+                &[],
                 NOW
             ),
             Err(StorageError::Conflict(_))
@@ -500,6 +512,7 @@ fn optimistic_concurrency_on_records() {
                     ..new_note.clone()
                 }],
                 &[],
+                &[],
                 NOW
             ),
             Err(StorageError::Invalid(_))
@@ -511,6 +524,7 @@ fn optimistic_concurrency_on_records() {
                 &c2.hash,
                 &c3,
                 std::slice::from_ref(&new_note),
+                &[],
                 &[],
                 NOW
             ),
@@ -524,6 +538,7 @@ fn optimistic_concurrency_on_records() {
                 &c2.hash,
                 &c3,
                 std::slice::from_ref(&new_note),
+                &[],
                 &[],
                 NOW,
             )
@@ -544,7 +559,7 @@ fn status_workflow() {
         // The status is whatever the stored commit gives (the API checks the workflow).
         let c2 = commit(2, CaseStatus::Tracing);
         let r = store
-            .write_commit(alice.id, c.id, &[1; 32], &c2, &[], &[], NOW)
+            .write_commit(alice.id, c.id, &[1; 32], &c2, &[], &[], &[], NOW)
             .unwrap();
         assert_eq!((r.status, r.version), (CaseStatus::Tracing, 2));
         // stale: its parent is not the head
@@ -554,6 +569,7 @@ fn status_workflow() {
                 c.id,
                 &[1; 32],
                 &commit(2, CaseStatus::Located),
+                &[],
                 &[],
                 &[],
                 NOW
@@ -566,6 +582,7 @@ fn status_workflow() {
                 c.id,
                 &c2.hash,
                 &commit(3, CaseStatus::Located),
+                &[],
                 &[],
                 &[],
                 NOW,

@@ -40,14 +40,14 @@ fn a_rekey_batch_moves_every_case_or_none() {
             .collect();
         batch[2].parent = vec![7; 32];
         assert!(matches!(
-            store.rekey_cases(s, ESCROW, &batch, NOW),
+            store.rekey_cases(s, ESCROW, &batch, &[], NOW),
             Err(StorageError::Conflict(_))
         ));
         assert_eq!(store.member_cases(s, b.id, None, 10).unwrap().len(), 3);
 
         // The whole batch: B loses every row of every case, the cases are at epoch 2.
         batch[2].parent = head.clone();
-        let rows = store.rekey_cases(s, ESCROW, &batch, NOW).unwrap();
+        let rows = store.rekey_cases(s, ESCROW, &batch, &[], NOW).unwrap();
         assert_eq!(rows.len(), 3);
         assert!(rows.iter().all(|r| r.key_epoch == 2 && r.version == 2));
         assert!(store.member_cases(s, b.id, None, 10).unwrap().is_empty());
@@ -64,8 +64,78 @@ fn a_rekey_batch_moves_every_case_or_none() {
         assert!(store.member_cases(s, a.id, None, 10).unwrap().is_empty());
         // The same batch again is stale.
         assert!(matches!(
-            store.rekey_cases(s, ESCROW, &batch, NOW),
+            store.rekey_cases(s, ESCROW, &batch, &[], NOW),
             Err(StorageError::Conflict(_))
         ));
+    });
+}
+
+/// A write wrapping to a member whose keys changed since the caller's directory was read (they
+/// rotated them meanwhile) is refused whole, so no row claims the new keys while wrapped to the old.
+#[test]
+fn rows_wrapped_to_keys_a_member_no_longer_has_are_refused() {
+    each_backend(|store| {
+        let s = escrowed(store, "Red Cross G");
+        let a = enrol(store, s, Role::Caseworker, 71);
+        let b = enrol(store, s, Role::Caseworker, 72);
+        let c = new_case(s, &a, 0);
+        store
+            .create_cases(std::slice::from_ref(&c), ESCROW, NOW)
+            .unwrap();
+        let grant = |keys: &RecipientKeys| {
+            store.write_commit(
+                a.id,
+                c.id,
+                &[1; 32],
+                &commit(2, CaseStatus::Open),
+                &[],
+                &[(
+                    1,
+                    WrappedKey {
+                        recipient_id: *b.id.as_uuid(),
+                        wrapped: vec![8; 200],
+                    },
+                )],
+                std::slice::from_ref(keys),
+                NOW,
+            )
+        };
+        let read_before = RecipientKeys {
+            member: b.id,
+            signing_key: b.signing_key.clone(),
+            age_recipient: b.age_recipient.clone(),
+        };
+        let rotated = RecipientKeys {
+            signing_key: vec![99; 32],
+            ..read_before.clone()
+        };
+        assert!(matches!(grant(&rotated), Err(StorageError::Conflict(_))));
+        assert!(
+            store.get_case(b.id, c.id, None).unwrap().is_none(),
+            "nothing written"
+        );
+        let row = grant(&read_before).unwrap();
+        assert_eq!(row.version, 2);
+        assert!(store.get_case(b.id, c.id, None).unwrap().is_some());
+
+        // The same for a re-key.
+        let mut w = rekey(
+            c.id,
+            3,
+            &commit(2, CaseStatus::Open).hash,
+            *b.id.as_uuid(),
+            *a.id.as_uuid(),
+        );
+        w.keys.push(WrappedKey {
+            recipient_id: *s.as_uuid(),
+            wrapped: vec![9; 200],
+        });
+        assert!(matches!(
+            store.rekey_cases(s, ESCROW, std::slice::from_ref(&w), &[rotated], NOW),
+            Err(StorageError::Conflict(_))
+        ));
+        store
+            .rekey_cases(s, ESCROW, std::slice::from_ref(&w), &[read_before], NOW)
+            .unwrap();
     });
 }

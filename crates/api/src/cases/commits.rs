@@ -202,6 +202,25 @@ impl Directory {
         holder_of(m)
     }
 
+    /// The keys the members among `recipients` have in this directory, each once (the society's
+    /// own id, the escrow key, and unknown ids left out): what a write wrapping to them checks is
+    /// still theirs when it stores the rows ([`rfl_storage::RecipientKeys`]).
+    pub(crate) fn recipient_keys(
+        &self,
+        recipients: impl Iterator<Item = uuid::Uuid>,
+    ) -> Vec<rfl_storage::RecipientKeys> {
+        let mut seen = std::collections::HashSet::new();
+        recipients
+            .filter(|r| seen.insert(*r))
+            .filter_map(|r| self.members.get(&MemberId::from_uuid(r)))
+            .map(|m| rfl_storage::RecipientKeys {
+                member: m.id,
+                signing_key: m.signing_key.clone(),
+                age_recipient: m.age_recipient.clone(),
+            })
+            .collect()
+    }
+
     /// The holders digest of the members in `recipients` (the society's own id, the escrow key,
     /// is not a holder and is left out), each with their registered keys.
     pub(super) fn holders_digest(

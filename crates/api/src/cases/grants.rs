@@ -123,6 +123,7 @@ pub(super) async fn grant(
                     )
                 })
                 .collect::<Vec<_>>(),
+            &dir.recipient_keys(std::iter::once(grantee.member_id)),
             now,
         )?)
     })

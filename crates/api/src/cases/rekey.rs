@@ -233,7 +233,13 @@ pub(super) async fn rekey(
                 check_rekey(&caller, &dir, head, dto)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        store.rekey_cases(caller.society_id, &escrow, &writes, now)?;
+        let wrapped_for = dir.recipient_keys(writes.iter().flat_map(|w| {
+            w.keys
+                .iter()
+                .chain(w.older.iter().map(|(_, k)| k))
+                .map(|k| k.recipient_id)
+        }));
+        store.rekey_cases(caller.society_id, &escrow, &writes, &wrapped_for, now)?;
         Ok(())
     })
     .await?;

@@ -385,7 +385,12 @@ impl Session {
         // Unlocked once here: the workers below wrap to this holder's own key without a prompt.
         self.keys.case_key()?;
         let mut summary = RekeySummary::default();
-        for _pass in 0..REKEY_PASSES {
+        for pass in 0..REKEY_PASSES {
+            if pass > 0 {
+                // A holder may have rotated their keys meanwhile (the server refuses a wrap to keys
+                // a member no longer has): wrap to the keys as they are now.
+                self.reload_members().await?;
+            }
             let mut after = None;
             let mut refused = 0;
             loop {

@@ -188,7 +188,11 @@ impl Session {
         let suspended = self.suspended_members().await?;
         let sealer = self.sealer()?;
         let mut report = RotationReport::default();
-        for _pass in 0..ROTATE_PASSES {
+        for pass in 0..ROTATE_PASSES {
+            if pass > 0 {
+                // Another holder may have rotated their keys meanwhile (see rekey_member_cases).
+                self.reload_members().await?;
+            }
             let mut after = None;
             let mut refused = 0;
             loop {
