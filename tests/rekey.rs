@@ -192,6 +192,7 @@ async fn a_holder_ungrants_another_and_the_server_refuses_rekeys_that_add_keep_o
                 keys: vec![],
                 commit: vec![0; 255].into(),
                 own_older_keys: vec![],
+                older_keys_of: None,
             }],
         };
         assert_eq!(
@@ -226,6 +227,7 @@ async fn a_holder_ungrants_another_and_the_server_refuses_rekeys_that_add_keep_o
                             keys,
                             commit: commit.as_bytes().to_vec().into(),
                             own_older_keys: vec![],
+                            older_keys_of: None,
                         }],
                     },
                     &ek,
@@ -263,6 +265,7 @@ async fn a_holder_ungrants_another_and_the_server_refuses_rekeys_that_add_keep_o
                 keys: vec![to(a.member_id()), escrow.clone()],
                 commit: commit.as_bytes().to_vec().into(),
                 own_older_keys: vec![],
+                older_keys_of: None,
             }],
         };
         assert_eq!(

@@ -50,6 +50,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(rekey::rekey)
         .service(rekey::member_cases)
         .service(rekey::retired_cases)
+        .service(rekey::member_retired_cases)
         .service(create_batch)
         .service(list_cases)
         .service(get_case)

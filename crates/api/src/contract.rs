@@ -55,7 +55,10 @@ pub fn complete(doc: &mut Value, page_max: i64) {
             if method == "get"
                 && matches!(
                     path.as_str(),
-                    "/v1/cases" | "/v1/members/{id}/cases" | "/v1/me/retired-cases"
+                    "/v1/cases"
+                        | "/v1/members/{id}/cases"
+                        | "/v1/members/{id}/retired-cases"
+                        | "/v1/me/retired-cases"
                 )
             {
                 set_parameter_maximum(op, "limit", page_max);

@@ -93,6 +93,7 @@ pub fn create_society(
             created_by: None,
             created_at: now_millis,
             expires_at: now_millis + hours_to_millis(code_ttl_hours),
+            for_member: None,
         },
         now_millis,
     )?;
@@ -121,11 +122,12 @@ pub fn movement_admin_code(
         created_by: None,
         created_at: now_millis,
         expires_at: now_millis + hours_to_millis(code_ttl_hours),
+        for_member: None,
     })?;
     Ok(code)
 }
 
-fn hours_to_millis(h: u64) -> i64 {
+pub(crate) fn hours_to_millis(h: u64) -> i64 {
     i64::try_from(h).unwrap_or(72).saturating_mul(3_600_000)
 }
 
@@ -577,6 +579,7 @@ async fn create_enrolment_code(
             created_by: Some(caller.member_id),
             created_at: now,
             expires_at,
+            for_member: None,
         })?)
     })
     .await?;

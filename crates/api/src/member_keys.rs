@@ -1,7 +1,9 @@
 //! Rotating a person's keys (docs/crypto.md, "Rotating a person's keys"):
 //! - `PUT /v1/me/next-keys`: a person registers the public keys they will rotate to;
 //! - `POST /v1/members/{id}/keys`: an admin's certificate of those keys, with the revocation list
-//!   that retires the current ones, switches the member to them in one transaction.
+//!   that retires the current ones, switches the member to them in one transaction;
+//! - `POST /v1/members/{id}/reset`: a member who lost every authenticator is reset by an admin (their
+//!   keys revoked, their passkeys removed) and gets a code that re-enrols them with new keys.
 //!
 //! As for every certificate, the server checks only structure and tenancy (the certificate names
 //! the member, their role and exactly the keys they registered; the list is signed by the caller or
@@ -9,9 +11,11 @@
 
 use actix_web::{post, put, web, HttpResponse};
 use rfl_crypto::{subject_keys_digest, AgeRecipient, DevicePublicKey, KeyCertificate};
-use rfl_domain::api::{MemberDto, NextKeysDto, SwitchKeysRequest};
+use rfl_domain::api::{
+    EnrolmentCodeResponse, MemberDto, NextKeysDto, ResetMemberRequest, SwitchKeysRequest,
+};
 use rfl_domain::MemberId;
-use rfl_storage::{KeySwitch, NextKeys};
+use rfl_storage::{KeySwitch, MemberReset, NewEnrolmentCode, NextKeys};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::certs::{check_revocations, role_of};
@@ -20,7 +24,9 @@ use crate::roles::{Authorized, People, SocietyAdmins};
 use crate::{blocking, State};
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(put_next_keys).service(switch_keys);
+    cfg.service(put_next_keys)
+        .service(switch_keys)
+        .service(reset_member);
 }
 
 /// The digest of stored keys (`subject_keys_digest`).
@@ -151,4 +157,85 @@ async fn switch_keys(
     .await?;
     tracing::info!(society = %caller.society_id, by = %caller.member_id, %member, "member keys rotated");
     Ok(HttpResponse::Ok().json(crate::identity::member_dto(m)))
+}
+
+/// Reset a member who lost every authenticator (society admin; needs a recent passkey sign-in), with
+/// the society's next revocation list, which must revoke the member's current keys. In one
+/// transaction: the list is stored, the member's certificate retired, their passkeys removed, their
+/// sessions ended, their key rows marked for re-wrapping, and a one-time code issued that re-enrols
+/// the same member with new keys and a new passkey (`rfl enrol --code`). An admin then certifies the
+/// new keys and re-wraps the member's cases from the escrow key (`rfl member rewrap`).
+#[utoipa::path(tag = "certificates", security(("bearer" = [])), params(("id" = String, Path, format = Uuid)),
+    request_body = ResetMemberRequest, responses(
+    (status = 201, body = EnrolmentCodeResponse), (status = 400, body = Problem), (status = 401, body = Problem),
+    (status = 403, body = Problem), (status = 404, body = Problem),
+    (status = 409, description = "Not the next revocation list", body = Problem),
+    (status = 422, body = Problem)))]
+#[post("/members/{id}/reset")]
+async fn reset_member(
+    state: State,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
+    path: web::Path<MemberId>,
+    body: web::Json<ResetMemberRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let member = path.into_inner();
+    let req = body.into_inner();
+    if member == caller.member_id {
+        return Err(ApiError::Forbidden(
+            "another admin resets you: you cannot reset yourself",
+        ));
+    }
+    let (code, code_hash) = crate::identity::new_enrolment_code()?;
+    let store = state.store.clone();
+    let now = state.now();
+    let expires_at =
+        now + crate::identity::hours_to_millis(state.config.auth.enrolment_code_ttl_hours);
+    let m = blocking(move || {
+        let m = store
+            .member(member)?
+            .filter(|m| m.society_id == caller.society_id)
+            .ok_or(ApiError::NotFound)?;
+        if rfl_storage::is_machine_role(m.role) {
+            return Err(ApiError::Unprocessable(
+                "a sync agent has no authenticator to lose: revoke it and enrol a new one".into(),
+            ));
+        }
+        let old = keys_digest(&m.signing_key, &m.age_recipient)?;
+        let me = store.member(caller.member_id)?.ok_or(ApiError::NotFound)?;
+        let signer = DevicePublicKey::from_slice(&me.signing_key)
+            .map_err(|_| ApiError::Internal("a stored device key is not 32 bytes".into()))?;
+        let list = check_revocations(&store, caller.society_id, &signer, &req.revocations)?;
+        if list.find(*member.as_uuid(), &old).is_none() {
+            return Err(ApiError::Unprocessable(
+                "the revocation list does not revoke the member's current keys".into(),
+            ));
+        }
+        Ok(store.reset_member(
+            caller.society_id,
+            member,
+            &MemberReset {
+                old_keys_digest: old,
+                list_number: list.body().number,
+                list: list.to_bytes().to_vec(),
+                code: NewEnrolmentCode {
+                    code_hash,
+                    society_id: caller.society_id,
+                    role: m.role,
+                    created_by: Some(caller.member_id),
+                    created_at: now,
+                    expires_at,
+                    for_member: Some(member),
+                },
+            },
+            now,
+        )?)
+    })
+    .await?;
+    tracing::info!(society = %caller.society_id, by = %caller.member_id, %member, "member reset");
+    Ok(HttpResponse::Created().json(EnrolmentCodeResponse {
+        id: hex::encode(code_hash),
+        code,
+        role: m.role,
+        expires_at: expires_at / 1000,
+    }))
 }

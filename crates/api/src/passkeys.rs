@@ -381,21 +381,22 @@ async fn enrol_start(
     let st: Arc<AppState> = state.get_ref().clone();
     let now = st.now();
     let start = blocking(move || {
-        let (_, role) = st
-            .store
-            .usable_enrolment_code(&hash, now)
-            .map_err(|e| match e {
-                rfl_storage::StorageError::NotFound => {
-                    ApiError::Unprocessable("unknown enrolment code".into())
-                }
-                other => other.into(),
-            })?;
+        let (_, role, existing) =
+            st.store
+                .usable_enrolment_code(&hash, now)
+                .map_err(|e| match e {
+                    rfl_storage::StorageError::NotFound => {
+                        ApiError::Unprocessable("unknown enrolment code".into())
+                    }
+                    other => other.into(),
+                })?;
         if rfl_storage::is_machine_role(role) {
             return Err(ApiError::Forbidden(
                 "this code is for a sync agent, which enrols with its device key (/v1/enrol)",
             ));
         }
-        let member_id = MemberId::new();
+        // A code from an admin's reset re-enrols that member (same id, so the same WebAuthn user).
+        let member_id = existing.unwrap_or_else(MemberId::new);
         let name = member_id.to_string();
         let (options, reg) = st
             .webauthn

@@ -174,6 +174,7 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
             "/v1/members/{id}/suspend"
             | "/v1/members/{id}/reinstate"
             | "/v1/members/{id}/keys"
+            | "/v1/members/{id}/reset"
             | "/v1/enrolment-codes",
         )
         | (
@@ -183,7 +184,13 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
             | "/v1/society/escrow/rotation/complete",
         )
         | ("GET", "/v1/society/escrow/rotation" | "/v1/society/escrow/rotation/wraps")
-        | ("GET", "/v1/members/{id}/passkeys" | "/v1/members/{id}/cases" | "/v1/enrolment-codes")
+        | (
+            "GET",
+            "/v1/members/{id}/passkeys"
+            | "/v1/members/{id}/cases"
+            | "/v1/members/{id}/retired-cases"
+            | "/v1/enrolment-codes",
+        )
         | ("DELETE", "/v1/enrolment-codes/{id}")
         | ("DELETE", "/v1/members/{id}/passkeys/{credential}") => Roles(SocietyAdmins::ROLES),
         ("POST", "/v1/societies") => Roles(MovementAdmins::ROLES),
@@ -237,6 +244,7 @@ pub fn needs_step_up(method: &str, pattern: &str) -> bool {
                 "/v1/members/{id}/suspend"
                     | "/v1/members/{id}/reinstate"
                     | "/v1/members/{id}/keys"
+                    | "/v1/members/{id}/reset"
                     | "/v1/enrolment-codes"
                     | "/v1/societies"
                     | "/v1/society/escrow/rotation"

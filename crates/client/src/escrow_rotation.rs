@@ -398,7 +398,11 @@ impl Session {
 
     /// The society's escrow identity opened with the recovery identity, and checked to be the key
     /// the pinned root certifies now (a host cannot have the admin re-wrap from a key it swapped in).
-    fn open_old_escrow(&self, wrapped: &[u8], recovery: &AgeIdentity) -> Result<AgeIdentity> {
+    pub(crate) fn open_old_escrow(
+        &self,
+        wrapped: &[u8],
+        recovery: &AgeIdentity,
+    ) -> Result<AgeIdentity> {
         let society = *self.society_id().as_uuid();
         let certified = self.escrow()?;
         let old = unwrap_escrow_identity(wrapped, society, recovery.as_age()).map_err(|_| {

@@ -270,6 +270,21 @@ impl Api {
         self.get(&path).await
     }
 
+    /// The cases of the society where `member` (reset by an admin) still has keys wrapped to their
+    /// revoked keys, with the escrow wrappings of every epoch (society admins), a page after `after`.
+    pub async fn member_retired_cases(
+        &self,
+        member: MemberId,
+        after: Option<CaseId>,
+        limit: i64,
+    ) -> Result<MemberCasesResponse> {
+        let mut path = format!("/v1/members/{member}/retired-cases?limit={limit}");
+        if let Some(a) = after {
+            path.push_str(&format!("&after={a}"));
+        }
+        self.get(&path).await
+    }
+
     /// The cases where the caller still has keys wrapped to keys it rotated away from.
     pub async fn retired_cases(
         &self,

@@ -26,6 +26,7 @@ mod attachments;
 mod grants;
 mod open;
 mod rekey;
+mod reset;
 mod rotate;
 mod seal;
 

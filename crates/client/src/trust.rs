@@ -387,7 +387,7 @@ impl Session {
     }
 
     /// A member of this society as the server lists them, with the public keys they registered.
-    async fn registered_keys(
+    pub(crate) async fn registered_keys(
         &self,
         member: MemberId,
     ) -> Result<(MemberDto, DevicePublicKey, AgeRecipient)> {

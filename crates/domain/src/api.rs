@@ -692,6 +692,12 @@ pub struct RekeyDto {
     /// still under the keys they rotated away from. Empty: the caller's earlier rows stay as they are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub own_older_keys: Vec<EpochKeyDto>,
+    /// Whose keys `own_older_keys` are, if not the caller's: a society admin re-wrapping the cases
+    /// of a member they reset (who lost every authenticator) sends that member's earlier keys,
+    /// wrapped to their new certified keys from the escrow key. The member must keep the case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
+    pub older_keys_of: Option<MemberId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -714,6 +720,11 @@ pub struct MemberCaseDto {
     /// Who holds the case's current data key (checked by clients against the head's holders
     /// digest).
     pub holders: Vec<HolderDto>,
+    /// The case's data key of every key epoch wrapped to the society escrow key, oldest first:
+    /// listed only for the cases of a member an admin reset (`GET /v1/members/{id}/retired-cases`),
+    /// whose keys the admin re-wraps from the escrow key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escrow_keys: Vec<EpochKeyDto>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

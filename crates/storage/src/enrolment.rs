@@ -20,6 +20,9 @@ pub struct NewEnrolmentCode {
     pub created_by: Option<MemberId>,
     pub created_at: Millis,
     pub expires_at: Millis,
+    /// The existing member the code re-enrols (after an admin reset them: [`Store::reset_member`]),
+    /// with new keys and a new passkey; `None` for a code that creates a member.
+    pub for_member: Option<MemberId>,
 }
 
 /// An enrolment code as an admin sees it (never the code itself).
@@ -140,6 +143,38 @@ impl Store {
             diesel::update(enrolment_codes::table.filter(enrolment_codes::code_hash.eq(&hash)))
                 .set((enrolment_codes::used_at.eq(Some(now)), enrolment_codes::used_by.eq(Some(member_id.clone()))))
                 .execute(conn)?;
+            if let Some(existing) = &code.for_member {
+                // Re-enrolment of a member an admin reset: the same member, new keys, a new
+                // passkey (their old ones were removed by the reset).
+                if *existing != member_id || machine {
+                    return Err(StorageError::Refused("this code re-enrols another member"));
+                }
+                let row: MemberDb = diesel::update(
+                    members::table
+                        .filter(members::id.eq(&member_id))
+                        .filter(members::society_id.eq(&code.society_id))
+                        .filter(members::signing_key.ne(&enrolment.signing_key))
+                        .filter(members::age_recipient.ne(&enrolment.age_recipient)),
+                )
+                .set((
+                    members::signing_key.eq(&enrolment.signing_key),
+                    members::age_recipient.eq(&enrolment.age_recipient),
+                    members::next_signing_key.eq(None::<Vec<u8>>),
+                    members::next_age_recipient.eq(None::<String>),
+                    members::security_stamp.eq(members::security_stamp + 1),
+                ))
+                .returning(MemberDb::as_returning())
+                .get_result(conn)
+                .optional()?
+                .ok_or(StorageError::Refused("re-enrol with new keys, both of them"))?;
+                if let Some(p) = &enrolment.passkey {
+                    diesel::insert_into(crate::schema::passkeys::table)
+                        .values(&crate::passkeys::PasskeyDb::new(enrolment.member_id, p, now))
+                        .execute(conn)
+                        .map_err(|e| StorageError::from_insert(e, "this credential is already registered"))?;
+                }
+                return Ok(row);
+            }
             let row = MemberDb {
                 id: member_id.clone(),
                 society_id: code.society_id,
@@ -167,13 +202,14 @@ impl Store {
         row.into_member()
     }
 
-    /// The society and role of an enrolment code that can still be spent (unused, unrevoked, unexpired);
-    /// nothing is changed. Used before an enrolment ceremony begins, so a dead code does not cost one.
+    /// The society and role of an enrolment code that can still be spent (unused, unrevoked, unexpired),
+    /// and the member it re-enrols if it does; nothing is changed. Used before an enrolment ceremony
+    /// begins, so a dead code does not cost one.
     pub fn usable_enrolment_code(
         &self,
         code_hash: &[u8; 32],
         now: Millis,
-    ) -> Result<(SocietyId, Role)> {
+    ) -> Result<(SocietyId, Role, Option<MemberId>)> {
         let hash = code_hash.to_vec();
         let code: Option<EnrolmentCodeDb> = read!(self, conn => {
             enrolment_codes::table
@@ -194,6 +230,11 @@ impl Store {
         Ok((
             SocietyId::from_uuid(uuid_from(&code.society_id)?),
             parse_role(&code.role)?,
+            code.for_member
+                .as_deref()
+                .map(uuid_from)
+                .transpose()?
+                .map(MemberId::from_uuid),
         ))
     }
 }

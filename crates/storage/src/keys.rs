@@ -24,7 +24,110 @@ pub struct KeySwitch {
     pub list: Vec<u8>,
 }
 
+/// What resetting a member who lost every authenticator stores ([`Store::reset_member`]).
+#[derive(Clone, Debug)]
+pub struct MemberReset {
+    /// The digest of the member's current keys (`subject_keys_digest`), which the list revokes.
+    pub old_keys_digest: [u8; 32],
+    /// The society's next revocation list and its number.
+    pub list_number: u64,
+    pub list: Vec<u8>,
+    /// The one-time code that re-enrols the member (its `for_member` is the member).
+    pub code: crate::NewEnrolmentCode,
+}
+
 impl Store {
+    /// Resets `member` of `society`, who lost every authenticator, in one transaction: the
+    /// revocation list (which revokes their keys) is stored, a conflict unless it is the next;
+    /// their certificate is kept as retired (their earlier commits still verify) and they have
+    /// none current; their passkeys are removed; their key rows are marked as under the old keys
+    /// (until an admin re-wraps them); their sessions end; and `reset.code` is stored, which
+    /// re-enrols them with new keys and a new passkey (an unused code of an earlier reset of theirs
+    /// expires). Their registered keys stay the revoked
+    /// ones until then, which no client wraps to.
+    pub fn reset_member(
+        &self,
+        society: SocietyId,
+        member: MemberId,
+        reset: &MemberReset,
+        now: Millis,
+    ) -> Result<Member> {
+        let soc = id_bytes(society.as_uuid());
+        let who = id_bytes(member.as_uuid());
+        let number = i64::try_from(reset.list_number)
+            .map_err(|_| StorageError::Invalid("revocation list number out of range".into()))?;
+        let old_digest = reset.old_keys_digest.to_vec();
+        let code = crate::models::EnrolmentCodeDb::from_new(&reset.code);
+        if code.for_member.as_deref() != Some(who.as_slice()) || code.society_id != soc {
+            return Err(StorageError::Invalid(
+                "the code does not re-enrol this member".into(),
+            ));
+        }
+        let row: MemberDb = write_tx!(self, conn => {
+            // The member's row lock first, as for a key switch.
+            let locked = diesel::update(
+                members::table
+                    .filter(members::id.eq(&who))
+                    .filter(members::society_id.eq(&soc)),
+            )
+            .set(members::security_stamp.eq(members::security_stamp + 1))
+            .execute(conn)?;
+            if locked != 1 {
+                return Err(StorageError::NotFound);
+            }
+            insert_next_list!(conn, &soc, number, &reset.list, now);
+            let old_cert: Option<Vec<u8>> = key_certificates::table
+                .filter(key_certificates::subject_id.eq(&who))
+                .select(key_certificates::certificate)
+                .get_result(conn)
+                .optional()?;
+            if let Some(old) = old_cert {
+                diesel::insert_into(retired_certificates::table)
+                    .values((
+                        retired_certificates::subject_id.eq(&who),
+                        retired_certificates::keys_digest.eq(&old_digest),
+                        retired_certificates::society_id.eq(&soc),
+                        retired_certificates::certificate.eq(&old),
+                        retired_certificates::retired_at.eq(now),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)?;
+                diesel::delete(key_certificates::table.filter(key_certificates::subject_id.eq(&who)))
+                    .execute(conn)?;
+            }
+            diesel::delete(crate::schema::passkeys::table.filter(crate::schema::passkeys::member_id.eq(&who)))
+                .execute(conn)?;
+            diesel::update(
+                case_keys::table
+                    .filter(case_keys::recipient_id.eq(&who))
+                    .filter(case_keys::keys_digest.is_null()),
+            )
+            .set(case_keys::keys_digest.eq(Some(&old_digest)))
+            .execute(conn)?;
+            // A code of an earlier reset of the member, unused, dies: only the newest re-enrols.
+            diesel::update(
+                enrolment_codes::table
+                    .filter(enrolment_codes::for_member.eq(&who))
+                    .filter(enrolment_codes::used_at.is_null())
+                    .filter(enrolment_codes::expires_at.gt(now)),
+            )
+            .set(enrolment_codes::expires_at.eq(now))
+            .execute(conn)?;
+            diesel::insert_into(enrolment_codes::table)
+                .values(&code)
+                .execute(conn)
+                .map_err(|e| StorageError::from_insert(e, "enrolment code exists"))?;
+            Ok(diesel::update(members::table.filter(members::id.eq(&who)))
+                .set((
+                    members::next_signing_key.eq(None::<Vec<u8>>),
+                    members::next_age_recipient.eq(None::<String>),
+                ))
+                .returning(MemberDb::as_returning())
+                .get_result(conn)?)
+        })?;
+        row.into_member()
+    }
+
     /// Registers the keys `member` will rotate to (replacing keys registered before and not yet
     /// certified). They change nothing until an admin certifies them.
     pub fn set_next_keys(&self, member: MemberId, next: &NextKeys) -> Result<Member> {

@@ -263,7 +263,7 @@ pub use enrolment::{Enrolment, EnrolmentCodeRow, NewEnrolmentCode};
 mod members;
 pub use members::{Challenge, Member, NextKeys, Standing};
 mod keys;
-pub use keys::KeySwitch;
+pub use keys::{KeySwitch, MemberReset};
 mod passkeys;
 pub use passkeys::{Ceremony, CeremonyKind, NewPasskey, PasskeyRow};
 mod rekey;

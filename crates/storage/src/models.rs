@@ -96,6 +96,7 @@ pub(crate) struct EnrolmentCodeDb {
     pub expires_at: i64,
     pub used_at: Option<i64>,
     pub used_by: Option<Vec<u8>>,
+    pub for_member: Option<Vec<u8>>,
 }
 
 impl EnrolmentCodeDb {
@@ -109,6 +110,7 @@ impl EnrolmentCodeDb {
             expires_at: c.expires_at,
             used_at: None,
             used_by: None,
+            for_member: c.for_member.map(|m| m.as_uuid().as_bytes().to_vec()),
         }
     }
 }

@@ -14,6 +14,9 @@ use crate::{
     RecipientKeys, Result, StorageError, Store, WrappedKey, INSERT_CHUNK,
 };
 
+/// A case's wrapped data keys by key epoch, oldest first.
+pub type EpochKeys = Vec<(u32, Vec<u8>)>;
+
 /// A case as it stands, with what checking its next re-key needs: its head commit and who holds
 /// its current key epoch (members, and the society id for its escrow key, with since when).
 #[derive(Clone, Debug)]
@@ -174,6 +177,44 @@ impl Store {
             })?
         });
         assemble(rows)
+    }
+
+    /// The escrow wrappings (recipient: the society) of every key epoch of the given cases of
+    /// `society`, by case, oldest epoch first: what an admin re-wraps a reset member's earlier keys
+    /// from. One query per chunk of cases.
+    pub fn escrow_keys_of(
+        &self,
+        society: SocietyId,
+        cases: &[CaseId],
+    ) -> Result<std::collections::HashMap<CaseId, EpochKeys>> {
+        let soc = id_bytes(society.as_uuid());
+        let ids: Vec<Vec<u8>> = cases.iter().map(|c| id_bytes(c.as_uuid())).collect();
+        let rows: Vec<(Vec<u8>, i32, Vec<u8>)> = read!(self, conn => {
+            let mut rows = Vec::new();
+            for chunk in ids.chunks(INSERT_CHUNK) {
+                rows.extend(
+                    case_keys::table
+                        .inner_join(cases::table.on(cases::id.eq(case_keys::case_id)))
+                        .filter(cases::society_id.eq(&soc))
+                        .filter(case_keys::case_id.eq_any(chunk))
+                        .filter(case_keys::recipient_id.eq(&soc))
+                        .order((case_keys::case_id, case_keys::key_epoch))
+                        .select((case_keys::case_id, case_keys::key_epoch, case_keys::wrapped))
+                        .load::<(Vec<u8>, i32, Vec<u8>)>(conn)?,
+                );
+            }
+            rows
+        });
+        let mut out: std::collections::HashMap<CaseId, EpochKeys> =
+            std::collections::HashMap::new();
+        for (case, epoch, wrapped) in rows {
+            let epoch = u32::try_from(epoch)
+                .map_err(|_| StorageError::Invalid("a stored key epoch is negative".into()))?;
+            out.entry(CaseId::from_uuid(crate::uuid_from(&case)?))
+                .or_default()
+                .push((epoch, wrapped));
+        }
+        Ok(out)
     }
 
     /// The given cases of `society` as they stand (a case of another society, or none, is left

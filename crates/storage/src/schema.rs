@@ -36,6 +36,7 @@ diesel::table! {
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
         used_by -> Nullable<Binary>,
+        for_member -> Nullable<Binary>,
     }
 }
 

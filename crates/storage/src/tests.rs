@@ -30,6 +30,7 @@ fn code(society: SocietyId, role: Role, seed: u8) -> NewEnrolmentCode {
         created_by: None,
         created_at: NOW,
         expires_at: NOW + 3 * DAY,
+        for_member: None,
     }
 }
 
@@ -672,7 +673,7 @@ fn people_enrol_with_a_passkey_and_machines_with_a_key() {
         store.insert_enrolment_code(&machine).unwrap();
         assert_eq!(
             store.usable_enrolment_code(&person.code_hash, NOW).unwrap(),
-            (s, Role::Caseworker)
+            (s, Role::Caseworker, None)
         );
         let keys_only = |seed: u8| Enrolment {
             member_id: MemberId::new(),

@@ -21,7 +21,8 @@ use std::collections::{HashMap, HashSet};
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use rfl_crypto::{parse_commit, CommitOp};
 use rfl_domain::api::{
-    HolderDto, MemberCaseDto, MemberCasesResponse, RekeyDto, RekeyRequest, RekeyResponse,
+    EpochKeyDto, HolderDto, MemberCaseDto, MemberCasesResponse, RekeyDto, RekeyRequest,
+    RekeyResponse,
 };
 use rfl_domain::{CaseId, MemberId, Role};
 use rfl_storage::{CaseHead, HolderRow, Member, RekeyWrite, WrappedKey};
@@ -136,13 +137,23 @@ fn check_rekey(
         .filter(|h| *h != society && !given.contains(h))
         .collect();
     let me = *caller.member_id.as_uuid();
+    // Whose earlier rows are re-wrapped: the caller's own (after rotating its keys), or, by a
+    // society admin, a member they reset (re-wrapped from the escrow key).
+    let target = match dto.older_keys_of {
+        None => me,
+        Some(m) if caller.role == Role::SocietyAdmin => *m.as_uuid(),
+        Some(_) => {
+            return Err(ApiError::Forbidden(
+                "only a society admin re-wraps another member's earlier keys",
+            ))
+        }
+    };
     let mut older = Vec::new();
     if !dto.own_older_keys.is_empty() {
-        // The caller re-wraps its own rows of every earlier epoch (after rotating its keys): all of
-        // them go, and these take their place.
-        if !given.contains(&me) {
+        // The rows of every earlier epoch: all of them go, and these take their place.
+        if !given.contains(&target) {
             return Err(bad(
-                "only a holder who keeps the case re-wraps its own earlier keys",
+                "only a holder who keeps the case gets its earlier keys re-wrapped",
             ));
         }
         let epochs: Vec<u32> = dto.own_older_keys.iter().map(|k| k.key_epoch).collect();
@@ -159,7 +170,7 @@ fn check_rekey(
         {
             return Err(bad("a wrapped key has a bad size"));
         }
-        removed.push(me);
+        removed.push(target);
         older = dto
             .own_older_keys
             .iter()
@@ -167,7 +178,7 @@ fn check_rekey(
                 (
                     k.key_epoch,
                     WrappedKey {
-                        recipient_id: me,
+                        recipient_id: target,
                         wrapped: k.wrapped.0.clone(),
                     },
                 )
@@ -276,6 +287,50 @@ pub(super) async fn member_cases(
     Ok(HttpResponse::Ok().json(resp))
 }
 
+/// The cases of the society where a member an admin reset (who lost every authenticator) still has
+/// key rows wrapped to their revoked keys (society admin), each with its head commit, holders and
+/// escrow wrappings of every key epoch: what the admin re-wraps to the member's new keys from the
+/// escrow key (`rfl member rewrap`). A page at a time, in case-id order.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid), ListQuery),
+    responses((status = 200, body = MemberCasesResponse), (status = 400, body = Problem), (status = 403, body = Problem),
+    (status = 404, body = Problem)))]
+#[get("/members/{id}/retired-cases")]
+pub(super) async fn member_retired_cases(
+    state: State,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
+    path: web::Path<MemberId>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let member = path.into_inner();
+    let q = query.into_inner();
+    let limit = page_limit(q.limit, state.config.limits.page_max)?;
+    let store = state.store.clone();
+    let resp = blocking(move || {
+        let members = society_members(&store, &caller)?;
+        if !members.contains_key(member.as_uuid()) {
+            return Err(ApiError::NotFound);
+        }
+        let heads = store.retired_member_cases(caller.society_id, member, q.after, limit)?;
+        let ids: Vec<CaseId> = heads.iter().map(|h| h.case.id).collect();
+        let mut escrow = store.escrow_keys_of(caller.society_id, &ids)?;
+        let mut page = cases_page(&members, heads, limit)?;
+        for c in &mut page.cases {
+            c.escrow_keys = escrow
+                .remove(&c.case.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(key_epoch, wrapped)| EpochKeyDto {
+                    key_epoch,
+                    wrapped: wrapped.into(),
+                })
+                .collect();
+        }
+        Ok(page)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(resp))
+}
+
 /// The cases where the caller still has a key row wrapped to keys it rotated away from, each with
 /// its head commit and holders: what its client re-wraps to its new keys (`rfl keys rotate`). A
 /// page at a time, in case-id order.
@@ -330,6 +385,7 @@ fn cases_page(
                 holders: holder_dtos(members, h.holders)?,
                 head_commit: h.head_commit.into(),
                 case: summary(h.case, None),
+                escrow_keys: Vec::new(),
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;

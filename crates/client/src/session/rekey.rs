@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use rfl_crypto::{holder_batch_certified, VerifiedKeys};
+use rfl_crypto::{holder_batch_certified, AgeIdentity, VerifiedKeys};
 
 use super::grants::listed_holders;
 use super::*;
@@ -34,6 +34,71 @@ pub(super) struct Keep {
 /// A case of a revoked member checked for its re-key: its verified head (body and hash), the
 /// holders kept, the holders left out.
 type Checked = (CommitBody, CommitHash, Vec<Keep>, Vec<uuid::Uuid>);
+
+/// What an admin does to the cases of a member ([`Session::rekey_member_cases`],
+/// [`Session::rewrap_member_cases`]).
+pub(crate) enum MemberRekey {
+    /// Re-key without them (revoked).
+    Drop,
+    /// Re-key keeping them with their new certified keys, and re-wrap their earlier epochs from
+    /// the opened `escrow` identity (reset after a lost device).
+    Rewrap { escrow: AgeIdentity },
+}
+
+/// The data key of every epoch of a reset member's case before the new one, from the escrow
+/// wrappings the server lists with it (`opened` caches each escrow batch opened). The current
+/// epoch's key must match the key commitment of the verified head `head`: a host cannot have the
+/// member given keys of its own choosing for it.
+fn escrow_epoch_keys(
+    c: &MemberCaseDto,
+    head: &CommitBody,
+    escrow: &AgeIdentity,
+    opened: &mut HashMap<uuid::Uuid, Arc<EscrowBatch>>,
+) -> Result<Vec<(u32, DataKey)>> {
+    let id = c.case.id;
+    let epochs: Vec<u32> = c.escrow_keys.iter().map(|k| k.key_epoch).collect();
+    if epochs != (1..=head.key_epoch).collect::<Vec<u32>>() {
+        return Err(tampered(format!(
+            "case {id}: the server does not list its escrow key of every epoch"
+        )));
+    }
+    let society = head_society(c)?;
+    c.escrow_keys
+        .iter()
+        .map(|k| {
+            let info = rfl_crypto::escrow_wrap_info(&k.wrapped.0)
+                .map_err(|_| tampered(format!("case {id}: an escrow wrapping is malformed")))?;
+            let batch = match opened.get(&info.batch_id) {
+                Some(b) => b.clone(),
+                None => {
+                    let b = Arc::new(
+                        EscrowBatch::open(&k.wrapped.0, society, escrow.as_age()).map_err(
+                            |_| tampered(format!("case {id}: an escrow wrapping does not open")),
+                        )?,
+                    );
+                    opened.insert(info.batch_id, b.clone());
+                    b
+                }
+            };
+            let key = batch
+                .unwrap(&k.wrapped.0, *id.as_uuid(), k.key_epoch)
+                .map_err(|_| tampered(format!("case {id}: an escrow wrapping does not open")))?;
+            if k.key_epoch == head.key_epoch
+                && key_commitment(&key, *id.as_uuid(), k.key_epoch) != head.key_commitment
+            {
+                return Err(tampered(format!(
+                    "case {id}: the escrow key of its current epoch is not the one its head commits to"
+                )));
+            }
+            Ok((k.key_epoch, key))
+        })
+        .collect()
+}
+
+/// The society a listed case belongs to (the escrow batches are bound to it).
+fn head_society(c: &MemberCaseDto) -> Result<uuid::Uuid> {
+    Ok(*c.case.society_id.as_uuid())
+}
 
 /// A case that was not re-keyed, and why (its head or holders did not verify).
 #[derive(Clone, Debug, Serialize)]
@@ -147,6 +212,7 @@ impl Sealer {
             keys,
             commit: commit.as_bytes().to_vec().into(),
             own_older_keys: Vec::new(),
+            older_keys_of: None,
         })
     }
 }
@@ -313,6 +379,7 @@ impl Session {
         member: MemberId,
         c: &MemberCaseDto,
         suspended: &HashSet<uuid::Uuid>,
+        mode: &MemberRekey,
     ) -> Result<Checked> {
         let id = c.case.id;
         let head = parse_commit(&c.head_commit.0)
@@ -348,7 +415,20 @@ impl Session {
                 "case {id}: the server lists it among the member's cases, but its head does not name them"
             )));
         }
-        let (keep, left_out) = self.keepers(&listed, member, suspended)?;
+        // Dropping the member (revoked), or keeping them with their new certified keys (reset).
+        let drop = match mode {
+            MemberRekey::Drop => member,
+            MemberRekey::Rewrap { .. } => MemberId::from_uuid(uuid::Uuid::nil()),
+        };
+        let (keep, left_out) = self.keepers(&listed, drop, suspended)?;
+        if matches!(mode, MemberRekey::Rewrap { .. })
+            && !keep.iter().any(|k| k.holder.member_id == *member.as_uuid())
+        {
+            return Err(ClientError::Invalid(format!(
+                "member {member}'s new keys are not certified (or they are suspended): certify \
+                 them first (`rfl certify`)"
+            )));
+        }
         Ok((b, head.hash(), keep, left_out))
     }
 
@@ -374,6 +454,53 @@ impl Session {
         batch: usize,
         progress: impl Fn(usize),
     ) -> Result<RekeySummary> {
+        self.member_rekey(member, batch, &MemberRekey::Drop, progress)
+            .await
+    }
+
+    /// An admin re-wraps every case of `member`, whom they reset after the member lost every
+    /// authenticator and whose new keys are certified, from the society escrow key (opened with
+    /// the offline `recovery` identity): each case still wrapped to the member's revoked keys gets a
+    /// new key epoch wrapped to its holders (the member's new keys included) and escrow, and the
+    /// member's keys of every earlier epoch are re-wrapped to their new keys, in the same
+    /// transaction. Nothing written afterwards opens with the lost keys; the member reads the whole
+    /// history again. In batches, each one transaction; running it again finishes what a crash left.
+    pub async fn rewrap_member_cases(
+        &self,
+        member: MemberId,
+        recovery: &AgeIdentity,
+        progress: impl Fn(usize),
+    ) -> Result<RekeySummary> {
+        self.reload_members().await?;
+        self.certified_member(member).await.map_err(|_| {
+            ClientError::Invalid(format!(
+                "member {member} has no certified keys: they enrol again with the code of \
+                 `rfl member reset`, then an admin certifies them (`rfl certify`)"
+            ))
+        })?;
+        let wrapped = self
+            .api()
+            .society()
+            .await?
+            .escrow
+            .ok_or_else(|| ClientError::Invalid("your society has no escrow key".into()))?;
+        let escrow = self.open_old_escrow(&wrapped.wrapped_identity.0, recovery)?;
+        self.member_rekey(
+            member,
+            REKEY_BATCH,
+            &MemberRekey::Rewrap { escrow },
+            progress,
+        )
+        .await
+    }
+
+    async fn member_rekey(
+        &self,
+        member: MemberId,
+        batch: usize,
+        mode: &MemberRekey,
+        progress: impl Fn(usize),
+    ) -> Result<RekeySummary> {
         if !(1..=1000).contains(&batch) {
             return Err(ClientError::Invalid(
                 "re-key 1 to 1000 cases a request".into(),
@@ -394,13 +521,33 @@ impl Session {
             let mut after = None;
             let mut refused = 0;
             loop {
-                let page = self.api.member_cases(member, after, batch as i64).await?;
+                let page = match mode {
+                    MemberRekey::Drop => self.api.member_cases(member, after, batch as i64).await?,
+                    MemberRekey::Rewrap { .. } => {
+                        self.api
+                            .member_retired_cases(member, after, batch as i64)
+                            .await?
+                    }
+                };
                 if page.cases.is_empty() {
                     break;
                 }
                 let mut checked = Vec::with_capacity(page.cases.len());
+                let mut older = Vec::with_capacity(page.cases.len());
+                let mut opened = HashMap::new();
                 for c in &page.cases {
-                    match self.check_member_case(member, c, &suspended) {
+                    let k = self
+                        .check_member_case(member, c, &suspended, mode)
+                        .and_then(|k| {
+                            match mode {
+                                MemberRekey::Drop => older.push(Vec::new()),
+                                MemberRekey::Rewrap { escrow, .. } => {
+                                    older.push(escrow_epoch_keys(c, &k.0, escrow, &mut opened)?)
+                                }
+                            }
+                            Ok(k)
+                        });
+                    match k {
                         Ok(k) => checked.push(k),
                         // One case the server serves wrong must not stop the others' re-key.
                         Err(ClientError::Tampered(reason)) => {
@@ -422,11 +569,36 @@ impl Session {
                 let batch = sealer.escrow_batch()?;
                 let batches = holder_batches(checked.iter().flat_map(|c| c.2.iter()))?;
                 let s = sealer.clone();
+                let target = match mode {
+                    MemberRekey::Drop => None,
+                    MemberRekey::Rewrap { .. } => Some(member),
+                };
                 let cases = tokio::task::spawn_blocking(move || {
                     checked
                         .iter()
-                        .map(|(body, hash, keep, _)| {
-                            s.seal_rekey(body, *hash, keep, &batches, &batch)
+                        .zip(older)
+                        .map(|((body, hash, keep, _), older)| {
+                            let mut dto = s.seal_rekey(body, *hash, keep, &batches, &batch)?;
+                            if let Some(m) = target {
+                                // The member's keys of every earlier epoch, from escrow, to the
+                                // batch of their new certified keys.
+                                let to = batches.get(m.as_uuid()).ok_or_else(|| {
+                                    ClientError::Invalid("no batch for the member's keys".into())
+                                })?;
+                                dto.own_older_keys = older
+                                    .iter()
+                                    .map(|(epoch, key)| {
+                                        Ok(EpochKeyDto {
+                                            key_epoch: *epoch,
+                                            wrapped: to
+                                                .wrap(key, *dto.case_id.as_uuid(), *epoch)?
+                                                .into(),
+                                        })
+                                    })
+                                    .collect::<Result<Vec<_>>>()?;
+                                dto.older_keys_of = Some(m);
+                            }
+                            Ok(dto)
                         })
                         .collect::<Result<Vec<_>>>()
                 })

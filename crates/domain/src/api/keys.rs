@@ -47,3 +47,18 @@ pub struct SwitchKeysRequest {
     )]
     pub revocations: String,
 }
+
+/// An admin's reset of a member who lost every authenticator (`POST /v1/members/{id}/reset`): the
+/// revocation list that revokes the member's keys. The answer is a one-time code that re-enrols the
+/// member with new keys and a new passkey.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ResetMemberRequest {
+    /// The society's next revocation list, lowercase hex, listing the member's current keys.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^([0-9a-f]{2})+$", min_length = 2)
+    )]
+    pub revocations: String,
+}

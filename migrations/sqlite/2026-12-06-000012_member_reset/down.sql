@@ -1,0 +1,1 @@
+ALTER TABLE enrolment_codes DROP COLUMN for_member;
