@@ -46,7 +46,19 @@ impl ServerProcess {
     /// SIGKILL: no shutdown, whatever it is doing.
     #[allow(clippy::unwrap_used)]
     pub fn kill(mut self) {
+        self.kill_now();
+        self.reap();
+    }
+
+    /// SIGKILL without waiting for the process to be gone ([`ServerProcess::reap`] does).
+    #[allow(clippy::unwrap_used)]
+    pub fn kill_now(&mut self) {
         self.child.kill().unwrap();
+    }
+
+    /// Waits until the killed process is gone.
+    #[allow(clippy::unwrap_used)]
+    pub fn reap(mut self) {
         self.child.wait().unwrap();
     }
 }

@@ -471,6 +471,18 @@ impl Session {
         recovery: &AgeIdentity,
         progress: impl Fn(usize),
     ) -> Result<RekeySummary> {
+        self.rewrap_member_cases_by(member, recovery, REKEY_BATCH, progress)
+            .await
+    }
+
+    /// [`Session::rewrap_member_cases`] in batches of `batch` cases (1 to 1,000).
+    pub async fn rewrap_member_cases_by(
+        &self,
+        member: MemberId,
+        recovery: &AgeIdentity,
+        batch: usize,
+        progress: impl Fn(usize),
+    ) -> Result<RekeySummary> {
         self.reload_members().await?;
         self.certified_member(member).await.map_err(|_| {
             ClientError::Invalid(format!(
@@ -485,13 +497,8 @@ impl Session {
             .escrow
             .ok_or_else(|| ClientError::Invalid("your society has no escrow key".into()))?;
         let escrow = self.open_old_escrow(&wrapped.wrapped_identity.0, recovery)?;
-        self.member_rekey(
-            member,
-            REKEY_BATCH,
-            &MemberRekey::Rewrap { escrow },
-            progress,
-        )
-        .await
+        self.member_rekey(member, batch, &MemberRekey::Rewrap { escrow }, progress)
+            .await
     }
 
     async fn member_rekey(
