@@ -32,6 +32,7 @@ mod passphrase;
 mod plugin;
 mod revocation;
 mod selfwrap;
+mod succession;
 mod wrap;
 
 #[cfg(test)]
@@ -77,6 +78,7 @@ pub use selfwrap::{
     is_self_wrapped, unwrap_case_key, unwrap_self_wrapped, wrap_case_key_to, wrap_data_key_to_self,
     CaseWrapKey, LocalStateMac, SELF_WRAP_LEN, SELF_WRAP_MAGIC,
 };
+pub use succession::{roots_from_pin, RootSuccession, SUCCESSION_LEN};
 pub use wrap::{unwrap_data_key, unwrap_escrow_identity, wrap_data_key, wrap_escrow_identity};
 
 /// Version of the attachment stream format and of [`RecordAad::encode`] (unchanged since format 1).
