@@ -234,7 +234,7 @@ mod tests {
         );
         assert!(e.is_err());
         // A gap, the wrong end, another society, a tampered time: refused.
-        assert!(roots_from_pin(&fp0, society, &r2.public(), &[s2.clone()]).is_err());
+        assert!(roots_from_pin(&fp0, society, &r2.public(), std::slice::from_ref(&s2)).is_err());
         assert!(roots_from_pin(&fp0, society, &r1.public(), &chain).is_err());
         assert!(roots_from_pin(&fp0, Uuid::from_u128(8), &r2.public(), &chain).is_err());
         let mut bytes = s1.to_bytes();
