@@ -60,6 +60,10 @@ pub struct CertificatesResponse {
     /// docs/crypto.md), or null before the first. Clients refuse a list older than one they saw.
     #[schema(pattern = "^([0-9a-f]{2})+$")]
     pub revocations: Option<String>,
+    /// The society's root successions, oldest first, lowercase hex (`RootSuccession::to_hex`;
+    /// docs/crypto.md, "Rotating the society root"): a client that pinned an earlier root follows
+    /// them to `root_public_key`.
+    pub root_successions: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -232,6 +236,7 @@ async fn certificates(
             .chain(t.retired.iter().map(|c| crate::hex(c)))
             .collect(),
         revocations: t.revocations.as_deref().map(crate::hex),
+        root_successions: t.successions.iter().map(|b| crate::hex(b)).collect(),
     }))
 }
 
@@ -245,6 +250,25 @@ pub(crate) fn check_revocations(
     signer: &DevicePublicKey,
     hex: &str,
 ) -> Result<RevocationList, ApiError> {
+    check_next_list(store, society, hex, |list, root| {
+        let by_root = root.is_some_and(|r| list.signed_by(&DevicePublicKey::from_bytes(r)));
+        if !by_root && !list.signed_by(signer) {
+            return Err(ApiError::Unprocessable(
+                "the revocation list is not signed by your device key or the society root".into(),
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// [`check_revocations`] with the signature rule `signed` (given the list and the society's current
+/// root).
+pub(crate) fn check_next_list(
+    store: &Store,
+    society: SocietyId,
+    hex: &str,
+    signed: impl FnOnce(&RevocationList, Option<[u8; 32]>) -> Result<(), ApiError>,
+) -> Result<RevocationList, ApiError> {
     let list = RevocationList::from_hex(hex.trim())
         .map_err(|e| ApiError::BadRequest(format!("the revocation list is malformed: {e}")))?;
     let body = list.body();
@@ -254,14 +278,7 @@ pub(crate) fn check_revocations(
         ));
     }
     let trust = store.society_certificates(society)?;
-    let by_root = trust
-        .root
-        .is_some_and(|r| list.signed_by(&DevicePublicKey::from_bytes(r)));
-    if !by_root && !list.signed_by(signer) {
-        return Err(ApiError::Unprocessable(
-            "the revocation list is not signed by your device key or the society root".into(),
-        ));
-    }
+    signed(&list, trust.root)?;
     let latest = trust
         .revocations
         .as_deref()

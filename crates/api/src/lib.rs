@@ -21,6 +21,7 @@ pub mod member_keys;
 pub mod passkeys;
 pub mod ratelimit;
 pub mod roles;
+pub mod root_rotation;
 pub mod signing_keys;
 
 use std::net::SocketAddr;
@@ -121,7 +122,8 @@ where
             .configure(passkeys::configure)
             .configure(certs::configure)
             .configure(escrow::configure)
-            .configure(member_keys::configure),
+            .configure(member_keys::configure)
+            .configure(root_rotation::configure),
     )
 }
 

@@ -168,7 +168,7 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
             | "/v1/society/root"
             | "/v1/society/revocations",
         )
-        | ("POST", "/v1/certificates")
+        | ("POST", "/v1/certificates" | "/v1/society/root/rotation")
         | (
             "POST",
             "/v1/members/{id}/suspend"
@@ -249,6 +249,7 @@ pub fn needs_step_up(method: &str, pattern: &str) -> bool {
                     | "/v1/societies"
                     | "/v1/society/escrow/rotation"
                     | "/v1/certificates"
+                    | "/v1/society/root/rotation"
                     | "/v1/cases/rekey"
                     | "/v1/passkeys/register/start"
                     | "/v1/passkeys/register/finish"

@@ -20,6 +20,7 @@ pub mod merge;
 pub mod passkey;
 pub mod person;
 pub mod recovery;
+pub mod root_rotation;
 pub mod session;
 pub mod trust;
 

@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 
 use rfl_crypto::{
-    issue_admin_cert, issue_escrow_cert, issue_member_cert, subject_keys_digest,
+    issue_admin_cert, issue_escrow_cert, issue_member_cert, roots_from_pin, subject_keys_digest,
     subject_keys_fingerprint, verify_chain, wrap_escrow_identity, AgeIdentity, AgeRecipient,
     CertifiedRole, DevicePublicKey, KeyCertificate, RevocationEntry, RevocationList,
-    RevocationListBody, RevocationReason, RootPublicKey, SocietyRootKey, Validity, VerifiedKeys,
-    VerifiedRevocations,
+    RevocationListBody, RevocationReason, RootPublicKey, RootSuccession, SocietyRootKey, Validity,
+    VerifiedKeys, VerifiedRevocations,
 };
 use rfl_domain::api::{Base64Bytes, EscrowDto, MemberDto};
 use rfl_domain::{MemberId, Role};
@@ -53,20 +53,34 @@ impl Trust {
     /// seen, an older one or one that drops an entry is refused with [`ClientError::Tampered`].
     /// Keys on the list move to [`Trust::revoked`], and so do the members certified by a revoked
     /// admin (their issuer is no longer trusted).
+    ///
+    /// `roots` are the society's roots from the pinned one to the current one (the last), as the
+    /// successions lead ([`rfl_crypto::roots_from_pin`]): the current root's certificates count;
+    /// an earlier root's only if their keys are revoked, for commits dated before that.
     pub(crate) fn verify(
-        root: &RootPublicKey,
+        roots: &[RootPublicKey],
         society: Uuid,
         certs: Vec<KeyCertificate>,
         list: Option<RevocationList>,
         seen: Option<&RevocationList>,
         now: i64,
     ) -> Result<Trust> {
+        let (root, earlier) = roots
+            .split_last()
+            .ok_or_else(|| ClientError::Invalid("no society root to verify against".into()))?;
         let (by_root, by_admin): (Vec<_>, Vec<_>) =
             certs.into_iter().partition(|c| c.role().issued_by_root());
         let mut verified_root = Vec::new();
+        let mut by_earlier_root = Vec::new();
         for c in by_root {
             if let Ok(v) = verify_chain(root, society, std::slice::from_ref(&c), now) {
                 verified_root.push((c, v));
+            } else if let Some(v) = earlier
+                .iter()
+                .rev()
+                .find_map(|r| verify_chain(r, society, std::slice::from_ref(&c), now).ok())
+            {
+                by_earlier_root.push((c, v));
             }
         }
         let admin_keys: Vec<VerifiedKeys> = verified_root
@@ -115,6 +129,14 @@ impl Trust {
             }
             trust.add_current(c, v);
         }
+        // An earlier root's certificates: only keys revoked since (retired by a rotation), whose
+        // signatures count on commits dated before. A root that was replaced may have leaked:
+        // nothing it signs counts as current.
+        for (c, v) in by_earlier_root {
+            if let Some(at) = revoked_at(&c) {
+                trust.add_revoked(c, v, at);
+            }
+        }
         let revoked_admins: Vec<(KeyCertificate, i64)> = trust
             .revoked
             .values()
@@ -125,15 +147,22 @@ impl Trust {
         for c in by_admin {
             let by =
                 |a: &KeyCertificate| a.signing_key().map(|k| k.as_bytes()) == Some(c.issuer_key());
+            // The chain through the admin, under whichever of the roots certified them.
+            let chain = |admin: &KeyCertificate| {
+                roots
+                    .iter()
+                    .rev()
+                    .find_map(|r| verify_chain(r, society, &[admin.clone(), c.clone()], now).ok())
+            };
             if let Some(admin) = admins.iter().find(|a| by(a)) {
-                if let Ok(v) = verify_chain(root, society, &[admin.clone(), c.clone()], now) {
+                if let Some(v) = chain(admin) {
                     match revoked_at(&c) {
                         Some(at) => trust.add_revoked(c, v, at),
                         None => trust.add_current(c, v),
                     }
                 }
             } else if let Some((admin, admin_at)) = revoked_admins.iter().find(|(a, _)| by(a)) {
-                if let Ok(v) = verify_chain(root, society, &[admin.clone(), c.clone()], now) {
+                if let Some(v) = chain(admin) {
                     let at = revoked_at(&c).map_or(*admin_at, |own| own.min(*admin_at));
                     trust.add_revoked(c, v, at);
                 }
@@ -180,6 +209,8 @@ struct CertificatesResponse {
     certificates: Vec<String>,
     #[serde(default)]
     revocations: Option<String>,
+    #[serde(default)]
+    root_successions: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -261,9 +292,21 @@ impl Session {
         let Some(root) = resp.root_public_key else {
             return Ok(Trust::default());
         };
-        let root = RootPublicKey::pinned(&root.0, pin).map_err(|_| {
+        let society = *self.society_id().as_uuid();
+        let current = RootPublicKey::from_slice(&root.0).map_err(|_| {
+            ClientError::Tampered("the society root key on the server is malformed".into())
+        })?;
+        let successions = resp
+            .root_successions
+            .iter()
+            .map(|h| RootSuccession::from_hex(h))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| ClientError::Tampered(format!("a root succession is malformed: {e}")))?;
+        // The pinned root, or one that a chain of successions signed by each root leads to.
+        let roots = roots_from_pin(pin, society, &current, &successions).map_err(|_| {
             ClientError::Tampered(
-                "the society root key on the server does not match the fingerprint you were given"
+                "the society root key on the server does not match the fingerprint you were given, \
+                 and no succession signed by that root leads to it"
                     .into(),
             )
         })?;
@@ -280,7 +323,6 @@ impl Session {
             .map_err(|e| {
                 ClientError::Tampered(format!("the society's revocation list is malformed: {e}"))
             })?;
-        let society = *self.society_id().as_uuid();
         // The last list this client verified (kept MAC'd beside the keystore by `rfl`).
         let seen = self
             .heads()
@@ -288,7 +330,7 @@ impl Session {
             .map(|bytes| RevocationList::from_bytes(&bytes))
             .transpose()
             .map_err(|e| ClientError::Tampered(format!("the revocation list kept locally: {e}")))?;
-        let trust = Trust::verify(&root, society, certs, list, seen.as_ref(), now_secs())?;
+        let trust = Trust::verify(&roots, society, certs, list, seen.as_ref(), now_secs())?;
         if let Some(r) = &trust.revocations {
             if seen.as_ref().map(|s| s.hash()) != Some(r.hash()) {
                 self.heads().put_revocations(r.list().to_bytes())?;
@@ -523,9 +565,16 @@ impl Session {
         let pinned = self.pinned_root().ok_or_else(|| {
             ClientError::Invalid("pin your society's root key fingerprint first".into())
         })?;
-        if !root.public().matches_fingerprint(pinned) {
+        // The current root, as the pinned one (or a succession from it) leads to.
+        let current = self.with_trust(|t| t.root).ok().flatten();
+        let ok = match current {
+            Some(c) => c == root.public(),
+            None => root.public().matches_fingerprint(pinned),
+        };
+        if !ok {
             return Err(ClientError::Invalid(
-                "this root key is not your society's (its fingerprint is not the one you pinned)"
+                "this root key is not your society's current root (the one you pinned, or the one \
+                 its successions lead to)"
                     .into(),
             ));
         }

@@ -8,7 +8,9 @@ use rfl_domain::SocietyId;
 use uuid::Uuid;
 
 use super::{id_bytes, uuid_from, Millis, Pools, Result, StorageError, Store};
-use crate::schema::{key_certificates, retired_certificates, revocation_lists, society_roots};
+use crate::schema::{
+    key_certificates, retired_certificates, revocation_lists, root_successions, society_roots,
+};
 
 /// A key certificate as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,6 +151,83 @@ impl Store {
         })
     }
 
+    /// Replaces the society's signing root, in one transaction: the root must still be
+    /// `rotation.old_root` (else a conflict, nothing stored); the succession is kept after the
+    /// earlier ones; the new root becomes the society's; the certificates the new root issued
+    /// replace the subjects' current ones; the revocation list (signed by the new root) is stored,
+    /// a conflict unless it is the next. A conflict too while an escrow-key rotation runs (its
+    /// certificate is the old root's). The API checks the succession, the certificates and the
+    /// list before.
+    pub fn rotate_society_root(
+        &self,
+        society: SocietyId,
+        rotation: &RootRotation,
+        now: Millis,
+    ) -> Result<()> {
+        let soc = id_bytes(society.as_uuid());
+        let number = i64::try_from(rotation.list_number)
+            .map_err(|_| StorageError::Invalid("revocation list number out of range".into()))?;
+        write_tx!(self, conn => {
+            let current: Option<Vec<u8>> = society_roots::table
+                .filter(society_roots::society_id.eq(&soc))
+                .select(society_roots::root_public_key)
+                .get_result(conn)
+                .optional()?;
+            if current.as_deref() != Some(rotation.old_root.as_slice()) {
+                return Err(StorageError::Conflict(
+                    "the society root is not the one this rotation replaces: reload and try again",
+                ));
+            }
+            // A running escrow-key rotation carries a certificate of the old root: finish it first.
+            let running: i64 = crate::schema::escrow_rotations::table
+                .filter(crate::schema::escrow_rotations::society_id.eq(&soc))
+                .filter(crate::schema::escrow_rotations::completed_at.is_null())
+                .count()
+                .get_result(conn)?;
+            if running > 0 {
+                return Err(StorageError::Conflict(
+                    "an escrow-key rotation is running: finish it (run it again) before rotating the root",
+                ));
+            }
+            let done: i64 = root_successions::table
+                .filter(root_successions::society_id.eq(&soc))
+                .count()
+                .get_result(conn)?;
+            let next = i32::try_from(done + 1)
+                .map_err(|_| StorageError::Invalid("too many root successions".into()))?;
+            diesel::insert_into(root_successions::table)
+                .values((
+                    root_successions::society_id.eq(&soc),
+                    root_successions::number.eq(next),
+                    root_successions::succession.eq(&rotation.succession),
+                    root_successions::created_at.eq(now),
+                ))
+                .execute(conn)?;
+            diesel::update(society_roots::table.filter(society_roots::society_id.eq(&soc)))
+                .set(society_roots::root_public_key.eq(rotation.new_root.as_slice()))
+                .execute(conn)?;
+            for c in &rotation.certificates {
+                let n = diesel::update(
+                    key_certificates::table
+                        .filter(key_certificates::subject_id.eq(id_bytes(&c.subject_id)))
+                        .filter(key_certificates::society_id.eq(&soc)),
+                )
+                .set((
+                    key_certificates::certificate.eq(&c.certificate),
+                    key_certificates::issued_at.eq(c.issued_at),
+                ))
+                .execute(conn)?;
+                if n != 1 {
+                    return Err(StorageError::Conflict(
+                        "a certificate of the rotation replaces none: reload and try again",
+                    ));
+                }
+            }
+            insert_next_list!(conn, &soc, number, &rotation.list, now);
+            Ok(())
+        })
+    }
+
     /// Stores the society's next revocation list: `number` must be one more than the latest stored
     /// (the first is 1), else a conflict and nothing is stored (two admins publishing at once: one
     /// wins, the other reloads and signs again). The API checks the list itself before.
@@ -184,8 +263,9 @@ impl Store {
             Vec<CertificateDb>,
             Vec<Vec<u8>>,
             Option<Vec<u8>>,
+            Vec<Vec<u8>>,
         );
-        let (root, rows, retired, revocations): Read = read!(self, conn => {
+        let (root, rows, retired, revocations, successions): Read = read!(self, conn => {
             conn.transaction::<_, diesel::result::Error, _>(|conn| {
                 let root = society_roots::table
                     .filter(society_roots::society_id.eq(&soc))
@@ -203,7 +283,12 @@ impl Store {
                     .select(retired_certificates::certificate)
                     .load(conn)?;
                 let revocations = latest_list!(conn, &soc);
-                Ok((root, rows, retired, revocations))
+                let successions = root_successions::table
+                    .filter(root_successions::society_id.eq(&soc))
+                    .order(root_successions::number)
+                    .select(root_successions::succession)
+                    .load(conn)?;
+                Ok((root, rows, retired, revocations, successions))
             })?
         });
         let root = root
@@ -227,8 +312,23 @@ impl Store {
             certificates: rows,
             retired,
             revocations,
+            successions,
         })
     }
+}
+
+/// A society root rotation as stored ([`Store::rotate_society_root`]).
+#[derive(Clone, Debug)]
+pub struct RootRotation {
+    pub old_root: [u8; 32],
+    pub new_root: [u8; 32],
+    /// The succession both roots signed.
+    pub succession: Vec<u8>,
+    /// The certificates the new root issued, each replacing its subject's current one.
+    pub certificates: Vec<CertificateRow>,
+    /// The society's next revocation list, signed by the new root, and its number.
+    pub list_number: u64,
+    pub list: Vec<u8>,
 }
 
 /// What a society's members verify its keys with: [`Store::society_certificates`].
@@ -243,4 +343,6 @@ pub struct SocietyTrust {
     pub retired: Vec<Vec<u8>>,
     /// The latest revocation list, if any.
     pub revocations: Option<Vec<u8>>,
+    /// The root successions, oldest first (each signed by the root it replaces and its successor).
+    pub successions: Vec<Vec<u8>>,
 }

@@ -256,7 +256,7 @@ pub use cases::{
     HolderRow, NewCase, RecipientKeys, RecordRow, RecordWrite, WrappedKey,
 };
 mod certs;
-pub use certs::{CertificateRow, SocietyTrust};
+pub use certs::{CertificateRow, RootRotation, SocietyTrust};
 mod enrolment;
 mod pg_read;
 pub use enrolment::{Enrolment, EnrolmentCodeRow, NewEnrolmentCode};

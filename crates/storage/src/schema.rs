@@ -216,6 +216,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    root_successions (society_id, number) {
+        society_id -> Binary,
+        number -> Integer,
+        succession -> Binary,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     societies,
     society_roots,

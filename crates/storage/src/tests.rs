@@ -771,7 +771,8 @@ fn certificates_and_the_root_are_stored_per_society() {
                 root: None,
                 certificates: vec![],
                 retired: vec![],
-                revocations: None
+                revocations: None,
+                successions: vec![],
             }
         );
         store
@@ -817,7 +818,8 @@ fn certificates_and_the_root_are_stored_per_society() {
                 root: None,
                 certificates: vec![],
                 retired: vec![],
-                revocations: None
+                revocations: None,
+                successions: vec![],
             }
         );
     });
@@ -873,4 +875,51 @@ fn sqlite_connections_map_a_national_caseload_whole() {
             .unwrap();
         assert_eq!(u64::try_from(m.mmap_size).unwrap(), SQLITE_MMAP_BYTES);
     }
+}
+
+#[test]
+fn a_root_rotation_replaces_root_and_certificates_together_or_not_at_all() {
+    each_backend(|store| {
+        let s = society(store, "Red Cross Root");
+        let cert = |subject: Uuid, b: u8| CertificateRow {
+            subject_id: subject,
+            certificate: vec![b; 40],
+            issued_at: NOW,
+        };
+        let escrow = *s.as_uuid();
+        store
+            .put_certificates(s, Some(&[1; 32]), &[cert(escrow, 1)], NOW)
+            .unwrap();
+        let rotation = |old: [u8; 32], subject: Uuid| RootRotation {
+            old_root: old,
+            new_root: [2; 32],
+            succession: vec![7; 236],
+            certificates: vec![cert(subject, 2)],
+            list_number: 1,
+            list: vec![9; 100],
+        };
+        // Not the current root, or a certificate that replaces none: nothing stored.
+        for bad in [rotation([3; 32], escrow), rotation([1; 32], Uuid::new_v4())] {
+            assert!(matches!(
+                store.rotate_society_root(s, &bad, NOW),
+                Err(StorageError::Conflict(_))
+            ));
+            let t = store.society_certificates(s).unwrap();
+            assert_eq!(t.root, Some([1; 32]));
+            assert!(t.successions.is_empty() && t.revocations.is_none());
+            assert_eq!(t.certificates[0].certificate, vec![1; 40]);
+        }
+        store
+            .rotate_society_root(s, &rotation([1; 32], escrow), NOW)
+            .unwrap();
+        let t = store.society_certificates(s).unwrap();
+        assert_eq!(t.root, Some([2; 32]));
+        assert_eq!(t.successions, vec![vec![7; 236]]);
+        assert_eq!(t.certificates[0].certificate, vec![2; 40]);
+        assert_eq!(t.revocations, Some(vec![9; 100]));
+        // The same rotation again: the root moved on.
+        assert!(store
+            .rotate_society_root(s, &rotation([1; 32], escrow), NOW)
+            .is_err());
+    });
 }

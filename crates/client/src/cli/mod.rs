@@ -17,6 +17,7 @@ mod enrol;
 mod export;
 mod keys;
 mod records;
+mod root;
 mod society;
 
 use std::path::{Path, PathBuf};

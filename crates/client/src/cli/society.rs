@@ -9,7 +9,7 @@ use rfl_client::session::rfc3339_utc;
 use rfl_client::ClientError;
 use rfl_crypto::{AgeIdentity, AgeRecipient, RevocationReason};
 use rfl_domain::{MemberId, Role};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{check_new_passphrase, passphrase, Context, MIN_WORK_FACTOR};
 
@@ -31,6 +31,11 @@ pub enum SocietyCmd {
     /// run the same command again: it resumes where it stopped. The old key stays the society's
     /// until every case opens with the new one; then it is retired and its certificate revoked.
     RotateEscrow(RotateEscrowArgs),
+    /// Replace the society's signing root (suspected, or on schedule): the old root signs the new
+    /// one, which re-certifies every admin and the escrow key and signs the next revocation list,
+    /// all stored at once. Members keep the fingerprint they pinned: their clients follow the
+    /// succession. Keep the new root key offline, as the old one.
+    RotateRoot(super::root::RotateRootArgs),
 }
 
 #[derive(Args)]
@@ -91,6 +96,7 @@ impl SocietyCmd {
             SocietyCmd::RotateRecovery(args) => args.exec(ctx).await,
             SocietyCmd::CertifyAdmin(args) => args.exec(ctx).await,
             SocietyCmd::RotateEscrow(args) => args.exec(ctx).await,
+            SocietyCmd::RotateRoot(args) => args.exec(ctx).await,
         }
     }
 }
@@ -198,17 +204,25 @@ impl InitArgs {
     }
 }
 
+/// The society root key in `path`, sealed with the keystore's passphrase `pass`.
+pub(super) fn open_root_key(
+    path: &Path,
+    pass: &SecretString,
+) -> Result<rfl_crypto::SocietyRootKey, ClientError> {
+    let sealed = std::fs::read(path)?;
+    let der = rfl_crypto::open_with_passphrase(&sealed, pass).map_err(|_| {
+        ClientError::Invalid(format!(
+            "{} does not open with this keystore's passphrase",
+            path.display()
+        ))
+    })?;
+    Ok(rfl_crypto::SocietyRootKey::from_pkcs8(&der)?)
+}
+
 impl CertifyAdminArgs {
     async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
         let pass = passphrase()?;
-        let sealed = std::fs::read(&self.root_key)?;
-        let der = rfl_crypto::open_with_passphrase(&sealed, &pass).map_err(|_| {
-            ClientError::Invalid(format!(
-                "{} does not open with this keystore's passphrase",
-                self.root_key.display()
-            ))
-        })?;
-        let root = rfl_crypto::SocietyRootKey::from_pkcs8(&der)?;
+        let root = open_root_key(&self.root_key, &pass)?;
         let s = ctx.open_session_with(&pass).await?;
         let done = s
             .certify_admin(self.member, &self.fingerprint, &root)
