@@ -38,6 +38,39 @@ fn keys_digest(signing: &[u8], recipient: &str) -> Result<[u8; 32], ApiError> {
     Ok(subject_keys_digest(Some(&signing), &recipient))
 }
 
+/// `member` of the caller's society.
+fn member_of(
+    store: &rfl_storage::Store,
+    caller: &crate::auth::Caller,
+    member: MemberId,
+) -> Result<rfl_storage::Member, ApiError> {
+    store
+        .member(member)?
+        .filter(|m| m.society_id == caller.society_id)
+        .ok_or(ApiError::NotFound)
+}
+
+/// The society's next revocation list in `hex`, checked ([`check_revocations`], signed by the
+/// calling admin or the root) to revoke `m`'s current keys; with their digest.
+fn revoking_current_keys(
+    store: &rfl_storage::Store,
+    caller: &crate::auth::Caller,
+    m: &rfl_storage::Member,
+    hex: &str,
+) -> Result<([u8; 32], rfl_crypto::RevocationList), ApiError> {
+    let old = keys_digest(&m.signing_key, &m.age_recipient)?;
+    let me = store.member(caller.member_id)?.ok_or(ApiError::NotFound)?;
+    let signer = DevicePublicKey::from_slice(&me.signing_key)
+        .map_err(|_| ApiError::Internal("a stored device key is not 32 bytes".into()))?;
+    let list = check_revocations(store, caller.society_id, &signer, hex)?;
+    if list.find(*m.id.as_uuid(), &old).is_none() {
+        return Err(ApiError::Unprocessable(
+            "the revocation list does not revoke the member's current keys".into(),
+        ));
+    }
+    Ok((old, list))
+}
+
 /// Register the keys you will rotate to (people; needs a recent passkey sign-in). They change
 /// nothing until a society admin certifies them (`POST /v1/members/{id}/keys`); registering others
 /// replaces them. Your client keeps their private halves wrapped for your authenticators first.
@@ -104,10 +137,7 @@ async fn switch_keys(
     let store = state.store.clone();
     let now = state.now();
     let m = blocking(move || {
-        let m = store
-            .member(member)?
-            .filter(|m| m.society_id == caller.society_id)
-            .ok_or(ApiError::NotFound)?;
+        let m = member_of(&store, &caller, member)?;
         let next = m.next_keys.clone().ok_or_else(|| {
             ApiError::Unprocessable(
                 "the member has registered no new keys (they run `rfl keys rotate` first)".into(),
@@ -126,16 +156,7 @@ async fn switch_keys(
                     .into(),
             ));
         }
-        let old = keys_digest(&m.signing_key, &m.age_recipient)?;
-        let me = store.member(caller.member_id)?.ok_or(ApiError::NotFound)?;
-        let signer = DevicePublicKey::from_slice(&me.signing_key)
-            .map_err(|_| ApiError::Internal("a stored device key is not 32 bytes".into()))?;
-        let list = check_revocations(&store, caller.society_id, &signer, &req.revocations)?;
-        if list.find(*member.as_uuid(), &old).is_none() {
-            return Err(ApiError::Unprocessable(
-                "the revocation list does not revoke the member's current keys".into(),
-            ));
-        }
+        let (old, list) = revoking_current_keys(&store, &caller, &m, &req.revocations)?;
         if list.find(*member.as_uuid(), &keys_digest(&next.signing_key, &next.age_recipient)?).is_some() {
             return Err(ApiError::Unprocessable(
                 "the revocation list revokes the new keys".into(),
@@ -191,25 +212,13 @@ async fn reset_member(
     let expires_at =
         now + crate::identity::hours_to_millis(state.config.auth.enrolment_code_ttl_hours);
     let m = blocking(move || {
-        let m = store
-            .member(member)?
-            .filter(|m| m.society_id == caller.society_id)
-            .ok_or(ApiError::NotFound)?;
+        let m = member_of(&store, &caller, member)?;
         if rfl_storage::is_machine_role(m.role) {
             return Err(ApiError::Unprocessable(
                 "a sync agent has no authenticator to lose: revoke it and enrol a new one".into(),
             ));
         }
-        let old = keys_digest(&m.signing_key, &m.age_recipient)?;
-        let me = store.member(caller.member_id)?.ok_or(ApiError::NotFound)?;
-        let signer = DevicePublicKey::from_slice(&me.signing_key)
-            .map_err(|_| ApiError::Internal("a stored device key is not 32 bytes".into()))?;
-        let list = check_revocations(&store, caller.society_id, &signer, &req.revocations)?;
-        if list.find(*member.as_uuid(), &old).is_none() {
-            return Err(ApiError::Unprocessable(
-                "the revocation list does not revoke the member's current keys".into(),
-            ));
-        }
+        let (old, list) = revoking_current_keys(&store, &caller, &m, &req.revocations)?;
         Ok(store.reset_member(
             caller.society_id,
             member,

@@ -24,6 +24,46 @@ pub struct KeySwitch {
     pub list: Vec<u8>,
 }
 
+/// In a write transaction: keeps member `$who`'s current certificate, if any, as retired under the
+/// digest of its keys (their commits signed before still verify); whether there was one.
+macro_rules! retire_certificate {
+    ($conn:ident, $who:expr, $soc:expr, $digest:expr, $now:expr) => {{
+        let old_cert: Option<Vec<u8>> = key_certificates::table
+            .filter(key_certificates::subject_id.eq($who))
+            .select(key_certificates::certificate)
+            .get_result($conn)
+            .optional()?;
+        if let Some(old) = &old_cert {
+            diesel::insert_into(retired_certificates::table)
+                .values((
+                    retired_certificates::subject_id.eq($who),
+                    retired_certificates::keys_digest.eq($digest),
+                    retired_certificates::society_id.eq($soc),
+                    retired_certificates::certificate.eq(old),
+                    retired_certificates::retired_at.eq($now),
+                ))
+                .on_conflict_do_nothing()
+                .execute($conn)?;
+        }
+        old_cert.is_some()
+    }};
+}
+
+/// In a write transaction: member `$who`'s key rows under their registered keys are marked as under
+/// the keys of digest `$digest` (one statement however many cases); rows already marked (an earlier
+/// rotation not yet re-wrapped) keep their digest.
+macro_rules! mark_rows_under {
+    ($conn:ident, $who:expr, $digest:expr) => {{
+        diesel::update(
+            case_keys::table
+                .filter(case_keys::recipient_id.eq($who))
+                .filter(case_keys::keys_digest.is_null()),
+        )
+        .set(case_keys::keys_digest.eq(Some($digest)))
+        .execute($conn)?;
+    }};
+}
+
 /// What resetting a member who lost every authenticator stores ([`Store::reset_member`]).
 #[derive(Clone, Debug)]
 pub struct MemberReset {
@@ -76,34 +116,13 @@ impl Store {
                 return Err(StorageError::NotFound);
             }
             insert_next_list!(conn, &soc, number, &reset.list, now);
-            let old_cert: Option<Vec<u8>> = key_certificates::table
-                .filter(key_certificates::subject_id.eq(&who))
-                .select(key_certificates::certificate)
-                .get_result(conn)
-                .optional()?;
-            if let Some(old) = old_cert {
-                diesel::insert_into(retired_certificates::table)
-                    .values((
-                        retired_certificates::subject_id.eq(&who),
-                        retired_certificates::keys_digest.eq(&old_digest),
-                        retired_certificates::society_id.eq(&soc),
-                        retired_certificates::certificate.eq(&old),
-                        retired_certificates::retired_at.eq(now),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(conn)?;
+            if retire_certificate!(conn, &who, &soc, &old_digest, now) {
                 diesel::delete(key_certificates::table.filter(key_certificates::subject_id.eq(&who)))
                     .execute(conn)?;
             }
             diesel::delete(crate::schema::passkeys::table.filter(crate::schema::passkeys::member_id.eq(&who)))
                 .execute(conn)?;
-            diesel::update(
-                case_keys::table
-                    .filter(case_keys::recipient_id.eq(&who))
-                    .filter(case_keys::keys_digest.is_null()),
-            )
-            .set(case_keys::keys_digest.eq(Some(&old_digest)))
-            .execute(conn)?;
+            mark_rows_under!(conn, &who, &old_digest);
             // A code of an earlier reset of the member, unused, dies: only the newest re-enrols.
             diesel::update(
                 enrolment_codes::table
@@ -183,24 +202,9 @@ impl Store {
                     "the member's new keys are not the ones certified: they registered others meanwhile",
                 ));
             }
-            let old_cert: Option<Vec<u8>> = key_certificates::table
-                .filter(key_certificates::subject_id.eq(&who))
-                .select(key_certificates::certificate)
-                .get_result(conn)
-                .optional()?;
             insert_next_list!(conn, &soc, number, &switch.list, now);
-            if let Some(old) = old_cert {
-                diesel::insert_into(retired_certificates::table)
-                    .values((
-                        retired_certificates::subject_id.eq(&who),
-                        retired_certificates::keys_digest.eq(&old_digest),
-                        retired_certificates::society_id.eq(&soc),
-                        retired_certificates::certificate.eq(&old),
-                        retired_certificates::retired_at.eq(now),
-                    ))
-                    .on_conflict_do_nothing()
-                    .execute(conn)?;
-            }
+            // The new certificate replaces the current one below.
+            let _had_one = retire_certificate!(conn, &who, &soc, &old_digest, now);
             diesel::insert_into(key_certificates::table)
                 .values((
                     key_certificates::subject_id.eq(&who),
@@ -215,15 +219,7 @@ impl Store {
                     key_certificates::issued_at.eq(now),
                 ))
                 .execute(conn)?;
-            // Rows under the old keys say so (one statement however many cases); rows already
-            // marked (an earlier rotation not yet re-wrapped) keep their digest.
-            diesel::update(
-                case_keys::table
-                    .filter(case_keys::recipient_id.eq(&who))
-                    .filter(case_keys::keys_digest.is_null()),
-            )
-            .set(case_keys::keys_digest.eq(Some(&old_digest)))
-            .execute(conn)?;
+            mark_rows_under!(conn, &who, &old_digest);
             Ok(diesel::update(members::table.filter(members::id.eq(&who)))
                 .set((
                     members::signing_key.eq(&switch.next.signing_key),

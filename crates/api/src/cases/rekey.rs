@@ -25,7 +25,7 @@ use rfl_domain::api::{
     RekeyResponse,
 };
 use rfl_domain::{CaseId, MemberId, Role};
-use rfl_storage::{CaseHead, HolderRow, Member, RekeyWrite, WrappedKey};
+use rfl_storage::{CaseHead, EpochKeys, HolderRow, Member, RekeyWrite, WrappedKey};
 
 use super::{
     check_commit, check_fresh, holder_of, page_limit, summary, Directory, Expected, ListQuery,
@@ -271,20 +271,17 @@ pub(super) async fn member_cases(
     path: web::Path<MemberId>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let member = path.into_inner();
-    let q = query.into_inner();
-    let limit = page_limit(q.limit, state.config.limits.page_max)?;
-    let store = state.store.clone();
-    let resp = blocking(move || {
-        let members = society_members(&store, &caller)?;
-        if !members.contains_key(member.as_uuid()) {
-            return Err(ApiError::NotFound);
-        }
-        let heads = store.member_cases(caller.society_id, member, q.after, limit)?;
-        cases_page(&members, heads, limit)
-    })
-    .await?;
-    Ok(HttpResponse::Ok().json(resp))
+    admin_member_page(
+        state,
+        caller,
+        path,
+        query,
+        |store, caller, member, after, limit| {
+            let heads = store.member_cases(caller.society_id, member, after, limit)?;
+            Ok((heads, HashMap::new()))
+        },
+    )
+    .await
 }
 
 /// The cases of the society where a member an admin reset (who lost every authenticator) still has
@@ -301,6 +298,38 @@ pub(super) async fn member_retired_cases(
     path: web::Path<MemberId>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    admin_member_page(
+        state,
+        caller,
+        path,
+        query,
+        |store, caller, member, after, limit| {
+            let heads = store.retired_member_cases(caller.society_id, member, after, limit)?;
+            let ids: Vec<CaseId> = heads.iter().map(|h| h.case.id).collect();
+            let escrow = store.escrow_keys_of(caller.society_id, &ids)?;
+            Ok((heads, escrow))
+        },
+    )
+    .await
+}
+
+/// A page of the cases `list` gives for a member of the caller's society (society admins), each
+/// with the escrow wrappings `list` gives for it, if any.
+async fn admin_member_page(
+    state: State,
+    caller: Caller,
+    path: web::Path<MemberId>,
+    query: web::Query<ListQuery>,
+    list: impl FnOnce(
+            &rfl_storage::Store,
+            &Caller,
+            MemberId,
+            Option<CaseId>,
+            i64,
+        ) -> Result<(Vec<CaseHead>, HashMap<CaseId, EpochKeys>), ApiError>
+        + Send
+        + 'static,
+) -> Result<HttpResponse, ApiError> {
     let member = path.into_inner();
     let q = query.into_inner();
     let limit = page_limit(q.limit, state.config.limits.page_max)?;
@@ -310,9 +339,7 @@ pub(super) async fn member_retired_cases(
         if !members.contains_key(member.as_uuid()) {
             return Err(ApiError::NotFound);
         }
-        let heads = store.retired_member_cases(caller.society_id, member, q.after, limit)?;
-        let ids: Vec<CaseId> = heads.iter().map(|h| h.case.id).collect();
-        let mut escrow = store.escrow_keys_of(caller.society_id, &ids)?;
+        let (heads, mut escrow) = list(&store, &caller, member, q.after, limit)?;
         let mut page = cases_page(&members, heads, limit)?;
         for c in &mut page.cases {
             c.escrow_keys = escrow

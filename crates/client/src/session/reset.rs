@@ -70,11 +70,6 @@ impl Session {
                 Err(e) => return Err(e),
             }
         }
-        Err(ClientError::Api {
-            status: 409,
-            title: "Conflict".into(),
-            detail: "the revocation list kept changing while this ran: run the command again"
-                .into(),
-        })
+        Err(super::rotate::list_kept_changing())
     }
 }

@@ -362,11 +362,15 @@ impl Session {
                 Err(e) => return Err(e),
             }
         }
-        Err(ClientError::Api {
-            status: 409,
-            title: "Conflict".into(),
-            detail: "the revocation list kept changing while this ran: run the command again"
-                .into(),
-        })
+        Err(list_kept_changing())
+    }
+}
+
+/// The answer when another admin published a revocation list at each attempt.
+pub(super) fn list_kept_changing() -> ClientError {
+    ClientError::Api {
+        status: 409,
+        title: "Conflict".into(),
+        detail: "the revocation list kept changing while this ran: run the command again".into(),
     }
 }
