@@ -187,7 +187,9 @@ fn describe_webauthn_error(e: &WebauthnError) -> String {
         WebauthnError::OriginMissingDomain => "the origin has no domain name".into(),
         WebauthnError::InvalidRpId => "the relying party id is not a registrable domain".into(),
         WebauthnError::CredentialNotFound => {
-            "none of this authenticator's credentials is allowed by the options".into()
+            "none of this authenticator's passkeys is registered for the account (removed, or the \
+             account was reset after a lost device: use the keystore you enrolled again with)"
+                .into()
         }
         WebauthnError::AuthenticatorError(code) => {
             format!("the authenticator returned CTAP2 status 0x{code:02x}")
