@@ -16,6 +16,7 @@
 mod commits;
 mod grants;
 mod rekey;
+mod transfers;
 
 use commits::{
     check_commit, check_fresh, directory, for_commit, head_hash, holder_of, Directory, Expected,
@@ -59,7 +60,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(put_chunk)
         .service(get_chunk)
         .service(grants::grant)
-        .service(grants::holders);
+        .service(grants::holders)
+        .service(transfers::offer_transfer)
+        .service(transfers::list_transfers)
+        .service(transfers::transfer_case)
+        .service(transfers::accept_transfer)
+        .service(transfers::reject_transfer);
 }
 
 fn summary(row: CaseRow, record_count: Option<i64>) -> CaseSummaryDto {

@@ -18,6 +18,7 @@ pub mod escrow;
 pub mod framing;
 pub mod identity;
 pub mod member_keys;
+pub mod movement;
 pub mod passkeys;
 pub mod ratelimit;
 pub mod roles;
@@ -123,7 +124,8 @@ where
             .configure(certs::configure)
             .configure(escrow::configure)
             .configure(member_keys::configure)
-            .configure(root_rotation::configure),
+            .configure(root_rotation::configure)
+            .configure(movement::configure),
     )
 }
 

@@ -158,9 +158,12 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
         | ("GET", "/v1/passkeys")
         | ("PUT", "/v1/passkeys/key-wraps" | "/v1/me/next-keys")
         | ("DELETE", "/v1/passkeys/{id}") => Roles(People::ROLES),
-        ("GET", "/v1/me") | ("POST", "/v1/auth/revoke") => Roles(AnyMember::ROLES),
+        ("GET", "/v1/me" | "/v1/movement/root" | "/v1/societies/{id}/trust")
+        | ("POST", "/v1/auth/revoke") => Roles(AnyMember::ROLES),
         ("GET", "/v1/society" | "/v1/society/certificates") => Roles(SocietyPeople::ROLES),
-        ("GET", "/v1/members" | "/v1/me/retired-cases") => Roles(CaseHolders::ROLES),
+        ("GET", "/v1/members" | "/v1/me/retired-cases" | "/v1/members/{id}/society") => {
+            Roles(CaseHolders::ROLES)
+        }
         (
             "PUT",
             "/v1/society/escrow"
@@ -191,16 +194,21 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
             | "/v1/members/{id}/retired-cases"
             | "/v1/enrolment-codes",
         )
+        | ("GET", "/v1/transfers" | "/v1/transfers/{id}/case")
+        | ("POST", "/v1/transfers/{id}/accept" | "/v1/transfers/{id}/reject")
         | ("DELETE", "/v1/enrolment-codes/{id}")
         | ("DELETE", "/v1/members/{id}/passkeys/{credential}") => Roles(SocietyAdmins::ROLES),
-        ("POST", "/v1/societies") => Roles(MovementAdmins::ROLES),
+        ("POST", "/v1/societies" | "/v1/movement/certificates") | ("PUT", "/v1/movement/root") => {
+            Roles(MovementAdmins::ROLES)
+        }
         (
             "POST",
             "/v1/cases"
             | "/v1/cases/batch"
             | "/v1/cases/rekey"
             | "/v1/cases/{id}/records"
-            | "/v1/cases/{id}/grants",
+            | "/v1/cases/{id}/grants"
+            | "/v1/cases/{id}/transfers",
         )
         | (
             "GET",
@@ -223,7 +231,8 @@ pub const STEP_UP_SECS: i64 = 5 * 60;
 /// Operations that need a passkey assertion made within the last [`STEP_UP_SECS`] (step-up): every
 /// administrative write (issuing and revoking enrolment codes, which also grants admin; suspending and
 /// reinstating; revoking a member's authenticator; setting the society's escrow key; creating a
-/// society; setting the root key and storing certificates; starting an escrow-key rotation; certifying a member's new keys; re-keying cases, which can drop
+/// society; setting the root key and storing certificates; the Movement root and its certificates;
+/// accepting, rejecting or cancelling a transfer; starting an escrow-key rotation; certifying a member's new keys; re-keying cases, which can drop
 /// holders), and changing one's own authenticators (adding
 /// or removing a passkey, replacing key wrappings, registering keys to rotate to), so a stolen token cannot add the thief's own. A stolen token alone, at most 15 minutes old, can then
 /// do none of them once 5 minutes have passed, and a machine's key login can never do them.
@@ -238,6 +247,7 @@ pub fn needs_step_up(method: &str, pattern: &str) -> bool {
                 | "/v1/society/revocations"
                 | "/v1/passkeys/key-wraps"
                 | "/v1/me/next-keys"
+                | "/v1/movement/root"
         ) | ("DELETE", "/v1/passkeys/{id}")
             | (
                 "POST",
@@ -247,6 +257,9 @@ pub fn needs_step_up(method: &str, pattern: &str) -> bool {
                     | "/v1/members/{id}/reset"
                     | "/v1/enrolment-codes"
                     | "/v1/societies"
+                    | "/v1/movement/certificates"
+                    | "/v1/transfers/{id}/accept"
+                    | "/v1/transfers/{id}/reject"
                     | "/v1/society/escrow/rotation"
                     | "/v1/certificates"
                     | "/v1/society/root/rotation"

@@ -251,6 +251,10 @@ pub struct Keystore {
     /// root certifies are trusted.
     #[serde(default)]
     pub root_fingerprint: Option<String>,
+    /// Fingerprint of the Movement root, given out of band: another society's keys are trusted
+    /// only if it certifies that society's root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub movement_fingerprint: Option<String>,
     /// The public keys of the keys prepared for a rotation (`rfl keys rotate`), until it is done:
     /// base64 Ed25519 public key and age recipient.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -349,6 +353,7 @@ impl Keystore {
             age_recipient: owner.age_recipient.clone(),
             sealed_secrets: b64.encode(sealed),
             root_fingerprint: owner.root_fingerprint.clone(),
+            movement_fingerprint: None,
             next_keys: None,
         })
     }

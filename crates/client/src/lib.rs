@@ -17,6 +17,7 @@ pub mod heads;
 pub mod http;
 pub mod keystore;
 pub mod merge;
+pub mod movement;
 pub mod passkey;
 pub mod person;
 pub mod recovery;

@@ -29,6 +29,7 @@ mod rekey;
 mod reset;
 mod rotate;
 mod seal;
+mod transfers;
 
 pub use grants::{CaseHolder, CaseHolders};
 pub use open::OpenedCase;
@@ -152,6 +153,11 @@ pub struct Session {
     pinned_root: Option<String>,
     /// The keys verified against the pinned root.
     trust: std::sync::RwLock<crate::trust::Trust>,
+    /// Fingerprint of the Movement root this person was given out of band.
+    pinned_movement: Option<String>,
+    /// Other societies' keys, verified through the pinned Movement root, by society (loaded for a
+    /// transfer, and for the cases whose commits their members signed).
+    foreign: std::sync::RwLock<HashMap<SocietyId, Arc<crate::trust::Trust>>>,
     /// The latest commit verified for each case (rollback detection).
     heads: Arc<dyn HeadStore>,
     /// Batches of keys wrapped to this holder whose header was opened, by `escrow_batch_tag`
@@ -212,6 +218,8 @@ impl Session {
             directory: Default::default(),
             pinned_root: None,
             trust: Default::default(),
+            pinned_movement: None,
+            foreign: Default::default(),
             heads: Arc::new(MemoryHeads::default()),
             batches: Default::default(),
             unwrapped: Default::default(),
@@ -339,6 +347,27 @@ impl Session {
         self.refresh_directory().await
     }
 
+    /// The fingerprint of the Movement root this session trusts, if pinned.
+    pub fn pinned_movement(&self) -> Option<&str> {
+        self.pinned_movement.as_deref()
+    }
+
+    /// Pins the Movement root by the fingerprint given out of band: other societies' keys count
+    /// only if it certifies their root.
+    pub fn pin_movement(&mut self, fingerprint: &str) {
+        self.pinned_movement = Some(fingerprint.trim().to_owned());
+    }
+
+    pub(crate) fn foreign_trust(&self, society: SocietyId) -> Option<Arc<crate::trust::Trust>> {
+        self.foreign.read().ok()?.get(&society).cloned()
+    }
+
+    pub(crate) fn keep_foreign_trust(&self, society: SocietyId, trust: Arc<crate::trust::Trust>) {
+        if let Ok(mut m) = self.foreign.write() {
+            m.insert(society, trust);
+        }
+    }
+
     pub(crate) fn with_trust<T>(&self, f: impl FnOnce(&crate::trust::Trust) -> T) -> Result<T> {
         let t = self
             .trust
@@ -365,6 +394,36 @@ impl Session {
             .unwrap_or_default()
     }
 
+    /// The keys of `author`, a member of another society whose keys this session verified through
+    /// the Movement root, that count for a commit dated `created_at_ms`.
+    pub(super) fn foreign_author_keys(
+        &self,
+        author: uuid::Uuid,
+        created_at_ms: i64,
+    ) -> Vec<DeviceVerifier> {
+        let Ok(foreign) = self.foreign.read() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for t in foreign.values() {
+            let current = t.get(author).map(|v| (v.clone(), None));
+            let revoked = t
+                .revoked
+                .get(&author)
+                .into_iter()
+                .flatten()
+                .map(|(_, v, at)| (v.clone(), Some(*at)));
+            for (v, at) in current.into_iter().chain(revoked) {
+                if signature_counts(at, created_at_ms) {
+                    if let Some(k) = v.signing_key().and_then(|k| k.verifier().ok()) {
+                        out.push(k);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// `commit` verified under a certified key of its author that counts at its date: `Err(true)`
     /// if the author has none, `Err(false)` if none verifies it.
     fn verify_author(
@@ -372,7 +431,10 @@ impl Session {
         commit: &Commit,
     ) -> std::result::Result<rfl_crypto::VerifiedCommit, bool> {
         let b = commit.body();
-        let keys = self.author_keys(MemberId::from_uuid(b.author), b.created_at);
+        let mut keys = self.author_keys(MemberId::from_uuid(b.author), b.created_at);
+        if keys.is_empty() {
+            keys = self.foreign_author_keys(b.author, b.created_at);
+        }
         if keys.is_empty() {
             return Err(true);
         }

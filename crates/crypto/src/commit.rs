@@ -9,7 +9,7 @@
 //! off  len  field
 //!   0    4  magic "RFLC"
 //!   4    1  format_version (= 3)
-//!   5    1  op: 1 create, 2 records, 3 status, 4 grant, 5 re-key
+//!   5    1  op: 1 create, 2 records, 3 status, 4 grant, 5 re-key, 6 transfer
 //!   6   16  case_id
 //!  22    8  seq u64: 1 for the creating commit, then strictly +1
 //!  30   32  parent: commit hash of commit seq-1 (32 zero bytes for seq 1)
@@ -72,6 +72,11 @@ pub enum CommitOp {
     /// parent's + 1, records and status are unchanged. Records keep the epoch they were sealed
     /// under; everything written afterwards is sealed under the new key.
     Rekey = 5,
+    /// The receiving society accepts a case another society transferred to it, signed by the
+    /// receiving admin: either the holders gain the member it is assigned to at the same key epoch
+    /// (the sender kept access), or the next epoch starts, its data key wrapped only to that member
+    /// (the sender gave access up). Records and status are unchanged.
+    Transfer = 6,
 }
 
 impl CommitOp {
@@ -83,6 +88,7 @@ impl CommitOp {
             3 => Some(CommitOp::Status),
             4 => Some(CommitOp::Grant),
             5 => Some(CommitOp::Rekey),
+            6 => Some(CommitOp::Transfer),
             _ => None,
         }
     }

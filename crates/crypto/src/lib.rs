@@ -27,6 +27,7 @@ mod error;
 mod escrow;
 mod keys;
 mod keywrap;
+mod movement;
 mod passphrase;
 #[cfg(feature = "plugin")]
 mod plugin;
@@ -67,6 +68,7 @@ pub use keywrap::{
     recipient_message, rewrap_keys, unwrap_keys, verify_recipient, wrap_keys_for_authenticator,
     AuthenticatorWrap, KEY_WRAP_MAGIC, KEY_WRAP_VERSION, PRF_SALT,
 };
+pub use movement::{certified_society_roots, SocietyCertificate, SOCIETY_CERT_LEN};
 pub use passphrase::{open_with_passphrase, seal_with_passphrase, MAX_LOG_N};
 #[cfg(feature = "plugin")]
 pub use plugin::PluginMessageHook;

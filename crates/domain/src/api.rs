@@ -138,6 +138,8 @@ mod escrow;
 pub use escrow::*;
 mod keys;
 pub use keys::*;
+mod transfers;
+pub use transfers::*;
 
 /// Integers in request bodies. JSON has one number type and JSON Schema counts `2.0` as the integer
 /// 2, so a client (or generator) that writes a whole number with a fraction part sends a valid

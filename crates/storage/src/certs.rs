@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::{id_bytes, uuid_from, Millis, Pools, Result, StorageError, Store};
 use crate::schema::{
-    key_certificates, retired_certificates, revocation_lists, root_successions, society_roots,
+    key_certificates, retired_certificates, revocation_lists, root_successions,
+    society_certificates, society_roots,
 };
 
 /// A key certificate as stored.
@@ -264,8 +265,9 @@ impl Store {
             Vec<Vec<u8>>,
             Option<Vec<u8>>,
             Vec<Vec<u8>>,
+            Vec<Vec<u8>>,
         );
-        let (root, rows, retired, revocations, successions): Read = read!(self, conn => {
+        let (root, rows, retired, revocations, successions, movement_certificates): Read = read!(self, conn => {
             conn.transaction::<_, diesel::result::Error, _>(|conn| {
                 let root = society_roots::table
                     .filter(society_roots::society_id.eq(&soc))
@@ -288,7 +290,12 @@ impl Store {
                     .order(root_successions::number)
                     .select(root_successions::succession)
                     .load(conn)?;
-                Ok((root, rows, retired, revocations, successions))
+                let movement = society_certificates::table
+                    .filter(society_certificates::society_id.eq(&soc))
+                    .order(society_certificates::created_at)
+                    .select(society_certificates::certificate)
+                    .load(conn)?;
+                Ok((root, rows, retired, revocations, successions, movement))
             })?
         });
         let root = root
@@ -313,6 +320,7 @@ impl Store {
             retired,
             revocations,
             successions,
+            movement_certificates,
         })
     }
 }
@@ -345,4 +353,6 @@ pub struct SocietyTrust {
     pub revocations: Option<Vec<u8>>,
     /// The root successions, oldest first (each signed by the root it replaces and its successor).
     pub successions: Vec<Vec<u8>>,
+    /// The Movement root's certificates of the society's roots (crates/crypto/src/movement.rs).
+    pub movement_certificates: Vec<Vec<u8>>,
 }

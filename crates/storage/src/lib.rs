@@ -272,6 +272,10 @@ mod escrow;
 pub use escrow::{EscrowCompletion, EscrowRotation, EscrowWrapRow, NewEscrowRotation};
 mod token_keys;
 pub use token_keys::{TokenKeyNode, TokenKeyRow, TokenKeyState};
+mod transfers;
+pub use transfers::{
+    TransferAcceptance, TransferCase, TransferOffer, TransferRow, TransferState, TRANSFER_PAGE,
+};
 mod societies;
 pub use societies::{Society, SocietyEscrow};
 

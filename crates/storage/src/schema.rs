@@ -225,6 +225,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    movement_root (id) {
+        id -> Integer,
+        public_key -> Binary,
+        set_by -> Binary,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    society_certificates (society_id, society_root) {
+        society_id -> Binary,
+        society_root -> Binary,
+        certificate -> Binary,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    transfers (id) {
+        id -> Binary,
+        case_id -> Binary,
+        from_society -> Binary,
+        to_society -> Binary,
+        offered_by -> Binary,
+        offered_at -> BigInt,
+        case_version -> BigInt,
+        key_epoch -> Integer,
+        keep_access -> Bool,
+        escrow_recipient -> Text,
+        state -> Text,
+        decided_by -> Nullable<Binary>,
+        decided_at -> Nullable<BigInt>,
+        assigned_to -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    transfer_keys (transfer_id, key_epoch) {
+        transfer_id -> Binary,
+        key_epoch -> Integer,
+        wrapped -> Binary,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     societies,
     society_roots,
@@ -243,4 +288,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     attachment_chunks,
     passkeys,
     webauthn_ceremonies,
+    society_certificates,
+    transfers,
+    transfer_keys,
 );

@@ -773,6 +773,7 @@ fn certificates_and_the_root_are_stored_per_society() {
                 retired: vec![],
                 revocations: None,
                 successions: vec![],
+                movement_certificates: vec![],
             }
         );
         store
@@ -820,6 +821,7 @@ fn certificates_and_the_root_are_stored_per_society() {
                 retired: vec![],
                 revocations: None,
                 successions: vec![],
+                movement_certificates: vec![],
             }
         );
     });

@@ -11,6 +11,7 @@ use rfl_domain::records::{
 };
 use rfl_domain::{
     CaseFile, CaseId, CaseStatus, Entry, MemberId, NameKind, Person, PersonName, RecordId,
+    SocietyId,
 };
 
 use super::{parse_enum, progress_bar, Context};
@@ -62,6 +63,19 @@ pub enum CaseCmd {
     /// Who holds the case: members with their roles and since when, and the society escrow key,
     /// checked against the case's signed head commit.
     Holders { case: CaseId },
+    /// Offer the case to another national society: its keys are wrapped to that society's escrow
+    /// key, refused unless the Movement root you pinned certifies its root. Its admins accept
+    /// (`rfl transfer accept`) or reject it. Without --keep-access, your society's holders lose
+    /// the case when it is accepted (a new key epoch starts without them).
+    Transfer {
+        case: CaseId,
+        /// The receiving society's id.
+        #[arg(long)]
+        to: SocietyId,
+        /// Your society's holders keep their keys once the case is accepted.
+        #[arg(long)]
+        keep_access: bool,
+    },
 }
 
 #[derive(Args)]
@@ -111,6 +125,21 @@ impl CaseCmd {
                 let s = ctx.open_session().await?;
                 let c = s.grant_case(*case, *member).await?;
                 ctx.print(&c, || format!("member {member} now holds case {}", c.id))
+            }
+            CaseCmd::Transfer {
+                case,
+                to,
+                keep_access,
+            } => {
+                let s = ctx.open_session().await?;
+                let t = s.offer_transfer(*case, *to, *keep_access).await?;
+                ctx.print(&t, || {
+                    format!(
+                        "case {case} offered to society {to} (transfer {}); it moves when that \
+                         society's admin accepts it",
+                        t.id
+                    )
+                })
             }
             CaseCmd::Ungrant { case, member } => {
                 let s = ctx.open_session().await?;

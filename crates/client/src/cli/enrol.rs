@@ -26,6 +26,10 @@ pub struct EnrolArgs {
     /// admin, who creates the root with `rfl society init`).
     #[arg(long)]
     root_fingerprint: Option<String>,
+    /// The Movement root's fingerprint, given to you with the code: other societies' keys are
+    /// trusted only if it certifies their root (also `rfl movement pin` later).
+    #[arg(long)]
+    movement_fingerprint: Option<String>,
     /// scrypt work factor (N of 2^N, from 14 to 22) protecting the keystore; it also seals the society
     /// root key if you create it (`rfl society init`).
     #[arg(long, default_value_t = 18, value_parser = work_factor_parser())]
@@ -104,6 +108,8 @@ impl EnrolArgs {
                 s.role(),
             )
         };
+        let mut ks = ks;
+        ks.movement_fingerprint = self.movement_fingerprint.clone();
         ks.save_new(path)?;
         ctx.print(
             &serde_json::json!({"member_id": member_id, "society_id": society_id, "role": role}),

@@ -16,6 +16,7 @@ mod case;
 mod enrol;
 mod export;
 mod keys;
+mod movement;
 mod records;
 mod root;
 mod society;
@@ -93,6 +94,13 @@ enum Command {
     Attach(records::AttachArgs),
     /// Decrypt a case (and its attachments) to files you name. The output is plaintext: protect it.
     Export(export::ExportArgs),
+    /// The Movement root: pin its fingerprint (everyone); create it and certify society roots
+    /// with it (Movement admins).
+    #[command(subcommand)]
+    Movement(movement::MovementCmd),
+    /// Cases transferred between societies (society admins): list, accept, reject or cancel.
+    #[command(subcommand)]
+    Transfer(movement::TransferCmd),
 }
 
 impl Cli {
@@ -118,6 +126,8 @@ impl Cli {
             Command::Note(cmd) => cmd.exec(&ctx).await,
             Command::Attach(args) => args.exec(&ctx).await,
             Command::Export(args) => args.exec(&ctx).await,
+            Command::Movement(cmd) => cmd.exec(&ctx).await,
+            Command::Transfer(cmd) => cmd.exec(&ctx).await,
         }
     }
 }
@@ -188,6 +198,7 @@ impl Context {
                     let mut resealed =
                         Keystore::seal_authenticator(&owner, &after, pass, ks.work_factor)?;
                     resealed.next_keys = ks.next_keys.clone();
+                    resealed.movement_fingerprint = ks.movement_fingerprint.clone();
                     resealed.save(path)?;
                 }
                 s
@@ -196,6 +207,9 @@ impl Context {
         prepare_age_identity(&s.keys().age);
         if let Some(fp) = &ks.root_fingerprint {
             s.pin_root(fp).await?;
+        }
+        if let Some(fp) = &ks.movement_fingerprint {
+            s.pin_movement(fp);
         }
         // The last commit verified of each case, across runs: a case the server rolls back is refused.
         let heads = FileHeads::open_rotated(

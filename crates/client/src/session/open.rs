@@ -76,6 +76,13 @@ impl Session {
         // way makes the answer older than the new head, and that is no rollback.
         let known = self.heads.get(id);
         let dto = self.api.get_case(id, known.map(|h| h.seq)).await?;
+        // A case of another society (transferred, its sender kept access): its members' keys as
+        // the Movement root vouches for that society's root.
+        if dto.case.society_id != self.me.society_id
+            && self.foreign_trust(dto.case.society_id).is_none()
+        {
+            self.society_trust(dto.case.society_id).await?;
+        }
         let author = dto
             .head_commit
             .as_ref()
@@ -86,6 +93,21 @@ impl Session {
             // A member certified since the directory was loaded.
             self.reload_members().await?;
             reloaded = true;
+        }
+        if let Some((a, at)) = author {
+            if self.author_keys(a, at).is_empty()
+                && self.foreign_author_keys(*a.as_uuid(), at).is_empty()
+            {
+                // Perhaps a member of another society (the case was transferred and its sender
+                // kept access): that society's keys, verified through the Movement root.
+                let hint: Result<MemberSocietyDto> =
+                    self.api.get(&format!("/v1/members/{a}/society")).await;
+                if let Ok(h) = hint {
+                    if h.society_id != self.me.society_id {
+                        self.society_trust(h.society_id).await?;
+                    }
+                }
+            }
         }
         match self.verify_and_decrypt(id, dto, known) {
             // The author may have rotated their keys since the directory was loaded (their new
@@ -116,6 +138,20 @@ impl Session {
         dto: CaseDto,
         known: Option<KnownHead>,
     ) -> Result<OpenedCase> {
+        self.verify_and_decrypt_with(id, dto, known, &|epoch, wrapped| {
+            self.unwrap_case_key(id, epoch, wrapped)
+        })
+    }
+
+    /// [`Session::verify_and_decrypt`] with the data keys unwrapped by `unwrap` (key epoch,
+    /// wrapping): a transfer's keys are wrapped to the society's escrow key, not to this member.
+    pub(super) fn verify_and_decrypt_with(
+        &self,
+        id: CaseId,
+        dto: CaseDto,
+        known: Option<KnownHead>,
+        unwrap: &dyn Fn(u32, &[u8]) -> Result<DataKey>,
+    ) -> Result<OpenedCase> {
         if dto.case.id != id {
             return Err(tampered("the server answered with another case"));
         }
@@ -141,8 +177,9 @@ impl Session {
             None => self.verify_author(&head).map_err(|unknown| {
                 if unknown {
                     tampered(
-                        "the head commit's author is not a member certified by your society's root, or \
-                         their keys were revoked before the commit was signed",
+                        "the head commit's author is not a member certified by your society's root \
+                         (nor by another society's, as the Movement root certifies it), or their keys \
+                         were revoked before the commit was signed",
                     )
                 } else {
                     tampered("the head commit's signature does not verify")
@@ -180,7 +217,7 @@ impl Session {
                 "the records do not match the signed head commit: {e}"
             ))
         })?;
-        let data_key = self.unwrap_case_key(id, b.key_epoch, &dto.wrapped_key.0)?;
+        let data_key = unwrap(b.key_epoch, &dto.wrapped_key.0)?;
         if !head.commits_to_key(&data_key) {
             return Err(tampered(
                 "the data key the server sent is not the one this case is sealed under",
@@ -207,7 +244,7 @@ impl Session {
                         "a record is sealed under key epoch {epoch}, whose key the server did not send"
                     ))
                 })?;
-            older_keys.insert(epoch, self.unwrap_case_key(id, epoch, &wrapped.1)?);
+            older_keys.insert(epoch, unwrap(epoch, &wrapped.1)?);
         }
         let mut header: Option<(RecordId, CaseHeader)> = None;
         let mut file_persons = Vec::new();

@@ -1,0 +1,4 @@
+DROP TABLE transfer_keys;
+DROP TABLE transfers;
+DROP TABLE society_certificates;
+DROP TABLE movement_root;

@@ -1,0 +1,192 @@
+//! Transfers between national societies (issue 9), on SQLite and PostgreSQL: the Movement root
+//! certifies society roots; a caseworker offers a case to another society, whose keys their client
+//! verified through the Movement root they pinned; that society's admin verifies the case as a
+//! whole, accepts it and assigns it. The sender gives access up (a new key epoch without them) or
+//! keeps it (both societies read and write it, each verifying the other's signatures). A transfer
+//! to a society the pinned Movement root does not certify is refused before anything is wrapped.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use rfl_client::ClientError;
+use rfl_system_tests::{case, note, Backend, TestServer, T0_MILLIS};
+
+fn assert_refused(e: &ClientError, what: &str) {
+    assert!(
+        matches!(e, ClientError::Invalid(m) if m.contains(what)),
+        "expected a refusal naming {what:?}, got {e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_moves_to_a_society_the_movement_root_certifies_and_nowhere_else() {
+    for backend in Backend::ALL {
+        let t = TestServer::start(backend).await;
+        // The Movement admin creates the Movement root (held offline) and pins it.
+        let code = rfl_api::identity::movement_admin_code(&t.store, T0_MILLIS, 72).unwrap();
+        let mut mv = t.enrol_person(&code).await;
+        mv.session.step_up(&mut mv.authenticator).await.unwrap();
+        let movement = mv.session.init_movement().await.unwrap();
+        let fp = movement.public().fingerprint();
+        mv.session.pin_movement(&fp);
+        // Set once.
+        let other = rfl_crypto::SocietyRootKey::generate().unwrap();
+        let e = mv.session.set_movement_root(&other).await.unwrap_err();
+        assert!(matches!(e, ClientError::Api { status: 409, .. }), "{e}");
+
+        let mut a = t.society("Red Cross A").await;
+        let mut b = t.society("Red Crescent B").await;
+        let c = t.society("Red Cross C").await;
+        for s in [&mut a.admin, &mut b.admin] {
+            s.pin_movement(&fp);
+        }
+        let mut a1 = t.caseworker(&a).await;
+        let mut b1 = t.caseworker(&b).await;
+        a1.pin_movement(&fp);
+        b1.pin_movement(&fp);
+
+        let given = a1.create_case(&case(1)).await.unwrap().id;
+        a1.add_note(given, note("traced to a camp in the north"))
+            .await
+            .unwrap();
+        let before = a1.open_case(given).await.unwrap();
+
+        // B is not certified yet: refused before anything is wrapped or sent.
+        let e = a1.offer_transfer(given, b.id, false).await.unwrap_err();
+        assert_refused(&e, "not certified by the Movement root");
+        assert!(b.admin.transfers(false).await.unwrap().is_empty());
+
+        // The Movement admin certifies A and B after comparing their root fingerprints; a wrong
+        // fingerprint certifies nothing.
+        let e = mv
+            .session
+            .certify_society(&movement, b.id, &a.root_fingerprint)
+            .await
+            .unwrap_err();
+        assert_refused(&e, "does not match the fingerprint");
+        for s in [&a, &b] {
+            mv.session
+                .certify_society(&movement, s.id, &s.root_fingerprint)
+                .await
+                .unwrap();
+        }
+
+        // A host that slips in a certificate of C signed by a Movement root of its own gains
+        // nothing: C stays uncertified for every client.
+        let rogue = rfl_crypto::SocietyCertificate::issue(
+            &other,
+            *c.id.as_uuid(),
+            &c.root.public(),
+            rfl_crypto::Validity::new(0, i64::MAX / 2).unwrap(),
+        )
+        .unwrap();
+        t.store
+            .put_society_certificate(c.id, c.root.public().as_bytes(), &rogue.to_bytes(), 0)
+            .unwrap();
+        let e = a1.offer_transfer(given, c.id, false).await.unwrap_err();
+        assert_refused(&e, "not certified by the Movement root");
+        // A client pinned to another Movement root trusts nobody's certificate.
+        let mut stranger = t.caseworker(&a).await;
+        stranger.pin_movement(&other.public().fingerprint());
+        let own = stranger.create_case(&case(9)).await.unwrap().id;
+        let e = stranger.offer_transfer(own, b.id, false).await.unwrap_err();
+        assert!(matches!(e, ClientError::Tampered(_)), "{e}");
+        // Nor is a society its own destination.
+        let e = a1.offer_transfer(given, a.id, false).await.unwrap_err();
+        assert!(matches!(e, ClientError::Invalid(_)), "{e}");
+
+        // The offer: pending, one at a time, seen by both societies' admins.
+        let offer = a1.offer_transfer(given, b.id, false).await.unwrap();
+        assert_eq!(offer.state, "pending");
+        let e = a1.offer_transfer(given, b.id, false).await.unwrap_err();
+        assert!(matches!(e, ClientError::Api { status: 409, .. }), "{e}");
+        assert_eq!(a.admin.transfers(true).await.unwrap()[0].id, offer.id);
+        assert_eq!(b.admin.transfers(true).await.unwrap()[0].id, offer.id);
+        assert!(c.admin.transfers(false).await.unwrap().is_empty());
+        // Until it is accepted, nothing changes for the sender.
+        a1.open_case(given).await.unwrap();
+        // Not a member of B, or a wrong recovery identity: refused.
+        b.step_up().await;
+        let e = b
+            .admin
+            .accept_transfer(offer.id, a1.member_id(), &b.recovery)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("certif"), "{e}");
+        let e = b
+            .admin
+            .accept_transfer(offer.id, b1.member_id(), &a.recovery)
+            .await
+            .unwrap_err();
+        assert_refused(&e, "recovery identity");
+
+        // Accepted, assigned to B's caseworker: a new key epoch without A's holders.
+        let moved = b
+            .admin
+            .accept_transfer(offer.id, b1.member_id(), &b.recovery)
+            .await
+            .unwrap();
+        assert_eq!(moved.society_id, b.id);
+        assert_eq!(moved.key_epoch, 2);
+        let seen = b1.open_case(given).await.unwrap();
+        assert_eq!(
+            seen.file.notes, before.file.notes,
+            "the whole history moves"
+        );
+        assert_eq!(seen.file.header, before.file.header);
+        b1.add_note(given, note("family informed")).await.unwrap();
+        let e = a1.open_case(given).await.unwrap_err();
+        assert!(matches!(e, ClientError::Api { status: 404, .. }), "{e}");
+        let done = &a.admin.transfers(false).await.unwrap()[0];
+        assert_eq!(done.state, "accepted");
+        assert_eq!(done.assigned_to, Some(b1.member_id()));
+        let e = b
+            .admin
+            .accept_transfer(offer.id, b1.member_id(), &b.recovery)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Api { status: 404, .. }), "{e}");
+
+        // Keeping access: both societies hold the case and verify each other's commits.
+        let shared = a1.create_case(&case(2)).await.unwrap().id;
+        let n = a1.open_case(shared).await.unwrap().file.notes.len();
+        let offer = a1.offer_transfer(shared, b.id, true).await.unwrap();
+        let moved = b
+            .admin
+            .accept_transfer(offer.id, b1.member_id(), &b.recovery)
+            .await
+            .unwrap();
+        assert_eq!((moved.society_id, moved.key_epoch), (b.id, 1));
+        b1.add_note(shared, note("seen at the border"))
+            .await
+            .unwrap();
+        let at_a = a1.open_case(shared).await.unwrap();
+        assert_eq!(
+            at_a.file.notes.len(),
+            n + 1,
+            "A verifies B's commit and reads it"
+        );
+        a1.add_note(shared, note("the enquirer moved"))
+            .await
+            .unwrap();
+        assert_eq!(b1.open_case(shared).await.unwrap().file.notes.len(), n + 2);
+
+        // Rejected by B, or cancelled by A: the case stays where it was.
+        let stays = a1.create_case(&case(3)).await.unwrap().id;
+        let offer = a1.offer_transfer(stays, b.id, false).await.unwrap();
+        b.step_up().await;
+        assert_eq!(
+            b.admin.reject_transfer(offer.id).await.unwrap().state,
+            "rejected"
+        );
+        let offer = a1.offer_transfer(stays, b.id, false).await.unwrap();
+        a.step_up().await;
+        assert_eq!(
+            a.admin.reject_transfer(offer.id).await.unwrap().state,
+            "cancelled"
+        );
+        let e = c.admin.reject_transfer(offer.id).await.unwrap_err();
+        assert!(matches!(e, ClientError::Api { status: 404, .. }), "{e}");
+        let kept = a1.open_case(stays).await.unwrap();
+        assert_eq!(kept.summary.society_id, a.id);
+        t.stop().await;
+    }
+}
