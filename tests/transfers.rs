@@ -168,6 +168,28 @@ async fn a_case_moves_to_a_society_the_movement_root_certifies_and_nowhere_else(
             .await
             .unwrap();
         assert_eq!(b1.open_case(shared).await.unwrap().file.notes.len(), n + 2);
+        // Each side lists the holders of both, checked against the signed head, and shares the
+        // case within its own society.
+        let b2 = t.caseworker(&b).await;
+        b1.grant_case(shared, b2.member_id()).await.unwrap();
+        assert_eq!(b2.open_case(shared).await.unwrap().file.notes.len(), n + 2);
+        let opened = a1.open_case(shared).await.unwrap();
+        let holders = a1.case_holders(&opened).await.unwrap();
+        for m in [a1.member_id(), b1.member_id(), b2.member_id()] {
+            let h = holders
+                .holders
+                .iter()
+                .find(|h| h.recipient_id == *m.as_uuid())
+                .unwrap();
+            assert!(h.certified, "{m} is certified by their society's root");
+        }
+        let mut a2 = t.caseworker(&a).await;
+        a1.grant_case(shared, a2.member_id()).await.unwrap();
+        // A member who pinned no Movement root is told to, not shown a case it cannot verify.
+        let e = a2.open_case(shared).await.unwrap_err();
+        assert_refused(&e, "pin the Movement root");
+        a2.pin_movement(&fp);
+        a2.open_case(shared).await.unwrap();
 
         // Rejected by B, or cancelled by A: the case stays where it was.
         let stays = a1.create_case(&case(3)).await.unwrap().id;

@@ -120,6 +120,19 @@ impl Store {
     }
 
     /// The members of one society (the key directory clients wrap to and verify signatures against).
+    /// The members among `ids` (of any society), in one query.
+    pub fn members_by_ids(&self, ids: &[Uuid]) -> Result<Vec<Member>> {
+        let ids: Vec<Vec<u8>> = ids.iter().map(id_bytes).collect();
+        let rows: Vec<MemberDb> = read!(self, conn => {
+            members::table
+                .filter(members::id.eq_any(&ids))
+                .order(members::id)
+                .select(MemberDb::as_select())
+                .load(conn)?
+        });
+        rows.into_iter().map(MemberDb::into_member).collect()
+    }
+
     pub fn society_members(&self, society: SocietyId) -> Result<Vec<Member>> {
         let rows: Vec<MemberDb> = read!(self, conn => {
             members::table

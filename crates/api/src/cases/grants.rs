@@ -11,7 +11,7 @@
 use actix_web::{get, post, web, HttpResponse};
 use rfl_crypto::CommitOp;
 use rfl_domain::api::{CaseSummaryDto, GrantRequest, HoldersResponse};
-use rfl_domain::CaseId;
+use rfl_domain::{CaseId, MemberId};
 use rfl_storage::WrappedKey;
 
 use super::{check_commit, check_fresh, digest_of, for_commit, summary, Expected};
@@ -46,13 +46,28 @@ pub(super) async fn grant(
     let now = state.now();
     let store = state.store.clone();
     let row = blocking(move || {
-        let (dir, cur) = for_commit(&store, &caller, id)?;
+        let (mut dir, cur) = for_commit(&store, &caller, id)?;
         check_fresh(&req.commit.0, id, cur.row.version + 1, cur.head)?;
         let current = store
             .case_holders(caller.member_id, id)?
             .ok_or(ApiError::NotFound)?
             .holders;
         let grantee = dir.new_holder(req.member_id)?;
+        // Holders of another society (a case transferred to this one, or from it, with the
+        // sender keeping access) are named with their registered keys too.
+        let foreign: Vec<uuid::Uuid> = current
+            .iter()
+            .map(|h| h.recipient)
+            .filter(|r| {
+                *r != *cur.row.society_id.as_uuid()
+                    && !dir.members.contains_key(&MemberId::from_uuid(*r))
+            })
+            .collect();
+        if !foreign.is_empty() {
+            for m in store.members_by_ids(&foreign)? {
+                dir.members.entry(m.id).or_insert(m);
+            }
+        }
         // Records sealed before a re-key stay under their epoch's key: the grantee gets every
         // earlier epoch's key too, each once.
         let epochs: Vec<u32> = req.older_keys.iter().map(|k| k.key_epoch).collect();
@@ -83,6 +98,7 @@ pub(super) async fn grant(
             &caller,
             current
                 .iter()
+                .filter(|h| h.recipient != *cur.row.society_id.as_uuid())
                 .map(|h| (h.recipient, h.keys_digest.as_deref()))
                 .chain(std::iter::once((grantee.member_id, None))),
         )?;
@@ -150,9 +166,11 @@ pub(super) async fn holders(
             .case_holders(caller.member_id, id)?
             .ok_or(ApiError::NotFound)?;
         let (key_epoch, rows) = (found.key_epoch, found.holders);
-        // One read of the society's members for all holders (no query per holder).
+        // One read of the holders' member rows (no query per holder; of either society for a
+        // case transferred with the sender keeping access).
+        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.recipient).collect();
         let members: std::collections::HashMap<_, _> = store
-            .society_members(caller.society_id)?
+            .members_by_ids(&ids)?
             .into_iter()
             .map(|m| (*m.id.as_uuid(), m))
             .collect();

@@ -116,6 +116,11 @@ pub(super) async fn offer_transfer(
             "the escrow recipient is too long".into(),
         ));
     }
+    if req.keys.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "send the data key of every key epoch of the case".into(),
+        ));
+    }
     let epoch = u32::try_from(req.keys.len()).unwrap_or(u32::MAX);
     let keys = epoch_keys(req.keys, epoch, "the data key")?;
     let offer = TransferOffer {
@@ -181,9 +186,10 @@ pub(super) async fn transfer_case(
         let tc = store
             .transfer_case(caller.society_id, id)?
             .ok_or(ApiError::NotFound)?;
-        // The holders' keys digests, from the sending society's members (one read).
+        // The holders' keys digests, from their member rows (one read).
+        let ids: Vec<Uuid> = tc.holders.iter().map(|h| h.recipient).collect();
         let members: HashMap<_, _> = store
-            .society_members(tc.transfer.from_society)?
+            .members_by_ids(&ids)?
             .into_iter()
             .map(|m| (*m.id.as_uuid(), m))
             .collect();
@@ -270,7 +276,8 @@ pub(super) async fn accept_transfer(
         let (key_epoch, after) = if transfer.keep_access {
             // The sending society's holders keep their rows: the digest names them as their rows
             // are wrapped, plus the assignee. Their keys are in the sending society's directory.
-            for m in store.society_members(transfer.from_society)? {
+            let ids: Vec<Uuid> = holders.iter().map(|h| h.recipient).collect();
+            for m in store.members_by_ids(&ids)? {
                 dir.members.entry(m.id).or_insert(m);
             }
             let from = *transfer.from_society.as_uuid();

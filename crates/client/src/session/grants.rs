@@ -87,7 +87,9 @@ impl Session {
                 "the server lists the holders of another key epoch than the case's",
             ));
         }
-        let listed = listed_holders(self.me.society_id, &resp.holders, &opened.holders)?;
+        // The escrow row is the case's society's: another society's for a case transferred to it
+        // whose sender kept access.
+        let listed = listed_holders(opened.summary.society_id, &resp.holders, &opened.holders)?;
         Ok((resp, listed))
     }
 
@@ -96,7 +98,13 @@ impl Session {
     /// verification of the society's certificates and revocation list.
     pub async fn case_holders(&self, opened: &OpenedCase) -> Result<CaseHolders> {
         let (resp, listed) = self.verified_holders(opened).await?;
-        let society = *self.me.society_id.as_uuid();
+        let society = *opened.summary.society_id.as_uuid();
+        // A case of another society: its members and escrow key as the Movement root vouches.
+        let foreign = if opened.summary.society_id != self.me.society_id {
+            Some(self.society_trust(opened.summary.society_id).await?)
+        } else {
+            None
+        };
         let digests: HashMap<uuid::Uuid, [u8; 32]> = listed
             .iter()
             .map(|h| (h.member_id, h.keys_digest))
@@ -108,6 +116,7 @@ impl Session {
                     let digest = digests.get(&h.recipient_id);
                     let certified = t
                         .get(h.recipient_id)
+                        .or_else(|| foreign.as_ref().and_then(|f| f.get(h.recipient_id)))
                         .filter(|v| Some(&v.keys_digest()) == digest || h.recipient_id == society);
                     let revoked = digest.is_some_and(|d| {
                         t.revocations
