@@ -7,14 +7,13 @@
 use std::sync::Arc;
 
 use rfl_crypto::{
-    certified_society_roots, KeyCertificate, RevocationList, RootPublicKey, RootSuccession,
-    SocietyCertificate, SocietyRootKey, Validity,
+    certified_society_roots, RootPublicKey, SocietyCertificate, SocietyRootKey, Validity,
 };
 use rfl_domain::api::{MovementRootDto, SocietyCertificateRequest, SocietyTrustResponse};
 use rfl_domain::SocietyId;
 
 use crate::session::{tampered, Session};
-use crate::trust::{now_secs, Trust, ROOT_CERT_DAYS};
+use crate::trust::{now_secs, parse_material, Trust, ROOT_CERT_DAYS};
 use crate::{ClientError, Result};
 
 /// Clock skew tolerated between the Movement admin's client and others.
@@ -65,12 +64,11 @@ impl Session {
             .ok_or_else(|| {
                 ClientError::Invalid(format!("society {society} has no root key yet"))
             })?;
-        let successions = resp
-            .root_successions
-            .iter()
-            .map(|h| RootSuccession::from_hex(h))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| tampered(format!("a root succession is malformed: {e}")))?;
+        let (successions, keys, list) = parse_material(
+            &resp.root_successions,
+            &resp.certificates,
+            resp.revocations.as_deref(),
+        )?;
         let certs: Vec<SocietyCertificate> = resp
             .movement_certificates
             .iter()
@@ -86,17 +84,6 @@ impl Session {
                 resp.name
             ))
         })?;
-        let keys = resp
-            .certificates
-            .iter()
-            .filter_map(|h| KeyCertificate::from_hex(h).ok())
-            .collect();
-        let list = resp
-            .revocations
-            .as_deref()
-            .map(RevocationList::from_hex)
-            .transpose()
-            .map_err(|e| tampered(format!("the society's revocation list is malformed: {e}")))?;
         let trust = Arc::new(Trust::verify(&roots, uuid, keys, list, None, now)?);
         self.keep_foreign_trust(society, trust.clone());
         Ok(trust)

@@ -280,6 +280,36 @@ pub fn keys_fingerprint(signing: &DevicePublicKey, recipient: &AgeRecipient) -> 
     subject_keys_fingerprint(Some(signing), recipient)
 }
 
+/// A society's trust material as the server serves it, parsed: its root successions, its key
+/// certificates (one that does not parse is left out, as one that does not verify) and its
+/// revocation list. A malformed succession or list is tampering.
+pub(crate) fn parse_material(
+    successions: &[String],
+    certificates: &[String],
+    revocations: Option<&str>,
+) -> Result<(
+    Vec<RootSuccession>,
+    Vec<KeyCertificate>,
+    Option<RevocationList>,
+)> {
+    let successions = successions
+        .iter()
+        .map(|h| RootSuccession::from_hex(h))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| ClientError::Tampered(format!("a root succession is malformed: {e}")))?;
+    let certs = certificates
+        .iter()
+        .filter_map(|h| KeyCertificate::from_hex(h).ok())
+        .collect();
+    let list = revocations
+        .map(RevocationList::from_hex)
+        .transpose()
+        .map_err(|e| {
+            ClientError::Tampered(format!("the society's revocation list is malformed: {e}"))
+        })?;
+    Ok((successions, certs, list))
+}
+
 impl Session {
     /// Fetches the society's root key and certificates and keeps exactly the keys that verify against
     /// the pinned root fingerprint. Without a pin, or before the society has a root, nothing is trusted
@@ -296,12 +326,11 @@ impl Session {
         let current = RootPublicKey::from_slice(&root.0).map_err(|_| {
             ClientError::Tampered("the society root key on the server is malformed".into())
         })?;
-        let successions = resp
-            .root_successions
-            .iter()
-            .map(|h| RootSuccession::from_hex(h))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| ClientError::Tampered(format!("a root succession is malformed: {e}")))?;
+        let (successions, certs, list) = parse_material(
+            &resp.root_successions,
+            &resp.certificates,
+            resp.revocations.as_deref(),
+        )?;
         // The pinned root, or one that a chain of successions signed by each root leads to.
         let roots = roots_from_pin(pin, society, &current, &successions).map_err(|_| {
             ClientError::Tampered(
@@ -310,19 +339,6 @@ impl Session {
                     .into(),
             )
         })?;
-        let certs = resp
-            .certificates
-            .iter()
-            .filter_map(|h| KeyCertificate::from_hex(h).ok())
-            .collect();
-        let list = resp
-            .revocations
-            .as_deref()
-            .map(RevocationList::from_hex)
-            .transpose()
-            .map_err(|e| {
-                ClientError::Tampered(format!("the society's revocation list is malformed: {e}"))
-            })?;
         // The last list this client verified (kept MAC'd beside the keystore by `rfl`).
         let seen = self
             .heads()
