@@ -76,6 +76,11 @@ pub struct TransferRequest {
     #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
     pub escrow_recipient: String,
     /// The case's version (head commit number) the offer is made at.
+    #[serde(deserialize_with = "super::whole::u64")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 9_223_372_036_854_775_807_u64)
+    )]
     pub case_version: u64,
     /// The case's data key of every key epoch, 1 to the current one, in order, each wrapped to the
     /// receiving society's escrow key.
