@@ -183,6 +183,12 @@ async fn a_case_moves_to_a_society_the_movement_root_certifies_and_nowhere_else(
                 .unwrap();
             assert!(h.certified, "{m} is certified by their society's root");
         }
+        let opened = b1.open_case(shared).await.unwrap();
+        let holders = b1.case_holders(&opened).await.unwrap();
+        assert!(holders
+            .holders
+            .iter()
+            .any(|h| h.recipient_id == *a1.member_id().as_uuid() && h.certified));
         let mut a2 = t.caseworker(&a).await;
         a1.grant_case(shared, a2.member_id()).await.unwrap();
         // A member who pinned no Movement root is told to, not shown a case it cannot verify.
@@ -190,6 +196,16 @@ async fn a_case_moves_to_a_society_the_movement_root_certifies_and_nowhere_else(
         assert_refused(&e, "pin the Movement root");
         a2.pin_movement(&fp);
         a2.open_case(shared).await.unwrap();
+        // The owning society re-keys it, keeping the other society's holders (their keys
+        // verified through the Movement root); the sending side cannot.
+        let e = a1.ungrant_case(shared, a2.member_id()).await.unwrap_err();
+        assert_refused(&e, "its holders there re-key it");
+        let rekeyed = b1.ungrant_case(shared, a2.member_id()).await.unwrap();
+        assert_eq!(rekeyed.key_epoch, 2);
+        let e = a2.open_case(shared).await.unwrap_err();
+        assert!(matches!(e, ClientError::Api { status: 404, .. }), "{e}");
+        assert_eq!(a1.open_case(shared).await.unwrap().summary.key_epoch, 2);
+        b2.open_case(shared).await.unwrap();
 
         // Rejected by B, or cancelled by A: the case stays where it was.
         let stays = a1.create_case(&case(3)).await.unwrap().id;

@@ -402,3 +402,5 @@ mod tests;
 mod tests_escrow;
 #[cfg(test)]
 mod tests_rekey;
+#[cfg(test)]
+mod tests_transfers;
