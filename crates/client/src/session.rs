@@ -362,6 +362,42 @@ impl Session {
         self.foreign.read().ok()?.get(&society).cloned()
     }
 
+    /// Every other society's keys this session verified.
+    pub(crate) fn foreign_trusts(&self) -> Vec<Arc<crate::trust::Trust>> {
+        self.foreign
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Loads, through the Movement root, the keys of the societies of `holders` this session does
+    /// not know (a case shared by transfer): asks which society each unknown one belongs to.
+    pub(crate) async fn load_holder_societies(&self, holders: &[Holder]) -> Result<()> {
+        let unknown: Vec<uuid::Uuid> = self.with_trust(|t| {
+            holders
+                .iter()
+                .map(|h| h.member_id)
+                .filter(|m| {
+                    *m != *self.me.member_id.as_uuid() && t.get(*m).is_none() && !t.is_revoked(*m)
+                })
+                .collect()
+        })?;
+        let mut societies = HashSet::new();
+        for m in unknown {
+            if self.foreign_trusts().iter().any(|f| f.get(m).is_some()) {
+                continue;
+            }
+            let hint: Result<MemberSocietyDto> =
+                self.api.get(&format!("/v1/members/{m}/society")).await;
+            if let Ok(h) = hint {
+                if h.society_id != self.me.society_id && societies.insert(h.society_id) {
+                    self.society_trust(h.society_id).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn keep_foreign_trust(&self, society: SocietyId, trust: Arc<crate::trust::Trust>) {
         if let Ok(mut m) = self.foreign.write() {
             m.insert(society, trust);

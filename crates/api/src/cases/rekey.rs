@@ -100,7 +100,8 @@ fn check_rekey(
         }
         if !dir.may_receive(MemberId::from_uuid(k.recipient_id)) {
             return Err(bad(&format!(
-                "member {} is not an active caseworker or admin of your society: leave them out",
+                "member {} is not an active caseworker or admin (suspended, or of no society holding \
+                 the case): leave them out",
                 k.recipient_id
             )));
         }
@@ -223,7 +224,7 @@ pub(super) async fn rekey(
     let store = state.store.clone();
     let n = req.cases.len();
     blocking(move || {
-        let dir = super::directory(&store, &caller)?;
+        let mut dir = super::directory(&store, &caller)?;
         let mut seen = HashSet::new();
         let ids: Vec<CaseId> = req.cases.iter().map(|c| c.case_id).collect();
         if let Some(twice) = ids.iter().find(|id| !seen.insert(**id)) {
@@ -236,6 +237,22 @@ pub(super) async fn rekey(
             .into_iter()
             .map(|h| (h.case.id, h))
             .collect();
+        // Holders of another society kept in a case this society owns (transferred to it with the
+        // sender keeping access): their member rows too, in one read.
+        let society = *caller.society_id.as_uuid();
+        let foreign: Vec<uuid::Uuid> = req
+            .cases
+            .iter()
+            .flat_map(|c| c.keys.iter().map(|k| k.recipient_id))
+            .filter(|r| *r != society && !dir.members.contains_key(&MemberId::from_uuid(*r)))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if !foreign.is_empty() {
+            for m in store.members_by_ids(&foreign)? {
+                dir.members.entry(m.id).or_insert(m);
+            }
+        }
         let writes = req
             .cases
             .iter()

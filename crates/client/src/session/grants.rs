@@ -100,11 +100,13 @@ impl Session {
         let (resp, listed) = self.verified_holders(opened).await?;
         let society = *opened.summary.society_id.as_uuid();
         // A case of another society: its members and escrow key as the Movement root vouches.
-        let foreign = if opened.summary.society_id != self.me.society_id {
-            Some(self.society_trust(opened.summary.society_id).await?)
-        } else {
-            None
-        };
+        // Holders of another society (a case shared by transfer): their keys and revocations as
+        // their society's root states them, through the Movement root, as they are now.
+        if opened.summary.society_id != self.me.society_id {
+            self.society_trust(opened.summary.society_id).await?;
+        }
+        self.load_holder_societies(&listed).await?;
+        let foreign = self.foreign_trusts();
         let digests: HashMap<uuid::Uuid, [u8; 32]> = listed
             .iter()
             .map(|h| (h.member_id, h.keys_digest))
@@ -116,12 +118,13 @@ impl Session {
                     let digest = digests.get(&h.recipient_id);
                     let certified = t
                         .get(h.recipient_id)
-                        .or_else(|| foreign.as_ref().and_then(|f| f.get(h.recipient_id)))
+                        .or_else(|| foreign.iter().find_map(|f| f.get(h.recipient_id)))
                         .filter(|v| Some(&v.keys_digest()) == digest || h.recipient_id == society);
                     let revoked = digest.is_some_and(|d| {
-                        t.revocations
-                            .as_ref()
-                            .is_some_and(|r| r.is_revoked(h.recipient_id, d))
+                        std::iter::once(&t.revocations)
+                            .chain(foreign.iter().map(|f| &f.revocations))
+                            .flatten()
+                            .any(|r| r.is_revoked(h.recipient_id, d))
                     });
                     CaseHolder {
                         recipient_id: h.recipient_id,

@@ -198,6 +198,7 @@ impl Session {
     ) -> Result<(Vec<Keep>, Vec<uuid::Uuid>)> {
         let me = *self.me.member_id.as_uuid();
         let own = holder_of(&self.keys, self.me.member_id);
+        let foreign = self.foreign_trusts();
         self.with_trust(|t| {
             let mut keep = Vec::new();
             let mut left_out = Vec::new();
@@ -218,13 +219,19 @@ impl Session {
                 }
                 // Another holder, to their certified keys: those the head names, or the keys they
                 // rotated to since (the keys the head names are then revoked as superseded).
-                match t.get(h.member_id) {
+                // A holder of another society (a case shared by transfer): their keys as their
+                // society's root certifies them, through the Movement root.
+                let found = t
+                    .get(h.member_id)
+                    .cloned()
+                    .or_else(|| foreign.iter().find_map(|f| f.get(h.member_id).cloned()));
+                match found {
                     Some(v) if v.role().may_receive_case_keys() => keep.push(Keep {
                         holder: Holder {
                             member_id: h.member_id,
                             keys_digest: v.keys_digest(),
                         },
-                        keys: Some(v.clone()),
+                        keys: Some(v),
                     }),
                     _ => left_out.push(h.member_id),
                 }
@@ -251,6 +258,13 @@ impl Session {
                 "member {member} does not hold this case"
             )));
         }
+        if opened.summary.society_id != self.me.society_id {
+            return Err(ClientError::Invalid(format!(
+                "case {id} belongs to society {}: its holders there re-key it",
+                opened.summary.society_id
+            )));
+        }
+        self.load_holder_societies(&listed).await?;
         let (keep, left_out) = self.keepers(&listed, member, &self.suspended_members().await?)?;
         if let Some(m) = left_out.first() {
             return Err(ClientError::Invalid(format!(
