@@ -187,20 +187,26 @@ async fn wraps(
         i32::try_from(q.gen).map_err(|_| ApiError::BadRequest("gen is out of range".into()))?;
     let store = state.store.clone();
     let limit = i64::try_from(limit).map_err(|_| ApiError::BadRequest("limit".into()))?;
-    let rows =
-        blocking(move || Ok(store.escrow_wraps(caller.society_id, gen, after, limit)?)).await?;
-    let carried: usize = rows.iter().map(|r| r.wrapped.len() + 32).sum();
-    let page = EscrowWrapsResponse {
-        wraps: rows
-            .into_iter()
-            .map(|r| EscrowWrapDto {
-                case_id: r.case_id,
-                key_epoch: r.key_epoch,
-                wrapped: r.wrapped.into(),
-            })
-            .collect(),
-    };
-    framing::answer(&req, &page, carried + 16)
+    // The page is read and encoded on the blocking pool: a page of thousands of wrappings is
+    // megabytes, and the async workers serve ordinary reads meanwhile.
+    let binary = framing::wants_binary(&req);
+    let body = blocking(move || {
+        let rows = store.escrow_wraps(caller.society_id, gen, after, limit)?;
+        let carried: usize = rows.iter().map(|r| r.wrapped.len() + 32).sum();
+        let page = EscrowWrapsResponse {
+            wraps: rows
+                .into_iter()
+                .map(|r| EscrowWrapDto {
+                    case_id: r.case_id,
+                    key_epoch: r.key_epoch,
+                    wrapped: r.wrapped.into(),
+                })
+                .collect(),
+        };
+        framing::encode_answer(&page, binary, carried + 16)
+    })
+    .await?;
+    Ok(framing::encoded_answer(body, binary))
 }
 
 /// Replace escrow wrappings with ones made for the running job's new key, in one transaction
@@ -222,37 +228,41 @@ async fn rotate_wraps(
     // Its own body limit, as a bulk import's: a batch is a few megabytes.
     let framing = BodyFraming::of(&http)?;
     let body = framing::read_body(&http, payload, state.config.limits.batch_body_bytes).await?;
-    let req: RotateEscrowWraps = framing.decode(&body)?;
-    if req.wraps.is_empty() || req.wraps.len() > MAX_WRAPS {
-        return Err(ApiError::Unprocessable(format!(
-            "send 1 to {MAX_WRAPS} wrappings"
-        )));
-    }
-    let society = *caller.society_id.as_uuid();
-    let rows = req
-        .wraps
-        .into_iter()
-        .map(|w| {
-            // The server can check what a wrapping says of itself without any key: its society.
-            match rfl_crypto::escrow_wrap_info(&w.wrapped.0) {
-                Ok(info) if info.society_id == society && w.wrapped.0.len() <= 4096 => {
-                    Ok(EscrowWrapRow {
-                        case_id: w.case_id,
-                        key_epoch: w.key_epoch,
-                        wrapped: w.wrapped.0,
-                    })
-                }
-                _ => Err(ApiError::Unprocessable(format!(
-                    "case {}: not an escrow wrapping for your society",
-                    w.case_id
-                ))),
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let gen = gen_i32(req.new_gen)?;
     let store = state.store.clone();
-    let (moved, job) =
-        blocking(move || Ok(store.rotate_escrow_wraps(caller.society_id, gen, &rows)?)).await?;
+    // Decoding and checking a batch of thousands of wrappings, then writing it, on the blocking
+    // pool: the async workers serve ordinary reads meanwhile.
+    let (moved, job) = blocking(move || {
+        let req: RotateEscrowWraps = framing.decode(&body)?;
+        if req.wraps.is_empty() || req.wraps.len() > MAX_WRAPS {
+            return Err(ApiError::Unprocessable(format!(
+                "send 1 to {MAX_WRAPS} wrappings"
+            )));
+        }
+        let society = *caller.society_id.as_uuid();
+        let rows = req
+            .wraps
+            .into_iter()
+            .map(|w| {
+                // The server can check what a wrapping says of itself without any key: its society.
+                match rfl_crypto::escrow_wrap_info(&w.wrapped.0) {
+                    Ok(info) if info.society_id == society && w.wrapped.0.len() <= 4096 => {
+                        Ok(EscrowWrapRow {
+                            case_id: w.case_id,
+                            key_epoch: w.key_epoch,
+                            wrapped: w.wrapped.0,
+                        })
+                    }
+                    _ => Err(ApiError::Unprocessable(format!(
+                        "case {}: not an escrow wrapping for your society",
+                        w.case_id
+                    ))),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let gen = gen_i32(req.new_gen)?;
+        Ok(store.rotate_escrow_wraps(caller.society_id, gen, &rows)?)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(RotatedEscrowWraps {
         moved,
         rotation: dto(job)?,

@@ -82,11 +82,7 @@ pub fn answer<T: serde::Serialize>(
     dto: &T,
     capacity: usize,
 ) -> Result<HttpResponse, ApiError> {
-    let binary = req
-        .headers()
-        .get(actix_web::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(wire::accepts);
+    let binary = wants_binary(req);
     let mut resp = HttpResponse::Ok();
     resp.insert_header((actix_web::http::header::VARY, "Accept"));
     if !binary {
@@ -95,6 +91,42 @@ pub fn answer<T: serde::Serialize>(
     let body = wire::encode_into(dto, Vec::with_capacity(capacity))
         .map_err(|e| ApiError::Internal(format!("could not encode an answer: {e}")))?;
     Ok(resp.content_type(wire::MEDIA_TYPE).body(body))
+}
+
+/// Whether the request's `Accept` names the binary framing.
+pub fn wants_binary(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(wire::accepts)
+}
+
+/// `dto` encoded as [`answer`] would (JSON, or the binary framing with `binary`), for a large answer
+/// encoded on the blocking pool; [`encoded_answer`] sends it.
+pub fn encode_answer<T: serde::Serialize>(
+    dto: &T,
+    binary: bool,
+    capacity: usize,
+) -> Result<Vec<u8>, ApiError> {
+    if binary {
+        wire::encode_into(dto, Vec::with_capacity(capacity))
+            .map_err(|e| ApiError::Internal(format!("could not encode an answer: {e}")))
+    } else {
+        serde_json::to_vec(dto)
+            .map_err(|e| ApiError::Internal(format!("could not encode an answer: {e}")))
+    }
+}
+
+/// An answer [`encode_answer`] made, with its content type and `Vary: Accept`.
+pub fn encoded_answer(body: Vec<u8>, binary: bool) -> HttpResponse {
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header((actix_web::http::header::VARY, "Accept"));
+    resp.content_type(if binary {
+        wire::MEDIA_TYPE
+    } else {
+        "application/json"
+    })
+    .body(body)
 }
 
 /// A case as JSON, or in the binary framing when `Accept` names it; either way with `Vary: Accept`.

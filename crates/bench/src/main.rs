@@ -79,6 +79,10 @@ struct Args {
     /// Concurrent readers during the revocation (0: the re-key alone, no reads measured).
     #[arg(long, default_value_t = 8)]
     revoke_readers: usize,
+    /// The revocation's readers open loop at this many reads per second in all (0: closed loop,
+    /// as fast as they can).
+    #[arg(long, default_value_t = 0.0)]
+    revoke_read_rate: f64,
     /// Cases of the society whose escrow key is rotated (0: not measured; the figure is
     /// for 515,000).
     #[arg(long, default_value_t = 0)]
@@ -86,6 +90,13 @@ struct Args {
     /// Concurrent readers during the escrow-key rotation (0: the rotation alone).
     #[arg(long, default_value_t = 8)]
     rotate_readers: usize,
+    /// Then rotate again with the readers open loop at this many reads per second in all
+    /// (0: no second rotation).
+    #[arg(long, default_value_t = 0.0)]
+    rotate_read_rate: f64,
+    /// Wrappings per page and batch of the rotation (at most the client's, 5,000).
+    #[arg(long, default_value_t = rfl_client::escrow_rotation::ROTATION_PAGE)]
+    rotate_page: usize,
     /// Print machine-readable JSON on stdout instead of the markdown table.
     #[arg(long)]
     json: bool,
@@ -296,8 +307,14 @@ async fn revoke_phase(
 ) -> BenchResult<()> {
     let env = Env::start(backend).await?;
     let mut out = rfl_bench::revoke::RevokeReport::default();
-    let measured =
-        rfl_bench::revoke::measure(&env, args.revoke_cases, args.revoke_readers, &mut out).await;
+    let measured = rfl_bench::revoke::measure(
+        &env,
+        args.revoke_cases,
+        args.revoke_readers,
+        Some(args.revoke_read_rate),
+        &mut out,
+    )
+    .await;
     rep.revoke = Some(out);
     if let Err(e) = env.finish().await {
         rep.errors.push(format!("revocation phase teardown: {e}"));
@@ -314,8 +331,15 @@ async fn rotate_phase(
 ) -> BenchResult<()> {
     let env = Env::start(backend).await?;
     let mut out = rfl_bench::rotate::RotateReport::default();
-    let measured =
-        rfl_bench::rotate::measure(&env, args.rotate_cases, args.rotate_readers, &mut out).await;
+    let measured = rfl_bench::rotate::measure(
+        &env,
+        args.rotate_cases,
+        args.rotate_readers,
+        Some(args.rotate_read_rate),
+        args.rotate_page,
+        &mut out,
+    )
+    .await;
     if let Err(e) = &measured {
         eprintln!("  failed: {e}");
     }

@@ -102,6 +102,24 @@ where
     F: Fn(CaseId) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = BenchResult<()>> + Send + 'static,
 {
+    read_load_at(ids, clients, limit, op, None).await
+}
+
+/// [`read_load`], closed loop (each client reads again as soon as a read ends: the load saturates
+/// the machine) or, with `rate`, open loop: `rate` reads per second in all, each client's reads
+/// scheduled at fixed times and each latency taken from its scheduled time, so a read held up by
+/// a slow one counts its wait too (no coordinated omission).
+pub async fn read_load_at<F, Fut>(
+    ids: Arc<Vec<CaseId>>,
+    clients: usize,
+    limit: ReadLimit,
+    op: F,
+    rate: Option<f64>,
+) -> BenchResult<ReadResult>
+where
+    F: Fn(CaseId) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = BenchResult<()>> + Send + 'static,
+{
     if ids.is_empty() {
         return Err("no cases to read".into());
     }
@@ -128,6 +146,12 @@ where
         let ids = ids.clone();
         let op = op.clone();
         let issued = issued.clone();
+        // Open loop: this client's reads every `clients / rate` seconds, staggered.
+        let interval = rate
+            .filter(|r| *r > 0.0)
+            .map(|r| Duration::from_secs_f64(clients as f64 / r));
+        let mut next = tokio::time::Instant::now()
+            + interval.map_or(Duration::ZERO, |i| i.mul_f64(c as f64 / clients as f64));
         tasks.spawn(async move {
             let mut rng = SplitMix64(0x5EED_0000 + c as u64);
             let mut lat = Vec::with_capacity(4096);
@@ -141,7 +165,15 @@ where
                     _ => {}
                 }
                 let id = ids[rng.below(ids.len())];
-                let t0 = Instant::now();
+                let t0 = match interval {
+                    Some(i) => {
+                        tokio::time::sleep_until(next).await;
+                        let scheduled = next;
+                        next += i;
+                        scheduled.into_std()
+                    }
+                    None => Instant::now(),
+                };
                 op(id).await?;
                 lat.push(u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX));
             }
@@ -283,6 +315,23 @@ where
     Fut: Future<Output = BenchResult<()>> + Send + 'static,
     W: Future<Output = T>,
 {
+    reads_around_at(ids, clients, op, work, None).await
+}
+
+/// [`reads_around`], with the reads open loop at `rate` reads per second in all (see
+/// [`read_load_at`]); the warm-up is closed loop.
+pub async fn reads_around_at<F, Fut, W, T>(
+    ids: Arc<Vec<CaseId>>,
+    clients: usize,
+    op: F,
+    work: W,
+    rate: Option<f64>,
+) -> BenchResult<(T, Option<(ReadResult, ReadResult)>)>
+where
+    F: Fn(CaseId) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = BenchResult<()>> + Send + 'static,
+    W: Future<Output = T>,
+{
     if clients == 0 {
         return Ok((work.await, None));
     }
@@ -298,15 +347,16 @@ where
         ids.len(),
         warm.reads_per_sec
     );
-    let quiet = read_load(
+    let quiet = read_load_at(
         ids.clone(),
         clients,
         ReadLimit::Duration(Duration::from_secs(2)),
         op.clone(),
+        rate,
     )
     .await?;
     let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-    let during = tokio::spawn(read_load(ids, clients, ReadLimit::Until(stop), op));
+    let during = tokio::spawn(read_load_at(ids, clients, ReadLimit::Until(stop), op, rate));
     let out = work.await;
     stop.store(true, Ordering::Relaxed);
     let during = during.await.ctx("read task")??;

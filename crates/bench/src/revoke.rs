@@ -16,7 +16,7 @@ use rfl_domain::{CaseId, Role};
 use serde::Serialize;
 
 use crate::data::generate;
-use crate::measure::{opener, progress_printer, reads_around, ReadResult};
+use crate::measure::{opener, progress_printer, reads_around_at, ReadResult};
 use crate::setup::Env;
 use crate::{BenchResult, Context};
 
@@ -42,6 +42,9 @@ pub struct RevokeReport {
     pub reads_during: Option<ReadResult>,
     /// p99 during / p99 quiet.
     pub p99_ratio: Option<f64>,
+    /// The readers' rate, reads per second in all, when open loop (none: closed loop, each reader
+    /// reading again as soon as a read ends).
+    pub read_rate: Option<f64>,
 }
 
 /// Runs the revocation measurement on `env` (a fresh server): `cases` cases, `clients` readers.
@@ -49,8 +52,11 @@ pub async fn measure(
     env: &Env,
     cases: usize,
     clients: usize,
+    read_rate: Option<f64>,
     out: &mut RevokeReport,
 ) -> BenchResult<()> {
+    let read_rate = read_rate.filter(|r| *r > 0.0);
+    out.read_rate = read_rate;
     out.cases = cases;
     let site = Site::new(&env.base, &env.rp_origin);
     let leaver = {
@@ -130,7 +136,8 @@ pub async fn measure(
     };
     // Every case is read once first, so that the quiet reads and those during the re-key see the
     // same heads (the reader's client follows each head once after the re-key: one commit more).
-    let ((rekeyed, revoke_secs, total), reads) = reads_around(ids, clients, op, work).await?;
+    let ((rekeyed, revoke_secs, total), reads) =
+        reads_around_at(ids, clients, op, work, read_rate).await?;
     let rekeyed: Result<_, ClientError> = rekeyed;
     let summary = rekeyed.ctx("revoke and re-key")?;
     if summary.rekeyed != cases {
@@ -163,6 +170,12 @@ pub fn markdown(s: &mut String, r: &RevokeReport) {
         r.cases, r.revoke_secs, r.rekey_secs, r.rekey_cases_per_sec, r.total_secs
     );
     if let (Some(q), Some(d), Some(ratio)) = (&r.reads_quiet, &r.reads_during, r.p99_ratio) {
+        if let Some(rate) = r.read_rate {
+            let _ = writeln!(
+                s,
+                "Readers open loop at {rate:.0} reads/s in all (latency from each read's scheduled time).\n"
+            );
+        }
         crate::report::reads_table(s, "during the revocation and re-key", q, d, ratio);
     }
 }

@@ -302,23 +302,29 @@ impl Session {
             let full = page.len() == size;
             let work = async {
                 let (k, o) = (keys.clone(), opened.clone());
-                let (rewrapped, new_headers, unopened) = tokio::task::spawn_blocking(move || {
+                // The re-wrapping and the batch's encoding (megabytes) off the runtime's workers.
+                let gen = keys.gen;
+                let (body, new_headers, unopened) = tokio::task::spawn_blocking(move || {
                     let mut opened = o
                         .lock()
                         .map_err(|_| ClientError::Invalid("batch cache lock poisoned".into()))?;
                     let mut unopened = Vec::new();
                     let (out, h) = k.rewrap(&page, &mut opened, &mut unopened)?;
-                    Ok::<_, ClientError>((out, h, unopened))
+                    let body = if out.is_empty() {
+                        None
+                    } else {
+                        Some(wire::encode(&RotateEscrowWraps {
+                            new_gen: gen,
+                            wraps: out,
+                        })?)
+                    };
+                    Ok::<_, ClientError>((body, h, unopened))
                 })
                 .await
                 .map_err(|e| ClientError::Invalid(format!("a re-wrapping worker failed: {e}")))??;
-                if rewrapped.is_empty() {
+                let Some(body) = body else {
                     return Ok((None, new_headers, unopened));
-                }
-                let body = wire::encode(&RotateEscrowWraps {
-                    new_gen: keys.gen,
-                    wraps: rewrapped,
-                })?;
+                };
                 let r: RotatedEscrowWraps = self
                     .api()
                     .post_wire("/v1/society/escrow/rotation/wraps", body)
@@ -359,7 +365,7 @@ impl Session {
         if let Some((c, e)) = after {
             path.push_str(&format!("&after_case={c}&after_epoch={e}"));
         }
-        let r: EscrowWrapsResponse = self.api().get_wire(&path).await?;
+        let r: EscrowWrapsResponse = self.api().get_wire_large(&path).await?;
         if r.wraps.len() > limit {
             return Err(tampered("the server sent a longer page than asked for"));
         }

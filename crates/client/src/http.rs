@@ -128,6 +128,36 @@ impl Api {
         }
     }
 
+    /// [`Api::get_wire`] for a large answer (megabytes): decoded on a blocking thread, so the
+    /// runtime's workers go on serving other requests meanwhile.
+    pub async fn get_wire_large<T: DeserializeOwned + Send + 'static>(
+        &self,
+        path: &str,
+    ) -> Result<T> {
+        let resp = check(
+            self.request(Method::GET, path)
+                .header(reqwest::header::ACCEPT, wire::MEDIA_TYPE)
+                .send()
+                .await?,
+        )
+        .await?;
+        let binary = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(wire::is_media_type);
+        let body = resp.bytes().await?;
+        tokio::task::spawn_blocking(move || {
+            if binary {
+                Ok(wire::decode(&body)?)
+            } else {
+                Ok(serde_json::from_slice(&body)?)
+            }
+        })
+        .await
+        .map_err(|e| crate::ClientError::Invalid(format!("a decoding worker failed: {e}")))?
+    }
+
     // --- typed endpoints ---------------------------------------------------------------------------
 
     pub async fn enrol(&self, req: &EnrolRequest) -> Result<EnrolResponse> {
