@@ -22,7 +22,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::error::{ApiError, Problem};
 use crate::framing::{self, BodyFraming};
 use crate::roles::{Authorized, SocietyAdmins};
-use crate::{blocking, State};
+use crate::{blocking, bulk, State};
 
 /// Most wrappings in one page or one batch.
 pub const MAX_WRAPS: usize = 5_000;
@@ -187,10 +187,10 @@ async fn wraps(
         i32::try_from(q.gen).map_err(|_| ApiError::BadRequest("gen is out of range".into()))?;
     let store = state.store.clone();
     let limit = i64::try_from(limit).map_err(|_| ApiError::BadRequest("limit".into()))?;
-    // The page is read and encoded on the blocking pool: a page of thousands of wrappings is
-    // megabytes, and the async workers serve ordinary reads meanwhile.
+    // The page is read and encoded (megabytes) at the idle class: ordinary reads go first
+    // (`bulk`). A read takes no lock a writer waits for; it holds one pooled read connection.
     let binary = framing::wants_binary(&req);
-    let body = blocking(move || {
+    let body = bulk::idle(move || {
         let rows = store.escrow_wraps(caller.society_id, gen, after, limit)?;
         let carried: usize = rows.iter().map(|r| r.wrapped.len() + 32).sum();
         let page = EscrowWrapsResponse {
@@ -229,16 +229,16 @@ async fn rotate_wraps(
     let framing = BodyFraming::of(&http)?;
     let body = framing::read_body(&http, payload, state.config.limits.batch_body_bytes).await?;
     let store = state.store.clone();
-    // Decoding and checking a batch of thousands of wrappings, then writing it, on the blocking
-    // pool: the async workers serve ordinary reads meanwhile.
-    let (moved, job) = blocking(move || {
+    // Decoding and checking a batch of thousands of wrappings at the idle class (`bulk`), then
+    // writing it on the blocking pool at the ordinary priority (it holds the write lock).
+    let society = *caller.society_id.as_uuid();
+    let (gen, rows) = bulk::idle(move || {
         let req: RotateEscrowWraps = framing.decode(&body)?;
         if req.wraps.is_empty() || req.wraps.len() > MAX_WRAPS {
             return Err(ApiError::Unprocessable(format!(
                 "send 1 to {MAX_WRAPS} wrappings"
             )));
         }
-        let society = *caller.society_id.as_uuid();
         let rows = req
             .wraps
             .into_iter()
@@ -259,10 +259,11 @@ async fn rotate_wraps(
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let gen = gen_i32(req.new_gen)?;
-        Ok(store.rotate_escrow_wraps(caller.society_id, gen, &rows)?)
+        Ok((gen_i32(req.new_gen)?, rows))
     })
     .await?;
+    let (moved, job) =
+        blocking(move || Ok(store.rotate_escrow_wraps(caller.society_id, gen, &rows)?)).await?;
     Ok(HttpResponse::Ok().json(RotatedEscrowWraps {
         moved,
         rotation: dto(job)?,

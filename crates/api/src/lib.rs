@@ -8,6 +8,7 @@
 //! later audit log hooks in.
 
 pub mod auth;
+pub mod bulk;
 pub mod cases;
 pub mod certs;
 pub mod clock;

@@ -301,7 +301,7 @@ where
     Ok((result, states))
 }
 
-/// Reads of `ids` by `clients` readers for 2 s, then again while `work` runs (none with no
+/// Reads of `ids` by `clients` readers for 2 s (5 s open loop), then again while `work` runs (none with no
 /// readers): the p99 of ordinary reads with and without the work. Each case is read once first, so
 /// both loads see the same heads.
 pub async fn reads_around<F, Fut, W, T>(
@@ -347,10 +347,19 @@ where
         ids.len(),
         warm.reads_per_sec
     );
+    // Open loop, the quiet reads come after a pause (what the closed-loop warm-up left to the
+    // allocator and the database settles) and last 5 s: at 1,000 reads/s, 2 s gave a p99 from the 20
+    // slowest of 2,000 reads, which moved between 2.8 and 8.7 ms from run to run.
+    let quiet_for = if rate.is_some() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Duration::from_secs(5)
+    } else {
+        Duration::from_secs(2)
+    };
     let quiet = read_load_at(
         ids.clone(),
         clients,
-        ReadLimit::Duration(Duration::from_secs(2)),
+        ReadLimit::Duration(quiet_for),
         op.clone(),
         rate,
     )

@@ -688,10 +688,11 @@ pub fn reads_table(
         s,
         "| ordinary reads ({} clients) | reads | reads/s | p50 | p99 |\n\
          |---|---:|---:|---:|---:|\n\
-         | 2 s just before | {} | {:.0} | {:.2} ms | {:.2} ms |\n\
+         | {:.0} s just before | {} | {:.0} | {:.2} ms | {:.2} ms |\n\
          | {during} | {} | {:.0} | {:.2} ms | {:.2} ms |\n\n\
          p99 during / before: **{ratio:.2}×** (target ≤ 2×).\n",
         q.clients,
+        q.seconds,
         q.reads,
         q.reads_per_sec,
         q.p50_ms,

@@ -94,6 +94,9 @@ struct Keys {
     new_certified: VerifiedKeys,
 }
 
+/// Wrappings re-wrapped between two offers of the core to other threads (about 100 µs).
+const YIELD_EVERY: usize = 32;
+
 impl Keys {
     /// Re-wraps one page: each wrapping opened with the old identity (a batch header once per
     /// batch), wrapped again in one new batch, and the new wrapping opened with the new identity
@@ -108,7 +111,10 @@ impl Keys {
         let mut out = Vec::with_capacity(page.len());
         let mut keys: Vec<DataKey> = Vec::with_capacity(page.len());
         let mut new_headers = 0;
-        for w in page {
+        for (i, w) in page.iter().enumerate() {
+            if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                crate::idle::let_others_run();
+            }
             let key = match self.open_old(w, opened) {
                 Ok(k) => k,
                 Err(reason) => {
@@ -137,7 +143,10 @@ impl Keys {
                         "a new escrow wrapping does not open with the new escrow identity".into(),
                     )
                 })?;
-            for (w, key) in out.iter().zip(&keys) {
+            for (i, (w, key)) in out.iter().zip(&keys).enumerate() {
+                if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                    crate::idle::let_others_run();
+                }
                 let back = check.unwrap(&w.wrapped.0, w.case_id, w.key_epoch)?;
                 if !back.same_as(key) {
                     return Err(ClientError::Invalid(format!(
@@ -302,9 +311,10 @@ impl Session {
             let full = page.len() == size;
             let work = async {
                 let (k, o) = (keys.clone(), opened.clone());
-                // The re-wrapping and the batch's encoding (megabytes) off the runtime's workers.
+                // The re-wrapping and the batch's encoding (megabytes) off the runtime's workers,
+                // at the idle class: reads on the same machine go first (`idle`).
                 let gen = keys.gen;
-                let (body, new_headers, unopened) = tokio::task::spawn_blocking(move || {
+                let (body, new_headers, unopened) = crate::idle::run(move || {
                     let mut opened = o
                         .lock()
                         .map_err(|_| ClientError::Invalid("batch cache lock poisoned".into()))?;
@@ -318,10 +328,9 @@ impl Session {
                             wraps: out,
                         })?)
                     };
-                    Ok::<_, ClientError>((body, h, unopened))
+                    Ok((body, h, unopened))
                 })
-                .await
-                .map_err(|e| ClientError::Invalid(format!("a re-wrapping worker failed: {e}")))??;
+                .await?;
                 let Some(body) = body else {
                     return Ok((None, new_headers, unopened));
                 };

@@ -108,32 +108,22 @@ impl Api {
     /// GET, asking for the binary framing; an answer in JSON (a server that does not offer it) is
     /// read as well.
     pub async fn get_wire<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let resp = check(
-            self.request(Method::GET, path)
-                .header(reqwest::header::ACCEPT, wire::MEDIA_TYPE)
-                .send()
-                .await?,
-        )
-        .await?;
-        let binary = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(wire::is_media_type);
-        let body = resp.bytes().await?;
-        if binary {
-            Ok(wire::decode(&body)?)
-        } else {
-            Ok(serde_json::from_slice(&body)?)
-        }
+        let (binary, body) = self.get_wire_bytes(path).await?;
+        decode_wire_or_json(binary, &body)
     }
 
-    /// [`Api::get_wire`] for a large answer (megabytes): decoded on a blocking thread, so the
-    /// runtime's workers go on serving other requests meanwhile.
+    /// [`Api::get_wire`] for a large answer (megabytes): decoded on a thread of its own at the idle
+    /// class, so neither the runtime's workers nor other work on the machine wait for it.
     pub async fn get_wire_large<T: DeserializeOwned + Send + 'static>(
         &self,
         path: &str,
     ) -> Result<T> {
+        let (binary, body) = self.get_wire_bytes(path).await?;
+        crate::idle::run(move || decode_wire_or_json(binary, &body)).await
+    }
+
+    /// The body of a GET that asks for the binary framing, and whether the answer is in it.
+    async fn get_wire_bytes(&self, path: &str) -> Result<(bool, bytes::Bytes)> {
         let resp = check(
             self.request(Method::GET, path)
                 .header(reqwest::header::ACCEPT, wire::MEDIA_TYPE)
@@ -146,16 +136,7 @@ impl Api {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(wire::is_media_type);
-        let body = resp.bytes().await?;
-        tokio::task::spawn_blocking(move || {
-            if binary {
-                Ok(wire::decode(&body)?)
-            } else {
-                Ok(serde_json::from_slice(&body)?)
-            }
-        })
-        .await
-        .map_err(|e| crate::ClientError::Invalid(format!("a decoding worker failed: {e}")))?
+        Ok((binary, resp.bytes().await?))
     }
 
     // --- typed endpoints ---------------------------------------------------------------------------
@@ -406,4 +387,13 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
 
 fn reason(status: StatusCode) -> String {
     status.canonical_reason().unwrap_or("error").to_owned()
+}
+
+/// A body in the binary framing, or in JSON from a server that does not offer it.
+fn decode_wire_or_json<T: DeserializeOwned>(binary: bool, body: &[u8]) -> Result<T> {
+    if binary {
+        Ok(wire::decode(body)?)
+    } else {
+        Ok(serde_json::from_slice(body)?)
+    }
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod escrow_rotation;
 pub mod heads;
 pub mod http;
+mod idle;
 pub mod keystore;
 pub mod merge;
 pub mod movement;

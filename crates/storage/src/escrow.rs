@@ -169,7 +169,22 @@ impl Store {
                 .execute(conn)?;
             Ok(row)
         })?;
+        self.refresh_key_statistics()?;
         row.into_rotation()
+    }
+
+    /// PostgreSQL: fresh planner statistics of the key table, which a rotation is about to rewrite.
+    /// Statistics taken before the previous rotation say that no wrapping is of the generation this
+    /// one moves; the planner then took the batch update's key-table side for one row and ran it as
+    /// a nested loop over every wrapping of the society for every row of the batch: 107 s a batch
+    /// of 5,000 at 100,000 cases instead of milliseconds (docs/benchmarks.md, run 18). A sample of
+    /// the table, tenths of a second at a national caseload; it takes no lock ordinary reads or
+    /// writes wait for. SQLite updates row by row through the primary key and needs nothing.
+    fn refresh_key_statistics(&self) -> Result<()> {
+        if let Pools::Postgres(pool) = &self.pools {
+            diesel::sql_query("ANALYZE case_keys").execute(&mut pool.get()?)?;
+        }
+        Ok(())
     }
 
     /// The society's latest escrow-key rotation (running or completed), if any.

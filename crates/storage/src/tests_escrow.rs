@@ -140,3 +140,66 @@ fn an_escrow_rotation_moves_every_wrapping_before_the_new_key_takes_over() {
             .is_some());
     });
 }
+
+/// PostgreSQL plans a batch of a rotation from the key table's statistics; statistics taken before
+/// the previous rotation say no wrapping is of the generation the next one moves, and the batch
+/// update then ran as a nested loop over the whole society per row (107 s a batch of 5,000 at
+/// 100,000 cases, docs/benchmarks.md run 18). Starting a rotation refreshes them.
+#[test]
+fn starting_a_rotation_refreshes_postgres_statistics_of_the_wrappings() {
+    #[derive(QueryableByName)]
+    struct Gens {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        gens: Option<String>,
+    }
+    let db = crate::testing::TestDatabase::new(crate::testing::TestBackend::Postgres);
+    let store = Store::open(&db.url, 4).unwrap();
+    let Pools::Postgres(pool) = &store.pools else {
+        panic!("not PostgreSQL")
+    };
+    let gens_known = || {
+        let gens = diesel::sql_query(
+            "SELECT most_common_vals::text AS gens FROM pg_stats \
+             WHERE tablename = 'case_keys' AND attname = 'escrow_gen'",
+        )
+        .get_result::<Gens>(&mut pool.get().unwrap())
+        .unwrap()
+        .gens
+        .unwrap_or_default();
+        let mut gens: Vec<i32> = gens
+            .trim_matches(|c| c == '{' || c == '}')
+            .split(',')
+            .filter_map(|g| g.parse().ok())
+            .collect();
+        gens.sort_unstable();
+        gens
+    };
+    let s = escrowed(&store, "Red Cross P");
+    let cw = enrol(&store, s, Role::Caseworker, 72);
+    let cases: Vec<NewCase> = (0..200).map(|_| new_case(s, &cw, 1)).collect();
+    store.create_cases(&cases, ESCROW, NOW).unwrap();
+    diesel::sql_query("ANALYZE case_keys")
+        .execute(&mut pool.get().unwrap())
+        .unwrap();
+    assert_eq!(gens_known(), [0, 1], "own keys at 0, escrow at 1");
+
+    // A whole rotation to generation 2; the statistics of its start still know only 0 and 1.
+    store
+        .start_escrow_rotation(s, &rotation(), cw.id, NOW)
+        .unwrap();
+    let moved: Vec<EscrowWrapRow> = store.escrow_wraps(s, 1, None, 1000).unwrap();
+    store.rotate_escrow_wraps(s, 2, &moved).unwrap();
+    assert!(matches!(
+        store.complete_escrow_rotation(s, 2, NOW).unwrap(),
+        EscrowCompletion::Completed(_)
+    ));
+    assert_eq!(gens_known(), [0, 1]);
+
+    // The next one starts from statistics that know the wrappings it moves.
+    let next = NewEscrowRotation {
+        recipient: "age1escrow-after-next".into(),
+        ..rotation()
+    };
+    store.start_escrow_rotation(s, &next, cw.id, NOW).unwrap();
+    assert_eq!(gens_known(), [0, 2]);
+}
