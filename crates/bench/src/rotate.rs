@@ -109,15 +109,21 @@ pub async fn measure(
     session.step_up(authenticator).await.ctx("admin step-up")?;
     let session = &*session;
     let sample = std::sync::Arc::new(sample);
-    let work = async {
+    // One timed rotation of every wrapping to the next key (the recovery key certifies each).
+    let timed_rotation = || async {
         let started = Instant::now();
         let r = session
             .rotate_escrow_by(&env.recovery, Some(&env.root), page, |_| {})
             .await;
         (r, started.elapsed().as_secs_f64())
     };
-    let ((report, secs), reads) =
-        reads_around(sample.clone(), clients, opener(reader.clone()), work).await?;
+    let ((report, secs), reads) = reads_around(
+        sample.clone(),
+        clients,
+        opener(reader.clone()),
+        timed_rotation(),
+    )
+    .await?;
     let report = report.ctx("rotate the escrow key")?;
     if !report.completed || report.done < cases as u64 {
         return Err(format!(
@@ -142,15 +148,14 @@ pub async fn measure(
 
     if let Some(rate) = paced_rate.filter(|r| *r > 0.0) {
         // The same rotation again (to the next key), the readers at a fixed rate.
-        let work = async {
-            let started = Instant::now();
-            let r = session
-                .rotate_escrow_by(&env.recovery, Some(&env.root), page, |_| {})
-                .await;
-            (r, started.elapsed().as_secs_f64())
-        };
-        let ((again, secs), reads) =
-            reads_around_at(sample.clone(), clients, opener(reader), work, Some(rate)).await?;
+        let ((again, secs), reads) = reads_around_at(
+            sample.clone(),
+            clients,
+            opener(reader),
+            timed_rotation(),
+            Some(rate),
+        )
+        .await?;
         let again = again.ctx("rotate the escrow key again")?;
         if !again.completed {
             return Err("the second rotation did not complete".into());
