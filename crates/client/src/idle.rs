@@ -14,18 +14,18 @@ pub(crate) async fn run<T: Send + 'static>(
 ) -> Result<T> {
     let (answer, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
-        .name("rfl-rewrap".into())
+        .name("rfl-idle".into())
         .spawn(move || {
             // Where the class cannot be lowered the job runs at the ordinary one: only slower
             // for others, never wrong.
             let _ = lower();
-            // Nobody awaits the answer only when the rotation was abandoned.
+            // Nobody awaits the answer only when the caller was dropped (the rotation abandoned).
             let _ = answer.send(job());
         })
-        .map_err(|e| ClientError::Invalid(format!("could not start a re-wrapping thread: {e}")))?;
-    result.await.map_err(|_| {
-        ClientError::Invalid("a re-wrapping thread stopped without an answer".into())
-    })?
+        .map_err(|e| ClientError::Invalid(format!("could not start a background thread: {e}")))?;
+    result
+        .await
+        .map_err(|_| ClientError::Invalid("a background thread stopped without an answer".into()))?
 }
 
 /// Offers the core to any other runnable thread. Called between small pieces of a long job: on this
