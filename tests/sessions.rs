@@ -395,3 +395,18 @@ async fn enrolment_codes_are_single_use_expiring_revocable_and_bound_to_a_societ
         t.stop().await;
     }
 }
+
+/// The client closes an idle pooled connection before the server does: the other way round, a
+/// request can be written into a connection the server is closing and fail before any handler sees
+/// it (the benchmark's imports failed so, now and then, with "cannot reach the server").
+#[test]
+fn the_client_drops_idle_connections_before_the_server_closes_them() {
+    let config = rfl_api::config::Config::load(None).unwrap();
+    let server_keeps = std::time::Duration::from_secs(config.server.keep_alive_secs);
+    assert!(
+        rfl_client::http::POOL_IDLE_TIMEOUT < server_keeps,
+        "the client keeps idle connections {:?}, the server {:?}",
+        rfl_client::http::POOL_IDLE_TIMEOUT,
+        server_keeps
+    );
+}

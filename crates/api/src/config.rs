@@ -25,6 +25,7 @@ pub struct Config {
 pub struct ServerConfig {
     pub bind: String,
     pub workers: usize,
+    pub keep_alive_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -261,6 +261,7 @@ pub async fn start_with(
 ) -> Result<RunningServer, StartError> {
     let bind = config.server.bind.clone();
     let workers = config.server.workers;
+    let keep_alive = std::time::Duration::from_secs(config.server.keep_alive_secs);
     let auth_limits = ratelimit::AuthLimits::new(
         config.limits.auth_per_minute_per_address,
         config.limits.auth_per_minute_per_account,
@@ -338,6 +339,7 @@ pub async fn start_with(
         server = server.workers(workers);
     }
     let server = server
+        .keep_alive(keep_alive)
         .bind(&bind)
         .map_err(|e| StartError::Bind(bind.clone(), e))?;
     let addr = server

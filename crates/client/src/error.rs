@@ -3,7 +3,9 @@ use thiserror::Error;
 /// What went wrong on the client side. Messages never include case content or key material.
 #[derive(Debug, Error)]
 pub enum ClientError {
-    #[error("cannot reach the server: {0}")]
+    /// With its causes: reqwest's own message names only the request ("error sending request for
+    /// url …"), the cause says why (refused, reset, closed before the answer came).
+    #[error("cannot reach the server: {}", with_causes(.0))]
     Http(#[from] reqwest::Error),
     #[error("server refused ({status} {title}): {detail}")]
     Api {
@@ -33,6 +35,22 @@ pub enum ClientError {
     Wire(#[from] rfl_domain::api::wire::WireError),
 }
 
+/// An error's message followed by those of its causes, each once (a cause's message often repeats
+/// its own cause's).
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let msg = c.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 impl ClientError {
     /// The HTTP status of a refusal by the server, if that is what this is.
     pub fn status(&self) -> Option<u16> {
@@ -40,5 +58,48 @@ impl ClientError {
             ClientError::Api { status, .. } => Some(*status),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Error)]
+    #[error("error sending request for url (http://127.0.0.1:1/v1/cases/batch)")]
+    struct Outer(#[source] Middle);
+    #[derive(Debug, Error)]
+    #[error("client error (SendRequest)")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn a_transport_error_says_why_not_only_which_request() {
+        let e = Outer(Middle(std::io::Error::other(
+            "connection closed before message completed",
+        )));
+        assert_eq!(
+            with_causes(&e),
+            "error sending request for url (http://127.0.0.1:1/v1/cases/batch): \
+             client error (SendRequest): connection closed before message completed"
+        );
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let e = Middle(std::io::Error::other("client error (SendRequest)"));
+        assert_eq!(with_causes(&e), "client error (SendRequest)");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_named_in_the_message() {
+        // Port 1 on the loopback: nothing listens there.
+        let api = crate::http::Api::new("http://127.0.0.1:1").unwrap();
+        let e = api
+            .get::<serde_json::Value>("/v1/health")
+            .await
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("cannot reach the server: "), "{msg}");
+        assert!(msg.to_lowercase().contains("refused"), "{msg}");
     }
 }

@@ -25,11 +25,18 @@ impl std::fmt::Debug for Api {
     }
 }
 
+/// How long an idle connection stays in the pool. Shorter than the server keeps one open
+/// (`server.keep_alive_secs`, 75 s by default), so the client closes an idle connection before the
+/// server does. Otherwise a request can be written into a connection the server is closing and fail
+/// with "connection closed before message completed": reqwest's default is 90 s.
+pub const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Api {
     pub fn new(base: &str) -> Result<Api> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("rfl-client/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(64)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()?;
         Ok(Api {
             http,
