@@ -309,7 +309,7 @@ pub async fn reads_around<F, Fut, W, T>(
     clients: usize,
     op: F,
     work: W,
-) -> BenchResult<(T, Option<(ReadResult, ReadResult)>)>
+) -> BenchResult<(T, Option<Around>)>
 where
     F: Fn(CaseId) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = BenchResult<()>> + Send + 'static,
@@ -320,13 +320,16 @@ where
 
 /// [`reads_around`], with the reads open loop at `rate` reads per second in all (see
 /// [`read_load_at`]); the warm-up is closed loop.
+/// Open loop, a third window of quiet reads follows the work (after the same pause): on a shared
+/// host the quiet p99 can move several-fold between runs, and a "before" far from the "after"
+/// says that the run's ratio is the host's noise, not the work's doing.
 pub async fn reads_around_at<F, Fut, W, T>(
     ids: Arc<Vec<CaseId>>,
     clients: usize,
     op: F,
     work: W,
     rate: Option<f64>,
-) -> BenchResult<(T, Option<(ReadResult, ReadResult)>)>
+) -> BenchResult<(T, Option<Around>)>
 where
     F: Fn(CaseId) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = BenchResult<()>> + Send + 'static,
@@ -365,7 +368,13 @@ where
     )
     .await?;
     let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-    let during = tokio::spawn(read_load_at(ids, clients, ReadLimit::Until(stop), op, rate));
+    let during = tokio::spawn(read_load_at(
+        ids.clone(),
+        clients,
+        ReadLimit::Until(stop),
+        op.clone(),
+        rate,
+    ));
     let out = work.await;
     stop.store(true, Ordering::Relaxed);
     let during = during.await.ctx("read task")??;
@@ -373,7 +382,45 @@ where
         "  reads during: p99 {:.2} ms ({} reads); quiet: p99 {:.2} ms ({} reads)",
         during.p99_ms, during.reads, quiet.p99_ms, quiet.reads
     );
-    Ok((out, Some((quiet, during))))
+    let after = match rate {
+        Some(_) => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let after =
+                read_load_at(ids, clients, ReadLimit::Duration(quiet_for), op, rate).await?;
+            eprintln!(
+                "  quiet again after: p99 {:.2} ms ({} reads)",
+                after.p99_ms, after.reads
+            );
+            Some(after)
+        }
+        None => None,
+    };
+    Ok((
+        out,
+        Some(Around {
+            quiet,
+            during,
+            after,
+        }),
+    ))
+}
+
+/// Ordinary reads around a piece of work.
+#[derive(Clone, Debug)]
+pub struct Around {
+    /// Just before it.
+    pub quiet: ReadResult,
+    /// While it ran.
+    pub during: ReadResult,
+    /// Just after it (open loop only).
+    pub after: Option<ReadResult>,
+}
+
+impl Around {
+    /// p99 during / p99 just before.
+    pub fn p99_ratio(&self) -> f64 {
+        self.during.p99_ms / self.quiet.p99_ms.max(1e-9)
+    }
 }
 
 /// The read every read load here makes: `reader` opens a case (fetch, verify, decrypt).

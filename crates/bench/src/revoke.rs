@@ -16,7 +16,7 @@ use rfl_domain::{CaseId, Role};
 use serde::Serialize;
 
 use crate::data::generate;
-use crate::measure::{opener, progress_printer, reads_around_at, ReadResult};
+use crate::measure::{opener, progress_printer, reads_around_at, Around, ReadResult};
 use crate::setup::Env;
 use crate::{BenchResult, Context};
 
@@ -40,6 +40,8 @@ pub struct RevokeReport {
     pub reads_quiet: Option<ReadResult>,
     /// The same reads while the revocation and re-key ran.
     pub reads_during: Option<ReadResult>,
+    /// Open loop, the same reads again just after: the host's noise check.
+    pub reads_after: Option<ReadResult>,
     /// p99 during / p99 quiet.
     pub p99_ratio: Option<f64>,
     /// The readers' rate, reads per second in all, when open loop (none: closed loop, each reader
@@ -151,10 +153,11 @@ pub async fn measure(
         "  revoked in {revoke_secs:.2} s, {cases} cases re-keyed in {:.2} s ({:.0}/s)",
         out.rekey_secs, out.rekey_cases_per_sec
     );
-    if let Some((quiet, during)) = reads {
-        out.p99_ratio = Some(during.p99_ms / quiet.p99_ms.max(1e-9));
-        out.reads_during = Some(during);
-        out.reads_quiet = Some(quiet);
+    if let Some(reads) = reads {
+        out.p99_ratio = Some(reads.p99_ratio());
+        out.reads_during = Some(reads.during);
+        out.reads_quiet = Some(reads.quiet);
+        out.reads_after = reads.after;
     }
     Ok(())
 }
@@ -169,13 +172,18 @@ pub fn markdown(s: &mut String, r: &RevokeReport) {
          (target ≤ 2 s).\n",
         r.cases, r.revoke_secs, r.rekey_secs, r.rekey_cases_per_sec, r.total_secs
     );
-    if let (Some(q), Some(d), Some(ratio)) = (&r.reads_quiet, &r.reads_during, r.p99_ratio) {
+    if let (Some(quiet), Some(during)) = (&r.reads_quiet, &r.reads_during) {
         if let Some(rate) = r.read_rate {
             let _ = writeln!(
                 s,
                 "Readers open loop at {rate:.0} reads/s in all (latency from each read's scheduled time).\n"
             );
         }
-        crate::report::reads_table(s, "during the revocation and re-key", q, d, ratio);
+        let reads = Around {
+            quiet: quiet.clone(),
+            during: during.clone(),
+            after: r.reads_after.clone(),
+        };
+        crate::report::reads_table(s, "during the revocation and re-key", &reads);
     }
 }

@@ -27,7 +27,7 @@ use rfl_domain::CaseId;
 use serde::Serialize;
 
 use crate::data::generate;
-use crate::measure::{opener, progress_printer, reads_around, reads_around_at, ReadResult};
+use crate::measure::{opener, progress_printer, reads_around, reads_around_at, Around, ReadResult};
 use crate::setup::Env;
 use crate::{BenchResult, Context};
 
@@ -65,6 +65,8 @@ pub struct RotateReport {
     pub paced_rotate_secs: Option<f64>,
     pub paced_reads_quiet: Option<ReadResult>,
     pub paced_reads_during: Option<ReadResult>,
+    /// Open-loop reads again just after the second rotation: the host's noise check.
+    pub paced_reads_after: Option<ReadResult>,
     pub paced_p99_ratio: Option<f64>,
     /// Wrappings per page and batch of the rotation.
     pub page: usize,
@@ -140,10 +142,10 @@ pub async fn measure(
         "  {} wrappings re-wrapped in {secs:.2} s ({:.0}/s; {} old batches, {} new)",
         out.wraps, out.wraps_per_sec, out.old_batches, out.new_batches
     );
-    if let Some((quiet, during)) = reads {
-        out.p99_ratio = Some(during.p99_ms / quiet.p99_ms.max(1e-9));
-        out.reads_quiet = Some(quiet);
-        out.reads_during = Some(during);
+    if let Some(reads) = reads {
+        out.p99_ratio = Some(reads.p99_ratio());
+        out.reads_quiet = Some(reads.quiet);
+        out.reads_during = Some(reads.during);
     }
 
     if let Some(rate) = paced_rate.filter(|r| *r > 0.0) {
@@ -163,10 +165,11 @@ pub async fn measure(
         eprintln!("  again, readers at {rate:.0} reads/s: {secs:.2} s");
         out.paced_rate = Some(rate);
         out.paced_rotate_secs = Some(secs);
-        if let Some((quiet, during)) = reads {
-            out.paced_p99_ratio = Some(during.p99_ms / quiet.p99_ms.max(1e-9));
-            out.paced_reads_quiet = Some(quiet);
-            out.paced_reads_during = Some(during);
+        if let Some(reads) = reads {
+            out.paced_p99_ratio = Some(reads.p99_ratio());
+            out.paced_reads_quiet = Some(reads.quiet);
+            out.paced_reads_during = Some(reads.during);
+            out.paced_reads_after = reads.after;
         }
     }
 
@@ -335,21 +338,30 @@ pub fn markdown(s: &mut String, r: &RotateReport) {
         r.symmetric_floor_secs,
         r.baseline_secs
     );
-    if let (Some(q), Some(d), Some(ratio)) = (&r.reads_quiet, &r.reads_during, r.p99_ratio) {
-        crate::report::reads_table(s, "during the rotation", q, d, ratio);
+    if let (Some(quiet), Some(during)) = (&r.reads_quiet, &r.reads_during) {
+        let reads = Around {
+            quiet: quiet.clone(),
+            during: during.clone(),
+            after: None,
+        };
+        crate::report::reads_table(s, "during the rotation", &reads);
     }
-    if let (Some(rate), Some(secs), Some(q), Some(d), Some(ratio)) = (
+    if let (Some(rate), Some(secs), Some(quiet), Some(during)) = (
         r.paced_rate,
         r.paced_rotate_secs,
         &r.paced_reads_quiet,
         &r.paced_reads_during,
-        r.paced_p99_ratio,
     ) {
+        let reads = Around {
+            quiet: quiet.clone(),
+            during: during.clone(),
+            after: r.paced_reads_after.clone(),
+        };
         let _ = writeln!(
             s,
             "\n**The same rotation again, readers open loop at {rate:.0} reads/s in all** \
              (ordinary reads, latency from each read's scheduled time): **{secs:.2} s**.\n"
         );
-        crate::report::reads_table(s, "during the second rotation", q, d, ratio);
+        crate::report::reads_table(s, "during the second rotation", &reads);
     }
 }
