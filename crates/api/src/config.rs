@@ -58,6 +58,7 @@ pub struct LimitsConfig {
     pub page_max: i64,
     pub auth_per_minute_per_address: u32,
     pub auth_per_minute_per_account: u32,
+    pub bulk_share_percent: u8,
 }
 
 /// The WebAuthn relying party: passkeys are bound to `rp_id`, and assertions must come from `rp_origin`.

@@ -189,9 +189,14 @@ async fn wraps(
     let limit = i64::try_from(limit).map_err(|_| ApiError::BadRequest("limit".into()))?;
     // The page is read and encoded (megabytes) at the idle class: ordinary reads go first
     // (`bulk`). A read takes no lock a writer waits for; it holds one pooled read connection.
+    // Bulk statements take their turn (`pacing`): ordinary requests first.
     let binary = framing::wants_binary(&req);
+    state.pacer.turn().await;
+    let paced = state.clone();
     let body = bulk::idle(move || {
-        let rows = store.escrow_wraps(caller.society_id, gen, after, limit)?;
+        let rows = paced
+            .pacer
+            .timed(|| store.escrow_wraps(caller.society_id, gen, after, limit))?;
         let carried: usize = rows.iter().map(|r| r.wrapped.len() + 32).sum();
         let page = EscrowWrapsResponse {
             wraps: rows
@@ -262,8 +267,14 @@ async fn rotate_wraps(
         Ok((gen_i32(req.new_gen)?, rows))
     })
     .await?;
-    let (moved, job) =
-        blocking(move || Ok(store.rotate_escrow_wraps(caller.society_id, gen, &rows)?)).await?;
+    state.pacer.turn().await;
+    let paced = state.clone();
+    let (moved, job) = blocking(move || {
+        Ok(paced
+            .pacer
+            .timed(|| store.rotate_escrow_wraps(caller.society_id, gen, &rows))?)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(RotatedEscrowWraps {
         moved,
         rotation: dto(job)?,

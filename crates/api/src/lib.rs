@@ -20,6 +20,7 @@ pub mod framing;
 pub mod identity;
 pub mod member_keys;
 pub mod movement;
+pub mod pacing;
 pub mod passkeys;
 pub mod ratelimit;
 pub mod roles;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub auth_limits: ratelimit::AuthLimits,
     /// The WebAuthn relying party (`[webauthn]` configuration).
     pub webauthn: webauthn_rs::Webauthn,
+    /// Bulk database work's turns (`limits.bulk_share_percent`).
+    pub pacer: pacing::Pacer,
 }
 
 impl AppState {
@@ -267,6 +270,7 @@ pub async fn start_with(
         config.limits.auth_per_minute_per_account,
     );
     let webauthn = passkeys::relying_party(&config.webauthn).map_err(StartError::Other)?;
+    let pacer = pacing::Pacer::new(config.limits.bulk_share_percent);
     let state = Arc::new(AppState {
         store,
         tokens,
@@ -274,6 +278,7 @@ pub async fn start_with(
         config,
         auth_limits,
         webauthn,
+        pacer,
     });
     let node_id = uuid::Uuid::new_v4().to_string();
     let synced = sync_keys(state.clone(), node_id.clone())
@@ -300,6 +305,7 @@ pub async fn start_with(
         let json = web::JsonConfig::default()
             .limit(limits.json_body_bytes)
             .error_handler(error::json_error);
+        let pacer_state = data.clone();
         let (app, _) = build(
             App::new()
                 .app_data(data.clone())
@@ -311,12 +317,15 @@ pub async fn start_with(
                 .app_data(web::PayloadConfig::new(limits.chunk_bytes))
                 .wrap(actix_web::middleware::from_fn(error::problem_fallback))
                 .wrap(actix_web::middleware::from_fn(roles::gate))
-                .wrap_fn(|req, srv| {
+                .wrap_fn(move |req, srv| {
                     // One line per request: method, route pattern, status, time. Never bodies or queries.
                     let method = req.method().clone();
                     let pattern =
                         contract::request_pattern(&req).unwrap_or_else(|| "unmatched".to_owned());
                     let started = std::time::Instant::now();
+                    if !pacing::BULK_ROUTES.contains(&pattern.as_str()) {
+                        pacer_state.pacer.ordinary(started);
+                    }
                     let fut = srv.call(req);
                     async move {
                         let res = fut.await?;
@@ -394,6 +403,16 @@ pub fn init_logging(config: &Config) {
 #[cfg(test)]
 mod openapi_tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    /// A bulk route is named as requests are matched (the documented path), or its requests would
+    /// count as ordinary and bulk work would pace itself against itself.
+    #[test]
+    fn every_bulk_route_is_a_documented_path() {
+        let doc = super::openapi_document().unwrap();
+        for route in super::pacing::BULK_ROUTES {
+            assert!(doc["paths"].get(route).is_some(), "{route} is not a route");
+        }
+    }
 
     /// What code generators, validators and contract testers need of the document (CI also runs
     /// openapi-spec-validator and schemathesis on it): unique operation ids, a description for every
