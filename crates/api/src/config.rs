@@ -137,6 +137,11 @@ impl Config {
         {
             return Err(ConfigError::Invalid("limits must be positive"));
         }
+        if !(1..=100).contains(&self.limits.bulk_share_percent) {
+            return Err(ConfigError::Invalid(
+                "limits.bulk_share_percent must be between 1 and 100",
+            ));
+        }
         Ok(())
     }
 }
@@ -186,5 +191,10 @@ mod tests {
             Config::load(Some(&f)).is_err(),
             "tokens longer than 15 minutes are refused"
         );
+        for share in [0, 101] {
+            std::fs::write(&f, format!("[limits]\nbulk_share_percent = {share}\n")).unwrap();
+            let err = Config::load(Some(&f)).unwrap_err().to_string();
+            assert!(err.contains("bulk_share_percent"), "{err}");
+        }
     }
 }
