@@ -399,6 +399,10 @@ pub(crate) fn parse_role(s: &str) -> Result<Role> {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_cases;
+#[cfg(test)]
+mod tests_certs;
+#[cfg(test)]
 mod tests_escrow;
 #[cfg(test)]
 mod tests_rekey;
