@@ -50,6 +50,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_case)
         .service(rekey::rekey)
         .service(rekey::member_cases)
+        .service(rekey::suspended_holders)
         .service(rekey::retired_cases)
         .service(rekey::member_retired_cases)
         .service(create_batch)

@@ -186,7 +186,12 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
             | "/v1/society/escrow/rotation/wraps"
             | "/v1/society/escrow/rotation/complete",
         )
-        | ("GET", "/v1/society/escrow/rotation" | "/v1/society/escrow/rotation/wraps")
+        | (
+            "GET",
+            "/v1/society/escrow/rotation"
+            | "/v1/society/escrow/rotation/wraps"
+            | "/v1/society/suspended-holders",
+        )
         | (
             "GET",
             "/v1/members/{id}/passkeys"

@@ -739,6 +739,27 @@ pub struct MemberCasesResponse {
     pub next_after: Option<CaseId>,
 }
 
+/// A member of another society, suspended there, who still holds a current key of cases the
+/// caller's society owns (shared with them by a transfer that kept the sender's access).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SuspendedHolderDto {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub member_id: MemberId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub society_id: SocietyId,
+    /// How many of the caller's society's cases they hold.
+    pub cases: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SuspendedHoldersResponse {
+    pub holders: Vec<SuspendedHolderDto>,
+}
+
 /// One holder of a case's current data key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

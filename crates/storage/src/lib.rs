@@ -267,7 +267,7 @@ pub use keys::{KeySwitch, MemberReset};
 mod passkeys;
 pub use passkeys::{Ceremony, CeremonyKind, NewPasskey, PasskeyRow};
 mod rekey;
-pub use rekey::{CaseHead, EpochKeys, RekeyWrite};
+pub use rekey::{CaseHead, EpochKeys, ForeignHolder, RekeyWrite};
 mod escrow;
 pub use escrow::{EscrowCompletion, EscrowRotation, EscrowWrapRow, NewEscrowRotation};
 mod token_keys;

@@ -10,9 +10,18 @@ use crate::cases::recipients_unchanged;
 use crate::models::*;
 use crate::schema::*;
 use crate::{
-    epoch_i32, id_bytes, version_i64, CaseRow, CommitWrite, HolderRow, Millis, Pools,
+    epoch_i32, id_bytes, uuid_from, version_i64, CaseRow, CommitWrite, HolderRow, Millis, Pools,
     RecipientKeys, Result, StorageError, Store, WrappedKey, INSERT_CHUNK,
 };
+
+/// A member of another society who holds cases of this one ([`Store::suspended_foreign_holders`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForeignHolder {
+    pub member: MemberId,
+    pub society: SocietyId,
+    /// Cases of this society they hold a key of the current epoch for.
+    pub cases: u64,
+}
 
 /// A case's wrapped data keys by key epoch, oldest first.
 pub type EpochKeys = Vec<(u32, Vec<u8>)>;
@@ -177,6 +186,41 @@ impl Store {
             })?
         });
         assemble(rows)
+    }
+
+    /// Members of other societies, suspended there, who still hold a key of the current epoch of a
+    /// case `society` owns (a case transferred to it with the sender keeping access): each with
+    /// their society and how many such cases, in member order. What the owning society's admin
+    /// re-keys once their client has verified the revocation on the member's society's signed list.
+    /// One query; it reads only the key rows of suspended members (the primary key leads with the
+    /// recipient).
+    pub fn suspended_foreign_holders(&self, society: SocietyId) -> Result<Vec<ForeignHolder>> {
+        let soc = id_bytes(society.as_uuid());
+        let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = read!(self, conn => {
+            members::table
+                .inner_join(case_keys::table.on(case_keys::recipient_id.eq(members::id)))
+                .inner_join(
+                    cases::table.on(cases::id
+                        .eq(case_keys::case_id)
+                        .and(cases::key_epoch.eq(case_keys::key_epoch))),
+                )
+                .filter(members::suspended.eq(true))
+                .filter(members::society_id.ne(&soc))
+                .filter(cases::society_id.eq(&soc))
+                .group_by((members::id, members::society_id))
+                .select((members::id, members::society_id, diesel::dsl::count_star()))
+                .order(members::id)
+                .load(conn)?
+        });
+        rows.into_iter()
+            .map(|(m, s, n)| {
+                Ok(ForeignHolder {
+                    member: MemberId::from_uuid(uuid_from(&m)?),
+                    society: SocietyId::from_uuid(uuid_from(&s)?),
+                    cases: u64::try_from(n).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 
     /// The escrow wrappings (recipient: the society) of every key epoch of the given cases of

@@ -139,3 +139,71 @@ fn rows_wrapped_to_keys_a_member_no_longer_has_are_refused() {
             .unwrap();
     });
 }
+
+/// The owning society's admin finds the members of other societies, suspended there, who still
+/// hold a current key of its cases; not those who are active, not keys of an earlier epoch, and not
+/// the society's own suspended members (its own revocation re-keys those).
+#[test]
+fn suspended_holders_of_other_societies_are_listed_with_their_cases() {
+    each_backend(|store| {
+        let s = escrowed(store, "Florence Red Crescent");
+        let a = escrowed(store, "Eastern Red Cross");
+        let own = enrol(store, s, Role::Caseworker, 81);
+        let gone = enrol(store, a, Role::Caseworker, 82);
+        let active = enrol(store, a, Role::Caseworker, 83);
+        let earlier = enrol(store, a, Role::Caseworker, 84);
+        let shared = |holders: &[&Member]| {
+            let mut c = new_case(s, &own, 1);
+            for h in holders {
+                c.keys.push(WrappedKey {
+                    recipient_id: *h.id.as_uuid(),
+                    wrapped: vec![3; 200],
+                });
+            }
+            c
+        };
+        let cases = vec![
+            shared(&[&gone, &active]),
+            shared(&[&gone]),
+            shared(&[&earlier]),
+            shared(&[]),
+        ];
+        store.create_cases(&cases, ESCROW, NOW).unwrap();
+        // A's own case held by the member A suspends: not S's business.
+        store
+            .create_cases(&[new_case(a, &gone, 1)], ESCROW, NOW)
+            .unwrap();
+        // `earlier` held case 3 only in epoch 1: re-keyed without them.
+        let head = commit(1, CaseStatus::Open).hash;
+        let mut w = rekey(
+            cases[2].id,
+            2,
+            &head,
+            *own.id.as_uuid(),
+            *earlier.id.as_uuid(),
+        );
+        w.keys.push(WrappedKey {
+            recipient_id: *s.as_uuid(),
+            wrapped: vec![4; 200],
+        });
+        w.removed.clear();
+        store.rekey_cases(s, ESCROW, &[w], &[], NOW).unwrap();
+        assert!(store.suspended_foreign_holders(s).unwrap().is_empty());
+
+        for m in [&gone, &earlier] {
+            store.set_suspended(a, m.id, true).unwrap();
+        }
+        store.set_suspended(s, own.id, true).unwrap();
+        let listed = store.suspended_foreign_holders(s).unwrap();
+        assert_eq!(
+            listed,
+            vec![ForeignHolder {
+                member: gone.id,
+                society: a,
+                cases: 2
+            }]
+        );
+        // Society A owns no case of S's: nothing to list for it.
+        assert!(store.suspended_foreign_holders(a).unwrap().is_empty());
+    });
+}

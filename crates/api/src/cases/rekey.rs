@@ -22,7 +22,7 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use rfl_crypto::{parse_commit, CommitOp};
 use rfl_domain::api::{
     EpochKeyDto, HolderDto, MemberCaseDto, MemberCasesResponse, RekeyDto, RekeyRequest,
-    RekeyResponse,
+    RekeyResponse, SuspendedHolderDto, SuspendedHoldersResponse,
 };
 use rfl_domain::{CaseId, MemberId, Role};
 use rfl_storage::{CaseHead, EpochKeys, HolderRow, Member, RekeyWrite, WrappedKey};
@@ -276,8 +276,9 @@ pub(super) async fn rekey(
 }
 
 /// The cases of the society a member holds a key of the current epoch for (society admin), each
-/// with its head commit and holders: what the admin re-keys when revoking the member. A page at a
-/// time, in case-id order.
+/// with its head commit and holders: what the admin re-keys when revoking the member, or when
+/// another society revoked one of its members who holds cases of this one. A page at a time, in
+/// case-id order.
 #[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid), ListQuery),
     responses((status = 200, body = MemberCasesResponse), (status = 400, body = Problem), (status = 403, body = Problem),
     (status = 404, body = Problem)))]
@@ -293,12 +294,37 @@ pub(super) async fn member_cases(
         caller,
         path,
         query,
+        Whose::AnySociety,
         |store, caller, member, after, limit| {
             let heads = store.member_cases(caller.society_id, member, after, limit)?;
             Ok((heads, HashMap::new()))
         },
     )
     .await
+}
+
+/// Members of other societies, suspended there, who still hold a key of the current epoch of a
+/// case this society owns (society admin): a case transferred to it with the sender keeping
+/// access. The admin's client checks each one's revocation on their society's signed list (through
+/// the Movement root) before re-keying their cases here (`rfl society rekey-revoked`).
+#[utoipa::path(tag = "cases", security(("bearer" = [])),
+    responses((status = 200, body = SuspendedHoldersResponse), (status = 403, body = Problem)))]
+#[get("/society/suspended-holders")]
+pub(super) async fn suspended_holders(
+    state: State,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let holders = blocking(move || Ok(store.suspended_foreign_holders(caller.society_id)?)).await?;
+    let holders = holders
+        .into_iter()
+        .map(|h| SuspendedHolderDto {
+            member_id: h.member,
+            society_id: h.society,
+            cases: h.cases,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(SuspendedHoldersResponse { holders }))
 }
 
 /// The cases of the society where a member an admin reset (who lost every authenticator) still has
@@ -320,6 +346,7 @@ pub(super) async fn member_retired_cases(
         caller,
         path,
         query,
+        Whose::OwnSociety,
         |store, caller, member, after, limit| {
             let heads = store.retired_member_cases(caller.society_id, member, after, limit)?;
             let ids: Vec<CaseId> = heads.iter().map(|h| h.case.id).collect();
@@ -330,13 +357,22 @@ pub(super) async fn member_retired_cases(
     .await
 }
 
-/// A page of the cases `list` gives for a member of the caller's society (society admins), each
-/// with the escrow wrappings `list` gives for it, if any.
+/// Whose cases an admin may list: a member of their own society, or a member of any society (the
+/// cases listed are the admin's society's in either case).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Whose {
+    OwnSociety,
+    AnySociety,
+}
+
+/// A page of the cases `list` gives for a member (society admins), each with the escrow wrappings
+/// `list` gives for it, if any; holders of either society are named with their keys.
 async fn admin_member_page(
     state: State,
     caller: Caller,
     path: web::Path<MemberId>,
     query: web::Query<ListQuery>,
+    whose: Whose,
     list: impl FnOnce(
             &rfl_storage::Store,
             &Caller,
@@ -352,11 +388,28 @@ async fn admin_member_page(
     let limit = page_limit(q.limit, state.config.limits.page_max)?;
     let store = state.store.clone();
     let resp = blocking(move || {
-        let members = society_members(&store, &caller)?;
+        let mut members = society_members(&store, &caller)?;
         if !members.contains_key(member.as_uuid()) {
-            return Err(ApiError::NotFound);
+            let elsewhere = whose == Whose::AnySociety
+                && !store.members_by_ids(&[*member.as_uuid()])?.is_empty();
+            if !elsewhere {
+                return Err(ApiError::NotFound);
+            }
         }
         let (heads, mut escrow) = list(&store, &caller, member, q.after, limit)?;
+        // Holders of another society (a case shared by transfer): their rows too, in one read.
+        let foreign: Vec<uuid::Uuid> = heads
+            .iter()
+            .flat_map(|h| h.holders.iter().map(|r| r.recipient))
+            .filter(|r| *r != *caller.society_id.as_uuid() && !members.contains_key(r))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if !foreign.is_empty() {
+            for m in store.members_by_ids(&foreign)? {
+                members.entry(*m.id.as_uuid()).or_insert(m);
+            }
+        }
         let mut page = cases_page(&members, heads, limit)?;
         for c in &mut page.cases {
             c.escrow_keys = escrow
