@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rfl_client::ClientError;
-use rfl_system_tests::{case, note, Backend, TestServer, T0_MILLIS};
+use rfl_system_tests::{case, note, Backend, Person, TestServer, T0_MILLIS};
 
 fn assert_refused(e: &ClientError, what: &str) {
     assert!(
@@ -16,17 +16,24 @@ fn assert_refused(e: &ClientError, what: &str) {
     );
 }
 
+/// The Movement admin enrolled, stepped up, with a new Movement root set on the server and pinned:
+/// the admin, the root (held offline) and its fingerprint.
+async fn movement_root(t: &TestServer) -> (Person, rfl_crypto::SocietyRootKey, String) {
+    let code = rfl_api::identity::movement_admin_code(&t.store, T0_MILLIS, 72).unwrap();
+    let mut mv = t.enrol_person(&code).await;
+    mv.session.step_up(&mut mv.authenticator).await.unwrap();
+    let movement = mv.session.init_movement().await.unwrap();
+    let fp = movement.public().fingerprint();
+    mv.session.pin_movement(&fp);
+    (mv, movement, fp)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_case_moves_to_a_society_the_movement_root_certifies_and_nowhere_else() {
     for backend in Backend::ALL {
         let t = TestServer::start(backend).await;
         // The Movement admin creates the Movement root (held offline) and pins it.
-        let code = rfl_api::identity::movement_admin_code(&t.store, T0_MILLIS, 72).unwrap();
-        let mut mv = t.enrol_person(&code).await;
-        mv.session.step_up(&mut mv.authenticator).await.unwrap();
-        let movement = mv.session.init_movement().await.unwrap();
-        let fp = movement.public().fingerprint();
-        mv.session.pin_movement(&fp);
+        let (mv, movement, fp) = movement_root(&t).await;
         // Set once.
         let other = rfl_crypto::SocietyRootKey::generate().unwrap();
         let e = mv.session.set_movement_root(&other).await.unwrap_err();
@@ -225,6 +232,144 @@ async fn a_case_moves_to_a_society_the_movement_root_certifies_and_nowhere_else(
         assert!(matches!(e, ClientError::Api { status: 404, .. }), "{e}");
         let kept = a1.open_case(stays).await.unwrap();
         assert_eq!(kept.summary.society_id, a.id);
+        t.stop().await;
+    }
+}
+
+/// A member of A who kept access to a case transferred to B is revoked by A: A's re-key cannot
+/// touch B's case, so B's admin finds them (the server lists them as suspended), checks the
+/// revocation on A's signed list through the Movement root, and re-keys B's cases without them,
+/// keeping A's other holders. The key the revoked member kept opens nothing written afterwards. A
+/// member A only suspended, with no revocation on its list, is left as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_revoked_by_their_society_is_rekeyed_out_of_the_other_societys_cases() {
+    use rfl_crypto::{open_record, parse_envelope_header, unwrap_self_wrapped, RevocationReason};
+    use rfl_domain::api::CaseDto;
+    for backend in Backend::ALL {
+        let t = TestServer::start(backend).await;
+        let (mv, movement, fp) = movement_root(&t).await;
+        let mut a = t.society("Red Cross A").await;
+        let mut b = t.society("Red Crescent B").await;
+        for s in [&a, &b] {
+            mv.session
+                .certify_society(&movement, s.id, &s.root_fingerprint)
+                .await
+                .unwrap();
+        }
+        for s in [&mut a.admin, &mut b.admin] {
+            s.pin_movement(&fp);
+        }
+        let mut a1 = t.caseworker(&a).await;
+        let mut a2 = t.caseworker(&a).await;
+        let mut a3 = t.caseworker(&a).await;
+        let mut b1 = t.caseworker(&b).await;
+        for s in [&mut a1, &mut a2, &mut a3, &mut b1] {
+            s.pin_movement(&fp);
+        }
+        // Two cases move to B with A keeping access: one shared by a1 and a2, one by a3. And a
+        // case of A's own that a1 holds.
+        let shared = a1.create_case(&case(1)).await.unwrap().id;
+        a1.grant_case(shared, a2.member_id()).await.unwrap();
+        let other = a3.create_case(&case(2)).await.unwrap().id;
+        let own = a1.create_case(&case(3)).await.unwrap().id;
+        b.step_up().await;
+        for (id, by) in [(shared, &a1), (other, &a3)] {
+            let offer = by.offer_transfer(id, b.id, true).await.unwrap();
+            b.admin
+                .accept_transfer(offer.id, b1.member_id(), &b.recovery)
+                .await
+                .unwrap();
+        }
+        assert!(b
+            .admin
+            .suspended_foreign_holders()
+            .await
+            .unwrap()
+            .is_empty());
+        let other_epoch = b1.open_case(other).await.unwrap().summary.key_epoch;
+
+        // What a1 keeps: the shared case's data key of its current epoch.
+        let kept: CaseDto = a1.api().get_case(shared, None).await.unwrap();
+        let epoch = kept.case.key_epoch;
+        let old_key = unwrap_self_wrapped(
+            &kept.wrapped_key.0,
+            *shared.as_uuid(),
+            epoch,
+            a1.keys().case_key().unwrap(),
+        )
+        .unwrap();
+
+        // A revokes a1 and re-keys A's cases: B's case is not A's to re-key.
+        a.step_up().await;
+        a.admin
+            .revoke_member(a1.member_id(), RevocationReason::Departed)
+            .await
+            .unwrap();
+        let done = a
+            .admin
+            .rekey_member_cases(a1.member_id(), |_| {})
+            .await
+            .unwrap();
+        assert_eq!(done.rekeyed, 1, "A's own case only: {done:?}");
+        assert_eq!(a2.open_case(own).await.unwrap_err().status(), Some(404));
+        assert_eq!(b1.open_case(shared).await.unwrap().summary.key_epoch, epoch);
+        // A suspends a3 without revoking their keys: the server's word alone re-keys nothing.
+        a.admin.api().suspend(a3.member_id()).await.unwrap();
+
+        let listed = b.admin.suspended_foreign_holders().await.unwrap();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        let find = |m: rfl_domain::MemberId| listed.iter().find(|h| h.member == m).unwrap();
+        let (h1, h3) = (find(a1.member_id()), find(a3.member_id()));
+        assert_eq!(
+            (h1.society, h1.cases, h1.unverified.clone()),
+            (a.id, 1, None)
+        );
+        assert!(h3
+            .unverified
+            .as_deref()
+            .unwrap()
+            .contains("does not revoke"));
+
+        b.step_up().await;
+        let done = b.admin.rekey_revoked_holders(|_, _| {}).await.unwrap();
+        assert_eq!(done.rekeyed.len(), 1, "{done:?}");
+        assert_eq!(done.rekeyed[0].0.member, a1.member_id());
+        assert_eq!(done.rekeyed[0].1.rekeyed, 1);
+        assert!(
+            done.rekeyed[0].1.left_out.is_empty(),
+            "a2 is kept: {done:?}"
+        );
+        assert_eq!(done.unverified.len(), 1);
+        assert_eq!(done.unverified[0].member, a3.member_id());
+        // a3 still holds the other case; a1 holds nothing of B's any more.
+        assert_eq!(
+            b1.open_case(other).await.unwrap().summary.key_epoch,
+            other_epoch
+        );
+        let listed = b.admin.suspended_foreign_holders().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].member, a3.member_id());
+
+        // B writes after the re-key; A's remaining holder reads it, a1's kept key opens none of it.
+        let opened = b1.open_case(shared).await.unwrap();
+        assert_eq!(opened.summary.key_epoch, epoch + 1);
+        let holders = b1.case_holders(&opened).await.unwrap();
+        let ids: Vec<_> = holders.holders.iter().map(|h| h.recipient_id).collect();
+        assert!(!ids.contains(a1.member_id().as_uuid()), "{ids:?}");
+        assert!(ids.contains(a2.member_id().as_uuid()), "{ids:?}");
+        b1.add_note(shared, note("the family was found"))
+            .await
+            .unwrap();
+        let n = a2.open_case(shared).await.unwrap().file.notes.len();
+        assert_eq!(n, case(1).notes.len() + 1);
+        let now: CaseDto = b1.api().get_case(shared, None).await.unwrap();
+        let newest = now
+            .records
+            .iter()
+            .find(|r| parse_envelope_header(&r.envelope.0).unwrap().aad.key_epoch == epoch + 1)
+            .expect("a record sealed under the new epoch");
+        let aad = parse_envelope_header(&newest.envelope.0).unwrap().aad;
+        assert!(open_record(&old_key, &aad, &newest.envelope.0).is_err());
         t.stop().await;
     }
 }

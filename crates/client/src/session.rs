@@ -27,6 +27,7 @@ mod grants;
 mod open;
 mod rekey;
 mod reset;
+mod revoked_holders;
 mod rotate;
 mod seal;
 mod transfers;
@@ -34,6 +35,7 @@ mod transfers;
 pub use grants::{CaseHolder, CaseHolders};
 pub use open::OpenedCase;
 pub use rekey::RekeySummary;
+pub use revoked_holders::{ForeignHolder, RevokedHolders};
 pub use rotate::{KeyRotation, RotationReport};
 use seal::{crypto_kind, entry_of};
 pub use seal::{import_case_ids, import_plan, ImportReport, Sealer};
@@ -373,10 +375,19 @@ impl Session {
     /// Loads, through the Movement root, the keys of the societies of `holders` this session does
     /// not know (a case shared by transfer): asks which society each unknown one belongs to.
     pub(crate) async fn load_holder_societies(&self, holders: &[Holder]) -> Result<()> {
+        self.load_member_societies(holders.iter().map(|h| h.member_id))
+            .await
+    }
+
+    /// Loads, through the Movement root, the keys of the societies of `members` this session does
+    /// not know: asks which society each unknown one belongs to.
+    pub(crate) async fn load_member_societies(
+        &self,
+        members: impl IntoIterator<Item = uuid::Uuid>,
+    ) -> Result<()> {
         let unknown: Vec<uuid::Uuid> = self.with_trust(|t| {
-            holders
-                .iter()
-                .map(|h| h.member_id)
+            members
+                .into_iter()
                 .filter(|m| {
                     *m != *self.me.member_id.as_uuid() && t.get(*m).is_none() && !t.is_revoked(*m)
                 })
@@ -384,7 +395,11 @@ impl Session {
         })?;
         let mut societies = HashSet::new();
         for m in unknown {
-            if self.foreign_trusts().iter().any(|f| f.get(m).is_some()) {
+            if self
+                .foreign_trusts()
+                .iter()
+                .any(|f| f.get(m).is_some() || f.is_revoked(m))
+            {
                 continue;
             }
             let hint: Result<MemberSocietyDto> =

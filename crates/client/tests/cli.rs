@@ -346,6 +346,10 @@ async fn the_rfl_command_line() {
         assert_eq!(again["rekey"]["rekeyed"], 0, "{again}");
         let shown = cli.ok_json("admin.json", &["case", "show", &id]);
         assert_eq!(shown["content"]["header"]["reference"], "ERC-2026-1");
+        // a member of this society is not another society's revoked holder; none holds a case here
+        let foreign = cli.ok_json("admin.json", &["society", "revoked-holders", "--rekey"]);
+        assert_eq!(foreign["rekeyed"].as_array().map(Vec::len), Some(0), "{foreign}");
+        assert_eq!(cli.ok_json("admin.json", &["society", "revoked-holders"]), serde_json::json!([]));
 
         // the recovery key moves to a new one; the old one then opens nothing the server holds
         let rotated = cli.ok_json(

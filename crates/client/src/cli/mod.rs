@@ -18,6 +18,7 @@ mod export;
 mod keys;
 mod movement;
 mod records;
+mod revoked;
 mod root;
 mod society;
 

@@ -36,6 +36,11 @@ pub enum SocietyCmd {
     /// all stored at once. Members keep the fingerprint they pinned: their clients follow the
     /// succession. Keep the new root key offline, as the old one.
     RotateRoot(super::root::RotateRootArgs),
+    /// Members of other societies, revoked there, who still hold cases of yours (a transfer that
+    /// kept the sender's access): each one's revocation is checked on their society's signed list,
+    /// through the pinned Movement root. With `--rekey`, their cases here get a new key epoch
+    /// without them (run it again to finish after an interruption).
+    RevokedHolders(super::revoked::RevokedHoldersArgs),
 }
 
 #[derive(Args)]
@@ -97,6 +102,7 @@ impl SocietyCmd {
             SocietyCmd::CertifyAdmin(args) => args.exec(ctx).await,
             SocietyCmd::RotateEscrow(args) => args.exec(ctx).await,
             SocietyCmd::RotateRoot(args) => args.exec(ctx).await,
+            SocietyCmd::RevokedHolders(args) => args.exec(ctx).await,
         }
     }
 }
@@ -484,7 +490,7 @@ pub struct RewrapArgs {
 }
 
 /// The lines of a re-key summary about holders left out and cases not re-keyed.
-fn left_out_and_skipped(k: &rfl_client::RekeySummary) -> String {
+pub(super) fn left_out_and_skipped(k: &rfl_client::RekeySummary) -> String {
     let mut out = String::new();
     for (m, n) in &k.left_out {
         out.push_str(&format!(
@@ -501,7 +507,7 @@ fn left_out_and_skipped(k: &rfl_client::RekeySummary) -> String {
 }
 
 /// Fails when cases were skipped because what the server served for them does not verify.
-fn fail_on_skipped(k: &rfl_client::RekeySummary, what: &str) -> Result<(), ClientError> {
+pub(super) fn fail_on_skipped(k: &rfl_client::RekeySummary, what: &str) -> Result<(), ClientError> {
     if k.skipped.is_empty() {
         return Ok(());
     }

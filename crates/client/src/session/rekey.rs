@@ -455,6 +455,18 @@ impl Session {
                 if page.cases.is_empty() {
                     break;
                 }
+                // Holders and authors of another society (a case shared by transfer, or a member
+                // another society revoked): their keys through the Movement root, once a session.
+                let others: HashSet<uuid::Uuid> = page
+                    .cases
+                    .iter()
+                    .flat_map(|c| {
+                        let author = parse_commit(&c.head_commit.0).ok().map(|h| h.body().author);
+                        c.holders.iter().map(|h| h.recipient_id).chain(author)
+                    })
+                    .filter(|m| *m != *self.me.society_id.as_uuid())
+                    .collect();
+                self.load_member_societies(others).await?;
                 let mut checked = Vec::with_capacity(page.cases.len());
                 let mut older = Vec::with_capacity(page.cases.len());
                 let mut opened = HashMap::new();
