@@ -311,6 +311,20 @@ async fn a_member_revoked_by_their_society_is_rekeyed_out_of_the_other_societys_
             .await
             .unwrap();
         assert_eq!(done.rekeyed, 1, "A's own case only: {done:?}");
+        // A's admin is told what only B can re-key.
+        let elsewhere = a
+            .admin
+            .member_cases_elsewhere(a1.member_id())
+            .await
+            .unwrap();
+        assert_eq!(elsewhere.len(), 1);
+        assert_eq!((elsewhere[0].society_id, elsewhere[0].cases), (b.id, 1));
+        let e = b
+            .admin
+            .member_cases_elsewhere(a1.member_id())
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(404), "only the member's own society asks");
         assert_eq!(a2.open_case(own).await.unwrap_err().status(), Some(404));
         assert_eq!(b1.open_case(shared).await.unwrap().summary.key_epoch, epoch);
         // A suspends a3 without revoking their keys: the server's word alone re-keys nothing.

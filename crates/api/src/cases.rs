@@ -51,6 +51,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(rekey::rekey)
         .service(rekey::member_cases)
         .service(rekey::suspended_holders)
+        .service(rekey::member_cases_elsewhere)
         .service(rekey::retired_cases)
         .service(rekey::member_retired_cases)
         .service(create_batch)

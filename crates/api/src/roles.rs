@@ -196,6 +196,7 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
             "GET",
             "/v1/members/{id}/passkeys"
             | "/v1/members/{id}/cases"
+            | "/v1/members/{id}/cases-elsewhere"
             | "/v1/members/{id}/retired-cases"
             | "/v1/enrolment-codes",
         )

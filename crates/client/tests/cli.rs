@@ -334,6 +334,7 @@ async fn the_rfl_command_line() {
         let v = &r["revoked"];
         assert_eq!((v["list_number"].as_u64(), v["suspended"].as_bool()), (Some(1), Some(true)), "{r}");
         assert!(r["rekey"]["rekeyed"].as_u64().unwrap() >= 1, "{r}");
+        assert_eq!(r["held_elsewhere"], serde_json::json!([]), "no other society here: {r}");
         let out = cli.run("cw.json", &["case", "list"]);
         assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
         let h = cli.ok_json("admin.json", &["case", "holders", &id]);

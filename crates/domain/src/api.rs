@@ -760,6 +760,23 @@ pub struct SuspendedHoldersResponse {
     pub holders: Vec<SuspendedHolderDto>,
 }
 
+/// How many cases of another society a member holds (a transfer that kept the sender's access).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CasesElsewhereDto {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub society_id: SocietyId,
+    pub cases: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CasesElsewhereResponse {
+    pub societies: Vec<CasesElsewhereDto>,
+}
+
 /// One holder of a case's current data key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

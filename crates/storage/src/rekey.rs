@@ -223,6 +223,40 @@ impl Store {
             .collect()
     }
 
+    /// How many cases of each other society `member` (of `society`) holds a key of the current
+    /// epoch for (cases transferred with the sender keeping access), in society order: what their
+    /// admins re-key if `society` revokes the member. One query over the member's key rows.
+    pub fn member_cases_elsewhere(
+        &self,
+        society: SocietyId,
+        member: MemberId,
+    ) -> Result<Vec<(SocietyId, u64)>> {
+        let soc = id_bytes(society.as_uuid());
+        let who = id_bytes(member.as_uuid());
+        let rows: Vec<(Vec<u8>, i64)> = read!(self, conn => {
+            case_keys::table
+                .inner_join(
+                    cases::table.on(cases::id
+                        .eq(case_keys::case_id)
+                        .and(cases::key_epoch.eq(case_keys::key_epoch))),
+                )
+                .filter(case_keys::recipient_id.eq(&who))
+                .filter(cases::society_id.ne(&soc))
+                .group_by(cases::society_id)
+                .select((cases::society_id, diesel::dsl::count_star()))
+                .order(cases::society_id)
+                .load(conn)?
+        });
+        rows.into_iter()
+            .map(|(s, n)| {
+                Ok((
+                    SocietyId::from_uuid(uuid_from(&s)?),
+                    u64::try_from(n).unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
     /// The escrow wrappings (recipient: the society) of every key epoch of the given cases of
     /// `society`, by case, oldest epoch first: what an admin re-wraps a reset member's earlier keys
     /// from. One query per chunk of cases.

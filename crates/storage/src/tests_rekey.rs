@@ -205,5 +205,15 @@ fn suspended_holders_of_other_societies_are_listed_with_their_cases() {
         );
         // Society A owns no case of S's: nothing to list for it.
         assert!(store.suspended_foreign_holders(a).unwrap().is_empty());
+        // A, revoking `gone`, learns that S holds two cases of theirs; `earlier` holds none now.
+        assert_eq!(
+            store.member_cases_elsewhere(a, gone.id).unwrap(),
+            vec![(s, 2)]
+        );
+        assert!(store
+            .member_cases_elsewhere(a, earlier.id)
+            .unwrap()
+            .is_empty());
+        assert!(store.member_cases_elsewhere(s, own.id).unwrap().is_empty());
     });
 }

@@ -21,8 +21,9 @@ use std::collections::{HashMap, HashSet};
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use rfl_crypto::{parse_commit, CommitOp};
 use rfl_domain::api::{
-    EpochKeyDto, HolderDto, MemberCaseDto, MemberCasesResponse, RekeyDto, RekeyRequest,
-    RekeyResponse, SuspendedHolderDto, SuspendedHoldersResponse,
+    CasesElsewhereDto, CasesElsewhereResponse, EpochKeyDto, HolderDto, MemberCaseDto,
+    MemberCasesResponse, RekeyDto, RekeyRequest, RekeyResponse, SuspendedHolderDto,
+    SuspendedHoldersResponse,
 };
 use rfl_domain::{CaseId, MemberId, Role};
 use rfl_storage::{CaseHead, EpochKeys, HolderRow, Member, RekeyWrite, WrappedKey};
@@ -301,6 +302,34 @@ pub(super) async fn member_cases(
         },
     )
     .await
+}
+
+/// How many cases of each other society a member of the caller's society holds (society admin):
+/// cases transferred with the sender keeping access, which only their owning society re-keys. What
+/// the admin revoking the member tells those societies' admins.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid)),
+    responses((status = 200, body = CasesElsewhereResponse), (status = 400, body = Problem), (status = 403, body = Problem),
+    (status = 404, body = Problem)))]
+#[get("/members/{id}/cases-elsewhere")]
+pub(super) async fn member_cases_elsewhere(
+    state: State,
+    Authorized(caller, _): Authorized<SocietyAdmins>,
+    path: web::Path<MemberId>,
+) -> Result<HttpResponse, ApiError> {
+    let member = path.into_inner();
+    let store = state.store.clone();
+    let rows = blocking(move || {
+        if !society_members(&store, &caller)?.contains_key(member.as_uuid()) {
+            return Err(ApiError::NotFound);
+        }
+        Ok(store.member_cases_elsewhere(caller.society_id, member)?)
+    })
+    .await?;
+    let societies = rows
+        .into_iter()
+        .map(|(society_id, cases)| CasesElsewhereDto { society_id, cases })
+        .collect();
+    Ok(HttpResponse::Ok().json(CasesElsewhereResponse { societies }))
 }
 
 /// Members of other societies, suspended there, who still hold a key of the current epoch of a

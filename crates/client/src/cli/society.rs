@@ -452,6 +452,8 @@ impl CertifyArgs {
 struct RevokeReport {
     revoked: rfl_client::Revoked,
     rekey: rfl_client::RekeySummary,
+    /// Cases of other societies the member holds, by society: theirs to re-key.
+    held_elsewhere: Vec<rfl_domain::api::CasesElsewhereDto>,
 }
 
 /// `rfl member …`: society members (society admins).
@@ -552,8 +554,14 @@ impl MemberCmd {
                     );
                 })?;
                 let secs = started.elapsed().as_secs_f64();
-                let r = RevokeReport { revoked, rekey };
+                let held_elsewhere = s.member_cases_elsewhere(args.member).await?;
+                let r = RevokeReport {
+                    revoked,
+                    rekey,
+                    held_elsewhere,
+                };
                 ctx.print(&r, || {
+                    let elsewhere = &r.held_elsewhere;
                     let (r, k) = (&r.revoked, &r.rekey);
                     let listed = match r.list_number {
                         Some(n) => format!("their keys are on revocation list {n}"),
@@ -573,6 +581,15 @@ impl MemberCmd {
                         super::counted(k.rekeyed, "case")
                     );
                     out.push_str(&left_out_and_skipped(k));
+                    for e in elsewhere {
+                        out.push_str(&format!(
+                            "\nthey also hold {} of society {} (transferred with access kept): \
+                             only that society can re-key them; tell its admins to run `rfl \
+                             society revoked-holders --rekey`",
+                            super::counted(usize::try_from(e.cases).unwrap_or(usize::MAX), "case"),
+                            e.society_id
+                        ));
+                    }
                     out
                 })?;
                 fail_on_skipped(&r.rekey, "the member held were not re-keyed")

@@ -31,6 +31,27 @@ pub struct RevokedHolders {
 }
 
 impl Session {
+    /// How many cases of each other society a member of this society holds (admins): cases
+    /// transferred with the sender keeping access, which only their owning society can re-key. After
+    /// revoking the member, tell those societies' admins to run `rfl society revoked-holders
+    /// --rekey`.
+    pub async fn member_cases_elsewhere(&self, member: MemberId) -> Result<Vec<CasesElsewhereDto>> {
+        let resp: CasesElsewhereResponse = self
+            .api
+            .get(&format!("/v1/members/{member}/cases-elsewhere"))
+            .await?;
+        if resp
+            .societies
+            .iter()
+            .any(|s| s.society_id == self.me.society_id)
+        {
+            return Err(tampered(
+                "the server counts your own society's cases as another society's",
+            ));
+        }
+        Ok(resp.societies)
+    }
+
     /// The members of other societies the server lists as suspended and holding cases of this
     /// society (admins), each checked against their society's signed revocation list.
     pub async fn suspended_foreign_holders(&self) -> Result<Vec<ForeignHolder>> {
