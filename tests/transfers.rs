@@ -347,10 +347,10 @@ async fn a_member_revoked_by_their_society_is_rekeyed_out_of_the_other_societys_
         b.step_up().await;
         let done = b.admin.rekey_revoked_holders(|_, _| {}).await.unwrap();
         assert_eq!(done.rekeyed.len(), 1, "{done:?}");
-        assert_eq!(done.rekeyed[0].0.member, a1.member_id());
-        assert_eq!(done.rekeyed[0].1.rekeyed, 1);
+        assert_eq!(done.rekeyed[0].holder.member, a1.member_id());
+        assert_eq!(done.rekeyed[0].rekey.rekeyed, 1);
         assert!(
-            done.rekeyed[0].1.left_out.is_empty(),
+            done.rekeyed[0].rekey.left_out.is_empty(),
             "a2 is kept: {done:?}"
         );
         assert_eq!(done.unverified.len(), 1);

@@ -35,7 +35,7 @@ mod transfers;
 pub use grants::{CaseHolder, CaseHolders};
 pub use open::OpenedCase;
 pub use rekey::RekeySummary;
-pub use revoked_holders::{ForeignHolder, RevokedHolders};
+pub use revoked_holders::{ForeignHolder, RekeyedHolder, RevokedHolders};
 pub use rotate::{KeyRotation, RotationReport};
 use seal::{crypto_kind, entry_of};
 pub use seal::{import_case_ids, import_plan, ImportReport, Sealer};

@@ -62,7 +62,8 @@ impl RevokedHoldersArgs {
         })?;
         ctx.print(&done, || {
             let mut out = Vec::new();
-            for (h, k) in &done.rekeyed {
+            for r in &done.rekeyed {
+                let (h, k) = (&r.holder, &r.rekey);
                 out.push(format!(
                     "member {} of society {} (revoked there): {} of yours re-keyed without them{}",
                     h.member,
@@ -82,9 +83,9 @@ impl RevokedHoldersArgs {
             }
             out.join("\n")
         })?;
-        for (_, k) in &done.rekeyed {
+        for r in &done.rekeyed {
             fail_on_skipped(
-                k,
+                &r.rekey,
                 "a revoked member of another society holds were not re-keyed",
             )?;
         }

@@ -21,11 +21,19 @@ pub struct ForeignHolder {
     pub unverified: Option<String>,
 }
 
+/// A member whose revocation verified, and what re-keying their cases here did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RekeyedHolder {
+    #[serde(flatten)]
+    pub holder: ForeignHolder,
+    pub rekey: RekeySummary,
+}
+
 /// What [`Session::rekey_revoked_holders`] did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RevokedHolders {
     /// Members whose revocation verified, with what re-keying their cases here did.
-    pub rekeyed: Vec<(ForeignHolder, RekeySummary)>,
+    pub rekeyed: Vec<RekeyedHolder>,
     /// Members left as they are: their revocation did not verify.
     pub unverified: Vec<ForeignHolder>,
 }
@@ -108,8 +116,8 @@ impl Session {
                 continue;
             }
             let m = h.member;
-            let summary = self.rekey_member_cases(m, |n| progress(m, n)).await?;
-            out.rekeyed.push((h, summary));
+            let rekey = self.rekey_member_cases(m, |n| progress(m, n)).await?;
+            out.rekeyed.push(RekeyedHolder { holder: h, rekey });
         }
         Ok(out)
     }
