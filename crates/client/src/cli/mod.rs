@@ -4,6 +4,8 @@
 //! - [`enrol`]: `enrol`, `login`, `whoami` (this keystore and who it belongs to);
 //! - [`keys`]: `keys rotate` (a person rotates their own keys);
 //! - [`society`]: `society init`, `certify`, `invite`, `codes`, `revoke-code` (society admins);
+//! - [`member`]: `member revoke|reset|rewrap` (society admins);
+//! - [`revoked`]: `society revoked-holders` (members other societies revoked, society admins);
 //! - [`case`]: `case create|import|list|show|update|status`;
 //! - [`records`]: `message add`, `note add`, `attach` (records added to an existing case);
 //! - [`export`]: `export` (a case decrypted to files).
@@ -16,6 +18,7 @@ mod case;
 mod enrol;
 mod export;
 mod keys;
+mod member;
 mod movement;
 mod records;
 mod revoked;
@@ -75,7 +78,7 @@ enum Command {
     Society(society::SocietyCmd),
     /// Society members: revoke one (society admins).
     #[command(subcommand)]
-    Member(society::MemberCmd),
+    Member(member::MemberCmd),
     /// Issue a one-time enrolment code for a new member (society admins).
     Invite(society::InviteArgs),
     /// List the society's enrolment codes of the last 30 days (society admins; never the codes).

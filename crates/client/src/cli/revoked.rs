@@ -6,7 +6,7 @@ use clap::Args;
 use rfl_client::session::ForeignHolder;
 use rfl_client::ClientError;
 
-use super::society::{fail_on_skipped, left_out_and_skipped};
+use super::member::{fail_on_skipped, left_out_and_skipped};
 use super::Context;
 
 #[derive(Args)]
