@@ -160,6 +160,9 @@ pub struct Session {
     /// Other societies' keys, verified through the pinned Movement root, by society (loaded for a
     /// transfer, and for the cases whose commits their members signed).
     foreign: std::sync::RwLock<HashMap<SocietyId, Arc<crate::trust::Trust>>>,
+    /// Members whose society this session has asked the server for (`load_member_societies`):
+    /// asked once, not once per page that names them.
+    asked_society: std::sync::Mutex<HashSet<uuid::Uuid>>,
     /// The latest commit verified for each case (rollback detection).
     heads: Arc<dyn HeadStore>,
     /// Batches of keys wrapped to this holder whose header was opened, by `escrow_batch_tag`
@@ -222,6 +225,7 @@ impl Session {
             trust: Default::default(),
             pinned_movement: None,
             foreign: Default::default(),
+            asked_society: Default::default(),
             heads: Arc::new(MemoryHeads::default()),
             batches: Default::default(),
             unwrapped: Default::default(),
@@ -402,11 +406,23 @@ impl Session {
             {
                 continue;
             }
+            // A member answered for before (an uncertified one of this society, or one whose
+            // society's keys were loaded then) is not asked about again.
+            if self
+                .asked_society
+                .lock()
+                .is_ok_and(|asked| asked.contains(&m))
+            {
+                continue;
+            }
             let hint: Result<MemberSocietyDto> =
                 self.api.get(&format!("/v1/members/{m}/society")).await;
             if let Ok(h) = hint {
                 if h.society_id != self.me.society_id && societies.insert(h.society_id) {
                     self.society_trust(h.society_id).await?;
+                }
+                if let Ok(mut asked) = self.asked_society.lock() {
+                    asked.insert(m);
                 }
             }
         }
