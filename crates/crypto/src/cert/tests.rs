@@ -1,5 +1,7 @@
 use super::*;
-use crate::keys::AgeIdentity;
+use std::fmt;
+
+use crate::keys::{AgeIdentity, DataKey, DeviceSigningKey};
 use crate::unwrap_data_key;
 
 const NOW: i64 = 1_750_000_000;
