@@ -1,5 +1,8 @@
+use super::attachment::is_media_type;
 use super::*;
-use crate::person::{ContactDetails, PersonName, Phone};
+use crate::date::ApproxDate;
+use crate::ids::RecordId;
+use crate::person::{ContactDetails, Location, Person, PersonName, Phone, Place};
 
 fn today() -> Date {
     Date::new(2025, 6, 15).unwrap()
