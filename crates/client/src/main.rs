@@ -16,6 +16,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -28,15 +29,20 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("rfl: cannot start: {e}");
+            report(&format!("cannot start: {e}"));
             return ExitCode::FAILURE;
         }
     };
     match rt.block_on(cli.run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rfl: {e}");
+            report(&e.to_string());
             ExitCode::from(cli::exit_code(&e))
         }
     }
+}
+
+/// The error line on stderr. `eprintln!` would panic on a closed stderr; the exit code still tells.
+fn report(message: &str) {
+    let _ = writeln!(std::io::stderr(), "rfl: {message}");
 }

@@ -206,6 +206,19 @@ async fn the_rfl_command_line() {
         assert_eq!((again["imported"].as_u64(), again["already_present"].as_u64()), (Some(0), Some(30)));
         let list = cli.ok_json("cw.json", &["case", "list", "--all"]);
         assert_eq!(list.as_array().unwrap().len(), 31);
+        // `rfl case list | head`: a reader that has gone away ends the output, not the command. The
+        // pipe's read end is closed before rfl starts, so every write fails with EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let piped = Command::new(env!("CARGO_BIN_EXE_rfl"))
+            .current_dir(&d)
+            .env("RFL_CLIENT_PASSPHRASE", "a passphrase long enough")
+            .args(["--keystore", "cw.json", "case", "list", "--all"])
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&piped.stderr);
+        assert!(piped.status.success() && !err.contains("panicked"), "{:?}: {err}", piped.status);
         // no --separation: the default event, `other`, must be described; it is "not recorded" unless
         // --separation-description says more
         let bare = cli.ok_json("cw.json", &["case", "create", "--enquirer", "Lina Saleh", "--sought", "Karim Saleh", "--relationship", "sibling"]);

@@ -349,10 +349,9 @@ async fn update(ctx: &Context, case: CaseId, file: &Path) -> Result<(), ClientEr
         }),
         Err(ClientError::Conflict(conflicts)) => {
             // Both versions, for the person to reconcile; nothing was written.
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({ "conflicts": conflicts }))?
-            );
+            super::emit(&serde_json::to_string_pretty(
+                &serde_json::json!({ "conflicts": conflicts }),
+            )?)?;
             Err(ClientError::Conflict(conflicts))
         }
         Err(e) => Err(e),

@@ -25,6 +25,7 @@ mod revoked;
 mod root;
 mod society;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -136,6 +137,17 @@ impl Cli {
     }
 }
 
+/// Writes `text` and a newline to stdout. A reader that has gone away (`rfl case list | head`) is not
+/// a failure: the command did its work and nobody is left to read the rest, so it exits 0 instead of
+/// panicking as `println!` does.
+fn emit(text: &str) -> Result<(), ClientError> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(ClientError::from),
+    }
+}
+
 /// What every command gets: the global options, resolved once.
 pub struct Context {
     keystore: PathBuf,
@@ -156,11 +168,10 @@ impl Context {
         human: impl FnOnce() -> String,
     ) -> Result<(), ClientError> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+            emit(&serde_json::to_string_pretty(value)?)
         } else {
-            println!("{}", human());
+            emit(&human())
         }
-        Ok(())
     }
 
     /// Unlocks the keystore and signs in. Every command signs in afresh: a person's keys are unwrapped
