@@ -1,0 +1,1 @@
+ALTER TABLE case_keys RESET (fillfactor);
