@@ -7,6 +7,7 @@
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -64,6 +65,28 @@ enum AdminTask {
         #[arg(long, default_value_t = 60, value_name = "SECONDS")]
         wait: u64,
     },
+}
+
+/// Writes a line to stdout (`println!` with its failure returned instead of a panic).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_line(format_args!($($arg)*))
+    };
+}
+
+/// A reader that has gone away (`rfl-server openapi | head`) ends the output, not the command; any
+/// other failure (a full disk under a redirection) is an error, so an enrolment code is never lost
+/// without a word.
+fn write_line(line: std::fmt::Arguments<'_>) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(|e| format!("cannot write to standard output: {e}")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -144,13 +167,13 @@ fn create_society(config: &Config, name: &str) -> Result<(), String> {
         config.auth.enrolment_code_ttl_hours,
     )
     .map_err(|e| e.to_string())?;
-    println!("society id:      {id}");
-    println!("enrolment code:  {code}");
-    println!(
+    out!("society id:      {id}")?;
+    out!("enrolment code:  {code}")?;
+    out!(
         "Give the code to the society's first admin through a trusted channel; it works once, for {} hours:",
         config.auth.enrolment_code_ttl_hours
-    );
-    println!("  rfl enrol --server URL --code {code}");
+    )?;
+    out!("  rfl enrol --server URL --code {code}")?;
     Ok(())
 }
 
@@ -162,11 +185,11 @@ fn create_movement_admin(config: &Config) -> Result<(), String> {
         config.auth.enrolment_code_ttl_hours,
     )
     .map_err(|e| e.to_string())?;
-    println!("Movement admin enrolment code: {code}");
-    println!(
+    out!("Movement admin enrolment code: {code}")?;
+    out!(
         "It works once, for {} hours: rfl enrol --server URL --code {code}",
         config.auth.enrolment_code_ttl_hours
-    );
+    )?;
     Ok(())
 }
 
@@ -178,7 +201,7 @@ async fn rotate_signing_key(config: &Config, status_only: bool, wait: u64) -> Re
     let deleted =
         keys::delete_retired_files(&store, &settings, now()).map_err(|e| e.to_string())?;
     for path in deleted {
-        println!("deleted the file of a retired key: {}", path.display());
+        out!("deleted the file of a retired key: {}", path.display())?;
     }
     print_key_status(&store, &settings, now())?;
     if status_only {
@@ -188,17 +211,17 @@ async fn rotate_signing_key(config: &Config, status_only: bool, wait: u64) -> Re
     let (next, added) = keys::add_next_key(&store, &settings, now()).map_err(|e| e.to_string())?;
     let file = settings.files.path_for(&next.kid);
     if added {
-        println!(
+        out!(
             "added {}: every node verifies its tokens once it holds {}",
             next.kid,
             file.display()
-        );
+        )?;
     } else {
-        println!(
+        out!(
             "going on with {}, added earlier ({})",
             next.kid,
             file.display()
-        );
+        )?;
     }
     // 2. Distribute: every running node must report the file before the key signs anything.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
@@ -207,7 +230,7 @@ async fn rotate_signing_key(config: &Config, status_only: bool, wait: u64) -> Re
         let (missing, running) =
             keys::nodes_without(&store, &settings, &next.kid, now()).map_err(|e| e.to_string())?;
         if missing.is_empty() {
-            println!("{running} running node(s) verify {}", next.kid);
+            out!("{running} running node(s) verify {}", next.kid)?;
             break;
         }
         if std::time::Instant::now() >= deadline {
@@ -236,13 +259,13 @@ async fn rotate_signing_key(config: &Config, status_only: bool, wait: u64) -> Re
     }
     // 3. Promote.
     let until = keys::promote(&store, &settings, &next.kid, now()).map_err(|e| e.to_string())?;
-    println!(
+    out!(
         "promoted {}: every node signs with it within {} s; the previous key verifies until {} \
          and is retired then; run this command after that to delete its file here",
         next.kid,
         settings.refresh_secs,
         utc(until)
-    );
+    )?;
     Ok(())
 }
 
@@ -257,7 +280,7 @@ fn print_key_status(
         return Err("the database lists no token key: start rfl-server once first".into());
     }
     let local = settings.files.load_all().map_err(|e| e.to_string())?;
-    println!("token-signing keys:");
+    out!("token-signing keys:")?;
     for r in &rows {
         let state = match r.state {
             TokenKeyState::Next => "next (verifies, does not sign yet)".to_owned(),
@@ -275,20 +298,20 @@ fn print_key_status(
         } else {
             "no file here"
         };
-        println!("  {}  {state}, {here}", r.kid);
+        out!("  {}  {state}, {here}", r.kid)?;
     }
     let nodes = store.token_key_nodes().map_err(|e| e.to_string())?;
-    println!(
+    out!(
         "nodes that reported themselves (every {} s):",
         settings.refresh_secs
-    );
+    )?;
     for n in nodes {
-        println!(
+        out!(
             "  {}  {} s ago, verifies {}",
             n.node_id,
             (now - n.seen_at).max(0) / 1000,
             n.kids.join(" ")
-        );
+        )?;
     }
     Ok(())
 }
@@ -307,6 +330,6 @@ fn utc(millis: i64) -> String {
 fn print_openapi(config: &rfl_api::config::Config) -> Result<(), String> {
     let doc = rfl_api::openapi_document_with(config)
         .and_then(|d| serde_json::to_string_pretty(&d).map_err(|e| e.to_string()))?;
-    println!("{doc}");
+    out!("{doc}")?;
     Ok(())
 }
