@@ -37,7 +37,12 @@ enum BackendArg {
 /// Seeds synthetic cases through the real rfl server and client (encrypted, then a plaintext baseline on
 /// the same API path) and measures import time, concurrent reads and database size.
 #[derive(Debug, Parser)]
-#[command(name = "rfl-bench")]
+#[command(
+    name = "rfl-bench",
+    after_help = "BENCH_READ_TRACE=FILE: every read load appends one line per read to FILE: its \
+                  scheduled start (µs since the Unix epoch) and its latency (µs), to line slow \
+                  reads up with a database's log or a scheduler trace."
+)]
 struct Args {
     /// Number of synthetic cases per phase.
     #[arg(long, default_value_t = 2000)]

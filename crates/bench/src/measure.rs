@@ -155,6 +155,8 @@ where
         tasks.spawn(async move {
             let mut rng = SplitMix64(0x5EED_0000 + c as u64);
             let mut lat = Vec::with_capacity(4096);
+            let mut trace = Vec::new();
+            let tracing = read_trace_file().is_some();
             loop {
                 match (limit, deadline) {
                     (_, Some(d)) if Instant::now() >= d => break,
@@ -175,14 +177,24 @@ where
                     None => Instant::now(),
                 };
                 op(id).await?;
-                lat.push(u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX));
+                let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
+                lat.push(us);
+                if tracing {
+                    trace.push((unix_micros_at(t0), us));
+                }
             }
-            BenchResult::Ok(lat)
+            BenchResult::Ok((lat, trace))
         });
     }
     let mut all = Vec::new();
+    let mut traced = Vec::new();
     while let Some(r) = tasks.join_next().await {
-        all.extend(r.ctx("read task")??);
+        let (lat, trace) = r.ctx("read task")??;
+        all.extend(lat);
+        traced.extend(trace);
+    }
+    if let Some(path) = read_trace_file() {
+        write_read_trace(&path, &mut traced)?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = process_cpu_time()
@@ -202,6 +214,43 @@ where
             .filter(|_| reads > 0)
             .map(|c| c.as_secs_f64() * 1e6 / reads as f64),
     })
+}
+
+/// `BENCH_READ_TRACE`: a file to which every read load appends one line per read, `start
+/// latency` (the read's scheduled start in µs since the Unix epoch, its latency in µs), to line slow
+/// reads up with a database's log. Off unless set.
+fn read_trace_file() -> Option<std::path::PathBuf> {
+    std::env::var_os("BENCH_READ_TRACE").map(Into::into)
+}
+
+/// The wall-clock time, in µs since the Unix epoch, of the monotonic instant `at`.
+fn unix_micros_at(at: Instant) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let back = at.elapsed();
+    u64::try_from(now.saturating_sub(back).as_micros()).unwrap_or(u64::MAX)
+}
+
+fn write_read_trace(path: &std::path::Path, traced: &mut [(u64, u64)]) -> BenchResult<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .ctx("opening BENCH_READ_TRACE")?;
+    write_trace_lines(std::io::BufWriter::new(file), traced).ctx("writing BENCH_READ_TRACE")
+}
+
+/// The reads in the order they were scheduled, one `start latency` line each.
+fn write_trace_lines(
+    mut out: impl std::io::Write,
+    traced: &mut [(u64, u64)],
+) -> std::io::Result<()> {
+    traced.sort_unstable();
+    for (start, us) in traced.iter() {
+        writeln!(out, "{start} {us}")?;
+    }
+    out.flush()
 }
 
 /// A timed load of independent operations (sign-ins, authenticated or unauthenticated requests).
@@ -443,6 +492,29 @@ pub fn opener(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_trace_is_one_line_per_read_in_start_order() {
+        let mut traced = vec![(30, 7), (10, 1_500), (20, 9)];
+        let mut out = Vec::new();
+        write_trace_lines(&mut out, &mut traced).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "10 1500\n20 9\n30 7\n");
+    }
+
+    #[test]
+    fn a_read_start_is_dated_on_the_wall_clock() {
+        let wall = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
+        };
+        let before = wall(std::time::SystemTime::now());
+        let at = Instant::now();
+        std::thread::sleep(Duration::from_millis(20));
+        let dated = unix_micros_at(at);
+        let after = wall(std::time::SystemTime::now());
+        // Dated when `at` was taken, not when it was read: 20 ms before `after`.
+        assert!(dated >= before, "{dated} < {before}");
+        assert!(dated + 20_000 <= after, "{dated} + 20 ms > {after}");
+    }
 
     #[test]
     fn percentiles_nearest_rank() {
