@@ -106,21 +106,6 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    /// The access middleware compares each request's route with [`BULK_ROUTES`]. A bulk route
-    /// renamed in the API but not here would count a rotation's own requests as ordinary, and
-    /// bulk work would give way to itself.
-    #[test]
-    fn every_bulk_route_is_a_route_of_the_api() {
-        let config = crate::config::Config::load(None).unwrap();
-        let doc = crate::openapi_document_with(&config).unwrap();
-        for route in BULK_ROUTES {
-            assert!(
-                doc["paths"].get(route).is_some(),
-                "{route} is not a route of the API document"
-            );
-        }
-    }
-
     #[test]
     fn alone_bulk_work_never_waits() {
         let p = Pacer::new(25);
