@@ -320,7 +320,7 @@ impl Store {
             }
             let changes = i64::try_from(case_rows.len() + record_rows.len())
                 .map_err(|_| StorageError::Invalid("batch too large".into()))?;
-            let mut seq = next_seq!(conn, changes);
+            let mut seq = next_seq!(conn, &society, changes);
             let gen = escrow_gen!(conn, &society, escrow);
             for row in key_rows.iter_mut().filter(|r| r.recipient_id == society) {
                 row.escrow_gen = gen;

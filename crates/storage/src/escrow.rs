@@ -370,9 +370,9 @@ impl Store {
     /// its wrapped identity and its certificate) and the job is marked completed; else nothing
     /// changes and the count left is returned. Completing a completed job returns it again.
     ///
-    /// The transaction first locks the change counter, which every write of wrapped keys takes
-    /// before it checks which escrow key it wrapped to (`escrow_gen!`): none can slip a wrapping of
-    /// the old key in between the count and the switch.
+    /// The transaction first locks the society's change sequence, which every write of the society's
+    /// wrapped keys takes before it checks which escrow key it wrapped to (`escrow_gen!`): none can
+    /// slip a wrapping of the old key in between the count and the switch.
     pub fn complete_escrow_rotation(
         &self,
         society: SocietyId,
@@ -381,8 +381,8 @@ impl Store {
     ) -> Result<EscrowCompletion> {
         let soc = id_bytes(society.as_uuid());
         let done = write_tx!(self, conn => {
-            diesel::update(change_counter::table.filter(change_counter::id.eq(1)))
-                .set(change_counter::value.eq(change_counter::value))
+            diesel::update(society_seq::table.filter(society_seq::society_id.eq(&soc)))
+                .set(society_seq::value.eq(society_seq::value))
                 .execute(conn)?;
             let job: Option<EscrowRotationDb> = escrow_rotations::table
                 .find((&soc, new_gen))

@@ -27,7 +27,6 @@ use rfl_domain::{CaseStatus, Role};
 use uuid::Uuid;
 
 pub use error::StorageError;
-use schema::*;
 pub use url::describe_database;
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -140,22 +139,30 @@ macro_rules! write_tx {
     }};
 }
 
-/// Takes `$n` change sequence numbers; yields the first. The counter row's lock is held until commit, so
-/// sequence numbers become visible in order.
+/// Takes `$n` sequence numbers of the society `$society`'s changes (its id's bytes); yields the first.
+/// The society's counter row stays locked until commit, so its sequence numbers become visible in
+/// order. Each society has its own sequence (`docs/sync.md`), so writers of different societies never
+/// wait for each other here.
 macro_rules! next_seq {
-    ($conn:ident, $n:expr) => {{
+    ($conn:ident, $society:expr, $n:expr) => {{
         let n: i64 = $n;
-        let last: i64 = diesel::update(change_counter::table.filter(change_counter::id.eq(1)))
-            .set(change_counter::value.eq(change_counter::value + n))
-            .returning(change_counter::value)
-            .get_result($conn)?;
+        let last: i64 =
+            diesel::update(society_seq::table.filter(society_seq::society_id.eq($society)))
+                .set(society_seq::value.eq(society_seq::value + n))
+                .returning(society_seq::value)
+                .get_result($conn)
+                .optional()?
+                .ok_or_else(|| {
+                    StorageError::Invalid("the society has no change sequence".into())
+                })?;
         last - n + 1
     }};
 }
 
 /// The escrow key generation that wrappings made for the escrow recipient `$recipient` belong to: the
-/// society's current one, or a conflict. Run after `next_seq!` in the same transaction: the counter
-/// row's lock orders it after any escrow rotation that completed (which takes the lock too), so a
+/// society's current one, or a conflict. Run after `next_seq!` for the same society in the same
+/// transaction: the society's counter row's lock orders it after any escrow rotation that completed
+/// (which takes the lock too), so a
 /// write made for the key a rotation just retired is refused instead of stored as the new key's.
 macro_rules! escrow_gen {
     ($conn:ident, $society:expr, $recipient:expr) => {{
@@ -381,7 +388,7 @@ impl Store {
     /// Checks the database answers (for `/readyz`).
     pub fn ping(&self) -> Result<()> {
         read!(self, conn => {
-            change_counter::table.select(change_counter::value).get_result::<i64>(conn)?;
+            diesel::sql_query("SELECT 1").execute(conn)?;
             Ok(())
         })
     }
@@ -406,5 +413,7 @@ mod tests_certs;
 mod tests_escrow;
 #[cfg(test)]
 mod tests_rekey;
+#[cfg(test)]
+mod tests_seq;
 #[cfg(test)]
 mod tests_transfers;

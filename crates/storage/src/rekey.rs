@@ -376,7 +376,7 @@ impl Store {
         macro_rules! rekey_tx {
             ($conn:ident, $update:expr) => {{
                 recipients_unchanged!($conn, wrapped_for);
-                let first = next_seq!($conn, n);
+                let first = next_seq!($conn, &soc, n);
                 let gen = escrow_gen!($conn, &soc, escrow);
                 let rows: Vec<CaseDb> = $update($conn, first)?;
                 if rows.len() != writes.len() {

@@ -50,8 +50,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    change_counter (id) {
-        id -> Integer,
+    society_seq (society_id) {
+        society_id -> Binary,
         value -> BigInt,
     }
 }
@@ -143,6 +143,7 @@ diesel::joinable!(case_keys -> cases (case_id));
 diesel::joinable!(records -> cases (case_id));
 diesel::joinable!(case_commits -> cases (case_id));
 diesel::joinable!(members -> societies (society_id));
+diesel::joinable!(society_seq -> societies (society_id));
 diesel::table! {
     society_roots (society_id) {
         society_id -> Binary,
@@ -280,7 +281,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     members,
     enrolment_codes,
     auth_challenges,
-    change_counter,
+    society_seq,
     cases,
     case_keys,
     records,

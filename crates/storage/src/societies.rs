@@ -50,6 +50,12 @@ impl Store {
                 .values(&row)
                 .execute(conn)
                 .map_err(|e| StorageError::from_insert(e, "a society with this name exists"))?;
+            diesel::insert_into(society_seq::table)
+                .values((
+                    society_seq::society_id.eq(&row.id),
+                    society_seq::value.eq(0_i64),
+                ))
+                .execute(conn)?;
             diesel::insert_into(enrolment_codes::table).values(&code).execute(conn)?;
             Ok(())
         })?;

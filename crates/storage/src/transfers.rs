@@ -510,8 +510,11 @@ impl Store {
                     "the case was changed since you opened the transfer: open it again and retry",
                 ));
             }
+            // The case joins the receiving society, and its change is numbered in that society's
+            // sequence. The sequence's lock comes first: it orders the escrow key's check after any
+            // rotation of the receiving society's escrow key that completed meanwhile.
+            let seq = next_seq!(conn, &soc, 1);
             let escrow_gen: i32 = escrow_gen!(conn, &soc, a.escrow_recipient.as_str());
-            let seq = next_seq!(conn, 1);
             if new_epoch != case.key_epoch {
                 diesel::delete(case_keys::table.filter(case_keys::case_id.eq(&case.id)))
                     .execute(conn)?;

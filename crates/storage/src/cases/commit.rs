@@ -34,7 +34,7 @@ impl Store {
             if row.version != seq_no - 1 || row.head_hash.as_deref() != Some(parent) {
                 return Err(stale);
             }
-            let mut seq = next_seq!(conn, n + 1);
+            let mut seq = next_seq!(conn, &row.society_id, n + 1);
             for w in writes {
                 let version = version_i64(w.version)?;
                 let id = id_bytes(w.id.as_uuid());
