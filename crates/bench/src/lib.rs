@@ -23,6 +23,7 @@ pub mod report;
 pub mod revoke;
 pub mod rotate;
 pub mod setup;
+pub mod societies;
 
 /// Errors are reported as text: every failure ends the phase (and the run's exit code) without a figure.
 pub type BenchResult<T> = Result<T, String>;

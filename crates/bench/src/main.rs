@@ -102,6 +102,10 @@ struct Args {
     /// Wrappings per page and batch of the rotation (at most the client's, 5,000).
     #[arg(long, default_value_t = rfl_client::escrow_rotation::ROTATION_PAGE)]
     rotate_page: usize,
+    /// Cases each of two concurrent writers imports, both of one society and then one of each of
+    /// two societies (0: not measured).
+    #[arg(long, default_value_t = 0)]
+    societies_cases: usize,
     /// Print machine-readable JSON on stdout instead of the markdown table.
     #[arg(long)]
     json: bool,
@@ -237,6 +241,12 @@ async fn run(args: &Args) -> Report {
                     .push(format!("{} escrow rotation: {e}", rep.backend));
             }
         }
+        if args.societies_cases > 0 {
+            eprintln!("== {}: two writers, of one society and of two", rep.backend);
+            if let Err(e) = societies_phase(backend, args, &mut rep).await {
+                rep.errors.push(format!("{} two writers: {e}", rep.backend));
+            }
+        }
         if let Some(shape) = &rep.shape {
             let record_bytes = (shape.plaintext_bytes / shape.records.max(1)).max(1);
             let escrow_batch = args.batch_size;
@@ -352,6 +362,24 @@ async fn rotate_phase(
     if let Err(e) = env.finish().await {
         rep.errors
             .push(format!("escrow rotation phase teardown: {e}"));
+    }
+    measured
+}
+
+/// Two concurrent writers of one society, then of two, on their own fresh database and server.
+/// Torn down whatever happens.
+async fn societies_phase(
+    backend: TestBackend,
+    args: &Args,
+    rep: &mut BackendReport,
+) -> BenchResult<()> {
+    let env = Env::start(backend).await?;
+    let mut out = rfl_bench::societies::SocietiesReport::default();
+    let measured =
+        rfl_bench::societies::measure(&env, args.societies_cases, args.batch_size, &mut out).await;
+    rep.societies = Some(out);
+    if let Err(e) = env.finish().await {
+        rep.errors.push(format!("two writers phase teardown: {e}"));
     }
     measured
 }

@@ -191,6 +191,8 @@ pub struct BackendReport {
     /// Revoking a member who holds many cases, with the re-key (its own fresh database and server).
     pub revoke: Option<crate::revoke::RevokeReport>,
     pub rotate: Option<crate::rotate::RotateReport>,
+    /// Writers of one society, then of two, at once (its own fresh database and server).
+    pub societies: Option<crate::societies::SocietiesReport>,
     pub errors: Vec<String>,
 }
 
@@ -417,6 +419,9 @@ fn backend_markdown(s: &mut String, b: &BackendReport) {
     }
     if let Some(r) = &b.rotate {
         crate::rotate::markdown(s, r);
+    }
+    if let Some(r) = &b.societies {
+        crate::societies::markdown(s, r);
     }
     backend_targets_markdown(s, b);
 }

@@ -182,6 +182,44 @@ impl Env {
         })
     }
 
+    /// Another caseworker of the environment's society: enrolled, certified by the admin, the root
+    /// pinned.
+    pub async fn another_caseworker(&self) -> BenchResult<Session> {
+        let admin = self.admin.lock().await;
+        certified_caseworker(
+            &Site::new(&self.base, &self.rp_origin),
+            &admin.0,
+            &self.root_fingerprint,
+        )
+        .await
+    }
+
+    /// A second society on the same server and database (a server admin command, as in
+    /// production), with its admin and root set up, and one caseworker of it.
+    pub async fn another_society(&self, name: &str) -> BenchResult<Session> {
+        let db = self.db.as_ref().ok_or("the database is gone")?;
+        let url = db.url.clone();
+        let now = SystemClock.now_millis();
+        let ttl = self.config.auth.enrolment_code_ttl_hours;
+        let name = name.to_owned();
+        let (_, admin_code) = tokio::task::spawn_blocking(move || -> BenchResult<_> {
+            let store = Store::open(&url, 1).ctx("open the store")?;
+            rfl_api::identity::create_society(&store, &name, now, ttl).ctx("create the society")
+        })
+        .await
+        .ctx("society task")??;
+        let site = Site::new(&self.base, &self.rp_origin);
+        let mut authenticator = SoftAuthenticator::new();
+        let mut admin = enrol_person(&site, &admin_code, &mut authenticator)
+            .await
+            .ctx("enrol the second society's admin")?;
+        let root = admin
+            .init_society(&AgeIdentity::generate().recipient())
+            .await
+            .ctx("set the second society's escrow and root keys")?;
+        certified_caseworker(&site, &admin, &root.public().fingerprint()).await
+    }
+
     /// A fresh sign-in of the caseworker with their authenticator (access tokens live 15 minutes; a long
     /// import may outlast one).
     pub async fn login_again(&self) -> BenchResult<Session> {
@@ -309,4 +347,30 @@ fn postgres_size(url: &str) -> BenchResult<u64> {
         .get_result(&mut conn)
         .ctx("pg_database_size")?;
     u64::try_from(row.size).ctx("negative database size")
+}
+
+/// A caseworker enrolled with a code from `admin`, certified by them, with the society root pinned.
+async fn certified_caseworker(
+    site: &Site,
+    admin: &Session,
+    root_fingerprint: &str,
+) -> BenchResult<Session> {
+    let code = admin
+        .issue_enrolment_code(Role::Caseworker)
+        .await
+        .ctx("issue a caseworker enrolment code")?
+        .code;
+    let mut authenticator = SoftAuthenticator::new();
+    let mut caseworker = enrol_person(site, &code, &mut authenticator)
+        .await
+        .ctx("enrol the caseworker")?;
+    admin
+        .certify_member(caseworker.member_id(), &caseworker.keys_fingerprint())
+        .await
+        .ctx("certify the caseworker")?;
+    caseworker
+        .pin_root(root_fingerprint)
+        .await
+        .ctx("pin the society root")?;
+    Ok(caseworker)
 }
