@@ -274,6 +274,8 @@ impl Store {
                 seq: 1,
                 body: c.commit.body.clone(),
                 created_at: now,
+                society_id: society.clone(),
+                change_seq: 0, // the case row's number, set below once the sequence is taken
             });
             key_rows.extend(c.keys.iter().map(|k| k.row(&case_id, epoch, now)));
             for r in &c.records {
@@ -328,6 +330,10 @@ impl Store {
             for row in case_rows.iter_mut() {
                 row.seq = seq;
                 seq += 1;
+            }
+            // A new case's one commit, in the same order as its case row.
+            for (commit, row) in commit_rows.iter_mut().zip(&case_rows) {
+                commit.change_seq = row.seq;
             }
             for row in record_rows.iter_mut() {
                 row.seq = seq;

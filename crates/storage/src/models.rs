@@ -165,9 +165,15 @@ impl CaseDb {
 #[diesel(treat_none_as_default_value = false)]
 pub(crate) struct CommitDb {
     pub case_id: Vec<u8>,
+    /// The commit's number in its case's chain.
     pub seq: i64,
     pub body: Vec<u8>,
     pub created_at: i64,
+    /// The society whose change sequence numbered the write that made it (the case's society then).
+    pub society_id: Vec<u8>,
+    /// The number of the write that made it in that sequence (the case row's `seq` after that
+    /// write).
+    pub change_seq: i64,
 }
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]

@@ -353,6 +353,8 @@ impl Store {
                 seq: version_i64(w.commit.seq)?,
                 body: w.commit.body.clone(),
                 created_at: now,
+                society_id: soc.clone(),
+                change_seq: 0, // the case row's number, set once the sequence is taken
             });
             key_rows.extend(w.keys.iter().map(|k| k.row(&case_id, epoch, now)));
             for (e, k) in &w.older {
@@ -388,6 +390,12 @@ impl Store {
                 let mut key_rows = key_rows.clone();
                 for row in key_rows.iter_mut().filter(|r| r.recipient_id == soc) {
                     row.escrow_gen = gen;
+                }
+                let numbered: std::collections::HashMap<&[u8], i64> =
+                    rows.iter().map(|r| (r.id.as_slice(), r.seq)).collect();
+                let mut commit_rows = commit_rows.clone();
+                for c in commit_rows.iter_mut() {
+                    c.change_seq = *numbered.get(c.case_id.as_slice()).ok_or_else(stale)?;
                 }
                 // The removed holders' key rows, every epoch: a statement per member removed (a
                 // revocation removes one member from every case), not one per case.

@@ -77,6 +77,8 @@ diesel::table! {
         seq -> BigInt,
         body -> Binary,
         created_at -> BigInt,
+        society_id -> Binary,
+        change_seq -> BigInt,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Every test runs against both backends; PostgreSQL must be reachable.
 
 use super::*;
+use crate::schema::{case_commits, cases};
 use crate::testing::{TestBackend, TestDatabase};
 use rfl_domain::{CaseId, MemberId, RecordId, SocietyId};
 
@@ -19,6 +20,7 @@ pub(crate) fn each_backend(test: impl Fn(&Store)) {
             }
         );
         test(&store);
+        check_commit_numbers(&store);
     }
 }
 
@@ -386,4 +388,68 @@ fn sqlite_connections_map_a_national_caseload_whole() {
             .unwrap();
         assert_eq!(u64::try_from(m.mmap_size).unwrap(), SQLITE_MMAP_BYTES);
     }
+}
+
+/// Run after every test of both backends, so every write path is held to it: each commit carries
+/// the society and the number of the write that made it (`case_commits.society_id`, `change_seq`:
+/// what a sync reader asks for). Along a case's chain the numbers grow while the case stays in one
+/// society (a transfer moves it on to the receiving society's sequence), and the head's society and
+/// number are the case row's.
+fn check_commit_numbers(store: &Store) {
+    let (commits, cases) = commit_numbers(store).unwrap();
+    let cases: std::collections::HashMap<Vec<u8>, (i64, Vec<u8>, i64)> = cases
+        .into_iter()
+        .map(|(id, version, society, seq)| (id, (version, society, seq)))
+        .collect();
+    for pair in commits.windows(2) {
+        let ((a, _, a_soc, a_change), (b, b_no, b_soc, b_change)) = (&pair[0], &pair[1]);
+        if a == b && a_soc == b_soc {
+            assert!(
+                a_change < b_change,
+                "commit {b_no}: its write is numbered {b_change}, after {a_change}"
+            );
+        }
+    }
+    for (case, no, society, change) in &commits {
+        assert!(*change > 0, "commit {no} has no change number");
+        let (version, case_society, seq) = &cases[case];
+        if no == version {
+            assert_eq!(
+                change, seq,
+                "a head commit's change number is not its case's"
+            );
+            assert_eq!(
+                society, case_society,
+                "a head commit's society is not its case's"
+            );
+        }
+    }
+}
+
+/// Every commit's (case, number, society, change number), in chain order, and every case's (id,
+/// version, society, change number).
+#[allow(clippy::type_complexity)]
+fn commit_numbers(
+    store: &Store,
+) -> Result<(
+    Vec<(Vec<u8>, i64, Vec<u8>, i64)>,
+    Vec<(Vec<u8>, i64, Vec<u8>, i64)>,
+)> {
+    let commits = read!(store, conn => {
+        case_commits::table
+            .order((case_commits::case_id, case_commits::seq))
+            .select((
+                case_commits::case_id,
+                case_commits::seq,
+                case_commits::society_id,
+                case_commits::change_seq,
+            ))
+            .load(conn)?
+    });
+    let cases = read!(store, conn => {
+        cases::table
+            .select((cases::id, cases::version, cases::society_id, cases::seq))
+            .load(conn)?
+    });
+    Ok((commits, cases))
 }

@@ -552,6 +552,8 @@ impl Store {
                     seq: seq_no,
                     body: a.commit.body.clone(),
                     created_at: now,
+                    society_id: soc.clone(),
+                    change_seq: seq,
                 })
                 .execute(conn)
                 .map_err(|_| StorageError::Conflict("this commit number is taken: open the transfer again and retry"))?;

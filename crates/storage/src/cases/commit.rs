@@ -113,6 +113,8 @@ impl Store {
                     seq: seq_no,
                     body: commit.body.clone(),
                     created_at: now,
+                    society_id: row.society_id.clone(),
+                    change_seq: seq,
                 })
                 .execute(conn)
                 .map_err(|_| StorageError::Conflict("this commit number is taken: reload the case and retry"))?;
