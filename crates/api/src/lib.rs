@@ -26,6 +26,7 @@ pub mod ratelimit;
 pub mod roles;
 pub mod root_rotation;
 pub mod signing_keys;
+pub mod sync;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -129,7 +130,8 @@ where
             .configure(escrow::configure)
             .configure(member_keys::configure)
             .configure(root_rotation::configure)
-            .configure(movement::configure),
+            .configure(movement::configure)
+            .configure(sync::configure),
     )
 }
 

@@ -56,6 +56,12 @@ impl Policy for MovementAdmins {
     const ROLES: &'static [Role] = &[Role::MovementAdmin];
 }
 
+/// Sync between servers (`docs/sync.md`): the society's sync agent, and its admins.
+pub struct SyncPeers;
+impl Policy for SyncPeers {
+    const ROLES: &'static [Role] = &[Role::SyncAgent, Role::SocietyAdmin];
+}
+
 /// Anyone signed in, machines included (who am I, sign out everywhere).
 pub struct AnyMember;
 impl Policy for AnyMember {
@@ -161,6 +167,7 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
         ("GET", "/v1/me" | "/v1/movement/root" | "/v1/societies/{id}/trust")
         | ("POST", "/v1/auth/revoke") => Roles(AnyMember::ROLES),
         ("GET", "/v1/society" | "/v1/society/certificates") => Roles(SocietyPeople::ROLES),
+        ("GET", "/v1/sync/info") => Roles(SyncPeers::ROLES),
         ("GET", "/v1/members" | "/v1/me/retired-cases" | "/v1/members/{id}/society") => {
             Roles(CaseHolders::ROLES)
         }

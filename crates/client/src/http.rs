@@ -168,6 +168,12 @@ impl Api {
         self.get("/v1/society").await
     }
 
+    /// This server's instance id and how far the caller's society's changes have got (sync agents
+    /// and society admins; `docs/sync.md`).
+    pub async fn sync_info(&self) -> Result<SyncInfoDto> {
+        self.get("/v1/sync/info").await
+    }
+
     pub async fn set_escrow(&self, req: &EscrowDto) -> Result<()> {
         self.put_no_content("/v1/society/escrow", req).await
     }

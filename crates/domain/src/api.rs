@@ -143,6 +143,8 @@ mod rekey;
 pub use rekey::*;
 mod society;
 pub use society::*;
+mod sync;
+pub use sync::*;
 mod transfers;
 pub use transfers::*;
 

@@ -284,6 +284,8 @@ pub use transfers::{
     TransferAcceptance, TransferCase, TransferOffer, TransferRow, TransferState, TRANSFER_PAGE,
 };
 mod societies;
+// Instance id and sequence positions for sync readers (`docs/sync.md`).
+mod sync;
 pub use societies::{Society, SocietyEscrow};
 
 pub(crate) fn id_bytes(id: &Uuid) -> Vec<u8> {

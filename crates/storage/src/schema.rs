@@ -50,6 +50,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    instance (singleton) {
+        singleton -> Integer,
+        id -> Binary,
+    }
+}
+
+diesel::table! {
     society_seq (society_id) {
         society_id -> Binary,
         value -> BigInt,
@@ -284,6 +291,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     enrolment_codes,
     auth_challenges,
     society_seq,
+    instance,
     cases,
     case_keys,
     records,

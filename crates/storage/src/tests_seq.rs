@@ -137,3 +137,36 @@ fn migrated_societies_go_on_from_the_shared_counter() {
         }
     }
 }
+
+/// A database has one instance id from its creation on: the same however often it is opened, and
+/// another database's differs. A society's position in its sequence is its last number.
+#[test]
+fn a_database_names_itself_and_where_each_society_s_sequence_stands() {
+    for backend in TestBackend::ALL {
+        let db = TestDatabase::new(backend);
+        let other = TestDatabase::new(backend);
+        let store = Store::open(&db.url, 2).unwrap();
+        let id = store.instance_id().unwrap();
+        assert_eq!(Store::open(&db.url, 2).unwrap().instance_id().unwrap(), id);
+        assert_ne!(
+            Store::open(&other.url, 2).unwrap().instance_id().unwrap(),
+            id
+        );
+
+        let a = escrowed(&store, "A");
+        assert_eq!(store.society_seq(a).unwrap(), 0);
+        let alice = enrol(&store, a, Role::Caseworker, 1);
+        store
+            .create_cases(&[new_case(a, &alice, 2)], ESCROW, NOW)
+            .unwrap();
+        assert_eq!(
+            store.society_seq(a).unwrap(),
+            3,
+            "one case row and two records"
+        );
+        assert!(matches!(
+            store.society_seq(SocietyId::new()),
+            Err(StorageError::NotFound)
+        ));
+    }
+}
