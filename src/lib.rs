@@ -228,6 +228,18 @@ impl TestServer {
         }
     }
 
+    /// The sync agent of `society` (a machine): enrolled with its device key through an
+    /// admin-issued code, and signed in.
+    #[allow(clippy::expect_used)]
+    pub async fn sync_agent(&self, society: &TestSociety) -> Session {
+        let code = society
+            .admin
+            .issue_enrolment_code(Role::SyncAgent)
+            .await
+            .expect("a sync agent's enrolment code");
+        self.enrol_machine(&code.code).await
+    }
+
     /// A caseworker enrolled in `society` through an admin-issued code.
     pub async fn caseworker(&self, society: &TestSociety) -> Session {
         self.caseworker_person(society).await.session

@@ -20,12 +20,7 @@ async fn every_endpoint_refuses_the_roles_it_does_not_list() {
         }
     };
     let auditor = enrol_role(Role::Auditor).await;
-    let agent_code = soc
-        .admin
-        .issue_enrolment_code(Role::SyncAgent)
-        .await
-        .unwrap();
-    let agent = t.enrol_machine(&agent_code.code).await;
+    let agent = t.sync_agent(&soc).await;
     let code =
         rfl_api::identity::movement_admin_code(&t.store, rfl_system_tests::T0_MILLIS, 72).unwrap();
     let movement = t.enrol(&code).await;

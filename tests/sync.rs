@@ -3,7 +3,6 @@
 //! have got.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use rfl_domain::Role;
 use rfl_system_tests::{case, Backend, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -12,12 +11,7 @@ async fn a_sync_agent_learns_the_instance_and_its_society_s_last_change() {
         let t = TestServer::start(backend).await;
         let soc = t.society("Red Cross A").await;
         let other = t.society("Red Crescent B").await;
-        let agent_code = soc
-            .admin
-            .issue_enrolment_code(Role::SyncAgent)
-            .await
-            .unwrap();
-        let agent = t.enrol_machine(&agent_code.code).await;
+        let agent = t.sync_agent(&soc).await;
         let cw = t.caseworker(&soc).await;
         let other_cw = t.caseworker(&other).await;
 
