@@ -10,9 +10,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rfl_client::{enrol_person, ClientError, Site, SoftAuthenticator};
+use rfl_client::ClientError;
 use rfl_crypto::RevocationReason;
-use rfl_domain::{CaseId, Role};
+use rfl_domain::CaseId;
 use serde::Serialize;
 
 use crate::data::generate;
@@ -60,30 +60,7 @@ pub async fn measure(
     let read_rate = read_rate.filter(|r| *r > 0.0);
     out.read_rate = read_rate;
     out.cases = cases;
-    let site = Site::new(&env.base, &env.rp_origin);
-    let leaver = {
-        let admin = env.admin.lock().await;
-        let code = admin
-            .0
-            .issue_enrolment_code(Role::Caseworker)
-            .await
-            .ctx("issue a code")?
-            .code;
-        let mut authenticator = SoftAuthenticator::new();
-        let mut leaver = enrol_person(&site, &code, &mut authenticator)
-            .await
-            .ctx("enrol the caseworker who leaves")?;
-        admin
-            .0
-            .certify_member(leaver.member_id(), &leaver.keys_fingerprint())
-            .await
-            .ctx("certify them")?;
-        leaver
-            .pin_root(&env.root_fingerprint)
-            .await
-            .ctx("pin the root")?;
-        Arc::new(leaver)
-    };
+    let leaver = Arc::new(env.another_caseworker().await?);
     eprintln!(
         "  the leaving caseworker imports {cases} cases and grants each to a colleague (not timed)"
     );

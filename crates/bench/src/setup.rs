@@ -121,23 +121,8 @@ impl Env {
             .await
             .ctx("set the society escrow and root keys")?;
         let root_fingerprint = root.public().fingerprint();
-        let cw_code = admin
-            .issue_enrolment_code(Role::Caseworker)
-            .await
-            .ctx("issue a caseworker enrolment code")?
-            .code;
-        let mut cw_authenticator = SoftAuthenticator::new();
-        let mut caseworker = enrol_person(&site, &cw_code, &mut cw_authenticator)
-            .await
-            .ctx("enrol the caseworker")?;
-        admin
-            .certify_member(caseworker.member_id(), &caseworker.keys_fingerprint())
-            .await
-            .ctx("certify the caseworker")?;
-        caseworker
-            .pin_root(&root_fingerprint)
-            .await
-            .ctx("pin the society root")?;
+        let (caseworker, cw_authenticator) =
+            certified_caseworker(&site, &admin, &root_fingerprint).await?;
         let cw_member = caseworker.member_id();
         let cw_keys = caseworker.keys_arc();
         let agent_code = admin
@@ -186,12 +171,13 @@ impl Env {
     /// pinned.
     pub async fn another_caseworker(&self) -> BenchResult<Session> {
         let admin = self.admin.lock().await;
-        certified_caseworker(
+        let (caseworker, _) = certified_caseworker(
             &Site::new(&self.base, &self.rp_origin),
             &admin.0,
             &self.root_fingerprint,
         )
-        .await
+        .await?;
+        Ok(caseworker)
     }
 
     /// A second society on the same server and database (a server admin command, as in
@@ -217,7 +203,9 @@ impl Env {
             .init_society(&AgeIdentity::generate().recipient())
             .await
             .ctx("set the second society's escrow and root keys")?;
-        certified_caseworker(&site, &admin, &root.public().fingerprint()).await
+        let (caseworker, _) =
+            certified_caseworker(&site, &admin, &root.public().fingerprint()).await?;
+        Ok(caseworker)
     }
 
     /// A fresh sign-in of the caseworker with their authenticator (access tokens live 15 minutes; a long
@@ -349,12 +337,13 @@ fn postgres_size(url: &str) -> BenchResult<u64> {
     u64::try_from(row.size).ctx("negative database size")
 }
 
-/// A caseworker enrolled with a code from `admin`, certified by them, with the society root pinned.
+/// A caseworker enrolled with a code from `admin`, certified by them, with the society root pinned;
+/// and their authenticator (for a later sign-in).
 async fn certified_caseworker(
     site: &Site,
     admin: &Session,
     root_fingerprint: &str,
-) -> BenchResult<Session> {
+) -> BenchResult<(Session, SoftAuthenticator)> {
     let code = admin
         .issue_enrolment_code(Role::Caseworker)
         .await
@@ -372,5 +361,5 @@ async fn certified_caseworker(
         .pin_root(root_fingerprint)
         .await
         .ctx("pin the society root")?;
-    Ok(caseworker)
+    Ok((caseworker, authenticator))
 }
