@@ -123,6 +123,30 @@ macro_rules! read {
     }};
 }
 
+/// Runs `$body` in one read-only snapshot, so every query in it sees the same committed state:
+/// SQLite, a deferred transaction on a read connection (WAL fixes the snapshot at its first read);
+/// PostgreSQL, `REPEATABLE READ, READ ONLY`.
+macro_rules! snapshot {
+    ($store:expr, $conn:ident => $body:block) => {{
+        match &$store.pools {
+            Pools::Sqlite { read, .. } => {
+                let mut pooled = read.get()?;
+                let $conn: &mut SqliteConnection = &mut pooled;
+                $conn.transaction(|$conn| -> Result<_> { $body })
+            }
+            Pools::Postgres(pool) => {
+                let mut pooled = pool.get()?;
+                let $conn: &mut PgConnection = &mut pooled;
+                $conn
+                    .build_transaction()
+                    .read_only()
+                    .repeatable_read()
+                    .run(|$conn| -> Result<_> { $body })
+            }
+        }
+    }};
+}
+
 /// Runs `$body` in one write transaction (SQLite: `BEGIN IMMEDIATE` on the single writer connection).
 macro_rules! write_tx {
     ($store:expr, $conn:ident => $body:block) => {{
@@ -287,6 +311,7 @@ mod societies;
 // Instance id and sequence positions for sync readers (`docs/sync.md`).
 mod sync;
 pub use societies::{Society, SocietyEscrow};
+pub use sync::{CaseChange, CaseKeyRow, ChangePage};
 
 pub(crate) fn id_bytes(id: &Uuid) -> Vec<u8> {
     id.as_bytes().to_vec()
@@ -417,5 +442,7 @@ mod tests_escrow;
 mod tests_rekey;
 #[cfg(test)]
 mod tests_seq;
+#[cfg(test)]
+mod tests_sync;
 #[cfg(test)]
 mod tests_transfers;

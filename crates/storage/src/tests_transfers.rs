@@ -7,7 +7,7 @@ use super::*;
 use crate::tests::{commit, each_backend, enrol, escrowed, new_case, society, ESCROW, NOW};
 use rfl_domain::{CaseId, CaseStatus, MemberId, Role, SocietyId};
 
-fn offer(
+pub(crate) fn offer(
     case: &NewCase,
     from: SocietyId,
     to: SocietyId,
@@ -28,7 +28,7 @@ fn offer(
     }
 }
 
-fn acceptance(
+pub(crate) fn acceptance(
     t: &TransferRow,
     to: SocietyId,
     by: MemberId,

@@ -1,0 +1,171 @@
+//! A society's changes feed (`Store::changes`, `docs/sync.md` "Pull"), on both backends: each
+//! changed case once, in the order of its last change, with what a reader at the cursor lacks of
+//! it; a case the reader cannot have seen comes whole.
+
+use super::*;
+use crate::tests::{commit, each_backend, enrol, escrowed, new_case, ESCROW, NOW};
+use crate::tests_transfers::{acceptance, offer};
+use rfl_domain::{CaseId, CaseStatus, Role, SocietyId};
+
+fn ids(page: &ChangePage) -> Vec<CaseId> {
+    page.cases.iter().map(|c| c.case.id).collect()
+}
+
+fn one(store: &Store, case: &NewCase) -> CaseRow {
+    store
+        .create_cases(std::slice::from_ref(case), ESCROW, NOW)
+        .unwrap()
+        .rows
+        .remove(0)
+}
+
+#[test]
+fn a_society_s_changes_come_once_each_in_the_order_of_their_last_change() {
+    each_backend(|store| {
+        let a = escrowed(store, "A");
+        let b = escrowed(store, "B");
+        let alice = enrol(store, a, Role::Caseworker, 1);
+        let bob = enrol(store, b, Role::Caseworker, 2);
+        let c1 = new_case(a, &alice, 2);
+        let c2 = new_case(a, &alice, 1);
+        let c3 = new_case(a, &alice, 3);
+        let (r1, r2, _) = (one(store, &c1), one(store, &c2), one(store, &c3));
+        let b1 = new_case(b, &bob, 1);
+        one(store, &b1);
+
+        let all = store.changes(a, 0, 0, 10).unwrap();
+        assert_eq!(ids(&all), vec![c1.id, c2.id, c3.id]);
+        assert_eq!(all.society_seq, store.society_seq(a).unwrap());
+        for (got, sent) in all.cases.iter().zip([&c1, &c2, &c3]) {
+            assert!(got.whole, "a reader at 0 has seen nothing");
+            assert_eq!(got.commits, vec![sent.commit.body.clone()]);
+            let mut want: Vec<_> = sent.records.iter().map(|r| r.id).collect();
+            want.sort_by_key(|id| *id.as_uuid().as_bytes());
+            assert_eq!(got.records.iter().map(|r| r.id).collect::<Vec<_>>(), want);
+            assert_eq!(
+                got.records.iter().map(|r| &r.envelope).collect::<Vec<_>>(),
+                want.iter()
+                    .map(|id| &sent.records.iter().find(|r| r.id == *id).unwrap().envelope)
+                    .collect::<Vec<_>>()
+            );
+            let mut holders: Vec<Uuid> = got.keys.iter().map(|k| k.recipient_id).collect();
+            holders.sort();
+            let mut expected = vec![*alice.id.as_uuid(), *a.as_uuid()];
+            expected.sort();
+            assert_eq!(holders, expected, "the author's key and the escrow key");
+        }
+
+        // In pages: the cursor after a page is its last case's number.
+        let first = store.changes(a, 0, 0, 2).unwrap();
+        assert_eq!(ids(&first), vec![c1.id, c2.id]);
+        assert_eq!(first.cases[1].case.seq, r2.seq);
+        let rest = store.changes(a, 0, r2.seq, 2).unwrap();
+        assert_eq!(ids(&rest), vec![c3.id]);
+        assert!(
+            rest.cases[0].whole,
+            "a pass that began at 0 has seen nothing"
+        );
+
+        // A write to the first case: a reader that has everything gets that case alone, with the
+        // new commit and the one record written; it moves to the end of the feed.
+        let cursor = all.society_seq;
+        assert!(store
+            .changes(a, cursor, cursor, 10)
+            .unwrap()
+            .cases
+            .is_empty());
+        let v2 = RecordWrite {
+            version: 2,
+            envelope: vec![42; 10],
+            ..c1.records[1].clone()
+        };
+        let c1_2 = commit(2, CaseStatus::Tracing);
+        store
+            .write_commit(
+                alice.id,
+                c1.id,
+                &c1.commit.hash,
+                &c1_2,
+                std::slice::from_ref(&v2),
+                &[],
+                &[],
+                NOW + 1,
+            )
+            .unwrap();
+        let next = store.changes(a, cursor, cursor, 10).unwrap();
+        assert_eq!(ids(&next), vec![c1.id]);
+        let changed = &next.cases[0];
+        assert!(!changed.whole);
+        assert_eq!(changed.commits, vec![c1_2.body.clone()]);
+        assert_eq!(changed.records.len(), 1);
+        assert_eq!(
+            (changed.records[0].id, changed.records[0].version),
+            (v2.id, 2)
+        );
+        assert!(changed.case.seq > r1.seq);
+        assert_eq!(changed.case.version, 2);
+        assert_eq!(next.society_seq, changed.case.seq);
+
+        // A reader in the middle of a pass that began at 0 holds the first case not at all: the
+        // pass had not reached it when it changed (and `after` alone does not say so).
+        let mid = store.changes(a, 0, r2.seq, 10).unwrap();
+        assert_eq!(ids(&mid), vec![c3.id, c1.id]);
+        assert!(mid.cases[1].whole);
+        assert_eq!(mid.cases[1].commits.len(), 2);
+        assert!(matches!(
+            store.changes(a, r2.seq, 0, 10),
+            Err(StorageError::Invalid(_))
+        ));
+
+        // From 0 the case comes whole, once, at its last change.
+        let again = store.changes(a, 0, 0, 10).unwrap();
+        assert_eq!(ids(&again), vec![c2.id, c3.id, c1.id]);
+        assert_eq!(
+            again.cases[2].commits,
+            vec![c1.commit.body.clone(), c1_2.body.clone()]
+        );
+        assert_eq!(again.cases[2].records.len(), 2);
+
+        // Another society's feed is its own; a society that does not exist has none.
+        assert_eq!(ids(&store.changes(b, 0, 0, 10).unwrap()), vec![b1.id]);
+        assert!(matches!(
+            store.changes(SocietyId::new(), 0, 0, 10),
+            Err(StorageError::NotFound)
+        ));
+    });
+}
+
+#[test]
+fn a_case_that_comes_in_by_a_transfer_is_sent_whole() {
+    each_backend(|store| {
+        let a = escrowed(store, "A");
+        let b = escrowed(store, "B");
+        let alice = enrol(store, a, Role::Caseworker, 1);
+        let bob = enrol(store, b, Role::Caseworker, 2);
+        let b_admin = enrol(store, b, Role::SocietyAdmin, 3);
+        let own = new_case(b, &bob, 1);
+        one(store, &own);
+        let moving = new_case(a, &alice, 2);
+        one(store, &moving);
+        let cursor = store.society_seq(b).unwrap();
+
+        let t = store
+            .offer_transfer(&offer(&moving, a, b, alice.id, false), NOW)
+            .unwrap();
+        store
+            .accept_transfer(&acceptance(&t, b, b_admin.id, bob.id, 2), NOW)
+            .unwrap();
+
+        let page = store.changes(b, cursor, cursor, 10).unwrap();
+        assert_eq!(ids(&page), vec![moving.id]);
+        let came = &page.cases[0];
+        assert!(came.whole, "B's reader never saw it");
+        assert_eq!(came.commits.len(), 2, "from its first commit, made in A");
+        assert_eq!(came.records.len(), 2);
+        assert!(came
+            .keys
+            .iter()
+            .any(|k| k.recipient_id == *bob.id.as_uuid() && k.key_epoch == 2));
+        assert!(!ids(&store.changes(a, 0, 0, 10).unwrap()).contains(&moving.id));
+    });
+}
