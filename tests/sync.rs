@@ -1,19 +1,52 @@
 //! National society sync (`docs/sync.md`), end to end on SQLite and PostgreSQL. So far: what a sync
-//! agent reads before any change, which instance a server is and how far its society's changes
-//! have got.
+//! agent reads before any change (which instance a server is and how far its society's changes
+//! have got), and the changes feed it pulls, verified as a receiving server will verify it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use rfl_system_tests::{case, Backend, TestServer};
+use std::collections::HashMap;
+
+use rfl_client::ClientError;
+use rfl_client::Session;
+use rfl_crypto::{parse_commit, CommitHash, DevicePublicKey};
+use rfl_domain::api::{SyncCaseDto, SyncPageDto};
+use rfl_domain::{CaseId, CaseStatus, MemberId};
+use rfl_system_tests::{case, note, Backend, TestServer, TestSociety};
+
+/// A server with society A (its sync agent and a caseworker) and society B (a caseworker).
+struct TwoSocieties {
+    t: TestServer,
+    soc: TestSociety,
+    agent: Session,
+    cw: Session,
+    other_cw: Session,
+}
+
+async fn two_societies(backend: Backend) -> TwoSocieties {
+    let t = TestServer::start(backend).await;
+    let soc = t.society("Red Cross A").await;
+    let other = t.society("Red Crescent B").await;
+    let agent = t.sync_agent(&soc).await;
+    let cw = t.caseworker(&soc).await;
+    let other_cw = t.caseworker(&other).await;
+    TwoSocieties {
+        t,
+        soc,
+        agent,
+        cw,
+        other_cw,
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_agent_learns_the_instance_and_its_society_s_last_change() {
     for backend in Backend::ALL {
-        let t = TestServer::start(backend).await;
-        let soc = t.society("Red Cross A").await;
-        let other = t.society("Red Crescent B").await;
-        let agent = t.sync_agent(&soc).await;
-        let cw = t.caseworker(&soc).await;
-        let other_cw = t.caseworker(&other).await;
+        let TwoSocieties {
+            t,
+            soc,
+            agent,
+            cw,
+            other_cw,
+        } = two_societies(backend).await;
 
         let before = agent.api().sync_info().await.unwrap();
         assert_eq!(before.society_id, soc.id);
@@ -37,6 +70,187 @@ async fn a_sync_agent_learns_the_instance_and_its_society_s_last_change() {
             after.instance_id
         );
         t2.stop().await;
+        t.stop().await;
+    }
+}
+
+/// Checks one case of a page as a receiving server will: every commit parses, is of this case,
+/// is signed by its author's key and links to the one before it (from the first when the case
+/// comes whole); the head is the case's version and lists exactly the records sent.
+fn verify(c: &SyncCaseDto, authors: &HashMap<MemberId, DevicePublicKey>) {
+    let mut parent: Option<CommitHash> = None;
+    let mut head = None;
+    for (i, bytes) in c.commits.iter().enumerate() {
+        let commit = parse_commit(&bytes.0).unwrap();
+        let body = *commit.body();
+        assert_eq!(body.case_id, *c.case.id.as_uuid());
+        if i == 0 && c.whole {
+            assert_eq!(body.seq, 1, "a whole case starts at its first commit");
+        }
+        if let Some(p) = &parent {
+            assert_eq!(body.parent, *p, "the chain holds");
+        }
+        parent = Some(commit.hash());
+        let key = authors.get(&MemberId::from_uuid(body.author)).unwrap();
+        head = Some(commit.verify(key).unwrap());
+    }
+    let head = head.expect("a changed case has at least its head");
+    assert_eq!(head.body().seq, c.case.version);
+    if c.whole {
+        let envelopes: Vec<&[u8]> = c.records.iter().map(|r| r.envelope.0.as_slice()).collect();
+        head.check_records(&envelopes).unwrap();
+    }
+}
+
+/// One pass: every page from `since` until the feed says there is no more.
+async fn pull_all(agent: &rfl_client::Session, since: u64, limit: u32) -> (Vec<SyncPageDto>, u64) {
+    let mut pages = Vec::new();
+    let mut cursor = since;
+    loop {
+        let page = agent
+            .api()
+            .sync_changes((since, cursor), None, Some(limit))
+            .await
+            .unwrap();
+        assert_eq!((page.since, page.after), (since, cursor));
+        cursor = page.next;
+        let more = page.more;
+        pages.push(page);
+        if !more {
+            return (pages, cursor);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_agent_pulls_its_society_s_changes_page_by_page_and_each_verifies() {
+    for backend in Backend::ALL {
+        let TwoSocieties {
+            t,
+            soc,
+            agent,
+            cw,
+            other_cw,
+        } = two_societies(backend).await;
+        let cw2 = t.caseworker(&soc).await;
+        let authors: HashMap<MemberId, DevicePublicKey> = [&cw, &cw2]
+            .iter()
+            .map(|s| (s.member_id(), s.keys().signing.public_key()))
+            .collect();
+
+        let mut ids: Vec<CaseId> = Vec::new();
+        for seed in 1..=5 {
+            ids.push(cw.create_case(&case(seed)).await.unwrap().id);
+        }
+        other_cw.create_case(&case(9)).await.unwrap();
+        cw.add_note(ids[0], note("seen at the border post"))
+            .await
+            .unwrap();
+        cw.set_status(ids[1], CaseStatus::Tracing).await.unwrap();
+        cw.grant_case(ids[2], cw2.member_id()).await.unwrap();
+        cw2.add_note(ids[2], note("a second caseworker's note"))
+            .await
+            .unwrap();
+
+        // From 0, in pages of 2: each case once, in the order of its last change, whole, and
+        // each verifies; another society's case is not there.
+        let (pages, cursor) = pull_all(&agent, 0, 2).await;
+        assert_eq!(pages.len(), 3);
+        assert!(pages[0].more && pages[1].more && !pages[2].more);
+        let got: Vec<CaseId> = pages
+            .iter()
+            .flat_map(|p| p.cases.iter().map(|c| c.case.id))
+            .collect();
+        assert_eq!(got, vec![ids[3], ids[4], ids[0], ids[1], ids[2]]);
+        for c in pages.iter().flat_map(|p| &p.cases) {
+            assert!(c.whole);
+            verify(c, &authors);
+        }
+        let granted = pages[2].cases.iter().find(|c| c.case.id == ids[2]).unwrap();
+        assert_eq!(granted.commits.len(), 3, "create, grant, note");
+        assert!(granted
+            .keys
+            .iter()
+            .any(|k| k.recipient_id == *cw2.member_id().as_uuid()));
+        assert!(
+            granted
+                .keys
+                .iter()
+                .any(|k| k.recipient_id == *soc.id.as_uuid()),
+            "the escrow key"
+        );
+        let info = agent.api().sync_info().await.unwrap();
+        assert_eq!(
+            cursor, info.seq,
+            "the last page's cursor is the society's last number"
+        );
+        assert_eq!(pages[0].instance_id, info.instance_id);
+
+        // Nothing new: one empty page. One more note: that case alone, its one new commit on top
+        // of the head the reader has, and the one record it wrote.
+        let (idle, same) = pull_all(&agent, cursor, 2).await;
+        assert!(idle[0].cases.is_empty() && same == cursor);
+        let old_head = parse_commit(&granted.commits[2].0).unwrap().hash();
+        cw.add_note(ids[2], note("the family was found"))
+            .await
+            .unwrap();
+        let (next, _) = pull_all(&agent, cursor, 2).await;
+        let c = &next[0].cases[0];
+        assert_eq!(
+            (next[0].cases.len(), c.case.id, c.whole),
+            (1, ids[2], false)
+        );
+        assert_eq!(c.commits.len(), 1);
+        assert_eq!(
+            parse_commit(&c.commits[0].0).unwrap().body().parent,
+            old_head
+        );
+        assert_eq!(
+            c.records.len(),
+            1,
+            "only the record written after the cursor"
+        );
+        verify(c, &authors);
+
+        // A cursor it cannot honour says where to resume: beyond the last number, from the last
+        // number; another instance's, from 0. A caseworker may not read the feed.
+        let beyond = agent
+            .api()
+            .sync_changes((0, info.seq + 1_000), None, None)
+            .await;
+        match beyond {
+            Err(ClientError::SyncCursor {
+                resume_after,
+                instance_id,
+                ..
+            }) => {
+                assert_eq!(instance_id, info.instance_id);
+                assert_eq!(resume_after, agent.api().sync_info().await.unwrap().seq);
+            }
+            other => panic!("{other:?}"),
+        }
+        let elsewhere = agent
+            .api()
+            .sync_changes((cursor, cursor), Some(uuid::Uuid::new_v4()), None)
+            .await;
+        assert!(
+            matches!(
+                elsewhere,
+                Err(ClientError::SyncCursor {
+                    resume_after: 0,
+                    ..
+                })
+            ),
+            "{elsewhere:?}"
+        );
+        assert_eq!(
+            cw.api()
+                .sync_changes((0, 0), None, None)
+                .await
+                .unwrap_err()
+                .status(),
+            Some(403)
+        );
         t.stop().await;
     }
 }

@@ -70,7 +70,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(transfers::reject_transfer);
 }
 
-fn summary(row: CaseRow, record_count: Option<i64>) -> CaseSummaryDto {
+pub(crate) fn summary(row: CaseRow, record_count: Option<i64>) -> CaseSummaryDto {
     CaseSummaryDto {
         id: row.id,
         society_id: row.society_id,
@@ -85,7 +85,7 @@ fn summary(row: CaseRow, record_count: Option<i64>) -> CaseSummaryDto {
     }
 }
 
-fn record_dto(r: RecordRow) -> Result<RecordDto, ApiError> {
+pub(crate) fn record_dto(r: RecordRow) -> Result<RecordDto, ApiError> {
     Ok(RecordDto {
         id: r.id,
         kind: RecordKind::from_code(r.kind)

@@ -25,6 +25,13 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong in this case, for the caller; never case content or a secret.
     pub detail: String,
+    /// With a refused sync cursor (`sync-cursor`): this server's database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub instance_id: Option<uuid::Uuid>,
+    /// With a refused sync cursor (`sync-cursor`): the cursor to go on from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume_after: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +55,15 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Gone(String),
+    /// A sync cursor this server cannot honour (read from another database, or beyond the
+    /// society's last number): 409, saying where to resume (`docs/sync.md`, "Sequences and
+    /// cursors"). A sync is never stuck on a cursor.
+    #[error("{detail}")]
+    SyncCursor {
+        detail: String,
+        instance_id: uuid::Uuid,
+        resume_after: u64,
+    },
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
@@ -73,6 +89,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::Gone(_) => "gone",
+            ApiError::SyncCursor { .. } => "sync-cursor",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Unprocessable(_) => "unprocessable",
@@ -94,6 +111,11 @@ impl ApiError {
             ApiError::MethodNotAllowed(String::new()),
             ApiError::Conflict(String::new()),
             ApiError::Gone(String::new()),
+            ApiError::SyncCursor {
+                detail: String::new(),
+                instance_id: uuid::Uuid::nil(),
+                resume_after: 0,
+            },
             ApiError::PayloadTooLarge(0),
             ApiError::UnsupportedMediaType(String::new()),
             ApiError::Unprocessable(String::new()),
@@ -111,6 +133,7 @@ impl ApiError {
                 | ApiError::MethodNotAllowed(_)
                 | ApiError::Conflict(_)
                 | ApiError::Gone(_)
+                | ApiError::SyncCursor { .. }
                 | ApiError::PayloadTooLarge(_)
                 | ApiError::UnsupportedMediaType(_)
                 | ApiError::Unprocessable(_)
@@ -134,11 +157,21 @@ impl ApiError {
             ApiError::Internal(_) => "the server failed; the error was logged".to_owned(),
             other => other.to_string(),
         };
+        let (instance_id, resume_after) = match self {
+            ApiError::SyncCursor {
+                instance_id,
+                resume_after,
+                ..
+            } => (Some(*instance_id), Some(*resume_after)),
+            _ => (None, None),
+        };
         Problem {
             kind: self.problem_type(),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail,
+            instance_id,
+            resume_after,
         }
     }
 }
@@ -151,7 +184,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::SyncCursor { .. } => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -62,6 +62,12 @@ impl Policy for SyncPeers {
     const ROLES: &'static [Role] = &[Role::SyncAgent, Role::SocietyAdmin];
 }
 
+/// Reading and writing a society's changes (`docs/sync.md`): its sync agent only.
+pub struct SyncAgents;
+impl Policy for SyncAgents {
+    const ROLES: &'static [Role] = &[Role::SyncAgent];
+}
+
 /// Anyone signed in, machines included (who am I, sign out everywhere).
 pub struct AnyMember;
 impl Policy for AnyMember {
@@ -168,6 +174,7 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
         | ("POST", "/v1/auth/revoke") => Roles(AnyMember::ROLES),
         ("GET", "/v1/society" | "/v1/society/certificates") => Roles(SocietyPeople::ROLES),
         ("GET", "/v1/sync/info") => Roles(SyncPeers::ROLES),
+        ("GET", "/v1/sync/changes") => Roles(SyncAgents::ROLES),
         ("GET", "/v1/members" | "/v1/me/retired-cases" | "/v1/members/{id}/society") => {
             Roles(CaseHolders::ROLES)
         }

@@ -1,16 +1,28 @@
-//! National society sync (`docs/sync.md`). So far: `GET /v1/sync/info`, what a sync agent reads
-//! before any change, which instance this is and how far its society's change sequence has got.
+//! National society sync (`docs/sync.md`): `GET /v1/sync/info`, which instance this is and how far
+//! the caller's society's change sequence has got, and `GET /v1/sync/changes`, the society's
+//! changes after a cursor, page by page.
 
-use actix_web::{get, HttpResponse};
-use rfl_domain::api::SyncInfoDto;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use rfl_domain::api::{SyncCaseDto, SyncInfoDto, SyncKeyDto, SyncPageDto};
+use rfl_domain::SocietyId;
+use rfl_storage::ChangePage;
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
 
+use crate::cases::{record_dto, summary};
 use crate::error::{ApiError, Problem};
-use crate::roles::{Authorized, SyncPeers};
+use crate::framing;
+use crate::roles::{Authorized, SyncAgents, SyncPeers};
 use crate::{blocking, State};
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(info);
+    cfg.service(info).service(changes);
+}
+
+fn seq_u64(seq: i64) -> Result<u64, ApiError> {
+    u64::try_from(seq).map_err(|_| ApiError::Internal("a negative change number".into()))
 }
 
 /// This database's instance id and the caller's society's last change number (sync agents and
@@ -29,7 +41,158 @@ async fn info(
     Ok(HttpResponse::Ok().json(SyncInfoDto {
         instance_id,
         society_id: caller.society_id,
-        seq: u64::try_from(seq)
-            .map_err(|_| ApiError::Internal("a negative change number".into()))?,
+        seq: seq_u64(seq)?,
     }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ChangesQuery {
+    /// The society whose changes to read: the caller's own (the default; no other yet).
+    #[param(value_type = Option<String>, format = Uuid)]
+    society: Option<SocietyId>,
+    /// Where the page starts: the `next` of the page before (0, the default, reads from the start).
+    #[param(maximum = 9_223_372_036_854_775_807_u64)]
+    after: Option<u64>,
+    /// The cursor up to which the reader holds every change: where its current pass began (the
+    /// `next` of the last page of its last complete pass; at most `after`). The page carries what
+    /// such a reader lacks of each case: the commits and records after it, or the whole case when
+    /// the reader cannot have it. 0, the default, sends every case whole, which is always correct.
+    #[param(maximum = 9_223_372_036_854_775_807_u64)]
+    since: Option<u64>,
+    /// The instance the cursor was read from (`instance_id` of a page or of `/v1/sync/info`). A
+    /// cursor of another instance is refused with 409 and where to resume.
+    #[param(value_type = Option<String>, format = Uuid)]
+    instance: Option<Uuid>,
+    /// Cases per page (default and at most the server's `limits.page_max`).
+    #[param(minimum = 1)]
+    limit: Option<i64>,
+}
+
+/// The society's cases changed after `after` (sync agents only), each once, in the order of their
+/// last change, with the commits, records and wrapped keys a reader that holds every change up to
+/// `since` lacks: a changes feed, read in one snapshot. A cursor this server cannot honour (another instance's, or
+/// beyond the society's last number, as after a restore from an older backup) is answered 409
+/// `sync-cursor` with `instance_id` and `resume_after`; resuming from any earlier cursor, 0
+/// included, is always correct, since applying a change twice changes nothing.
+#[utoipa::path(tag = "sync", security(("bearer" = [])), params(ChangesQuery), responses(
+    (status = 200, description = "One page: JSON, or the binary framing of the same type \
+        (docs/crypto.md, \"Binary framing\") when `Accept` names `application/x-postcard`",
+        content((SyncPageDto = "application/json"), (Vec<u8> = "application/x-postcard"))),
+    (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+    (status = 409, description = "`sync-cursor`: the cursor is not this instance's, or beyond the \
+        society's last number; `resume_after` says where to go on from", body = Problem)))]
+#[get("/sync/changes")]
+async fn changes(
+    state: State,
+    req: HttpRequest,
+    Authorized(caller, _): Authorized<SyncAgents>,
+    query: web::Query<ChangesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let society = q.society.unwrap_or(caller.society_id);
+    if society != caller.society_id {
+        return Err(ApiError::Forbidden(
+            "a sync agent reads its own society's changes",
+        ));
+    }
+    let max = state.config.limits.page_max;
+    let limit = q.limit.unwrap_or(max);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {max}"
+        )));
+    }
+    let after = q.after.unwrap_or(0);
+    let since = q.since.unwrap_or(0);
+    if since > after {
+        return Err(ApiError::BadRequest(
+            "since must not be beyond after: it is where the pass began".into(),
+        ));
+    }
+    let after_i64 = i64::try_from(after)
+        .map_err(|_| ApiError::BadRequest("after is beyond any sequence number".into()))?;
+    let since_i64 = i64::try_from(since).unwrap_or(after_i64);
+    let binary = framing::wants_binary(&req);
+    let store = state.store.clone();
+    // The read, the answer's shape and its encoding: one trip to the blocking pool (a page is
+    // megabytes).
+    let body = blocking(move || {
+        let instance_id = store.instance_id()?;
+        if q.instance.is_some_and(|i| i != instance_id) {
+            return Err(ApiError::SyncCursor {
+                detail: "the cursor was read from another instance (a restored or rebuilt \
+                         database): resume from your checkpoint for this instance, or from 0"
+                    .into(),
+                instance_id,
+                resume_after: 0,
+            });
+        }
+        let page = store.changes(society, since_i64, after_i64, limit)?;
+        if after_i64 > page.society_seq {
+            return Err(ApiError::SyncCursor {
+                detail: "the cursor is beyond this society's last change (the server was \
+                         restored from an older backup): push what it lacks, then resume from \
+                         its last number"
+                    .into(),
+                instance_id,
+                resume_after: seq_u64(page.society_seq)?,
+            });
+        }
+        let dto = page_dto(instance_id, society, (since, after), limit, page)?;
+        framing::encode_answer(&dto, binary, dto.wire_len_bound())
+    })
+    .await?;
+    Ok(framing::encoded_answer(body, binary))
+}
+
+fn page_dto(
+    instance_id: Uuid,
+    society_id: SocietyId,
+    (since, after): (u64, u64),
+    limit: i64,
+    page: ChangePage,
+) -> Result<SyncPageDto, ApiError> {
+    let more = page.cases.len() as i64 == limit;
+    let next = match page.cases.last() {
+        Some(last) if more => seq_u64(last.case.seq)?,
+        _ => seq_u64(page.society_seq)?,
+    };
+    let cases = page
+        .cases
+        .into_iter()
+        .map(|c| {
+            Ok(SyncCaseDto {
+                case: summary(c.case, None),
+                whole: c.whole,
+                commits: c.commits.into_iter().map(Into::into).collect(),
+                records: c
+                    .records
+                    .into_iter()
+                    .map(record_dto)
+                    .collect::<Result<_, ApiError>>()?,
+                keys: c
+                    .keys
+                    .into_iter()
+                    .map(|k| SyncKeyDto {
+                        recipient_id: k.recipient_id,
+                        key_epoch: k.key_epoch,
+                        escrow_gen: k.escrow_gen,
+                        wrapped: k.wrapped.into(),
+                        keys_digest: k.keys_digest.map(Into::into),
+                        created_at: k.created_at,
+                    })
+                    .collect(),
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(SyncPageDto {
+        instance_id,
+        society_id,
+        since,
+        after,
+        next,
+        more,
+        cases,
+    })
 }

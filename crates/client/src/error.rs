@@ -13,6 +13,14 @@ pub enum ClientError {
         title: String,
         detail: String,
     },
+    /// The server cannot honour a sync cursor (another instance's, or beyond its society's last
+    /// change) and says where to go on from (`docs/sync.md`, "Sequences and cursors").
+    #[error("server refused the sync cursor: {detail}")]
+    SyncCursor {
+        detail: String,
+        instance_id: uuid::Uuid,
+        resume_after: u64,
+    },
     #[error("cryptography: {0}")]
     Crypto(#[from] rfl_crypto::CryptoError),
     #[error("the server sent something that fails verification: {0}")]
@@ -56,6 +64,7 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Api { status, .. } => Some(*status),
+            ClientError::SyncCursor { .. } => Some(409),
             _ => None,
         }
     }

@@ -174,6 +174,26 @@ impl Api {
         self.get("/v1/sync/info").await
     }
 
+    /// One page of the caller's society's changes after `after`, with what a reader holding every
+    /// change up to `since` lacks (sync agents; `docs/sync.md`, "Pull"), read from the instance
+    /// `instance` if given (a cursor of another instance is refused with
+    /// [`ClientError::SyncCursor`]), in the binary framing.
+    pub async fn sync_changes(
+        &self,
+        (since, after): (u64, u64),
+        instance: Option<uuid::Uuid>,
+        limit: Option<u32>,
+    ) -> Result<SyncPageDto> {
+        let mut path = format!("/v1/sync/changes?since={since}&after={after}");
+        if let Some(i) = instance {
+            path.push_str(&format!("&instance={i}"));
+        }
+        if let Some(l) = limit {
+            path.push_str(&format!("&limit={l}"));
+        }
+        self.get_wire_large(&path).await
+    }
+
     pub async fn set_escrow(&self, req: &EscrowDto) -> Result<()> {
         self.put_no_content("/v1/society/escrow", req).await
     }
@@ -385,9 +405,24 @@ async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
     struct P {
         title: Option<String>,
         detail: Option<String>,
+        instance_id: Option<uuid::Uuid>,
+        resume_after: Option<u64>,
     }
     let text = resp.text().await.unwrap_or_default();
     let p: Option<P> = serde_json::from_str(&text).ok();
+    if let Some(P {
+        detail,
+        instance_id: Some(instance_id),
+        resume_after: Some(resume_after),
+        ..
+    }) = &p
+    {
+        return Err(ClientError::SyncCursor {
+            detail: detail.clone().unwrap_or_default(),
+            instance_id: *instance_id,
+            resume_after: *resume_after,
+        });
+    }
     Err(ClientError::Api {
         status: status.as_u16(),
         title: p

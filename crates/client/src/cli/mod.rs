@@ -249,7 +249,7 @@ pub fn exit_code(e: &ClientError) -> u8 {
             409 => 4,
             _ => 5,
         },
-        ClientError::Conflict(_) => 4,
+        ClientError::Conflict(_) | ClientError::SyncCursor { .. } => 4,
         ClientError::Http(_) => 6,
         // An age plugin missing, failing or wanting a prompt is not a verification failure.
         ClientError::Crypto(
