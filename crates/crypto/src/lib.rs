@@ -21,6 +21,7 @@
 mod attachment;
 mod auth;
 mod cert;
+mod chain;
 mod commit;
 mod envelope;
 mod error;
@@ -47,6 +48,7 @@ pub use cert::{
     wrap_data_key_certified, CertifiedRole, KeyCertificate, RootPublicKey, SocietyRootKey,
     Validity, VerifiedKeys, KEY_CERT_MAGIC, KEY_CERT_VERSION,
 };
+pub use chain::{CommitRun, Landing, RunError, RunFault};
 pub use commit::{
     envelope_hash, holders_digest, key_commitment, parse_commit, sha256, state_digest, Commit,
     CommitBody, CommitHash, CommitOp, Holder, ListedRecord, StateDigest, StateEntry,
