@@ -311,7 +311,7 @@ mod societies;
 // Instance id and sequence positions for sync readers (`docs/sync.md`).
 mod sync;
 pub use societies::{Society, SocietyEscrow};
-pub use sync::{CaseChange, CaseKeyRow, ChangePage};
+pub use sync::{CaseChange, CaseKeyRow, ChangePage, IncomingRun};
 
 pub(crate) fn id_bytes(id: &Uuid) -> Vec<u8> {
     id.as_bytes().to_vec()

@@ -1,6 +1,9 @@
 //! What a sync reader reads (`docs/sync.md`): which instance this database is, how far a society's
 //! change sequence has got, and the changes after a cursor, page by page.
 
+mod apply;
+pub use apply::IncomingRun;
+
 use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;

@@ -5,7 +5,7 @@
 use super::*;
 use crate::tests::{commit, each_backend, enrol, escrowed, new_case, ESCROW, NOW};
 use crate::tests_transfers::{acceptance, offer};
-use rfl_domain::{CaseId, CaseStatus, Role, SocietyId};
+use rfl_domain::{CaseId, CaseStatus, MemberId, RecordId, Role, SocietyId};
 
 fn ids(page: &ChangePage) -> Vec<CaseId> {
     page.cases.iter().map(|c| c.case.id).collect()
@@ -167,5 +167,116 @@ fn a_case_that_comes_in_by_a_transfer_is_sent_whole() {
             .iter()
             .any(|k| k.recipient_id == *bob.id.as_uuid() && k.key_epoch == 2));
         assert!(!ids(&store.changes(a, 0, 0, 10).unwrap()).contains(&moving.id));
+    });
+}
+
+fn record(id: RecordId, version: u64, author: MemberId, byte: u8) -> RecordRow {
+    RecordRow {
+        id,
+        kind: 2,
+        version,
+        key_epoch: 1,
+        author_id: author,
+        envelope: vec![byte; 40],
+        seq: 0,
+        created_at: NOW,
+        updated_at: NOW,
+    }
+}
+
+fn key(recipient: Uuid) -> CaseKeyRow {
+    CaseKeyRow {
+        recipient_id: recipient,
+        key_epoch: 1,
+        escrow_gen: 0,
+        wrapped: vec![6; 200],
+        keys_digest: None,
+        created_at: NOW,
+    }
+}
+
+#[test]
+fn a_run_from_another_server_makes_or_continues_a_case_on_its_head_only() {
+    each_backend(|store| {
+        let a = escrowed(store, "A");
+        let alice = enrol(store, a, Role::Caseworker, 1);
+        let (r1, r2) = (RecordId::new(), RecordId::new());
+        let made = IncomingRun {
+            case: CaseId::new(),
+            society: a,
+            on: None,
+            commits: vec![commit(1, CaseStatus::Open), commit(2, CaseStatus::Tracing)],
+            key_epoch: 1,
+            created_by: alice.id,
+            created_at: NOW - 5,
+            records: vec![record(r1, 1, alice.id, 1), record(r2, 2, alice.id, 2)],
+            keys: vec![key(*alice.id.as_uuid()), key(*a.as_uuid())],
+        };
+        let row = store.apply_run(&made, NOW).unwrap();
+        assert_eq!(
+            (row.version, row.status, row.society_id),
+            (2, CaseStatus::Tracing, a)
+        );
+        assert_eq!(row.seq, store.society_seq(a).unwrap());
+        let read = store
+            .get_case(alice.id, made.case, Some(0))
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.head_commit, Some(commit(2, CaseStatus::Tracing).body));
+        assert_eq!(read.commits_since, vec![commit(1, CaseStatus::Open).body]);
+        assert_eq!(
+            read.records
+                .iter()
+                .map(|r| (r.id, r.version))
+                .collect::<Vec<_>>(),
+            {
+                let mut v = vec![(r1, 1), (r2, 2)];
+                v.sort_by_key(|(id, _)| *id.as_uuid().as_bytes());
+                v
+            }
+        );
+        // The case is in the society's feed, as any case written here is.
+        let page = store.changes(a, 0, 0, 10).unwrap();
+        assert_eq!(page.cases[0].commits.len(), 2);
+
+        // Made twice: refused, nothing written.
+        assert!(matches!(
+            store.apply_run(&made, NOW),
+            Err(StorageError::Conflict(_))
+        ));
+
+        // Continued on its head: the newer version of r1 is stored, the version of r2 it already
+        // holds is left alone, keys it holds are no error.
+        let mut next = made.clone();
+        next.on = Some((2, commit(2, CaseStatus::Tracing).hash));
+        next.commits = vec![commit(3, CaseStatus::Tracing)];
+        next.records = vec![record(r1, 2, alice.id, 9), record(r2, 1, alice.id, 0)];
+        let row = store.apply_run(&next, NOW + 1).unwrap();
+        assert_eq!(row.version, 3);
+        let read = store.get_case(alice.id, made.case, None).unwrap().unwrap();
+        let got: Vec<(RecordId, u64, u8)> = read
+            .records
+            .iter()
+            .map(|r| (r.id, r.version, r.envelope[0]))
+            .collect();
+        assert!(
+            got.contains(&(r1, 2, 9)) && got.contains(&(r2, 2, 2)),
+            "{got:?}"
+        );
+
+        // On a head that has moved: refused, nothing written.
+        assert!(matches!(
+            store.apply_run(&next, NOW + 2),
+            Err(StorageError::Conflict(_))
+        ));
+        assert_eq!(
+            store
+                .get_case(alice.id, made.case, None)
+                .unwrap()
+                .unwrap()
+                .case
+                .version,
+            3
+        );
     });
 }
