@@ -84,7 +84,10 @@ impl Session {
                 resp.name
             ))
         })?;
-        let trust = Arc::new(Trust::verify(&roots, uuid, keys, list, None, now)?);
+        let trust = Arc::new(
+            Trust::verify(&roots, uuid, keys, list, None, now)
+                .map_err(crate::trust::trust_error)?,
+        );
         self.keep_foreign_trust(society, trust.clone());
         Ok(trust)
     }

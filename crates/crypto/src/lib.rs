@@ -35,6 +35,7 @@ mod plugin;
 mod revocation;
 mod selfwrap;
 mod succession;
+mod trust;
 mod wrap;
 
 #[cfg(test)]
@@ -83,6 +84,7 @@ pub use selfwrap::{
     CaseWrapKey, LocalStateMac, SELF_WRAP_LEN, SELF_WRAP_MAGIC,
 };
 pub use succession::{roots_from_pin, RootSuccession, SUCCESSION_LEN};
+pub use trust::{signature_counts, Trust, TrustError};
 pub use wrap::{unwrap_data_key, unwrap_escrow_identity, wrap_data_key, wrap_escrow_identity};
 
 /// Version of the attachment stream format and of [`RecordAad::encode`] (unchanged since format 1).

@@ -94,7 +94,9 @@ impl Session {
         dir.get(&author)
             .map(|keys| {
                 keys.iter()
-                    .filter(|(_, revoked_at)| signature_counts(*revoked_at, created_at_ms))
+                    .filter(|(_, revoked_at)| {
+                        rfl_crypto::signature_counts(*revoked_at, created_at_ms)
+                    })
                     .map(|(k, _)| *k)
                     .collect()
             })
@@ -111,24 +113,10 @@ impl Session {
         let Ok(foreign) = self.foreign.read() else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        for t in foreign.values() {
-            let current = t.get(author).map(|v| (v.clone(), None));
-            let revoked = t
-                .revoked
-                .get(&author)
-                .into_iter()
-                .flatten()
-                .map(|(_, v, at)| (v.clone(), Some(*at)));
-            for (v, at) in current.into_iter().chain(revoked) {
-                if signature_counts(at, created_at_ms) {
-                    if let Some(k) = v.signing_key().and_then(|k| k.verifier().ok()) {
-                        out.push(k);
-                    }
-                }
-            }
-        }
-        out
+        foreign
+            .values()
+            .flat_map(|t| t.author_keys(author, created_at_ms))
+            .collect()
     }
 
     /// `commit` verified under a certified key of its author that counts at its date: `Err(true)`
@@ -170,26 +158,5 @@ impl Session {
             })?;
         escrow.expect(society, rfl_crypto::CertifiedRole::Escrow)?;
         Ok(escrow)
-    }
-}
-
-/// Whether a signature by keys revoked at `revoked_at` (Unix seconds; `None`: not revoked) counts on a
-/// commit dated `created_at_ms`: yes up to and within the second of the revocation.
-fn signature_counts(revoked_at: Option<i64>, created_at_ms: i64) -> bool {
-    revoked_at.is_none_or(|at| created_at_ms.div_euclid(1000) <= at)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_revoked_signature_counts_up_to_the_second_of_its_revocation() {
-        assert!(super::signature_counts(None, i64::MAX));
-        assert!(super::signature_counts(Some(100), 99_999));
-        assert!(
-            super::signature_counts(Some(100), 100_999),
-            "within the second"
-        );
-        assert!(!super::signature_counts(Some(100), 101_000));
-        assert!(!super::signature_counts(Some(-1), 0));
     }
 }
