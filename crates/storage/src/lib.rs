@@ -311,7 +311,9 @@ mod societies;
 // Instance id and sequence positions for sync readers (`docs/sync.md`).
 mod sync;
 pub use societies::{Society, SocietyEscrow};
-pub use sync::{CaseChange, CaseKeyRow, ChangePage, IncomingRun};
+pub use sync::{
+    CaseChange, CaseKeyRow, CaseState, ChangePage, IncomingRun, PushAnswer, PUSH_ANSWER_MS,
+};
 
 pub(crate) fn id_bytes(id: &Uuid) -> Vec<u8> {
     id.as_bytes().to_vec()

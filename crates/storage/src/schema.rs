@@ -280,6 +280,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sync_pushes (society_id, idempotency_key) {
+        society_id -> Binary,
+        idempotency_key -> Text,
+        request_digest -> Binary,
+        answer -> Binary,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     societies,
     society_roots,
@@ -302,4 +312,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     society_certificates,
     transfers,
     transfer_keys,
+    sync_pushes,
 );

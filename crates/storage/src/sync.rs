@@ -2,7 +2,9 @@
 //! change sequence has got, and the changes after a cursor, page by page.
 
 mod apply;
+mod push;
 pub use apply::IncomingRun;
+pub use push::{CaseState, PushAnswer, PUSH_ANSWER_MS};
 
 use std::collections::{HashMap, HashSet};
 
@@ -86,6 +88,43 @@ pub struct CaseKeyRow {
 
 /// A key row as read: case, recipient, epoch, escrow generation, wrapping, keys digest, time.
 type KeyDb = (Vec<u8>, Vec<u8>, i32, i32, Vec<u8>, Option<Vec<u8>>, i64);
+
+/// The columns [`KeyDb`] reads.
+#[allow(non_camel_case_types)] // diesel's column types
+const KEY_COLUMNS: (
+    case_keys::case_id,
+    case_keys::recipient_id,
+    case_keys::key_epoch,
+    case_keys::escrow_gen,
+    case_keys::wrapped,
+    case_keys::keys_digest,
+    case_keys::created_at,
+) = (
+    case_keys::case_id,
+    case_keys::recipient_id,
+    case_keys::key_epoch,
+    case_keys::escrow_gen,
+    case_keys::wrapped,
+    case_keys::keys_digest,
+    case_keys::created_at,
+);
+
+fn key_row(k: KeyDb) -> Result<CaseKeyRow> {
+    let (_, recipient, epoch, gen, wrapped, digest, at) = k;
+    let bad = |_| StorageError::Invalid("a stored key epoch or generation is negative".into());
+    Ok(CaseKeyRow {
+        recipient_id: uuid_from(&recipient)?,
+        key_epoch: u32::try_from(epoch).map_err(bad)?,
+        escrow_gen: u32::try_from(gen).map_err(bad)?,
+        wrapped,
+        keys_digest: digest,
+        created_at: at,
+    })
+}
+
+fn version_u64(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StorageError::Invalid("a stored commit number is negative".into()))
+}
 /// A commit as read: case, number in the case, bytes, the society that numbered it.
 type CommitOf = (Vec<u8>, i64, Vec<u8>, Vec<u8>);
 /// A commit of one case: its number, its bytes, whether another society numbered it.
@@ -220,15 +259,7 @@ impl Store {
             }
             let keys: Vec<KeyDb> = case_keys::table
                 .filter(case_keys::case_id.eq_any(&ids))
-                .select((
-                    case_keys::case_id,
-                    case_keys::recipient_id,
-                    case_keys::key_epoch,
-                    case_keys::escrow_gen,
-                    case_keys::wrapped,
-                    case_keys::keys_digest,
-                    case_keys::created_at,
-                ))
+                .select(KEY_COLUMNS)
                 .load(conn)?;
             Ok(PageRows {
                 current,
@@ -258,17 +289,9 @@ impl Store {
             records_of.entry(case).or_default().push(r.into_record()?);
         }
         let mut keys_of: HashMap<Vec<u8>, Vec<CaseKeyRow>> = HashMap::new();
-        for (case, recipient, epoch, gen, wrapped, digest, at) in keys {
-            let bad =
-                |_| StorageError::Invalid("a stored key epoch or generation is negative".into());
-            keys_of.entry(case).or_default().push(CaseKeyRow {
-                recipient_id: uuid_from(&recipient)?,
-                key_epoch: u32::try_from(epoch).map_err(bad)?,
-                escrow_gen: u32::try_from(gen).map_err(bad)?,
-                wrapped,
-                keys_digest: digest,
-                created_at: at,
-            });
+        for k in keys {
+            let case = k.0.clone();
+            keys_of.entry(case).or_default().push(key_row(k)?);
         }
         let cases = rows
             .into_iter()

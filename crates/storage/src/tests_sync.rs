@@ -210,7 +210,13 @@ fn a_run_from_another_server_makes_or_continues_a_case_on_its_head_only() {
             created_by: alice.id,
             created_at: NOW - 5,
             records: vec![record(r1, 1, alice.id, 1), record(r2, 2, alice.id, 2)],
-            keys: vec![key(*alice.id.as_uuid()), key(*a.as_uuid())],
+            keys: vec![
+                CaseKeyRow {
+                    keys_digest: Some(vec![5; 32]),
+                    ..key(*alice.id.as_uuid())
+                },
+                key(*a.as_uuid()),
+            ],
         };
         let row = store.apply_run(&made, NOW).unwrap();
         assert_eq!(
@@ -238,6 +244,12 @@ fn a_run_from_another_server_makes_or_continues_a_case_on_its_head_only() {
         // The case is in the society's feed, as any case written here is.
         let page = store.changes(a, 0, 0, 10).unwrap();
         assert_eq!(page.cases[0].commits.len(), 2);
+        let mut keys = page.cases[0].keys.clone();
+        keys.sort_by_key(|k| k.keys_digest.is_none());
+        assert_eq!(
+            keys, made.keys,
+            "the keys as sent, with the digest they were wrapped for"
+        );
 
         // Made twice: refused, nothing written.
         assert!(matches!(
@@ -278,5 +290,59 @@ fn a_run_from_another_server_makes_or_continues_a_case_on_its_head_only() {
                 .version,
             3
         );
+    });
+}
+
+#[test]
+fn a_push_answer_is_kept_under_its_key_for_a_day_and_the_first_one_stays() {
+    each_backend(|store| {
+        let a = escrowed(store, "A");
+        let b = escrowed(store, "B");
+        let answer = |d: u8, body: u8| PushAnswer {
+            request_digest: vec![d; 32],
+            answer: vec![body; 10],
+        };
+        assert_eq!(store.push_answer(a, "k1", NOW).unwrap(), None);
+        store.put_push_answer(a, "k1", &answer(1, 1), NOW).unwrap();
+        // A concurrent second push under the key does not replace the first answer.
+        store.put_push_answer(a, "k1", &answer(2, 2), NOW).unwrap();
+        assert_eq!(
+            store.push_answer(a, "k1", NOW + 1).unwrap(),
+            Some(answer(1, 1))
+        );
+        // Keys are per society.
+        assert_eq!(store.push_answer(b, "k1", NOW).unwrap(), None);
+        // A day later it is gone, and the key may be used again.
+        let later = NOW + PUSH_ANSWER_MS;
+        assert_eq!(store.push_answer(a, "k1", later).unwrap(), None);
+        store
+            .put_push_answer(a, "k1", &answer(3, 3), later)
+            .unwrap();
+        assert_eq!(
+            store.push_answer(a, "k1", later).unwrap(),
+            Some(answer(3, 3))
+        );
+    });
+}
+
+#[test]
+fn the_state_of_the_cases_a_push_names_is_read_at_once() {
+    each_backend(|store| {
+        let a = escrowed(store, "A");
+        let alice = enrol(store, a, Role::Caseworker, 1);
+        let (c1, c2) = (new_case(a, &alice, 2), new_case(a, &alice, 1));
+        one(store, &c1);
+        one(store, &c2);
+        let states = store.case_states(&[c1.id, c2.id, CaseId::new()]).unwrap();
+        assert_eq!(
+            states.len(),
+            2,
+            "a case this server does not hold is absent"
+        );
+        let s1 = &states[&c1.id];
+        assert_eq!(s1.commits, vec![(1, c1.commit.body.clone())]);
+        assert_eq!(s1.records.len(), 2);
+        assert_eq!(s1.keys.len(), 2);
+        assert_eq!(states[&c2.id].records.len(), 1);
     });
 }

@@ -3,7 +3,7 @@
 //! head, as a write of this server's own does.
 
 use super::*;
-use crate::models::{CaseKeyDb, CommitDb};
+use crate::models::CommitDb;
 use crate::{epoch_i32, version_i64, CommitWrite};
 use rfl_domain::{CaseId, MemberId};
 
@@ -129,20 +129,21 @@ impl Store {
             if !fresh.is_empty() {
                 diesel::insert_into(records::table).values(&fresh).execute(conn)?;
             }
-            let keys: Vec<CaseKeyDb> = run
+            let keys: Vec<_> = run
                 .keys
                 .iter()
                 .map(|k| {
-                    Ok(CaseKeyDb {
-                        case_id: case.clone(),
-                        recipient_id: id_bytes(&k.recipient_id),
-                        key_epoch: epoch_i32(k.key_epoch)?,
-                        wrapped: k.wrapped.clone(),
-                        created_at: k.created_at,
-                        escrow_gen: i32::try_from(k.escrow_gen).map_err(|_| {
+                    Ok((
+                        case_keys::case_id.eq(case.clone()),
+                        case_keys::recipient_id.eq(id_bytes(&k.recipient_id)),
+                        case_keys::key_epoch.eq(epoch_i32(k.key_epoch)?),
+                        case_keys::wrapped.eq(k.wrapped.clone()),
+                        case_keys::created_at.eq(k.created_at),
+                        case_keys::escrow_gen.eq(i32::try_from(k.escrow_gen).map_err(|_| {
                             StorageError::Invalid("escrow generation out of range".into())
-                        })?,
-                    })
+                        })?),
+                        case_keys::keys_digest.eq(k.keys_digest.clone()),
+                    ))
                 })
                 .collect::<Result<_>>()?;
             if !keys.is_empty() {
