@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use rfl_client::ClientError;
 use rfl_client::Session;
 use rfl_crypto::{parse_commit, CommitHash, DevicePublicKey};
-use rfl_domain::api::{SyncCaseDto, SyncPageDto};
+use rfl_domain::api::{
+    Base64Bytes, CaseSummaryDto, RecordDto, SyncCaseDto, SyncKeyDto, SyncOutcome, SyncPageDto,
+    SyncPushDto, SyncPushResponse,
+};
 use rfl_domain::{CaseId, CaseStatus, MemberId};
 use rfl_system_tests::{case, note, Backend, TestServer, TestSociety};
 
@@ -251,6 +254,267 @@ async fn a_sync_agent_pulls_its_society_s_changes_page_by_page_and_each_verifies
                 .status(),
             Some(403)
         );
+        t.stop().await;
+    }
+}
+
+/// A commit of `case` that `author` signs on `parent` (the case's commit `on`), as a caseworker's
+/// client does offline: the same records, holders and key, another status.
+fn offline_status(
+    author: &Session,
+    on: &rfl_crypto::Commit,
+    status: CaseStatus,
+    created_at: i64,
+) -> Vec<u8> {
+    let mut body = *on.body();
+    body.op = rfl_crypto::CommitOp::Status;
+    body.seq = on.body().seq + 1;
+    body.parent = on.hash();
+    body.status = status.code();
+    body.author = *author.member_id().as_uuid();
+    body.created_at = created_at;
+    body.sign(&author.keys().signing)
+        .unwrap()
+        .as_bytes()
+        .to_vec()
+}
+
+/// `case` as a push sends it: the case as pulled, with these commits and no records or keys.
+fn with_commits(case: &SyncCaseDto, commits: Vec<Vec<u8>>) -> SyncCaseDto {
+    SyncCaseDto {
+        whole: false,
+        commits: commits.into_iter().map(Base64Bytes).collect(),
+        records: Vec::new(),
+        keys: Vec::new(),
+        ..case.clone()
+    }
+}
+
+fn outcomes(r: &SyncPushResponse) -> Vec<(SyncOutcome, u64, u64, Option<u64>)> {
+    r.cases
+        .iter()
+        .map(|o| (o.outcome, o.known, o.applied, o.at))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_is_verified_on_arrival_and_stored_only_where_it_continues_the_head() {
+    for backend in Backend::ALL {
+        let TwoSocieties {
+            t, soc, agent, cw, ..
+        } = two_societies(backend).await;
+        let c1 = cw.create_case(&case(1)).await.unwrap().id;
+        let c2 = cw.create_case(&case(2)).await.unwrap().id;
+        let page = agent.api().sync_changes((0, 0), None, None).await.unwrap();
+        let pulled = |id: CaseId| page.cases.iter().find(|c| c.case.id == id).unwrap().clone();
+        let head1 = parse_commit(&pulled(c1).commits[0].0).unwrap();
+        let now = 1_900_000_000_000;
+
+        // What the server holds already is known, and nothing is written.
+        let back = SyncPushDto {
+            cases: page.cases.clone(),
+        };
+        let r = agent.api().sync_push("again", &back).await.unwrap();
+        assert_eq!(
+            outcomes(&r),
+            vec![
+                (SyncOutcome::Known, 1, 0, None),
+                (SyncOutcome::Known, 1, 0, None)
+            ]
+        );
+
+        // A commit the caseworker signed offline, on the head: stored, and the caseworker's own
+        // client verifies it when it opens the case. In the same batch, every kind of tampering
+        // is refused, and the good commit goes through anyway.
+        let tracing = offline_status(&cw, &head1, CaseStatus::Tracing, now);
+        let mut flipped = tracing.clone();
+        flipped[200] ^= 1;
+        let other_case = offline_status(
+            &cw,
+            &parse_commit(&pulled(c2).commits[0].0).unwrap(),
+            CaseStatus::Tracing,
+            now,
+        );
+        let stranger = rfl_crypto::DeviceSigningKey::generate().unwrap();
+        let forged = {
+            let mut b = *parse_commit(&tracing).unwrap().body();
+            b.status = CaseStatus::Closed.code();
+            b.sign(&stranger).unwrap().as_bytes().to_vec()
+        };
+        let located_on_tracing = offline_status(
+            &cw,
+            &parse_commit(&tracing).unwrap(),
+            CaseStatus::Located,
+            now + 1,
+        );
+        let gap = offline_status(
+            &cw,
+            &parse_commit(&located_on_tracing).unwrap(),
+            CaseStatus::FamilyInformed,
+            now + 2,
+        );
+        let batch = SyncPushDto {
+            cases: vec![
+                with_commits(&pulled(c1), vec![flipped]),
+                with_commits(&pulled(c1), vec![other_case]),
+                with_commits(&pulled(c1), vec![forged]),
+                with_commits(&pulled(c1), vec![tracing.clone(), gap.clone()]),
+                with_commits(&pulled(c1), vec![tracing.clone()]),
+                with_commits(&pulled(c1), vec![gap.clone()]),
+            ],
+        };
+        let r = agent.api().sync_push("offline-1", &batch).await.unwrap();
+        let got = outcomes(&r);
+        assert_eq!(
+            got[0],
+            (SyncOutcome::Refused, 0, 0, Some(2)),
+            "{:?}",
+            r.cases[0]
+        );
+        assert_eq!(
+            got[1],
+            (SyncOutcome::Refused, 0, 0, None),
+            "{:?}",
+            r.cases[1]
+        );
+        assert_eq!(
+            got[2],
+            (SyncOutcome::Refused, 0, 0, Some(2)),
+            "{:?}",
+            r.cases[2]
+        );
+        assert_eq!(
+            got[3],
+            (SyncOutcome::Refused, 0, 0, None),
+            "a broken chain: {:?}",
+            r.cases[3]
+        );
+        assert_eq!(
+            got[4],
+            (SyncOutcome::Applied, 0, 1, None),
+            "{:?}",
+            r.cases[4]
+        );
+        assert_eq!(
+            got[5],
+            (SyncOutcome::Refused, 0, 0, Some(4)),
+            "a gap: {:?}",
+            r.cases[5]
+        );
+        for (i, why) in [
+            (0, "signature"),
+            (1, "another case"),
+            (2, "signature"),
+            (5, "missing parent"),
+        ] {
+            let reason = r.cases[i].reason.as_deref().unwrap();
+            assert!(reason.contains(why), "{i}: {reason}");
+        }
+        let opened = cw.open_case(c1).await.unwrap();
+        assert_eq!(opened.status, CaseStatus::Tracing);
+        assert_eq!(opened.summary.version, 2);
+
+        // The same batch under the same key: the same answer, nothing written again. Another
+        // batch under that key is refused.
+        let again = agent.api().sync_push("offline-1", &batch).await.unwrap();
+        assert_eq!(again, r);
+        let reused = agent.api().sync_push("offline-1", &back).await.unwrap_err();
+        assert_eq!(reused.status(), Some(422));
+
+        // Written offline on the old head while the server moved on: a conflict, and the
+        // server's version stands.
+        let closed = offline_status(&cw, &head1, CaseStatus::Closed, now + 5);
+        let r = agent
+            .api()
+            .sync_push(
+                "offline-2",
+                &SyncPushDto {
+                    cases: vec![with_commits(&pulled(c1), vec![closed])],
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcomes(&r), vec![(SyncOutcome::Conflict, 0, 0, Some(2))]);
+        assert_eq!(cw.open_case(c1).await.unwrap().status, CaseStatus::Tracing);
+
+        // A case made offline at a field office: new here, stored whole, and its author opens it.
+        let sealed = cw
+            .sealer()
+            .unwrap()
+            .seal_new_case(&case(3), rfl_client::session::today())
+            .unwrap();
+        let escrow_gen = pulled(c2)
+            .keys
+            .iter()
+            .find(|k| k.recipient_id == *soc.id.as_uuid())
+            .unwrap()
+            .escrow_gen;
+        let made = SyncCaseDto {
+            case: CaseSummaryDto {
+                id: sealed.id,
+                version: 1,
+                status: CaseStatus::Open,
+                ..pulled(c2).case
+            },
+            whole: true,
+            commits: vec![sealed.commit.clone()],
+            records: sealed
+                .records
+                .iter()
+                .map(|r| RecordDto {
+                    id: r.id,
+                    kind: r.kind,
+                    version: r.version,
+                    key_epoch: 1,
+                    author_id: cw.member_id(),
+                    envelope: r.envelope.clone(),
+                    seq: 0,
+                    created_at: now,
+                    updated_at: now,
+                })
+                .collect(),
+            keys: sealed
+                .keys
+                .iter()
+                .map(|k| SyncKeyDto {
+                    recipient_id: k.recipient_id,
+                    key_epoch: 1,
+                    escrow_gen: if k.recipient_id == *soc.id.as_uuid() {
+                        escrow_gen
+                    } else {
+                        0
+                    },
+                    wrapped: k.wrapped.clone(),
+                    keys_digest: None,
+                    created_at: now,
+                })
+                .collect(),
+        };
+        // Without its records it does not match its commit, and is refused.
+        let bare = SyncCaseDto {
+            records: Vec::new(),
+            ..made.clone()
+        };
+        let r = agent
+            .api()
+            .sync_push(
+                "field-1",
+                &SyncPushDto {
+                    cases: vec![bare, made],
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes(&r),
+            vec![
+                (SyncOutcome::Refused, 0, 0, Some(1)),
+                (SyncOutcome::Applied, 0, 1, None)
+            ],
+            "{r:?}"
+        );
+        let opened = cw.open_case(sealed.id).await.unwrap();
+        assert_eq!(opened.file, case(3));
         t.stop().await;
     }
 }

@@ -1,6 +1,7 @@
 //! National society sync (`docs/sync.md`): `GET /v1/sync/info`, which instance this is and how far
-//! the caller's society's change sequence has got, and `GET /v1/sync/changes`, the society's
-//! changes after a cursor, page by page.
+//! the caller's society's change sequence has got; `GET /v1/sync/changes`, the society's changes
+//! after a cursor, page by page; and `POST /v1/sync/changes` (`push.rs`), another server's commits
+//! verified on arrival.
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use rfl_domain::api::{SyncCaseDto, SyncInfoDto, SyncKeyDto, SyncPageDto};
@@ -17,8 +18,12 @@ use crate::framing;
 use crate::roles::{Authorized, SyncAgents, SyncPeers};
 use crate::{blocking, State};
 
+mod push;
+
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(info).service(changes);
+    cfg.service(info)
+        .service(changes)
+        .service(push::push_changes);
 }
 
 fn seq_u64(seq: i64) -> Result<u64, ApiError> {

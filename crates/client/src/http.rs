@@ -194,6 +194,24 @@ impl Api {
         self.get_wire_large(&path).await
     }
 
+    /// Pushes another server's commits of the caller's society's cases (sync agents;
+    /// `docs/sync.md`, "Push") in the binary framing, named by `idempotency_key`: sending the same
+    /// batch under the same key again gets the same answer.
+    pub async fn sync_push(
+        &self,
+        idempotency_key: &str,
+        batch: &SyncPushDto,
+    ) -> Result<SyncPushResponse> {
+        let body = wire::encode_into(batch, Vec::new())?;
+        Self::send(
+            self.request(Method::POST, "/v1/sync/changes")
+                .header(reqwest::header::CONTENT_TYPE, wire::MEDIA_TYPE)
+                .header("Idempotency-Key", idempotency_key)
+                .body(body),
+        )
+        .await
+    }
+
     pub async fn set_escrow(&self, req: &EscrowDto) -> Result<()> {
         self.put_no_content("/v1/society/escrow", req).await
     }

@@ -96,6 +96,60 @@ pub struct SyncKeyDto {
     pub created_at: i64,
 }
 
+/// `POST /v1/sync/changes`: what one server sends another, case by case, in the shape a pull page
+/// carries them (a sync agent pushes what it pulled from the other side).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SyncPushDto {
+    pub cases: Vec<SyncCaseDto>,
+}
+
+/// What became of each case of a push, in the order sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SyncPushResponse {
+    pub cases: Vec<SyncOutcomeDto>,
+}
+
+/// What became of one case's commits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SyncOutcomeDto {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub case_id: crate::CaseId,
+    pub outcome: SyncOutcome,
+    /// Commits sent that this server held already.
+    pub known: u64,
+    /// Commits stored.
+    pub applied: u64,
+    /// The number of the commit the outcome is about: the first that conflicts, or the one
+    /// refused (none when the run could not be read as one chain).
+    pub at: Option<u64>,
+    /// Why it was refused, or what the conflict is; for the sender, never case content.
+    pub reason: Option<String>,
+}
+
+/// The outcome of one case's commits (`docs/sync.md`, "Push").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SyncOutcome {
+    /// Every commit was here already: nothing was written.
+    Known,
+    /// The commits continue this server's head, and were stored.
+    Applied,
+    /// The commits were written on a head this server has moved past: both sides changed the case
+    /// while apart. Nothing was overwritten; nothing was stored (keeping both branches comes with
+    /// merge commits).
+    Conflict,
+    /// The commits fail verification (parse, chain, author, signature, records, holders) or leave
+    /// a gap; nothing of the case from `at` on was stored.
+    Refused,
+}
+
 impl SyncPageDto {
     /// At least the length of the page in the binary framing: the bytes carried, and a bound on
     /// the ids and varints around them (an answer is encoded into one buffer of this size).

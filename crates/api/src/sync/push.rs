@@ -1,0 +1,450 @@
+//! `POST /v1/sync/changes` (`docs/sync.md`, "Push"): another server's commits of this society's
+//! cases, verified on arrival as a client verifies what it reads, then stored where they continue
+//! this server's head. Nothing is overwritten: a run written on a head this server has moved past is
+//! reported as a conflict, one with a gap before it as missing its parent, and one that fails
+//! verification as refused, and the other cases of the batch go on.
+
+use std::collections::{BTreeMap, HashMap};
+
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use rfl_crypto::{
+    holders_digest, parse_envelope_header, roots_from_pin, sha256, CommitHash, CommitRun, Holder,
+    KeyCertificate, Landing, RevocationList, RootPublicKey, RootSuccession, Trust,
+};
+use rfl_domain::api::{SyncCaseDto, SyncOutcome, SyncOutcomeDto, SyncPushDto, SyncPushResponse};
+use rfl_domain::{CaseId, CaseStatus, MemberId, SocietyId};
+use rfl_storage::{
+    CaseKeyRow, CaseState, CommitWrite, IncomingRun, PushAnswer, RecordRow, SocietyTrust,
+    StorageError, Store,
+};
+
+use crate::error::{ApiError, Problem};
+use crate::framing::{self, BodyFraming};
+use crate::roles::{Authorized, SyncAgents};
+use crate::{blocking, State};
+
+/// The header that names a push, so that sending it again gets the same answer.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Another server's commits of this society's cases (sync agents only), with an `Idempotency-Key`
+/// header: the same key and body sent again within a day get the same answer, and nothing is
+/// written twice in any case (a commit held already is `known`). Each case's run of commits is
+/// verified on arrival: one chain of the case, each commit signed by an author whose keys the
+/// society's root certifies (and had not revoked at the commit's date), the head listing exactly
+/// the records and naming exactly the holders of the case after it. A run that continues this
+/// server's head is stored in one transaction per case; one written on a head this server has
+/// moved past is a `conflict` and is not stored; one whose parent this server lacks, or that fails
+/// verification, is `refused` with the reason. The rest of the batch goes on.
+#[utoipa::path(tag = "sync", security(("bearer" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Names the push (1 to 200 visible ASCII characters)")),
+    request_body(description = "The cases, as JSON or in the binary framing of the same type \
+        (`application/x-postcard`)", content((SyncPushDto = "application/json"), (Vec<u8> = "application/x-postcard"))),
+    responses(
+        (status = 200, body = SyncPushResponse), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem),
+        (status = 422, description = "the key was used for another body, or this server holds no \
+            root for the society", body = Problem)))]
+#[post("/sync/changes")]
+pub(super) async fn push_changes(
+    state: State,
+    req: HttpRequest,
+    Authorized(caller, _): Authorized<SyncAgents>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
+    let framing = BodyFraming::of(&req)?;
+    let limits = state.config.limits.clone();
+    let body = framing::read_body(&req, payload, limits.batch_body_bytes).await?;
+    let now = state.now();
+    let store = state.store.clone();
+    let society = caller.society_id;
+    let answer = blocking(move || {
+        let digest = sha256(&body).to_vec();
+        if let Some(kept) = store.push_answer(society, &key, now)? {
+            if kept.request_digest != digest {
+                return Err(ApiError::Unprocessable(
+                    "this Idempotency-Key names another push: use a new key for a new batch".into(),
+                ));
+            }
+            return Ok(kept.answer);
+        }
+        let batch: SyncPushDto = framing.decode(&body)?;
+        if batch.cases.len() > limits.batch_max_cases {
+            return Err(ApiError::PayloadTooLarge(limits.batch_max_cases));
+        }
+        let answer = serde_json::to_vec(&apply_push(&store, society, batch, now)?)
+            .map_err(|e| ApiError::Internal(format!("could not encode an answer: {e}")))?;
+        store.put_push_answer(
+            society,
+            &key,
+            &PushAnswer {
+                request_digest: digest,
+                answer: answer.clone(),
+            },
+            now,
+        )?;
+        Ok(answer)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(answer))
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<String, ApiError> {
+    req.headers()
+        .get(IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "name the push with an {IDEMPOTENCY_KEY} header (1 to 200 visible ASCII characters), \
+                 so that sending it again changes nothing"
+            ))
+        })
+}
+
+/// Checks and stores each case of a push; one case's refusal is reported and the rest go on.
+fn apply_push(
+    store: &Store,
+    society: SocietyId,
+    batch: SyncPushDto,
+    now: i64,
+) -> Result<SyncPushResponse, ApiError> {
+    let trust = society_trust(store.society_certificates(society)?, society, now)?;
+    let ids: Vec<_> = batch.cases.iter().map(|c| c.case.id).collect();
+    let held = store.case_states(&ids)?;
+    let mut out = Vec::with_capacity(batch.cases.len());
+    for case in &batch.cases {
+        let id = case.case.id;
+        let outcome = match check_case(case, held.get(&id), &trust, society) {
+            Checked::Done(o) => o,
+            Checked::Apply(run, known) => {
+                let applied = run.commits.len() as u64;
+                match store.apply_run(&run, now) {
+                    Ok(_) => outcome(id, SyncOutcome::Applied, known, applied, None, None),
+                    // The case changed here between the check and the write: the run is checked
+                    // again when it is sent again.
+                    Err(StorageError::Conflict(m)) => outcome(
+                        id,
+                        SyncOutcome::Refused,
+                        known,
+                        0,
+                        run.commits.first().map(|c| c.seq),
+                        Some(m.to_owned()),
+                    ),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        out.push(outcome);
+    }
+    Ok(SyncPushResponse { cases: out })
+}
+
+fn outcome(
+    case_id: CaseId,
+    outcome: SyncOutcome,
+    known: u64,
+    applied: u64,
+    at: Option<u64>,
+    reason: Option<String>,
+) -> SyncOutcomeDto {
+    SyncOutcomeDto {
+        case_id,
+        outcome,
+        known,
+        applied,
+        at,
+        reason,
+    }
+}
+
+/// The keys the society's roots certify, as this server holds its trust material: the root it was
+/// given, the successions from it to the current one, every certificate and the revocation list.
+fn society_trust(t: SocietyTrust, society: SocietyId, now_ms: i64) -> Result<Trust, ApiError> {
+    let root = t.root.ok_or_else(|| {
+        ApiError::Unprocessable(
+            "this server holds no root for the society, so no commit of it can be verified".into(),
+        )
+    })?;
+    let current = RootPublicKey::from_bytes(root);
+    let stored = |what: &str| ApiError::Internal(format!("a stored {what} does not parse"));
+    let successions = t
+        .successions
+        .iter()
+        .map(|b| RootSuccession::from_bytes(b))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| stored("root succession"))?;
+    // The first root this server was given, and the successions each root signed from it.
+    let first = successions.first().map_or(current, |s| s.old_root());
+    let roots = roots_from_pin(
+        &first.fingerprint(),
+        *society.as_uuid(),
+        &current,
+        &successions,
+    )
+    .map_err(|_| stored("chain of root successions"))?;
+    let certs = t
+        .certificates
+        .iter()
+        .map(|r| r.certificate.as_slice())
+        .chain(t.retired.iter().map(Vec::as_slice))
+        .filter_map(|b| KeyCertificate::from_bytes(b).ok())
+        .collect();
+    let list = t
+        .revocations
+        .as_deref()
+        .map(RevocationList::from_bytes)
+        .transpose()
+        .map_err(|_| stored("revocation list"))?;
+    Trust::verify(
+        &roots,
+        *society.as_uuid(),
+        certs,
+        list,
+        None,
+        now_ms.div_euclid(1000),
+    )
+    .map_err(|e| ApiError::Internal(format!("the society's stored trust material: {e}")))
+}
+
+/// What checking one case of a push decided.
+enum Checked {
+    /// Nothing to store: known, a conflict, or refused.
+    Done(SyncOutcomeDto),
+    /// Store this run; the sender's first `known` commits were held already.
+    Apply(IncomingRun, u64),
+}
+
+/// Checks one case's run against what this server holds of it (`held`) and the society's trust.
+fn check_case(
+    case: &SyncCaseDto,
+    held: Option<&CaseState>,
+    trust: &Trust,
+    society: SocietyId,
+) -> Checked {
+    let id = case.case.id;
+    let refuse = |known: u64, at: Option<u64>, reason: String| {
+        Checked::Done(outcome(
+            id,
+            SyncOutcome::Refused,
+            known,
+            0,
+            at,
+            Some(reason),
+        ))
+    };
+    if case.case.society_id != society || held.is_some_and(|h| h.row.society_id != society) {
+        return refuse(
+            0,
+            None,
+            "the case is not of your society on this server".into(),
+        );
+    }
+    let bytes: Vec<&[u8]> = case.commits.iter().map(|c| c.0.as_slice()).collect();
+    let run = match CommitRun::parse(*id.as_uuid(), &bytes) {
+        Ok(run) => run,
+        Err(e) => return refuse(0, None, e.to_string()),
+    };
+    // This server's chain of the case, by number.
+    let hashes: HashMap<u64, [u8; 32]> = held
+        .map(|h| h.commits.iter().map(|(n, b)| (*n, sha256(b))).collect())
+        .unwrap_or_default();
+    let head = held.and_then(|h| {
+        let v = h.row.version;
+        hashes.get(&v).map(|hash| (v, CommitHash(*hash)))
+    });
+    let landing = run.land(head, |n| hashes.get(&n).map(|h| CommitHash(*h)));
+    let (known, fresh) = match landing {
+        Landing::Known => {
+            let n = run.commits().len() as u64;
+            return Checked::Done(outcome(id, SyncOutcome::Known, n, 0, None, None));
+        }
+        Landing::MissingParent { known, seq } => {
+            return refuse(
+                known as u64,
+                Some(seq),
+                "missing parent: this server does not hold the commit it builds on; send the \
+                 case from an earlier commit"
+                    .into(),
+            )
+        }
+        Landing::Forks { known, at } => (known, Some(at)),
+        Landing::Extends { known } => (known, None),
+    };
+    // Every commit this server does not hold is verified, a conflicting one too: a forged
+    // commit is refused, not reported as a conflict.
+    for c in &run.commits()[known..] {
+        let b = c.body();
+        let keys = trust.author_keys(b.author, b.created_at);
+        if keys.is_empty() {
+            return refuse(
+                known as u64,
+                Some(b.seq),
+                "its author's keys are not certified by the society's root, or were revoked \
+                 before it was signed"
+                    .into(),
+            );
+        }
+        if !keys.iter().any(|k| c.clone().verify_by(k).is_ok()) {
+            return refuse(
+                known as u64,
+                Some(b.seq),
+                "its signature does not verify under its author's certified keys".into(),
+            );
+        }
+    }
+    if let Some(at) = fresh {
+        return Checked::Done(outcome(
+            id,
+            SyncOutcome::Conflict,
+            known as u64,
+            0,
+            Some(at),
+            Some(
+                "the case was changed on both sides since they last met: both versions are kept \
+                 where they are; resolve it with a merge"
+                    .into(),
+            ),
+        ));
+    }
+    match run_to_store(case, held, &run, known, trust) {
+        Ok(r) => Checked::Apply(r, known as u64),
+        Err(reason) => refuse(known as u64, Some(run.last().body().seq), reason),
+    }
+}
+
+/// The run to store after its first `known` commits, once its head is checked against the records
+/// and keys the case has after it.
+fn run_to_store(
+    case: &SyncCaseDto,
+    held: Option<&CaseState>,
+    run: &CommitRun,
+    known: usize,
+    trust: &Trust,
+) -> Result<IncomingRun, String> {
+    let head = run.last();
+    let hb = head.body();
+    // Each record sent is what its envelope says it is.
+    for r in &case.records {
+        let h = parse_envelope_header(&r.envelope.0)
+            .map_err(|e| format!("record {}: malformed envelope: {e}", r.id))?;
+        if h.aad.case_id != *case.case.id.as_uuid()
+            || h.aad.record_id != *r.id.as_uuid()
+            || i16::from(h.aad.kind.as_u8()) != r.kind.code()
+            || h.aad.version != r.version
+            || h.aad.key_epoch != r.key_epoch
+        {
+            return Err(format!(
+                "record {}: its envelope says another case, record, kind, version or key epoch",
+                r.id
+            ));
+        }
+    }
+    // The records after the run: those held, each replaced by a later version sent.
+    let mut records: BTreeMap<[u8; 16], (u64, &[u8])> = held
+        .map(|h| {
+            h.records
+                .iter()
+                .map(|r| {
+                    (
+                        *r.id.as_uuid().as_bytes(),
+                        (r.version, r.envelope.as_slice()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for r in &case.records {
+        let e = records
+            .entry(*r.id.as_uuid().as_bytes())
+            .or_insert((0, &[]));
+        if r.version > e.0 {
+            *e = (r.version, r.envelope.0.as_slice());
+        }
+    }
+    let envelopes: Vec<&[u8]> = records.values().map(|(_, e)| *e).collect();
+    head.check_records(&envelopes)
+        .map_err(|e| format!("the records do not match the head commit: {e}"))?;
+    // The holders of the head's key epoch: the member keys held and sent (the society's escrow
+    // key is not listed), each by the keys it was wrapped for, or else by the member's certified
+    // keys.
+    let society = *case.case.society_id.as_uuid();
+    let sent: Vec<CaseKeyRow> = case.keys.iter().map(key_row).collect();
+    let mut holders: HashMap<uuid::Uuid, [u8; 32]> = HashMap::new();
+    for k in held
+        .map(|h| h.keys.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .chain(&sent)
+        .filter(|k| k.key_epoch == hb.key_epoch && k.recipient_id != society)
+    {
+        let digest = match &k.keys_digest {
+            Some(d) => <[u8; 32]>::try_from(d.as_slice()).ok(),
+            None => trust.get(k.recipient_id).map(|v| v.keys_digest()),
+        }
+        .ok_or("a holder's keys are not known: neither the wrapping nor a certificate says")?;
+        holders.insert(k.recipient_id, digest);
+    }
+    let listed: Vec<Holder> = holders
+        .into_iter()
+        .map(|(member_id, keys_digest)| Holder {
+            member_id,
+            keys_digest,
+        })
+        .collect();
+    if holders_digest(&listed).map_err(|e| e.to_string())? != hb.holders {
+        return Err("the wrapped keys sent do not name the holders the head commit names".into());
+    }
+    let first = run.commits()[0].body();
+    let commits = run.commits()[known..]
+        .iter()
+        .map(|c| {
+            Ok(CommitWrite {
+                seq: c.body().seq,
+                hash: c.hash().0.to_vec(),
+                body: c.as_bytes().to_vec(),
+                status: CaseStatus::from_code(c.body().status)
+                    .ok_or("a commit states an unknown status")?,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(IncomingRun {
+        case: case.case.id,
+        society: case.case.society_id,
+        on: held.map(|h| (h.row.version, h.row.head_hash.clone().unwrap_or_default())),
+        commits,
+        key_epoch: hb.key_epoch,
+        created_by: held.map_or(MemberId::from_uuid(first.author), |h| h.row.created_by),
+        created_at: held.map_or(first.created_at, |h| h.row.created_at),
+        records: case
+            .records
+            .iter()
+            .map(|r| RecordRow {
+                id: r.id,
+                kind: r.kind.code(),
+                version: r.version,
+                key_epoch: r.key_epoch,
+                author_id: r.author_id,
+                envelope: r.envelope.0.clone(),
+                seq: 0,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            })
+            .collect(),
+        keys: sent,
+    })
+}
+
+fn key_row(k: &rfl_domain::api::SyncKeyDto) -> CaseKeyRow {
+    CaseKeyRow {
+        recipient_id: k.recipient_id,
+        key_epoch: k.key_epoch,
+        escrow_gen: k.escrow_gen,
+        wrapped: k.wrapped.0.clone(),
+        keys_digest: k.keys_digest.as_ref().map(|d| d.0.clone()),
+        created_at: k.created_at,
+    }
+}
