@@ -188,7 +188,11 @@ async fn passkey_signin(
 }
 
 /// One key sign-in: challenge, Ed25519 signature by the device key, the access token.
-async fn key_signin(api: &Api, member: MemberId, keys: &DeviceKeys) -> BenchResult<String> {
+pub(crate) async fn key_signin(
+    api: &Api,
+    member: MemberId,
+    keys: &DeviceKeys,
+) -> BenchResult<String> {
     let ch = api
         .challenge(&ChallengeRequest { member_id: member })
         .await

@@ -10,6 +10,8 @@
 //! - [`auth`]: sign-ins per second (passkey ceremony, key login) and the cost of authenticating a
 //!   request (token verification alone; `/v1/me` against `/healthz`).
 //! - [`revoke`]: revoking a member who holds many cases, and re-keying them, with reads running.
+//! - [`sync`]: the national society sync's pull (initial, 515,000 cases) and push (1,000 offline
+//!   commits), on one server.
 //! - [`primitives`]: the cost of each cryptographic primitive, measured in the same run.
 //! - [`report`]: the floors (from those primitives, and the database reference of
 //!   `/work/shared/dependencies.md`), the markdown table and JSON.
@@ -24,6 +26,7 @@ pub mod revoke;
 pub mod rotate;
 pub mod setup;
 pub mod societies;
+pub mod sync;
 
 /// Errors are reported as text: every failure ends the phase (and the run's exit code) without a figure.
 pub type BenchResult<T> = Result<T, String>;

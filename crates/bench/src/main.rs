@@ -106,6 +106,10 @@ struct Args {
     /// two societies (0: not measured).
     #[arg(long, default_value_t = 0)]
     societies_cases: usize,
+    /// Cases a society holds when its sync agent pulls them all, then pushes and pulls 1,000
+    /// commits signed offline (0: not measured).
+    #[arg(long, default_value_t = 0)]
+    sync_cases: usize,
     /// Print machine-readable JSON on stdout instead of the markdown table.
     #[arg(long)]
     json: bool,
@@ -247,6 +251,12 @@ async fn run(args: &Args) -> Report {
                 rep.errors.push(format!("{} two writers: {e}", rep.backend));
             }
         }
+        if args.sync_cases > 0 {
+            eprintln!("== {}: sync, pull and push", rep.backend);
+            if let Err(e) = sync_phase(backend, args, &mut rep).await {
+                rep.errors.push(format!("{} sync: {e}", rep.backend));
+            }
+        }
         if let Some(shape) = &rep.shape {
             let record_bytes = (shape.plaintext_bytes / shape.records.max(1)).max(1);
             let escrow_batch = args.batch_size;
@@ -380,6 +390,18 @@ async fn societies_phase(
     rep.societies = Some(out);
     if let Err(e) = env.finish().await {
         rep.errors.push(format!("two writers phase teardown: {e}"));
+    }
+    measured
+}
+
+/// The sync's pull and push on their own fresh database and server. Torn down whatever happens.
+async fn sync_phase(backend: TestBackend, args: &Args, rep: &mut BackendReport) -> BenchResult<()> {
+    let env = Env::start(backend).await?;
+    let mut out = rfl_bench::sync::SyncReport::default();
+    let measured = rfl_bench::sync::measure(&env, args.sync_cases, args.batch_size, &mut out).await;
+    rep.sync = Some(out);
+    if let Err(e) = env.finish().await {
+        rep.errors.push(format!("sync phase teardown: {e}"));
     }
     measured
 }

@@ -193,6 +193,8 @@ pub struct BackendReport {
     pub rotate: Option<crate::rotate::RotateReport>,
     /// Writers of one society, then of two, at once (its own fresh database and server).
     pub societies: Option<crate::societies::SocietiesReport>,
+    /// The sync's pull and push, on one server (its own fresh database and server).
+    pub sync: Option<crate::sync::SyncReport>,
     pub errors: Vec<String>,
 }
 
@@ -422,6 +424,9 @@ fn backend_markdown(s: &mut String, b: &BackendReport) {
     }
     if let Some(r) = &b.societies {
         crate::societies::markdown(s, r);
+    }
+    if let Some(r) = &b.sync {
+        crate::sync::markdown(s, r);
     }
     backend_targets_markdown(s, b);
 }

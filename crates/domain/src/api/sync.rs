@@ -146,7 +146,7 @@ pub enum SyncOutcome {
     /// merge commits).
     Conflict,
     /// The commits fail verification (parse, chain, author, signature, records, holders) or leave
-    /// a gap; nothing of the case from `at` on was stored.
+    /// a gap: none of the case's commits sent was stored.
     Refused,
 }
 
