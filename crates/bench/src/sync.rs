@@ -150,7 +150,7 @@ pub async fn measure(
     out.pushed = batch.cases.len();
     let started = Instant::now();
     let answer = agent
-        .sync_push("rfl-bench incremental", &batch)
+        .sync_push("rfl-bench-incremental", &batch)
         .await
         .ctx("POST /v1/sync/changes")?;
     out.push_ms = started.elapsed().as_secs_f64() * 1e3;

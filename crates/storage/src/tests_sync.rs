@@ -290,6 +290,24 @@ fn a_run_from_another_server_makes_or_continues_a_case_on_its_head_only() {
                 .version,
             3
         );
+
+        // In one batch, the run that no longer fits is rolled back alone: the other is stored.
+        let other = IncomingRun {
+            case: CaseId::new(),
+            on: None,
+            records: vec![record(RecordId::new(), 1, alice.id, 3)],
+            ..made.clone()
+        };
+        let stored = store
+            .apply_runs(&[next.clone(), other.clone()], NOW + 3)
+            .unwrap();
+        assert!(
+            matches!(stored[0], Err(StorageError::Conflict(_))),
+            "{stored:?}"
+        );
+        assert_eq!(stored[1].as_ref().unwrap().id, other.case);
+        let read = store.get_case(alice.id, other.case, None).unwrap().unwrap();
+        assert_eq!(read.records.len(), 1);
     });
 }
 

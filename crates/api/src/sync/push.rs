@@ -115,31 +115,53 @@ fn apply_push(
     let trust = society_trust(store.society_certificates(society)?, society, now)?;
     let ids: Vec<_> = batch.cases.iter().map(|c| c.case.id).collect();
     let held = store.case_states(&ids)?;
-    let mut out = Vec::with_capacity(batch.cases.len());
-    for case in &batch.cases {
-        let id = case.case.id;
-        let outcome = match check_case(case, held.get(&id), &trust, society) {
-            Checked::Done(o) => o,
+    // Every case checked first; then the runs to store, in one transaction (a savepoint each).
+    let mut out: Vec<Option<SyncOutcomeDto>> = Vec::with_capacity(batch.cases.len());
+    let mut runs: Vec<(usize, IncomingRun, u64)> = Vec::new();
+    for (i, case) in batch.cases.iter().enumerate() {
+        match check_case(case, held.get(&case.case.id), &trust, society) {
+            Checked::Done(o) => out.push(Some(o)),
             Checked::Apply(run, known) => {
-                let applied = run.commits.len() as u64;
-                match store.apply_run(&run, now) {
-                    Ok(_) => outcome(id, SyncOutcome::Applied, known, applied, None, None),
-                    // The case changed here between the check and the write: the run is checked
-                    // again when it is sent again.
-                    Err(StorageError::Conflict(m)) => outcome(
-                        id,
-                        SyncOutcome::Refused,
-                        known,
-                        0,
-                        run.commits.first().map(|c| c.seq),
-                        Some(m.to_owned()),
-                    ),
-                    Err(e) => return Err(e.into()),
-                }
+                out.push(None);
+                runs.push((i, run, known));
             }
-        };
-        out.push(outcome);
+        }
     }
+    let to_store: Vec<IncomingRun> = runs.iter().map(|(_, r, _)| r.clone()).collect();
+    let stored = store.apply_runs(&to_store, now)?;
+    for ((i, run, known), result) in runs.into_iter().zip(stored) {
+        let id = run.case;
+        out[i] = Some(match result {
+            Ok(_) => outcome(
+                id,
+                SyncOutcome::Applied,
+                known,
+                run.commits.len() as u64,
+                None,
+                None,
+            ),
+            // The case changed here between the check and the write (or the run does not fit
+            // what is stored): it is checked again when it is sent again.
+            Err(StorageError::Conflict(m)) => outcome(
+                id,
+                SyncOutcome::Refused,
+                known,
+                0,
+                run.commits.first().map(|c| c.seq),
+                Some(m.to_owned()),
+            ),
+            Err(StorageError::Invalid(m)) => outcome(
+                id,
+                SyncOutcome::Refused,
+                known,
+                0,
+                run.commits.first().map(|c| c.seq),
+                Some(m),
+            ),
+            Err(e) => return Err(e.into()),
+        });
+    }
+    let out: Vec<SyncOutcomeDto> = out.into_iter().flatten().collect();
     Ok(SyncPushResponse { cases: out })
 }
 
