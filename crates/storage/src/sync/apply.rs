@@ -1,9 +1,10 @@
-//! Storing what another server sent of a case (`docs/sync.md`, "Push"): the commits that continue
-//! this server's head, with the records and keys they bring, in one transaction that re-checks the
-//! head, as a write of this server's own does.
+//! Storing what another server sent of its cases (`docs/sync.md`, "Push"): the commits that
+//! continue this server's heads, with the records and keys they bring, in one transaction that
+//! re-checks each head, as a write of this server's own does.
 
 use super::*;
 use crate::models::CommitDb;
+use crate::schema::case_keys;
 use crate::{epoch_i32, version_i64, CommitWrite};
 use rfl_domain::{CaseId, MemberId};
 
@@ -31,160 +32,29 @@ pub struct IncomingRun {
     pub keys: Vec<CaseKeyRow>,
 }
 
-/// Stores one [`IncomingRun`] `$run` with `$conn` in a transaction already open (see
-/// [`Store::apply_runs`]); yields the updated case row.
-macro_rules! apply_one {
-    ($conn:ident, $run:expr, $now:expr) => {{
-        let run: &IncomingRun = $run;
-        let now: Millis = $now;
-        let Some(head) = run.commits.last() else {
-            return Err(StorageError::Invalid("a run without commits".into()));
-        };
-        let case = id_bytes(run.case.as_uuid());
-        let soc = id_bytes(run.society.as_uuid());
-        let n = i64::try_from(run.records.len() + run.commits.len())
-            .map_err(|_| StorageError::Invalid("too many records".into()))?;
-        let head_no = version_i64(head.seq)?;
-        let epoch = epoch_i32(run.key_epoch)?;
-        let moved = StorageError::Conflict(
-            "the case changed on this server since the run was checked: check it again",
-        );
-        let mut seq = next_seq!($conn, &soc, n);
-        let stored: Option<CaseDb> = cases::table
-            .filter(cases::id.eq(&case))
-            .select(CaseDb::as_select())
-            .get_result($conn)
-            .optional()?;
-        match (&run.on, &stored) {
-            (None, None) => {
-                diesel::insert_into(cases::table)
-                    .values(&CaseDb {
-                        id: case.clone(),
-                        society_id: soc.clone(),
-                        status: head.status.as_str().to_owned(),
-                        key_epoch: epoch,
-                        version: 0,
-                        seq,
-                        created_by: id_bytes(run.created_by.as_uuid()),
-                        created_at: run.created_at,
-                        updated_at: now,
-                        head_hash: None,
-                    })
-                    .execute($conn)?;
-            }
-            (Some((v, h)), Some(s))
-                if s.version == version_i64(*v)?
-                    && s.head_hash.as_deref() == Some(h.as_slice())
-                    && s.society_id == soc => {}
-            _ => return Err(moved),
-        }
-        // The versions held, in one read.
-        let held: HashMap<Vec<u8>, i64> = records::table
-            .filter(records::case_id.eq(&case))
-            .select((records::id, records::version))
-            .load::<(Vec<u8>, i64)>($conn)?
-            .into_iter()
-            .collect();
-        let mut fresh: Vec<RecordDb> = Vec::new();
-        for r in &run.records {
-            let id = id_bytes(r.id.as_uuid());
-            let version = version_i64(r.version)?;
-            let held = held.get(&id).copied();
-            let rec = RecordDb {
-                id,
-                case_id: case.clone(),
-                kind: r.kind,
-                version,
-                key_epoch: epoch_i32(r.key_epoch)?,
-                author_id: id_bytes(r.author_id.as_uuid()),
-                envelope: r.envelope.clone(),
-                seq,
-                created_at: r.created_at,
-                updated_at: r.updated_at,
-            };
-            match held {
-                None => fresh.push(rec),
-                Some(v) if v < version => {
-                    diesel::update(
-                        records::table
-                            .filter(records::case_id.eq(&case))
-                            .filter(records::id.eq(&rec.id)),
-                    )
-                    .set((
-                        records::kind.eq(rec.kind),
-                        records::version.eq(rec.version),
-                        records::key_epoch.eq(rec.key_epoch),
-                        records::author_id.eq(&rec.author_id),
-                        records::envelope.eq(&rec.envelope),
-                        records::seq.eq(rec.seq),
-                        records::updated_at.eq(rec.updated_at),
-                    ))
-                    .execute($conn)?;
-                }
-                Some(_) => continue,
-            }
-            seq += 1;
-        }
-        if !fresh.is_empty() {
-            diesel::insert_into(records::table)
-                .values(&fresh)
-                .execute($conn)?;
-        }
-        let keys: Vec<_> = run
-            .keys
-            .iter()
-            .map(|k| {
-                Ok((
-                    case_keys::case_id.eq(case.clone()),
-                    case_keys::recipient_id.eq(id_bytes(&k.recipient_id)),
-                    case_keys::key_epoch.eq(epoch_i32(k.key_epoch)?),
-                    case_keys::wrapped.eq(k.wrapped.clone()),
-                    case_keys::created_at.eq(k.created_at),
-                    case_keys::escrow_gen.eq(i32::try_from(k.escrow_gen).map_err(|_| {
-                        StorageError::Invalid("escrow generation out of range".into())
-                    })?),
-                    case_keys::keys_digest.eq(k.keys_digest.clone()),
-                ))
-            })
-            .collect::<Result<_>>()?;
-        if !keys.is_empty() {
-            diesel::insert_into(case_keys::table)
-                .values(&keys)
-                .on_conflict_do_nothing()
-                .execute($conn)?;
-        }
-        // Each commit its own number, in chain order; the head's is the case row's.
-        let mut head_seq = seq;
-        for c in &run.commits {
-            head_seq = seq;
-            diesel::insert_into(case_commits::table)
-                .values(&CommitDb {
-                    case_id: case.clone(),
-                    seq: version_i64(c.seq)?,
-                    body: c.body.clone(),
-                    created_at: now,
-                    society_id: soc.clone(),
-                    change_seq: seq,
-                })
-                .execute($conn)
-                .map_err(|_| {
-                    StorageError::Conflict("this commit number is taken: check the case again")
-                })?;
-            seq += 1;
-        }
-        let updated: CaseDb = diesel::update(cases::table.filter(cases::id.eq(&case)))
-            .set((
-                cases::version.eq(head_no),
-                cases::head_hash.eq(Some(head.hash.clone())),
-                cases::status.eq(head.status.as_str()),
-                cases::key_epoch.eq(epoch),
-                cases::seq.eq(head_seq),
-                cases::updated_at.eq(now),
-            ))
-            .returning(CaseDb::as_returning())
-            .get_result($conn)?;
-        Ok(updated)
-    }};
+/// A wrapped key row as a push stores it, with the digest of the keys it was wrapped for.
+#[derive(Insertable, Debug, Clone)]
+#[diesel(table_name = case_keys)]
+#[diesel(treat_none_as_default_value = false)]
+struct SentKeyDb {
+    case_id: Vec<u8>,
+    recipient_id: Vec<u8>,
+    key_epoch: i32,
+    wrapped: Vec<u8>,
+    created_at: i64,
+    escrow_gen: i32,
+    keys_digest: Option<Vec<u8>>,
+}
+
+/// One run, ready to store: its case's new row and what goes with it.
+struct Prepared {
+    row: CaseDb,
+    /// The stored head it continues (none: a case new here).
+    on: Option<(i64, Vec<u8>)>,
+    commits: Vec<CommitDb>,
+    fresh: Vec<RecordDb>,
+    newer: Vec<RecordDb>,
+    keys: Vec<SentKeyDb>,
 }
 
 impl Store {
@@ -195,27 +65,209 @@ impl Store {
             .unwrap_or_else(|| Err(StorageError::Invalid("no run".into())))
     }
 
-    /// Stores each [`IncomingRun`] of a push: the case row (made, or moved to the new head if it
-    /// is still at the run's `on`), the commits numbered in the society's sequence in chain order,
-    /// the records and the missing keys. All in one transaction, each run in a savepoint of its
-    /// own: a run whose head moved since the caller read it (a conflict) or that does not fit
-    /// (invalid) is rolled back alone and answered with its error, and the others are stored. One
-    /// transaction for the batch, not one per case, since on PostgreSQL each commit waits for its
-    /// write-ahead log to reach the disk.
+    /// Stores the [`IncomingRun`]s of one push, all of one society, in one transaction: each case
+    /// row made, or moved to the run's head if it is still at the run's `on` (a compare-and-swap,
+    /// one statement per case); the commits numbered in the society's sequence in chain order; the
+    /// records unless the same or a later version is held; the wrapped keys this server lacks. A
+    /// run whose head moved since the caller read it is answered with a conflict and nothing of it
+    /// is written; the others are stored. Everything but the case rows is written in a few
+    /// multi-row statements whatever the number of cases: on PostgreSQL a statement is a round trip.
     pub fn apply_runs(&self, runs: &[IncomingRun], now: Millis) -> Result<Vec<Result<CaseRow>>> {
-        let rows: Vec<Result<CaseDb>> = write_tx!(self, conn => {
+        let Some(first) = runs.first() else {
+            return Ok(Vec::new());
+        };
+        if runs.iter().any(|r| r.society != first.society) {
+            return Err(StorageError::Invalid(
+                "a push's cases are of one society".into(),
+            ));
+        }
+        if runs.iter().any(|r| r.commits.is_empty()) {
+            return Err(StorageError::Invalid("a run without commits".into()));
+        }
+        let soc = id_bytes(first.society.as_uuid());
+        let ids: Vec<Vec<u8>> = runs.iter().map(|r| id_bytes(r.case.as_uuid())).collect();
+        let total = runs
+            .iter()
+            .map(|r| r.records.len() + r.commits.len())
+            .sum::<usize>();
+        let total =
+            i64::try_from(total).map_err(|_| StorageError::Invalid("too many records".into()))?;
+        let stored: Vec<std::result::Result<CaseDb, &'static str>> = write_tx!(self, conn => {
+            let mut seq = next_seq!(conn, &soc, total);
+            let held: HashMap<(Vec<u8>, Vec<u8>), i64> = records::table
+                .filter(records::case_id.eq_any(&ids))
+                .select((records::case_id, records::id, records::version))
+                .load::<(Vec<u8>, Vec<u8>, i64)>(conn)?
+                .into_iter()
+                .map(|(c, r, v)| ((c, r), v))
+                .collect();
+            let held_keys: HashSet<(Vec<u8>, Vec<u8>, i32)> = case_keys::table
+                .filter(case_keys::case_id.eq_any(&ids))
+                .select((case_keys::case_id, case_keys::recipient_id, case_keys::key_epoch))
+                .load::<(Vec<u8>, Vec<u8>, i32)>(conn)?
+                .into_iter()
+                .collect();
             let mut out = Vec::with_capacity(runs.len());
-            for run in runs {
-                match conn.transaction(|conn| -> Result<CaseDb> { apply_one!(conn, run, now) }) {
-                    Err(e @ (StorageError::Conflict(_) | StorageError::Invalid(_))) => out.push(Err(e)),
-                    other => out.push(Ok(other?)),
+            let (mut commits, mut fresh, mut newer, mut keys) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut sent_keys: HashSet<(Vec<u8>, Vec<u8>, i32)> = HashSet::new();
+            for (run, case) in runs.iter().zip(&ids) {
+                let p = prepare(run, case, &soc, &held, &mut seq, now)?;
+                // The compare-and-swap on the head, or the new case (none made meanwhile).
+                let swapped = match &p.on {
+                    Some((version, hash)) => diesel::update(
+                        cases::table
+                            .filter(cases::id.eq(case))
+                            .filter(cases::society_id.eq(&soc))
+                            .filter(cases::version.eq(version))
+                            .filter(cases::head_hash.eq(hash)),
+                    )
+                    .set((
+                        cases::version.eq(p.row.version),
+                        cases::head_hash.eq(&p.row.head_hash),
+                        cases::status.eq(&p.row.status),
+                        cases::key_epoch.eq(p.row.key_epoch),
+                        cases::seq.eq(p.row.seq),
+                        cases::updated_at.eq(now),
+                    ))
+                    .execute(conn)?,
+                    None => diesel::insert_into(cases::table)
+                        .values(&p.row)
+                        .on_conflict_do_nothing()
+                        .execute(conn)?,
+                };
+                if swapped != 1 {
+                    out.push(Err("the case changed on this server since the run was checked: check it again"));
+                    continue;
                 }
+                commits.extend(p.commits);
+                fresh.extend(p.fresh);
+                newer.extend(p.newer);
+                for k in p.keys {
+                    let at = (k.case_id.clone(), k.recipient_id.clone(), k.key_epoch);
+                    if !held_keys.contains(&at) && sent_keys.insert(at) {
+                        keys.push(k);
+                    }
+                }
+                out.push(Ok(p.row));
+            }
+            insert_fixed!(conn, case_commits::table, &commits, "a commit under this number exists");
+            insert_fixed!(conn, records::table, &fresh, "a record with this id exists");
+            insert_fixed!(conn, case_keys::table, &keys, "a key for this recipient exists");
+            for r in &newer {
+                diesel::update(
+                    records::table
+                        .filter(records::case_id.eq(&r.case_id))
+                        .filter(records::id.eq(&r.id)),
+                )
+                .set((
+                    records::kind.eq(r.kind),
+                    records::version.eq(r.version),
+                    records::key_epoch.eq(r.key_epoch),
+                    records::author_id.eq(&r.author_id),
+                    records::envelope.eq(&r.envelope),
+                    records::seq.eq(r.seq),
+                    records::updated_at.eq(r.updated_at),
+                ))
+                .execute(conn)?;
             }
             Ok(out)
         })?;
-        Ok(rows
+        Ok(stored
             .into_iter()
-            .map(|r| r.and_then(CaseDb::into_case))
+            .map(|r| match r {
+                Ok(row) => row.into_case(),
+                Err(m) => Err(StorageError::Conflict(m)),
+            })
             .collect())
     }
+}
+
+/// The rows of one run: numbers from `seq` on, in chain order (its records' first, then its
+/// commits'; the head's is the case row's); records only where `held` has no version as late.
+fn prepare(
+    run: &IncomingRun,
+    case: &[u8],
+    soc: &[u8],
+    held: &HashMap<(Vec<u8>, Vec<u8>), i64>,
+    seq: &mut i64,
+    now: Millis,
+) -> Result<Prepared> {
+    let head = run
+        .commits
+        .last()
+        .ok_or_else(|| StorageError::Invalid("a run without commits".into()))?;
+    let mut fresh = Vec::new();
+    let mut newer = Vec::new();
+    for r in &run.records {
+        let rec = RecordDb {
+            id: id_bytes(r.id.as_uuid()),
+            case_id: case.to_vec(),
+            kind: r.kind,
+            version: version_i64(r.version)?,
+            key_epoch: epoch_i32(r.key_epoch)?,
+            author_id: id_bytes(r.author_id.as_uuid()),
+            envelope: r.envelope.clone(),
+            seq: *seq,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        };
+        match held.get(&(case.to_vec(), rec.id.clone())) {
+            None => fresh.push(rec),
+            Some(v) if *v < rec.version => newer.push(rec),
+            Some(_) => continue,
+        }
+        *seq += 1;
+    }
+    let mut commits = Vec::with_capacity(run.commits.len());
+    for c in &run.commits {
+        commits.push(CommitDb {
+            case_id: case.to_vec(),
+            seq: version_i64(c.seq)?,
+            body: c.body.clone(),
+            created_at: now,
+            society_id: soc.to_vec(),
+            change_seq: *seq,
+        });
+        *seq += 1;
+    }
+    let head_seq = *seq - 1;
+    let keys = run
+        .keys
+        .iter()
+        .map(|k| {
+            Ok(SentKeyDb {
+                case_id: case.to_vec(),
+                recipient_id: id_bytes(&k.recipient_id),
+                key_epoch: epoch_i32(k.key_epoch)?,
+                wrapped: k.wrapped.clone(),
+                created_at: k.created_at,
+                escrow_gen: i32::try_from(k.escrow_gen)
+                    .map_err(|_| StorageError::Invalid("escrow generation out of range".into()))?,
+                keys_digest: k.keys_digest.clone(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Prepared {
+        row: CaseDb {
+            id: case.to_vec(),
+            society_id: soc.to_vec(),
+            status: head.status.as_str().to_owned(),
+            key_epoch: epoch_i32(run.key_epoch)?,
+            version: version_i64(head.seq)?,
+            seq: head_seq,
+            created_by: id_bytes(run.created_by.as_uuid()),
+            created_at: run.created_at,
+            updated_at: now,
+            head_hash: Some(head.hash.clone()),
+        },
+        on: run
+            .on
+            .as_ref()
+            .map(|(v, h)| Ok::<_, StorageError>((version_i64(*v)?, h.clone())))
+            .transpose()?,
+        commits,
+        fresh,
+        newer,
+        keys,
+    })
 }
