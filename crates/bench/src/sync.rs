@@ -25,6 +25,8 @@ const PAGE: u32 = 1000;
 pub struct SyncReport {
     /// Cases of the society.
     pub cases: usize,
+    /// PostgreSQL: `ANALYZE` ran after the import (untimed).
+    pub analyzed_after_import: bool,
     /// Pulling every case from 0, page by page, in the binary framing: seconds.
     pub initial_pull_secs: f64,
     pub initial_pull_cases_per_sec: f64,
@@ -64,6 +66,8 @@ pub async fn measure(
     if r.created != n {
         return Err(format!("the import stored {} of {n} cases", r.created));
     }
+    // What an operator runs after a bulk load (autovacuum is off on the benchmark machine).
+    out.analyzed_after_import = env.analyze().await?;
     let anon = Api::new(&env.base).ctx("client")?;
     let token = key_signin(&anon, env.agent_member, &env.agent_keys).await?;
     let agent = anon.with_token(token);
