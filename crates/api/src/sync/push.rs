@@ -115,21 +115,22 @@ fn apply_push(
     let trust = society_trust(store.society_certificates(society)?, society, now)?;
     let ids: Vec<_> = batch.cases.iter().map(|c| c.case.id).collect();
     let held = store.case_states(&ids)?;
-    // Every case checked first; then the runs to store, in one transaction (a savepoint each).
+    // Every case checked first; then the runs to store, all in one transaction.
     let mut out: Vec<Option<SyncOutcomeDto>> = Vec::with_capacity(batch.cases.len());
-    let mut runs: Vec<(usize, IncomingRun, u64)> = Vec::new();
+    let mut places: Vec<(usize, u64)> = Vec::new();
+    let mut runs: Vec<IncomingRun> = Vec::new();
     for (i, case) in batch.cases.iter().enumerate() {
         match check_case(case, held.get(&case.case.id), &trust, society) {
             Checked::Done(o) => out.push(Some(o)),
             Checked::Apply(run, known) => {
                 out.push(None);
-                runs.push((i, run, known));
+                places.push((i, known));
+                runs.push(run);
             }
         }
     }
-    let to_store: Vec<IncomingRun> = runs.iter().map(|(_, r, _)| r.clone()).collect();
-    let stored = store.apply_runs(&to_store, now)?;
-    for ((i, run, known), result) in runs.into_iter().zip(stored) {
+    let stored = store.apply_runs(&runs, now)?;
+    for (((i, known), run), result) in places.into_iter().zip(runs).zip(stored) {
         let id = run.case;
         out[i] = Some(match result {
             Ok(_) => outcome(
