@@ -297,6 +297,29 @@ fn outcomes(r: &SyncPushResponse) -> Vec<(SyncOutcome, u64, u64, Option<u64>)> {
         .collect()
 }
 
+/// The records of a case sealed offline, as a push carries them.
+fn made_records(
+    sealed: &rfl_domain::api::NewCaseDto,
+    author: &Session,
+    now: i64,
+) -> Vec<RecordDto> {
+    sealed
+        .records
+        .iter()
+        .map(|r| RecordDto {
+            id: r.id,
+            kind: r.kind,
+            version: r.version,
+            key_epoch: 1,
+            author_id: author.member_id(),
+            envelope: r.envelope.clone(),
+            seq: 0,
+            created_at: now,
+            updated_at: now,
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_is_verified_on_arrival_and_stored_only_where_it_continues_the_head() {
     for backend in Backend::ALL {
@@ -458,21 +481,7 @@ async fn a_push_is_verified_on_arrival_and_stored_only_where_it_continues_the_he
             },
             whole: true,
             commits: vec![sealed.commit.clone()],
-            records: sealed
-                .records
-                .iter()
-                .map(|r| RecordDto {
-                    id: r.id,
-                    kind: r.kind,
-                    version: r.version,
-                    key_epoch: 1,
-                    author_id: cw.member_id(),
-                    envelope: r.envelope.clone(),
-                    seq: 0,
-                    created_at: now,
-                    updated_at: now,
-                })
-                .collect(),
+            records: made_records(&sealed, &cw, now),
             keys: sealed
                 .keys
                 .iter()
@@ -515,6 +524,73 @@ async fn a_push_is_verified_on_arrival_and_stored_only_where_it_continues_the_he
         );
         let opened = cw.open_case(sealed.id).await.unwrap();
         assert_eq!(opened.file, case(3));
+
+        // The agent's own key, certified by the society's admin, signs no commit that counts: a
+        // sync agent carries commits, it does not write cases.
+        soc.admin
+            .certify_member(agent.member_id(), &agent.keys_fingerprint())
+            .await
+            .unwrap();
+        let head2 = parse_commit(&tracing).unwrap();
+        let by_agent = offline_status(&agent, &head2, CaseStatus::Closed, now + 9);
+        // A record or a wrapped key sent twice, or a key of an epoch the case has not reached:
+        // refused, so what is stored is exactly what was checked.
+        let twice = SyncCaseDto {
+            records: [
+                made_records(&sealed, &cw, now),
+                made_records(&sealed, &cw, now),
+            ]
+            .concat(),
+            ..with_commits(&pulled(c2), vec![])
+        };
+        let mut early = pulled(c2);
+        early.commits = vec![Base64Bytes(offline_status(
+            &cw,
+            &parse_commit(&pulled(c2).commits[0].0).unwrap(),
+            CaseStatus::Tracing,
+            now + 10,
+        ))];
+        early.whole = false;
+        early.records = Vec::new();
+        let mut key_twice = early.clone();
+        key_twice.keys = [early.keys.clone(), early.keys.clone()].concat();
+        let mut key_ahead = early.clone();
+        for k in &mut key_ahead.keys {
+            k.key_epoch = 2;
+        }
+        let r = agent
+            .api()
+            .sync_push(
+                "field-2",
+                &SyncPushDto {
+                    cases: vec![
+                        with_commits(&pulled(c1), vec![by_agent]),
+                        SyncCaseDto {
+                            commits: early.commits.clone(),
+                            ..twice
+                        },
+                        key_twice,
+                        key_ahead,
+                    ],
+                },
+            )
+            .await
+            .unwrap();
+        let reasons: Vec<String> = r
+            .cases
+            .iter()
+            .map(|o| o.reason.clone().unwrap_or_default())
+            .collect();
+        assert!(
+            r.cases.iter().all(|o| o.outcome == SyncOutcome::Refused),
+            "{r:?}"
+        );
+        assert!(reasons[0].contains("not certified"), "{}", reasons[0]);
+        assert!(reasons[1].contains("sent twice"), "{}", reasons[1]);
+        assert!(reasons[2].contains("sent twice"), "{}", reasons[2]);
+        assert!(reasons[3].contains("not reached"), "{}", reasons[3]);
+        assert_eq!(cw.open_case(c1).await.unwrap().status, CaseStatus::Tracing);
+        assert_eq!(cw.open_case(c2).await.unwrap().status, CaseStatus::Open);
         t.stop().await;
     }
 }

@@ -70,7 +70,7 @@ impl CommitRun {
                 return Err(fail(RunFault::OtherCase));
             }
             if let Some(before) = run.last() {
-                if c.body().seq != before.body().seq + 1 {
+                if before.body().seq.checked_add(1) != Some(c.body().seq) {
                     return Err(fail(RunFault::NotNext));
                 }
                 if c.body().parent != before.hash() {

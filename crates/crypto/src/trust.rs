@@ -194,7 +194,8 @@ impl Trust {
 
     /// The certified signing keys of `author` whose signature counts on a commit dated
     /// `created_at_ms`: the current one, and revoked ones up to their revocation
-    /// ([`signature_counts`]).
+    /// ([`signature_counts`]); only keys certified for a role that writes cases (caseworker,
+    /// society admin): a sync agent's or an auditor's certified key signs no commit.
     pub fn author_keys(&self, author: Uuid, created_at_ms: i64) -> Vec<DeviceVerifier> {
         let current = self.get(author).map(|v| (v, None));
         let revoked = self
@@ -206,7 +207,12 @@ impl Trust {
         current
             .into_iter()
             .chain(revoked)
-            .filter(|(_, at)| signature_counts(*at, created_at_ms))
+            .filter(|(v, at)| {
+                matches!(
+                    v.role(),
+                    CertifiedRole::Caseworker | CertifiedRole::SocietyAdmin
+                ) && signature_counts(*at, created_at_ms)
+            })
             .filter_map(|(v, _)| v.signing_key().and_then(|k| k.verifier().ok()))
             .collect()
     }

@@ -350,7 +350,19 @@ fn run_to_store(
 ) -> Result<IncomingRun, String> {
     let head = run.last();
     let hb = head.body();
-    // Each record sent is what its envelope says it is.
+    // Each record sent once, in range, and what its envelope says it is.
+    let mut ids = std::collections::HashSet::new();
+    for r in &case.records {
+        if !ids.insert(r.id) {
+            return Err(format!("record {} is sent twice", r.id));
+        }
+        if i64::try_from(r.version).is_err() || i32::try_from(r.key_epoch).is_err() {
+            return Err(format!(
+                "record {}: its version or key epoch is out of range",
+                r.id
+            ));
+        }
+    }
     for r in &case.records {
         let h = parse_envelope_header(&r.envelope.0)
             .map_err(|e| format!("record {}: malformed envelope: {e}", r.id))?;
@@ -380,26 +392,48 @@ fn run_to_store(
                 .collect()
         })
         .unwrap_or_default();
+    // Only the records sent that are newer than held are stored: exactly those checked here.
+    let mut newer: Vec<&rfl_domain::api::RecordDto> = Vec::new();
     for r in &case.records {
         let e = records
             .entry(*r.id.as_uuid().as_bytes())
             .or_insert((0, &[]));
         if r.version > e.0 {
             *e = (r.version, r.envelope.0.as_slice());
+            newer.push(r);
         }
     }
     let envelopes: Vec<&[u8]> = records.values().map(|(_, e)| *e).collect();
     head.check_records(&envelopes)
         .map_err(|e| format!("the records do not match the head commit: {e}"))?;
-    // The holders of the head's key epoch: the member keys held and sent (the society's escrow
-    // key is not listed), each by the keys it was wrapped for, or else by the member's certified
-    // keys.
+    // The wrapped keys sent: each (recipient, epoch) once, of an epoch the case has reached, with
+    // a keys digest of 32 bytes if any. Those held stay as they are; only the others are stored,
+    // and the holders are checked over exactly what will be held.
     let society = *case.case.society_id.as_uuid();
-    let sent: Vec<CaseKeyRow> = case.keys.iter().map(key_row).collect();
+    let held_keys: &[CaseKeyRow] = held.map(|h| h.keys.as_slice()).unwrap_or_default();
+    let mut seen = std::collections::HashSet::new();
+    let mut sent: Vec<CaseKeyRow> = Vec::new();
+    for k in case.keys.iter().map(key_row) {
+        if !seen.insert((k.recipient_id, k.key_epoch)) {
+            return Err("a wrapped key is sent twice for one recipient and epoch".into());
+        }
+        if k.key_epoch == 0 || k.key_epoch > hb.key_epoch || i32::try_from(k.escrow_gen).is_err() {
+            return Err("a wrapped key of an epoch the case has not reached".into());
+        }
+        if k.keys_digest.as_ref().is_some_and(|d| d.len() != 32) {
+            return Err("a wrapped key's keys digest is not 32 bytes".into());
+        }
+        let is_held = held_keys
+            .iter()
+            .any(|h| h.recipient_id == k.recipient_id && h.key_epoch == k.key_epoch);
+        if !is_held {
+            sent.push(k);
+        }
+    }
+    // The holders of the head's key epoch (the society's escrow key is not listed), each by the
+    // keys its wrapping names, or else by the member's certified keys.
     let mut holders: HashMap<uuid::Uuid, [u8; 32]> = HashMap::new();
-    for k in held
-        .map(|h| h.keys.as_slice())
-        .unwrap_or_default()
+    for k in held_keys
         .iter()
         .chain(&sent)
         .filter(|k| k.key_epoch == hb.key_epoch && k.recipient_id != society)
@@ -442,9 +476,8 @@ fn run_to_store(
         key_epoch: hb.key_epoch,
         created_by: held.map_or(MemberId::from_uuid(first.author), |h| h.row.created_by),
         created_at: held.map_or(first.created_at, |h| h.row.created_at),
-        records: case
-            .records
-            .iter()
+        records: newer
+            .into_iter()
             .map(|r| RecordRow {
                 id: r.id,
                 kind: r.kind.code(),

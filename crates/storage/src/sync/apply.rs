@@ -94,6 +94,12 @@ impl Store {
             i64::try_from(total).map_err(|_| StorageError::Invalid("too many records".into()))?;
         let stored: Vec<std::result::Result<CaseDb, &'static str>> = write_tx!(self, conn => {
             let mut seq = next_seq!(conn, &soc, total);
+            // Escrow rows are stamped with the society's current escrow generation here, as a
+            // write of this server's own is: the sender's numbering of its rotations is its own.
+            let escrow_gen: i32 = societies::table
+                .filter(societies::id.eq(&soc))
+                .select(societies::escrow_gen)
+                .get_result(conn)?;
             let held: HashMap<(Vec<u8>, Vec<u8>), i64> = records::table
                 .filter(records::case_id.eq_any(&ids))
                 .select((records::case_id, records::id, records::version))
@@ -142,7 +148,10 @@ impl Store {
                 commits.extend(p.commits);
                 fresh.extend(p.fresh);
                 newer.extend(p.newer);
-                for k in p.keys {
+                for mut k in p.keys {
+                    if k.recipient_id == soc {
+                        k.escrow_gen = escrow_gen;
+                    }
                     let at = (k.case_id.clone(), k.recipient_id.clone(), k.key_epoch);
                     if !held_keys.contains(&at) && sent_keys.insert(at) {
                         keys.push(k);
