@@ -117,7 +117,8 @@ async fn changes(
     }
     let after_i64 = i64::try_from(after)
         .map_err(|_| ApiError::BadRequest("after is beyond any sequence number".into()))?;
-    let since_i64 = i64::try_from(since).unwrap_or(after_i64);
+    // `since` ≤ `after`, which fits.
+    let since_i64 = i64::try_from(since).unwrap_or(0);
     let binary = framing::wants_binary(&req);
     let store = state.store.clone();
     // The read, the answer's shape and its encoding: one trip to the blocking pool (a page is

@@ -86,39 +86,29 @@ pub struct CaseKeyRow {
     pub created_at: Millis,
 }
 
-/// A key row as read: case, recipient, epoch, escrow generation, wrapping, keys digest, time.
-type KeyDb = (Vec<u8>, Vec<u8>, i32, i32, Vec<u8>, Option<Vec<u8>>, i64);
-
-/// The columns [`KeyDb`] reads.
-#[allow(non_camel_case_types)] // diesel's column types
-const KEY_COLUMNS: (
-    case_keys::case_id,
-    case_keys::recipient_id,
-    case_keys::key_epoch,
-    case_keys::escrow_gen,
-    case_keys::wrapped,
-    case_keys::keys_digest,
-    case_keys::created_at,
-) = (
-    case_keys::case_id,
-    case_keys::recipient_id,
-    case_keys::key_epoch,
-    case_keys::escrow_gen,
-    case_keys::wrapped,
-    case_keys::keys_digest,
-    case_keys::created_at,
-);
+/// A wrapped key row as a sync reads and writes it, with the digest of the keys it was wrapped for.
+#[derive(Queryable, Selectable, Insertable, Debug, Clone)]
+#[diesel(table_name = case_keys)]
+#[diesel(treat_none_as_default_value = false)]
+struct KeyDb {
+    case_id: Vec<u8>,
+    recipient_id: Vec<u8>,
+    key_epoch: i32,
+    wrapped: Vec<u8>,
+    created_at: i64,
+    escrow_gen: i32,
+    keys_digest: Option<Vec<u8>>,
+}
 
 fn key_row(k: KeyDb) -> Result<CaseKeyRow> {
-    let (_, recipient, epoch, gen, wrapped, digest, at) = k;
     let bad = |_| StorageError::Invalid("a stored key epoch or generation is negative".into());
     Ok(CaseKeyRow {
-        recipient_id: uuid_from(&recipient)?,
-        key_epoch: u32::try_from(epoch).map_err(bad)?,
-        escrow_gen: u32::try_from(gen).map_err(bad)?,
-        wrapped,
-        keys_digest: digest,
-        created_at: at,
+        recipient_id: uuid_from(&k.recipient_id)?,
+        key_epoch: u32::try_from(k.key_epoch).map_err(bad)?,
+        escrow_gen: u32::try_from(k.escrow_gen).map_err(bad)?,
+        wrapped: k.wrapped,
+        keys_digest: k.keys_digest,
+        created_at: k.created_at,
     })
 }
 
@@ -259,7 +249,7 @@ impl Store {
             }
             let keys: Vec<KeyDb> = case_keys::table
                 .filter(case_keys::case_id.eq_any(&ids))
-                .select(KEY_COLUMNS)
+                .select(KeyDb::as_select())
                 .load(conn)?;
             Ok(PageRows {
                 current,
@@ -290,7 +280,7 @@ impl Store {
         }
         let mut keys_of: HashMap<Vec<u8>, Vec<CaseKeyRow>> = HashMap::new();
         for k in keys {
-            let case = k.0.clone();
+            let case = k.case_id.clone();
             keys_of.entry(case).or_default().push(key_row(k)?);
         }
         let cases = rows

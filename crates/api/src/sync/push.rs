@@ -72,7 +72,18 @@ pub(super) async fn push_changes(
         if batch.cases.len() > limits.batch_max_cases {
             return Err(ApiError::PayloadTooLarge(limits.batch_max_cases));
         }
-        let answer = serde_json::to_vec(&apply_push(&store, society, batch, now)?)
+        let result = apply_push(&store, society, batch, now)?;
+        // Ids and counts only: what another server sent, and what became of it.
+        let count = |o: SyncOutcome| result.cases.iter().filter(|c| c.outcome == o).count();
+        tracing::info!(
+            society = %society,
+            applied = count(SyncOutcome::Applied),
+            known = count(SyncOutcome::Known),
+            conflict = count(SyncOutcome::Conflict),
+            refused = count(SyncOutcome::Refused),
+            "sync push"
+        );
+        let answer = serde_json::to_vec(&result)
             .map_err(|e| ApiError::Internal(format!("could not encode an answer: {e}")))?;
         store.put_push_answer(
             society,

@@ -4,7 +4,6 @@
 
 use super::*;
 use crate::models::CommitDb;
-use crate::schema::case_keys;
 use crate::{epoch_i32, version_i64, CommitWrite};
 use rfl_domain::{CaseId, MemberId};
 
@@ -32,20 +31,6 @@ pub struct IncomingRun {
     pub keys: Vec<CaseKeyRow>,
 }
 
-/// A wrapped key row as a push stores it, with the digest of the keys it was wrapped for.
-#[derive(Insertable, Debug, Clone)]
-#[diesel(table_name = case_keys)]
-#[diesel(treat_none_as_default_value = false)]
-struct SentKeyDb {
-    case_id: Vec<u8>,
-    recipient_id: Vec<u8>,
-    key_epoch: i32,
-    wrapped: Vec<u8>,
-    created_at: i64,
-    escrow_gen: i32,
-    keys_digest: Option<Vec<u8>>,
-}
-
 /// One run, ready to store: its case's new row and what goes with it.
 struct Prepared {
     row: CaseDb,
@@ -54,7 +39,7 @@ struct Prepared {
     commits: Vec<CommitDb>,
     fresh: Vec<RecordDb>,
     newer: Vec<RecordDb>,
-    keys: Vec<SentKeyDb>,
+    keys: Vec<KeyDb>,
 }
 
 impl Store {
@@ -244,7 +229,7 @@ fn prepare(
         .keys
         .iter()
         .map(|k| {
-            Ok(SentKeyDb {
+            Ok(KeyDb {
                 case_id: case.to_vec(),
                 recipient_id: id_bytes(&k.recipient_id),
                 key_epoch: epoch_i32(k.key_epoch)?,

@@ -57,7 +57,7 @@ impl Store {
                 .load(conn)?;
             let keys = case_keys::table
                 .filter(case_keys::case_id.eq_any(&ids))
-                .select(KEY_COLUMNS)
+                .select(KeyDb::as_select())
                 .load(conn)?;
             Ok((rows, commits, records, keys))
         })?;
@@ -85,7 +85,7 @@ impl Store {
             }
         }
         for k in keys {
-            let case = k.0.clone();
+            let case = k.case_id.clone();
             if let Some(s) = out.get_mut(&case) {
                 s.keys.push(key_row(k)?);
             }
