@@ -166,7 +166,7 @@ impl TestServer {
     /// Creates a society; returns its id and the first admin's enrolment code.
     #[allow(clippy::expect_used)]
     pub fn create_society(&self, name: &str) -> (SocietyId, String) {
-        rfl_api::identity::create_society(&self.store, name, self.clock.now(), 72)
+        rfl_api::identity::create_society(&self.store, name, None, self.clock.now(), 72)
             .expect("create society")
     }
 

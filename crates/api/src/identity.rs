@@ -68,10 +68,14 @@ pub fn hash_code(code: &str) -> [u8; 32] {
     out
 }
 
-/// `rfl-server admin create-society`: creates the society and returns its first admin's enrolment code.
+/// `rfl-server admin create-society`: creates the society and returns its first admin's enrolment
+/// code. `id` registers a society under the id another instance already gave it (its own server,
+/// for the hub it syncs with: `docs/sync.md`, "Trust across instances"); without it the society
+/// gets a new id.
 pub fn create_society(
     store: &Store,
     name: &str,
+    id: Option<SocietyId>,
     now_millis: i64,
     code_ttl_hours: u64,
 ) -> Result<(SocietyId, String), ApiError> {
@@ -81,7 +85,7 @@ pub fn create_society(
             "a society name has 1 to 200 characters".into(),
         ));
     }
-    let id = SocietyId::new();
+    let id = id.unwrap_or_else(SocietyId::new);
     let (code, code_hash) = new_enrolment_code()?;
     store.create_society(
         id,
@@ -112,7 +116,7 @@ pub fn movement_admin_code(
 ) -> Result<String, ApiError> {
     let tenant = match store.society_by_name(MOVEMENT_TENANT)? {
         Some(s) => s.id,
-        None => create_society(store, MOVEMENT_TENANT, now_millis, code_ttl_hours)?.0,
+        None => create_society(store, MOVEMENT_TENANT, None, now_millis, code_ttl_hours)?.0,
     };
     let (code, code_hash) = new_enrolment_code()?;
     store.insert_enrolment_code(&NewEnrolmentCode {
@@ -540,11 +544,11 @@ async fn create_society_endpoint(
     Authorized(caller, _): Authorized<MovementAdmins>,
     body: web::Json<CreateSocietyRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = body.into_inner().name;
+    let CreateSocietyRequest { name, id } = body.into_inner();
     let now = state.now();
     let ttl = state.config.auth.enrolment_code_ttl_hours;
     let store = state.store.clone();
-    let (society_id, code) = blocking(move || create_society(&store, &name, now, ttl)).await?;
+    let (society_id, code) = blocking(move || create_society(&store, &name, id, now, ttl)).await?;
     tracing::info!(society = %society_id, by = %caller.member_id, "society created");
     Ok(HttpResponse::Created().json(CreateSocietyResponse {
         society_id,

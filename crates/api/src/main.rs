@@ -15,6 +15,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use rfl_api::clock::{Clock, SystemClock};
 use rfl_api::config::Config;
+use rfl_domain::SocietyId;
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +49,11 @@ enum AdminTask {
         /// The society's name, e.g. "Belgian Red Cross-Flanders".
         #[arg(long)]
         name: String,
+        /// Register the society under the id its own server gave it, so that this server (a hub)
+        /// can take its cases and trust material by sync (`docs/sync.md`); without it the society
+        /// gets a new id.
+        #[arg(long, value_name = "SOCIETY_ID")]
+        id: Option<SocietyId>,
     },
     /// Print a one-time enrolment code for a Movement admin (creates national societies through the
     /// API; reads no society's cases).
@@ -111,7 +117,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(config)),
-        Command::Admin(AdminTask::CreateSociety { name }) => create_society(&config, &name),
+        Command::Admin(AdminTask::CreateSociety { name, id }) => create_society(&config, &name, id),
         Command::Admin(AdminTask::CreateMovementAdmin) => create_movement_admin(&config),
         Command::Admin(AdminTask::RotateSigningKey { status, wait }) => {
             runtime.block_on(rotate_signing_key(&config, status, wait))
@@ -158,11 +164,12 @@ fn open_store(config: &Config) -> Result<rfl_storage::Store, String> {
     rfl_storage::Store::open(&config.database.url, 1).map_err(|e| e.to_string())
 }
 
-fn create_society(config: &Config, name: &str) -> Result<(), String> {
+fn create_society(config: &Config, name: &str, id: Option<SocietyId>) -> Result<(), String> {
     let store = open_store(config)?;
     let (id, code) = rfl_api::identity::create_society(
         &store,
         name,
+        id,
         SystemClock.now_millis(),
         config.auth.enrolment_code_ttl_hours,
     )

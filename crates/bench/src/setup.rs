@@ -97,7 +97,7 @@ impl Env {
         let now = SystemClock.now_millis();
         let (society, admin_code) = tokio::task::spawn_blocking(move || -> BenchResult<_> {
             let store = Store::open(&url, 1).ctx("open the store")?;
-            rfl_api::identity::create_society(&store, "rfl-bench society", now, ttl)
+            rfl_api::identity::create_society(&store, "rfl-bench society", None, now, ttl)
                 .ctx("create the society")
         })
         .await
@@ -190,7 +190,8 @@ impl Env {
         let name = name.to_owned();
         let (_, admin_code) = tokio::task::spawn_blocking(move || -> BenchResult<_> {
             let store = Store::open(&url, 1).ctx("open the store")?;
-            rfl_api::identity::create_society(&store, &name, now, ttl).ctx("create the society")
+            rfl_api::identity::create_society(&store, &name, None, now, ttl)
+                .ctx("create the society")
         })
         .await
         .ctx("society task")??;

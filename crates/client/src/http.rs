@@ -203,6 +203,15 @@ impl Api {
         batch: &SyncPushDto,
     ) -> Result<SyncPushResponse> {
         let body = wire::encode_into(batch, Vec::new())?;
+        self.sync_push_framed(idempotency_key, body).await
+    }
+
+    /// [`Api::sync_push`] of a batch already in the binary framing.
+    pub async fn sync_push_framed(
+        &self,
+        idempotency_key: &str,
+        body: Vec<u8>,
+    ) -> Result<SyncPushResponse> {
         Self::send(
             self.request(Method::POST, "/v1/sync/changes")
                 .header(reqwest::header::CONTENT_TYPE, wire::MEDIA_TYPE)
@@ -210,6 +219,22 @@ impl Api {
                 .body(body),
         )
         .await
+    }
+
+    /// A society's trust material as this server serves it (root, successions, certificates,
+    /// revocation list, the Movement's certificates of its roots), unverified: what a sync agent
+    /// carries to the society's other instance ([`Api::sync_trust`]).
+    pub async fn trust_bundle(
+        &self,
+        society: rfl_domain::SocietyId,
+    ) -> Result<SocietyTrustResponse> {
+        self.get(&format!("/v1/societies/{society}/trust")).await
+    }
+
+    /// Hands this server the caller's society's trust material from its other instance (sync
+    /// agents; `docs/sync.md`, "Trust across instances"); the server keeps what verifies.
+    pub async fn sync_trust(&self, bundle: &SocietyTrustResponse) -> Result<SyncTrustOutcome> {
+        self.put("/v1/sync/trust", bundle).await
     }
 
     pub async fn set_escrow(&self, req: &EscrowDto) -> Result<()> {

@@ -24,6 +24,7 @@ pub mod person;
 pub mod recovery;
 pub mod root_rotation;
 pub mod session;
+pub mod sync;
 pub mod trust;
 
 pub use authenticator::{AuthenticatorError, PrfOutput, SoftAuthenticator};

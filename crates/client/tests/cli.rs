@@ -73,7 +73,8 @@ async fn the_rfl_command_line() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let (_, code) = rfl_api::identity::create_society(&store, "CLI Red Cross", now, 72).unwrap();
+    let (_, code) =
+        rfl_api::identity::create_society(&store, "CLI Red Cross", None, now, 72).unwrap();
     let server_url = server.url();
     let cli = Cli {
         dir: dir.path().to_owned(),

@@ -24,11 +24,26 @@ pub struct CertificateRow {
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset, Debug, Clone)]
 #[diesel(table_name = key_certificates)]
-struct CertificateDb {
-    subject_id: Vec<u8>,
-    society_id: Vec<u8>,
-    certificate: Vec<u8>,
-    issued_at: i64,
+pub(crate) struct CertificateDb {
+    pub(crate) subject_id: Vec<u8>,
+    pub(crate) society_id: Vec<u8>,
+    pub(crate) certificate: Vec<u8>,
+    pub(crate) issued_at: i64,
+}
+
+impl CertificateDb {
+    /// The rows of `certificates` of the society whose id's bytes are `soc`.
+    pub(crate) fn rows(soc: &[u8], certificates: &[CertificateRow]) -> Vec<CertificateDb> {
+        certificates
+            .iter()
+            .map(|c| CertificateDb {
+                subject_id: id_bytes(&c.subject_id),
+                society_id: soc.to_vec(),
+                certificate: c.certificate.clone(),
+                issued_at: c.issued_at,
+            })
+            .collect()
+    }
 }
 
 /// The society's latest revocation list on `$conn` (either backend; in a `read!` body), or `None`.
@@ -81,6 +96,38 @@ macro_rules! insert_next_list {
 }
 pub(crate) use insert_next_list;
 
+/// Stores the certificates `$rows` (`CertificateDb`s of the society `$soc`) on `$conn`, each
+/// replacing its subject's current one, one statement each (SQLite takes no multi-row upsert of a
+/// slice); `$foreign` if a subject id is one of another society's (one query for all: the upserts
+/// only replace rows of this one).
+macro_rules! upsert_certificates {
+    ($conn:ident, $soc:expr, $rows:expr, $foreign:expr) => {{
+        let subjects: Vec<&Vec<u8>> = $rows.iter().map(|r| &r.subject_id).collect();
+        let foreign: i64 = key_certificates::table
+            .filter(key_certificates::subject_id.eq_any(&subjects))
+            .filter(key_certificates::society_id.ne($soc))
+            .count()
+            .get_result($conn)?;
+        if foreign > 0 {
+            return Err($foreign);
+        }
+        for row in $rows {
+            diesel::insert_into(key_certificates::table)
+                .values(row)
+                .on_conflict(key_certificates::subject_id)
+                .do_update()
+                .set((
+                    key_certificates::certificate
+                        .eq(diesel::upsert::excluded(key_certificates::certificate)),
+                    key_certificates::issued_at
+                        .eq(diesel::upsert::excluded(key_certificates::issued_at)),
+                ))
+                .execute($conn)?;
+        }
+    }};
+}
+pub(crate) use upsert_certificates;
+
 impl Store {
     /// Stores certificates of `society`'s subjects, replacing a subject's earlier one, in one
     /// transaction. With `root`, also sets the society's root public key, which is set once: a different
@@ -93,15 +140,7 @@ impl Store {
         now: Millis,
     ) -> Result<()> {
         let soc = id_bytes(society.as_uuid());
-        let rows: Vec<CertificateDb> = certificates
-            .iter()
-            .map(|c| CertificateDb {
-                subject_id: id_bytes(&c.subject_id),
-                society_id: soc.clone(),
-                certificate: c.certificate.clone(),
-                issued_at: c.issued_at,
-            })
-            .collect();
+        let rows = CertificateDb::rows(&soc, certificates);
         let root = root.map(|r| r.to_vec());
         write_tx!(self, conn => {
             if let Some(root) = &root {
@@ -126,28 +165,7 @@ impl Store {
                     }
                 }
             }
-            // A subject id of another society is refused (one query for all): the upserts below only
-            // replace rows of this one.
-            let subjects: Vec<&Vec<u8>> = rows.iter().map(|r| &r.subject_id).collect();
-            let foreign: i64 = key_certificates::table
-                .filter(key_certificates::subject_id.eq_any(&subjects))
-                .filter(key_certificates::society_id.ne(&soc))
-                .count()
-                .get_result(conn)?;
-            if foreign > 0 {
-                return Err(StorageError::NotFound);
-            }
-            for row in &rows {
-                diesel::insert_into(key_certificates::table)
-                    .values(row)
-                    .on_conflict(key_certificates::subject_id)
-                    .do_update()
-                    .set((
-                        key_certificates::certificate.eq(&row.certificate),
-                        key_certificates::issued_at.eq(row.issued_at),
-                    ))
-                    .execute(conn)?;
-            }
+            upsert_certificates!(conn, &soc, &rows, StorageError::NotFound);
             Ok(())
         })
     }

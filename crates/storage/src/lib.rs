@@ -312,7 +312,8 @@ mod societies;
 mod sync;
 pub use societies::{Society, SocietyEscrow};
 pub use sync::{
-    CaseChange, CaseKeyRow, CaseState, ChangePage, IncomingRun, PushAnswer, PUSH_ANSWER_MS,
+    CaseChange, CaseKeyRow, CaseState, ChangePage, IncomingRun, PushAnswer, TrustAdoption,
+    PUSH_ANSWER_MS,
 };
 
 pub(crate) fn id_bytes(id: &Uuid) -> Vec<u8> {

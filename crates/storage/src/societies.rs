@@ -46,6 +46,11 @@ impl Store {
         };
         let code = EnrolmentCodeDb::from_new(&first_admin);
         write_tx!(self, conn => {
+            // An id given by another instance may already be here (the id of a new one never is).
+            let taken: i64 = societies::table.find(&row.id).count().get_result(conn)?;
+            if taken > 0 {
+                return Err(StorageError::Conflict("a society with this id exists"));
+            }
             diesel::insert_into(societies::table)
                 .values(&row)
                 .execute(conn)

@@ -3,8 +3,10 @@
 
 mod apply;
 mod push;
+mod trust;
 pub use apply::IncomingRun;
 pub use push::{CaseState, PushAnswer, PUSH_ANSWER_MS};
+pub use trust::TrustAdoption;
 
 use std::collections::{HashMap, HashSet};
 

@@ -365,3 +365,76 @@ fn the_state_of_the_cases_a_push_names_is_read_at_once() {
         assert_eq!(states[&c2.id].records.len(), 1);
     });
 }
+
+#[test]
+fn trust_from_another_instance_is_stored_only_on_what_the_caller_read() {
+    each_backend(|store| {
+        let a = escrowed(store, "A");
+        let subject = Uuid::now_v7();
+        let cert = |byte: u8| CertificateRow {
+            subject_id: subject,
+            certificate: vec![byte; 8],
+            issued_at: NOW,
+        };
+        let first = TrustAdoption {
+            held: (None, 0, 0),
+            root: [1; 32],
+            successions: vec![vec![9; 4]],
+            movement_certificates: vec![([1; 32], vec![7; 4])],
+            certificates: vec![cert(1)],
+            retired: vec![(subject, [3; 32], vec![2; 8])],
+            list: Some((3, vec![5; 4])),
+        };
+        assert!(!first.is_empty());
+        store.adopt_trust(a, &first, NOW).unwrap();
+        let held = store.society_certificates(a).unwrap();
+        assert_eq!(held.root, Some([1; 32]));
+        assert_eq!(held.successions, vec![vec![9; 4]]);
+        assert_eq!(held.movement_certificates, vec![vec![7; 4]]);
+        assert_eq!(held.certificates, vec![cert(1)]);
+        assert_eq!(held.retired, vec![vec![2; 8]]);
+        assert_eq!(
+            held.revocations,
+            Some(vec![5; 4]),
+            "a list may skip numbers"
+        );
+
+        // Checked against what is no longer held: nothing is stored.
+        let stale = TrustAdoption {
+            certificates: vec![cert(4)],
+            ..first.clone()
+        };
+        assert!(matches!(
+            store.adopt_trust(a, &stale, NOW),
+            Err(StorageError::Conflict(_))
+        ));
+        assert_eq!(
+            store.society_certificates(a).unwrap().certificates,
+            vec![cert(1)]
+        );
+
+        // On what is held: a newer certificate replaces the subject's, the root moves on.
+        let next = TrustAdoption {
+            held: (Some([1; 32]), 1, 3),
+            root: [2; 32],
+            successions: vec![vec![8; 4]],
+            movement_certificates: Vec::new(),
+            certificates: vec![cert(4)],
+            retired: vec![(subject, [3; 32], vec![2; 8])],
+            list: Some((4, vec![6; 4])),
+        };
+        store.adopt_trust(a, &next, NOW).unwrap();
+        let held = store.society_certificates(a).unwrap();
+        assert_eq!(held.root, Some([2; 32]));
+        assert_eq!(held.successions, vec![vec![9; 4], vec![8; 4]]);
+        assert_eq!(held.certificates, vec![cert(4)]);
+        assert_eq!(held.retired.len(), 1, "a retired certificate is kept once");
+        assert_eq!(held.revocations, Some(vec![6; 4]));
+        let nothing = TrustAdoption {
+            held: (Some([2; 32]), 2, 4),
+            root: [2; 32],
+            ..TrustAdoption::default()
+        };
+        assert!(nothing.is_empty());
+    });
+}

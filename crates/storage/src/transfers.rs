@@ -177,6 +177,29 @@ impl TransferDb {
 /// At most this many transfers in one listing.
 pub const TRANSFER_PAGE: i64 = 500;
 
+/// Stores `$cert`, the Movement root's certificate of the society `$soc`'s root `$root`, on `$conn`
+/// (in a write transaction), replacing the one held for that root.
+macro_rules! replace_movement_certificate {
+    ($conn:ident, $soc:expr, $root:expr, $cert:expr, $now:expr) => {{
+        diesel::delete(
+            society_certificates::table
+                .filter(society_certificates::society_id.eq($soc))
+                .filter(society_certificates::society_root.eq($root)),
+        )
+        .execute($conn)?;
+        diesel::insert_into(society_certificates::table)
+            .values((
+                society_certificates::society_id.eq($soc),
+                society_certificates::society_root.eq($root),
+                society_certificates::certificate.eq($cert),
+                society_certificates::created_at.eq($now),
+            ))
+            .execute($conn)
+            .map_err(|e| StorageError::from_insert(e, "society certificate"))?;
+    }};
+}
+pub(crate) use replace_movement_certificate;
+
 impl Store {
     // --- the Movement root -------------------------------------------------------------------------
 
@@ -234,21 +257,7 @@ impl Store {
     ) -> Result<()> {
         let soc = id_bytes(society.as_uuid());
         write_tx!(self, conn => {
-            diesel::delete(
-                society_certificates::table
-                    .filter(society_certificates::society_id.eq(&soc))
-                    .filter(society_certificates::society_root.eq(root.as_slice())),
-            )
-            .execute(conn)?;
-            diesel::insert_into(society_certificates::table)
-                .values((
-                    society_certificates::society_id.eq(&soc),
-                    society_certificates::society_root.eq(root.to_vec()),
-                    society_certificates::certificate.eq(certificate),
-                    society_certificates::created_at.eq(now),
-                ))
-                .execute(conn)
-                .map_err(|e| StorageError::from_insert(e, "society certificate"))?;
+            replace_movement_certificate!(conn, &soc, root.as_slice(), certificate, now);
             Ok(())
         })
     }

@@ -133,6 +133,11 @@ pub struct CreateSocietyRequest {
         )
     )]
     pub name: String,
+    /// The id another instance already gave the society (its own server, when the society is
+    /// registered on the hub it syncs with); without it the society gets a new id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
+    pub id: Option<SocietyId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

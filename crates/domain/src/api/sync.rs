@@ -132,6 +132,31 @@ pub struct SyncOutcomeDto {
     pub reason: Option<String>,
 }
 
+/// What a society's trust bundle (`PUT /v1/sync/trust`, the body `GET /v1/societies/{id}/trust`
+/// serves on the other side) added to what this server holds (`docs/sync.md`, "Trust across
+/// instances"). Sending the same bundle again adds nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SyncTrustOutcome {
+    /// Whether the society's root here changed (it was taken for the first time, or a root
+    /// succession moved it on).
+    pub root_changed: bool,
+    /// Root successions added.
+    pub successions: u64,
+    /// The Movement root's certificates of the society's roots added or renewed.
+    pub movement_certificates: u64,
+    /// Key certificates that became their subjects' current ones.
+    pub certificates: u64,
+    /// Certificates of revoked keys added (commits signed before the revocation still verify).
+    pub retired: u64,
+    /// Certificates sent that do not verify against the society's roots (left out, as a client
+    /// leaves them out).
+    pub unverified: u64,
+    /// The number of the revocation list taken, if a later one came.
+    pub revocation_list: Option<u64>,
+}
+
 /// The outcome of one case's commits (`docs/sync.md`, "Push").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

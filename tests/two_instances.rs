@@ -1,0 +1,324 @@
+//! Two real `rfl-server` instances of one society (`docs/sync.md`): the society's own server and
+//! the hub, one on SQLite and the other on PostgreSQL, with the society's sync agent enrolled on
+//! both. The hub takes the society's trust material only through the Movement root, and then the
+//! society's commits, which arrive byte for byte.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use rfl_client::sync::{carry_trust, pass, Checkpoint};
+use rfl_client::{ClientError, Session};
+use rfl_crypto::{issue_admin_cert, RevocationReason, SocietyRootKey, Validity};
+use rfl_domain::api::{SyncPageDto, SyncTrustOutcome};
+use rfl_domain::{CaseStatus, Role, SocietyId};
+use rfl_system_tests::{case, note, Backend, TestServer, TestSociety, T0_MILLIS};
+
+/// A society's own server with the society (admin, escrow, root certified by the Movement root),
+/// and a hub where the Movement registered it under the same id, with its sync agent on both.
+struct Pair {
+    own: TestServer,
+    hub: TestServer,
+    soc: TestSociety,
+    agent_own: Session,
+    agent_hub: Session,
+    /// The hub's admin of the society (enrolled there with the code of `create-society --id`).
+    hub_admin: Session,
+}
+
+/// A Movement admin of `t`, stepped up.
+async fn movement_admin(t: &TestServer) -> rfl_system_tests::Person {
+    let code = rfl_api::identity::movement_admin_code(&t.store, T0_MILLIS, 72).unwrap();
+    let mut mv = t.enrol_person(&code).await;
+    mv.session.step_up(&mut mv.authenticator).await.unwrap();
+    mv
+}
+
+async fn pair(own: Backend, hub: Backend) -> Pair {
+    let own = TestServer::start(own).await;
+    let hub = TestServer::start(hub).await;
+    let soc = own.society("Red Cross A").await;
+
+    // The Movement root (held offline) is set on both instances; it certifies the society's root.
+    let mv = movement_admin(&own).await;
+    let movement = mv.session.init_movement().await.unwrap();
+    mv.session
+        .certify_society(&movement, soc.id, &soc.root_fingerprint)
+        .await
+        .unwrap();
+    let mv_hub = movement_admin(&hub).await;
+    mv_hub.session.set_movement_root(&movement).await.unwrap();
+
+    // The Movement registers the society on the hub under the id its own server gave it.
+    let (id, code) =
+        rfl_api::identity::create_society(&hub.store, "Red Cross A", Some(soc.id), T0_MILLIS, 72)
+            .unwrap();
+    assert_eq!(id, soc.id);
+    let again = rfl_api::identity::create_society(&hub.store, "Other", Some(soc.id), T0_MILLIS, 72);
+    assert!(
+        matches!(again, Err(rfl_api::error::ApiError::Conflict(_))),
+        "{again:?}"
+    );
+    let hub_admin = hub.enrol(&code).await;
+    let agent_code = hub_admin
+        .issue_enrolment_code(Role::SyncAgent)
+        .await
+        .unwrap();
+    let agent_hub = hub.enrol_machine(&agent_code.code).await;
+    let agent_own = own.sync_agent(&soc).await;
+    Pair {
+        own,
+        hub,
+        soc,
+        agent_own,
+        agent_hub,
+        hub_admin,
+    }
+}
+
+const ORDERS: [(Backend, Backend); 2] = [
+    (Backend::Sqlite, Backend::Postgres),
+    (Backend::Postgres, Backend::Sqlite),
+];
+
+fn nothing_added(o: &SyncTrustOutcome) -> bool {
+    !o.root_changed
+        && o.successions == 0
+        && o.movement_certificates == 0
+        && o.certificates == 0
+        && o.retired == 0
+        && o.revocation_list.is_none()
+}
+
+fn refused(e: &ClientError, status: u16, what: &str) {
+    assert_eq!(e.status(), Some(status), "{e}");
+    assert!(e.to_string().contains(what), "expected {what:?} in {e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_takes_a_society_s_trust_only_through_the_movement_root_and_never_back() {
+    for (own_backend, hub_backend) in ORDERS {
+        let p = pair(own_backend, hub_backend).await;
+        let hub = p.agent_hub.api();
+        let bundle = p.agent_own.api().trust_bundle(p.soc.id).await.unwrap();
+
+        // A bundle without the Movement's certificate, or with a root of someone else's making,
+        // convinces no hub; nor does another society's bundle.
+        let mut bare = bundle.clone();
+        bare.movement_certificates.clear();
+        refused(&hub.sync_trust(&bare).await.unwrap_err(), 422, "vouches");
+        let mut forged = bundle.clone();
+        let stranger = SocietyRootKey::generate().unwrap();
+        forged.root_public_key = Some(stranger.public().as_bytes().to_vec().into());
+        refused(&hub.sync_trust(&forged).await.unwrap_err(), 422, "vouches");
+        let mut other = bundle.clone();
+        other.society_id = SocietyId::new();
+        refused(
+            &hub.sync_trust(&other).await.unwrap_err(),
+            403,
+            "own society",
+        );
+
+        // The genuine bundle: the root, the Movement's certificate of it, the admin's and the
+        // escrow key's certificates, all verified.
+        let taken = hub.sync_trust(&bundle).await.unwrap();
+        assert!(taken.root_changed, "{taken:?}");
+        assert_eq!(taken.movement_certificates, 1, "{taken:?}");
+        assert_eq!((taken.certificates, taken.unverified), (2, 0), "{taken:?}");
+        assert!(nothing_added(&hub.sync_trust(&bundle).await.unwrap()));
+        let served = p.hub_admin.api().trust_bundle(p.soc.id).await.unwrap();
+        assert_eq!(served.root_public_key, bundle.root_public_key);
+        assert_eq!(sorted(&served.certificates), sorted(&bundle.certificates));
+        assert_eq!(served.movement_certificates, bundle.movement_certificates);
+
+        // A root of someone else's making no longer replaces it, vouched for or not.
+        refused(
+            &hub.sync_trust(&forged).await.unwrap_err(),
+            409,
+            "does not continue",
+        );
+
+        // A certificate its roots did not issue is left out.
+        let mut slipped = bundle.clone();
+        let keys = rfl_client::DeviceKeys::generate().unwrap();
+        let fake = issue_admin_cert(
+            &stranger,
+            *p.soc.id.as_uuid(),
+            uuid::Uuid::now_v7(),
+            keys.signing.public_key(),
+            &keys.age.recipient(),
+            Validity::new(T0_MILLIS / 1000 - 60, T0_MILLIS / 1000 + 86_400).unwrap(),
+        )
+        .unwrap();
+        slipped.certificates.push(fake.to_hex());
+        let o = hub.sync_trust(&slipped).await.unwrap();
+        assert_eq!((o.certificates, o.unverified), (0, 1), "{o:?}");
+
+        // Two members are certified, then revoked one after the other: each revocation reaches
+        // the hub with the next bundle, and an older list never replaces a newer one.
+        let mut soc = p.soc;
+        let cw1 = p.own.caseworker(&soc).await;
+        let cw2 = p.own.caseworker(&soc).await;
+        let o = hub
+            .sync_trust(&p.agent_own.api().trust_bundle(soc.id).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(o.certificates, 2, "{o:?}");
+        soc.step_up().await;
+        soc.admin
+            .revoke_member(cw1.member_id(), RevocationReason::Departed)
+            .await
+            .unwrap();
+        let first = p.agent_own.api().trust_bundle(soc.id).await.unwrap();
+        soc.admin
+            .revoke_member(cw2.member_id(), RevocationReason::Departed)
+            .await
+            .unwrap();
+        let second = p.agent_own.api().trust_bundle(soc.id).await.unwrap();
+        let o = hub.sync_trust(&second).await.unwrap();
+        // Their certificates stay as the hub holds them, now revoked by the list.
+        assert_eq!(o.revocation_list, Some(2), "{o:?}");
+        assert_eq!((o.certificates, o.retired), (0, 0), "{o:?}");
+        refused(
+            &hub.sync_trust(&first).await.unwrap_err(),
+            409,
+            "revocation list",
+        );
+        let mut no_list = second.clone();
+        no_list.revocations = None;
+        assert!(nothing_added(&hub.sync_trust(&no_list).await.unwrap()));
+        let served = p.hub_admin.api().trust_bundle(soc.id).await.unwrap();
+        assert_eq!(served.revocations, second.revocations);
+
+        p.own.stop().await;
+        p.hub.stop().await;
+    }
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+/// Everything a page carries that both sides must hold alike, by case: the commits, the records
+/// (envelopes and what the server says of them) and the wrapped keys.
+type Held = BTreeMap<uuid::Uuid, (Vec<Vec<u8>>, Vec<String>, Vec<String>)>;
+
+async fn everything(agent: &Session) -> Held {
+    let mut held = Held::new();
+    let mut after = 0;
+    loop {
+        let page: SyncPageDto = agent
+            .api()
+            .sync_changes((0, after), None, Some(3))
+            .await
+            .unwrap();
+        for c in page.cases {
+            assert!(c.whole);
+            let records = c
+                .records
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {:?} v{} e{} by {} {:?}",
+                        r.id, r.kind, r.version, r.key_epoch, r.author_id, r.envelope.0
+                    )
+                })
+                .collect();
+            let mut keys: Vec<String> = c
+                .keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{} e{} g{} {:?} {:?}",
+                        k.recipient_id,
+                        k.key_epoch,
+                        k.escrow_gen,
+                        k.wrapped.0,
+                        k.keys_digest.as_ref().map(|d| &d.0)
+                    )
+                })
+                .collect();
+            keys.sort();
+            let commits = c.commits.into_iter().map(|b| b.0).collect();
+            held.insert(*c.case.id.as_uuid(), (commits, records, keys));
+        }
+        after = page.next;
+        if !page.more {
+            return held;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_society_s_cases_reach_the_hub_byte_for_byte_and_a_second_pass_sends_only_what_changed() {
+    for (own_backend, hub_backend) in ORDERS {
+        let p = pair(own_backend, hub_backend).await;
+        let (from, to) = (p.agent_own.api(), p.agent_hub.api());
+        let cw = p.own.caseworker(&p.soc).await;
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            let id = cw.create_case(&case(n)).await.unwrap().id;
+            cw.add_note(id, note("seen at the border crossing"))
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+
+        // Before the hub holds the society's trust, it can verify none of its commits.
+        let e = pass(from, to, None, Some(2)).await.unwrap_err();
+        refused(&e, 422, "no root");
+
+        carry_trust(from, to, p.soc.id).await.unwrap();
+        let first = pass(from, to, None, Some(2)).await.unwrap();
+        assert_eq!(first.pages, 3);
+        assert_eq!(first.cases, 5);
+        assert_eq!((first.known, first.applied), (0, 10), "{first:?}");
+        assert!(first.conflicts.is_empty() && first.refused.is_empty());
+        let checkpoint = first.checkpoint.unwrap();
+        assert_eq!(
+            everything(&p.agent_hub).await,
+            everything(&p.agent_own).await
+        );
+
+        // The same pass again sends the same pages under the same keys: the hub answers as it
+        // did, and nothing changes there.
+        let hub_seq = to.sync_info().await.unwrap().seq;
+        let again = pass(from, to, None, Some(2)).await.unwrap();
+        assert_eq!((again.known, again.applied), (0, 10), "{again:?}");
+        assert_eq!(to.sync_info().await.unwrap().seq, hub_seq);
+
+        // One case changes, and one is closed: the next pass from the checkpoint carries only
+        // those, and both sides hold the same again.
+        cw.add_note(ids[1], note("a cousin answered the message"))
+            .await
+            .unwrap();
+        cw.set_status(ids[3], CaseStatus::ClosedAtEnquirerRequest)
+            .await
+            .unwrap();
+        let next = pass(from, to, Some(checkpoint), Some(2)).await.unwrap();
+        assert_eq!(next.cases, 2, "{next:?}");
+        assert_eq!((next.known, next.applied), (0, 2), "{next:?}");
+        assert_eq!(
+            everything(&p.agent_hub).await,
+            everything(&p.agent_own).await
+        );
+
+        // A checkpoint of another instance is refused by the sender, and the pass starts again
+        // from the start: nothing lost, nothing stored twice.
+        let stray = Checkpoint {
+            instance: uuid::Uuid::now_v7(),
+            seq: 1,
+        };
+        let restarted = pass(from, to, Some(stray), Some(2)).await.unwrap();
+        assert!(restarted.restarted);
+        assert_eq!(restarted.applied, 0, "{restarted:?}");
+        assert_eq!(
+            everything(&p.agent_hub).await,
+            everything(&p.agent_own).await
+        );
+
+        p.own.stop().await;
+        p.hub.stop().await;
+    }
+}
