@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use rfl_client::sync::{carry_trust, pass, Checkpoint};
+use rfl_client::sync::{carry_trust, pass, round, Checkpoint, StateFileStore, SyncState};
 use rfl_client::{ClientError, Session};
 use rfl_crypto::{issue_admin_cert, RevocationReason, SocietyRootKey, Validity};
 use rfl_domain::api::{SyncPageDto, SyncTrustOutcome};
@@ -154,7 +154,8 @@ async fn a_hub_takes_a_society_s_trust_only_through_the_movement_root_and_never_
         assert_eq!((o.certificates, o.unverified), (0, 1), "{o:?}");
 
         // Two members are certified, then revoked one after the other: each revocation reaches
-        // the hub with the next bundle, and an older list never replaces a newer one.
+        // the hub with the next bundle, and an older list (a stale bundle) never replaces a newer
+        // one; a list that forks from the held one is refused.
         let mut soc = p.soc;
         let cw1 = p.own.caseworker(&soc).await;
         let cw2 = p.own.caseworker(&soc).await;
@@ -178,8 +179,16 @@ async fn a_hub_takes_a_society_s_trust_only_through_the_movement_root_and_never_
         // Their certificates stay as the hub holds them, now revoked by the list.
         assert_eq!(o.revocation_list, Some(2), "{o:?}");
         assert_eq!((o.certificates, o.retired), (0, 0), "{o:?}");
+        assert!(nothing_added(&hub.sync_trust(&first).await.unwrap()));
+        let mut fork = first.clone();
+        let mut list = rfl_crypto::RevocationList::from_hex(second.revocations.as_ref().unwrap())
+            .unwrap()
+            .body()
+            .clone();
+        list.entries.pop();
+        fork.revocations = Some(list.sign_by_root(&soc.root).unwrap().to_hex());
         refused(
-            &hub.sync_trust(&first).await.unwrap_err(),
+            &hub.sync_trust(&fork).await.unwrap_err(),
             409,
             "revocation list",
         );
@@ -317,6 +326,51 @@ async fn a_society_s_cases_reach_the_hub_byte_for_byte_and_a_second_pass_sends_o
             everything(&p.agent_hub).await,
             everything(&p.agent_own).await
         );
+
+        // The agent's rounds (what `rfl sync` runs): both ways, each checkpoint kept in a file
+        // only the agent can write. What went to the hub comes back as held already.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.json.sync");
+        let file = StateFileStore::new(path.clone(), &p.agent_own);
+        let key = p.agent_own.keys().case_key().unwrap();
+        let mut state = file.load(key).unwrap();
+        assert_eq!(state, SyncState::default());
+        let r = round(&p.agent_own, &p.agent_hub, &mut state, Some(2), |s| {
+            file.save(key, s)
+        })
+        .await
+        .unwrap();
+        assert_eq!((r.from_hub.cases, r.from_hub.applied), (5, 0), "{r:?}");
+        assert_eq!(r.from_hub.known, 12, "{r:?}");
+        assert!(nothing_added(&r.trust_to_hub) && nothing_added(&r.trust_from_hub));
+        assert_eq!(file.load(key).unwrap(), state);
+        let (to_hub, from_hub) = (state.to_hub.unwrap(), state.from_hub.unwrap());
+        assert_eq!(to_hub.instance, from.sync_info().await.unwrap().instance_id);
+        assert_eq!(from_hub.instance, to.sync_info().await.unwrap().instance_id);
+
+        // A change on the society's server goes over in the next round, and nothing else does.
+        cw.add_note(ids[0], note("the tracing request reached the hub"))
+            .await
+            .unwrap();
+        let r = round(&p.agent_own, &p.agent_hub, &mut state, Some(2), |s| {
+            file.save(key, s)
+        })
+        .await
+        .unwrap();
+        assert_eq!((r.to_hub.cases, r.to_hub.applied), (1, 1), "{r:?}");
+        assert_eq!((r.from_hub.cases, r.from_hub.known), (1, 1), "{r:?}");
+        assert_eq!(
+            everything(&p.agent_hub).await,
+            everything(&p.agent_own).await
+        );
+
+        // A checkpoint moved on by someone else would skip changes: the altered file is refused.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let seq = format!("\"seq\": {}", state.to_hub.unwrap().seq);
+        assert!(text.contains(&seq), "{text}");
+        std::fs::write(&path, text.replace(&seq, "\"seq\": 999999")).unwrap();
+        let e = file.load(key).unwrap_err();
+        assert!(matches!(e, ClientError::Tampered(_)), "{e}");
 
         p.own.stop().await;
         p.hub.stop().await;

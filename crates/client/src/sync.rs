@@ -3,17 +3,22 @@
 //! each page pulled from one side pushed to the other. The agent holds no key that opens a case:
 //! it moves ciphertext and signed commits, and the receiving server verifies every commit.
 
-use rfl_crypto::sha256;
+use std::path::{Path, PathBuf};
+
+use rfl_crypto::{sha256, CaseWrapKey};
 use rfl_domain::api::{wire, SyncOutcome, SyncOutcomeDto, SyncPushDto, SyncTrustOutcome};
-use rfl_domain::SocietyId;
+use rfl_domain::{MemberId, SocietyId};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::http::Api;
-use crate::{ClientError, Result};
+use crate::keystore::write_private;
+use crate::{ClientError, Result, Session};
 
 /// How far a reader has got in one instance's change sequence of a society: it holds every
 /// change numbered up to `seq` there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     /// The instance the number was read from: a number means nothing on another database.
     pub instance: Uuid,
@@ -21,7 +26,7 @@ pub struct Checkpoint {
 }
 
 /// What one pass carried.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct PassReport {
     /// Pages pulled.
     pub pages: u64,
@@ -103,4 +108,147 @@ pub async fn pass(
             return Ok(report);
         }
     }
+}
+
+/// Where an agent's passes between a society's own server and the hub have got: one checkpoint
+/// each way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncState {
+    /// In the society's own server's sequence: what the hub has been sent.
+    pub to_hub: Option<Checkpoint>,
+    /// In the hub's sequence: what the society's own server has been sent.
+    pub from_hub: Option<Checkpoint>,
+}
+
+const STATE_FORMAT: &str = "rfl-sync-state-v1";
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedState {
+    format: String,
+    member_id: MemberId,
+    society_id: SocietyId,
+    state: SyncState,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile {
+    signed: SignedState,
+    mac: String,
+}
+
+/// A [`SyncState`] kept in a file beside the agent's keystore, authenticated with a key derived
+/// from the agent's keys (as the verified-heads file is): a checkpoint moved on by someone else
+/// would make the agent skip changes, so an altered file is refused. Written whole and renamed
+/// into place, so a crash leaves the old state or the new one, and deleting it is always safe:
+/// the next pass starts from the start and sends nothing twice.
+pub struct StateFileStore {
+    path: PathBuf,
+    member: MemberId,
+    society: SocietyId,
+}
+
+impl StateFileStore {
+    /// The state file that belongs to a keystore file.
+    pub fn path_for(keystore: &Path) -> PathBuf {
+        let mut p = keystore.as_os_str().to_owned();
+        p.push(".sync");
+        PathBuf::from(p)
+    }
+
+    /// The state file at `path` of the agent `session` signs in as.
+    pub fn new(path: PathBuf, session: &Session) -> StateFileStore {
+        StateFileStore {
+            path,
+            member: session.member_id(),
+            society: session.society_id(),
+        }
+    }
+
+    /// The state kept, or none yet (no file).
+    pub fn load(&self, key: &CaseWrapKey) -> Result<SyncState> {
+        let text = match std::fs::read(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SyncState::default()),
+            Err(e) => return Err(e.into()),
+        };
+        let altered = || {
+            ClientError::Tampered(format!(
+                "the sync state file {} was altered or belongs to another agent: delete it to \
+                 sync from the start (nothing is sent twice)",
+                self.path.display()
+            ))
+        };
+        let file: StateFile = serde_json::from_slice(&text).map_err(|_| altered())?;
+        let tag = hex::decode(&file.mac).map_err(|_| altered())?;
+        if !key.check_local_state_mac(&serde_json::to_vec(&file.signed)?, &tag)
+            || file.signed.format != STATE_FORMAT
+            || file.signed.member_id != self.member
+            || file.signed.society_id != self.society
+        {
+            return Err(altered());
+        }
+        Ok(file.signed.state)
+    }
+
+    /// Keeps `state`.
+    pub fn save(&self, key: &CaseWrapKey, state: &SyncState) -> Result<()> {
+        let signed = SignedState {
+            format: STATE_FORMAT.to_owned(),
+            member_id: self.member,
+            society_id: self.society,
+            state: *state,
+        };
+        let mac = key.local_state_mac(&serde_json::to_vec(&signed)?);
+        let file = StateFile {
+            signed,
+            mac: hex::encode(mac),
+        };
+        write_private(&self.path, &serde_json::to_vec_pretty(&file)?)
+    }
+}
+
+/// What one round between a society's own server and the hub did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundReport {
+    /// The society's trust material the hub took.
+    pub trust_to_hub: SyncTrustOutcome,
+    /// What the society's own server took of the hub's (certificates the hub's admins issued).
+    pub trust_from_hub: SyncTrustOutcome,
+    pub to_hub: PassReport,
+    pub from_hub: PassReport,
+}
+
+/// One round of the agent: the society's trust material both ways (the hub first: it takes no
+/// commit before it), then one pass of changes each way, each checkpoint kept by `keep` as soon
+/// as its pass is done. `own` and `hub` are the agent's sessions on the two instances.
+pub async fn round(
+    own: &Session,
+    hub: &Session,
+    state: &mut SyncState,
+    limit: Option<u32>,
+    mut keep: impl FnMut(&SyncState) -> Result<()>,
+) -> Result<RoundReport> {
+    if own.society_id() != hub.society_id() {
+        return Err(ClientError::Invalid(
+            "the two keystores belong to agents of different societies".into(),
+        ));
+    }
+    let society = own.society_id();
+    let trust_to_hub = carry_trust(own.api(), hub.api(), society).await?;
+    let trust_from_hub = carry_trust(hub.api(), own.api(), society).await?;
+    let to_hub = pass(own.api(), hub.api(), state.to_hub, limit).await?;
+    state.to_hub = to_hub.checkpoint;
+    keep(state)?;
+    let from_hub = pass(hub.api(), own.api(), state.from_hub, limit).await?;
+    state.from_hub = from_hub.checkpoint;
+    keep(state)?;
+    Ok(RoundReport {
+        trust_to_hub,
+        trust_from_hub,
+        to_hub,
+        from_hub,
+    })
 }

@@ -3,7 +3,8 @@
 //! another instance (the hub), which takes no commit of the society before it. This server keeps
 //! only what it can verify itself: a root the Movement root it holds vouches for (or that root
 //! successions lead to from the root it holds), certificates that verify against those roots, and
-//! a revocation list that follows the one it holds. Nothing the bundle sends can take back what is
+//! a revocation list that follows the one it holds. The same endpoint serves both ways: the
+//! society's own server takes the certificates the hub's admins of the society issued. Nothing the bundle sends can take back what is
 //! held: a root is never replaced by one that does not succeed it, a revocation never dropped.
 
 use std::collections::{HashMap, HashSet};
@@ -26,12 +27,14 @@ use crate::{blocking, State};
 /// body is what `GET /v1/societies/{id}/trust` serves there. The society's root is taken only if
 /// a certificate of the Movement root this server holds vouches for it (or for a root whose
 /// successions lead to it), or if it is the root held here or succeeds it; certificates count only
-/// if they verify against those roots; a revocation list only if it follows the one held. The
+/// if they verify against those roots; a revocation list only if it follows the one held (an
+/// older one is stale and changes nothing; one that forks from it or drops a revocation is
+/// refused). The
 /// answer says what was added; the same bundle again adds nothing.
 #[utoipa::path(tag = "sync", security(("bearer" = [])), request_body = SocietyTrustResponse, responses(
     (status = 200, body = SyncTrustOutcome),
     (status = 403, description = "Not the caller's society", body = Problem),
-    (status = 409, description = "No Movement root is set here; the bundle's root does not continue the one held, or its revocation list is older; or the material changed meanwhile (send it again)", body = Problem),
+    (status = 409, description = "No Movement root is set here; the bundle's root does not continue the one held, or its revocation list forks from the one held or drops a revocation; or the material changed meanwhile (send it again)", body = Problem),
     (status = 422, description = "The bundle does not parse or does not verify", body = Problem)))]
 #[put("/sync/trust")]
 pub async fn put_trust(
@@ -78,14 +81,7 @@ fn adopt(
 ) -> Result<SyncTrustOutcome, ApiError> {
     let soc = *society.as_uuid();
     let now = now_ms.div_euclid(1000);
-    let movement = store.movement_root()?.ok_or_else(|| {
-        ApiError::Conflict(
-            "no Movement root is set on this server: a Movement admin sets it (`rfl movement \
-             init`) before a society's trust material can be taken"
-                .into(),
-        )
-    })?;
-    let movement = RootPublicKey::from_bytes(movement);
+    let movement = store.movement_root()?.map(RootPublicKey::from_bytes);
     let root = bundle
         .root_public_key
         .as_ref()
@@ -107,6 +103,13 @@ fn adopt(
         .map_err(|e| unprocessable("the bundle's root successions", e))?;
 
     let held = store.society_certificates(society)?;
+    if held.root.is_none() && movement.is_none() {
+        return Err(ApiError::Conflict(
+            "no Movement root is set on this server: a Movement admin sets it (`rfl movement \
+             init`) before a society's trust material can be taken"
+                .into(),
+        ));
+    }
     // The root held must be one of the bundle's roots, and the successions held the first of its
     // successions: a bundle never replaces a root by one that does not succeed it.
     if let Some(h) = held.root {
@@ -119,7 +122,10 @@ fn adopt(
             ));
         }
     }
-    let movement_certificates = movement_certificates(&held, bundle, &movement, soc, now, &roots)?;
+    let movement_certificates = match &movement {
+        Some(m) => movement_certificates(&held, bundle, m, soc, now, &roots)?,
+        None => Default::default(),
+    };
     if held.root.is_none() && !movement_certificates.1.contains(root.as_bytes()) {
         return Err(ApiError::Unprocessable(
             "no certificate of the Movement root this server holds vouches for the bundle's \
@@ -143,7 +149,11 @@ fn adopt(
                 .map_err(|e| unprocessable("the revocation list", e))
         })
         .transpose()?;
+    // A list older than the one held is stale (the other side has not caught up yet): the held
+    // one stands. One numbered alike must be the same list, and a later one must keep every entry
+    // (`Trust::verify` checks both).
     let held_number = held_list.as_ref().map_or(0, |l| l.body().number);
+    let sent_list = sent_list.filter(|l| l.body().number >= held_number);
     let new_list = sent_list
         .as_ref()
         .filter(|l| l.body().number > held_number)

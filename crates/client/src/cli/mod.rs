@@ -8,7 +8,8 @@
 //! - [`revoked`]: `society revoked-holders` (members other societies revoked, society admins);
 //! - [`case`]: `case create|import|list|show|update|status`;
 //! - [`records`]: `message add`, `note add`, `attach` (records added to an existing case);
-//! - [`export`]: `export` (a case decrypted to files).
+//! - [`export`]: `export` (a case decrypted to files);
+//! - [`sync`]: `sync` (the society's sync agent between its server and the hub).
 //!
 //! This file holds the top-level parser and what every command shares: the keystore path, the
 //! passphrase, signing in ([`Context::open_session`]), the one printer for text or `--json`
@@ -24,6 +25,7 @@ mod records;
 mod revoked;
 mod root;
 mod society;
+mod sync;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -106,6 +108,10 @@ enum Command {
     /// Cases transferred between societies (society admins): list, accept, reject or cancel.
     #[command(subcommand)]
     Transfer(movement::TransferCmd),
+    /// The society's sync agent: carries its trust material and its cases' changes between its
+    /// own server (this keystore) and the hub (--hub), verified on arrival; with --watch, round
+    /// after round. Ciphertext only: the agent opens no case.
+    Sync(sync::SyncArgs),
 }
 
 impl Cli {
@@ -133,6 +139,7 @@ impl Cli {
             Command::Export(args) => args.exec(&ctx).await,
             Command::Movement(cmd) => cmd.exec(&ctx).await,
             Command::Transfer(cmd) => cmd.exec(&ctx).await,
+            Command::Sync(args) => args.exec(&ctx).await,
         }
     }
 }

@@ -1,0 +1,135 @@
+//! `rfl sync`: the society's sync agent between its own server (this keystore) and the hub (the
+//! keystore `--hub`), one round or, with `--watch`, a round every few seconds. Its checkpoints are
+//! kept in an authenticated file beside this keystore (`<keystore>.sync`), so a restart goes on
+//! where the last pass ended.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use rfl_client::sync::{round, PassReport, RoundReport, StateFileStore};
+use rfl_client::ClientError;
+use rfl_domain::api::SyncTrustOutcome;
+
+use super::{passphrase, Context};
+
+#[derive(Args)]
+pub struct SyncArgs {
+    /// The agent's keystore on the hub (`rfl enrol --machine` there, sealed with the same
+    /// passphrase as this one).
+    #[arg(long, value_name = "KEYSTORE")]
+    hub: PathBuf,
+    /// Keep going: a round every SECONDS until interrupted (each checkpoint is kept as soon as
+    /// its pass is done, so an interruption loses nothing).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    watch: Option<u64>,
+    /// Cases per page (the server may send fewer).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    page: u32,
+}
+
+impl SyncArgs {
+    pub async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
+        let pass = passphrase()?;
+        let hub_ctx = Context {
+            keystore: self.hub.clone(),
+            json: ctx.json,
+        };
+        loop {
+            // Each round signs in afresh on both sides: a watch outlives any access token.
+            let own = ctx.open_session_with(&pass).await?;
+            let hub = hub_ctx.open_session_with(&pass).await?;
+            let store = StateFileStore::new(StateFileStore::path_for(ctx.keystore_path()), &own);
+            let key = own.keys().case_key()?;
+            let mut state = store.load(key)?;
+            let report = round(&own, &hub, &mut state, Some(self.page), |s| {
+                store.save(key, s)
+            })
+            .await?;
+            ctx.print(&report, || human(&report))?;
+            let Some(secs) = self.watch else {
+                return Ok(());
+            };
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                r = tokio::signal::ctrl_c() => {
+                    r?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn trust_line(to: &str, t: &SyncTrustOutcome) -> Option<String> {
+    let mut parts = Vec::new();
+    if t.root_changed {
+        parts.push("the society root".to_owned());
+    }
+    for (n, what) in [
+        (t.successions, "root successions"),
+        (t.movement_certificates, "Movement certificates"),
+        (t.certificates, "key certificates"),
+        (t.retired, "revoked keys' certificates"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    if let Some(n) = t.revocation_list {
+        parts.push(format!("revocation list {n}"));
+    }
+    if t.unverified > 0 {
+        parts.push(format!(
+            "{} certificates left out (they do not verify)",
+            t.unverified
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("{to} took {}", parts.join(", ")))
+}
+
+fn pass_lines(way: &str, p: &PassReport, out: &mut Vec<String>) {
+    out.push(format!(
+        "{way}: {} cases in {} pages, {} commits stored, {} held already{}",
+        p.cases,
+        p.pages,
+        p.applied,
+        p.known,
+        if p.restarted {
+            " (the checkpoint was refused: synced from the start)"
+        } else {
+            ""
+        }
+    ));
+    for o in &p.conflicts {
+        out.push(format!(
+            "  CONFLICT case {} (commit {}): changed on both sides; nothing was overwritten",
+            o.case_id,
+            o.at.map_or_else(|| "?".to_owned(), |n| n.to_string())
+        ));
+    }
+    for o in &p.refused {
+        out.push(format!(
+            "  REFUSED case {}: {}",
+            o.case_id,
+            o.reason.as_deref().unwrap_or("no reason given")
+        ));
+    }
+}
+
+fn human(r: &RoundReport) -> String {
+    let mut out = Vec::new();
+    out.extend(trust_line("the hub", &r.trust_to_hub));
+    out.extend(trust_line("this society's server", &r.trust_from_hub));
+    pass_lines("to the hub", &r.to_hub, &mut out);
+    pass_lines("from the hub", &r.from_hub, &mut out);
+    let refused = r.to_hub.refused.len() + r.from_hub.refused.len();
+    let conflicts = r.to_hub.conflicts.len() + r.from_hub.conflicts.len();
+    if refused + conflicts > 0 {
+        out.push(format!(
+            "{conflicts} conflicts, {refused} refused: see docs/sync.md (a refused case's commits \
+             failed verification; report it to your society's admins)"
+        ));
+    }
+    out.join("\n")
+}
