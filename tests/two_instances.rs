@@ -87,6 +87,7 @@ fn nothing_added(o: &SyncTrustOutcome) -> bool {
         && o.certificates == 0
         && o.retired == 0
         && o.revocation_list.is_none()
+        && !o.escrow
 }
 
 fn refused(e: &ClientError, status: u16, what: &str) {
@@ -99,19 +100,19 @@ async fn a_hub_takes_a_society_s_trust_only_through_the_movement_root_and_never_
     for (own_backend, hub_backend) in ORDERS {
         let p = pair(own_backend, hub_backend).await;
         let hub = p.agent_hub.api();
-        let bundle = p.agent_own.api().trust_bundle(p.soc.id).await.unwrap();
+        let bundle = p.agent_own.api().sync_trust_bundle().await.unwrap();
 
         // A bundle without the Movement's certificate, or with a root of someone else's making,
         // convinces no hub; nor does another society's bundle.
         let mut bare = bundle.clone();
-        bare.movement_certificates.clear();
+        bare.trust.movement_certificates.clear();
         refused(&hub.sync_trust(&bare).await.unwrap_err(), 422, "vouches");
         let mut forged = bundle.clone();
         let stranger = SocietyRootKey::generate().unwrap();
-        forged.root_public_key = Some(stranger.public().as_bytes().to_vec().into());
+        forged.trust.root_public_key = Some(stranger.public().as_bytes().to_vec().into());
         refused(&hub.sync_trust(&forged).await.unwrap_err(), 422, "vouches");
         let mut other = bundle.clone();
-        other.society_id = SocietyId::new();
+        other.trust.society_id = SocietyId::new();
         refused(
             &hub.sync_trust(&other).await.unwrap_err(),
             403,
@@ -126,9 +127,21 @@ async fn a_hub_takes_a_society_s_trust_only_through_the_movement_root_and_never_
         assert_eq!((taken.certificates, taken.unverified), (2, 0), "{taken:?}");
         assert!(nothing_added(&hub.sync_trust(&bundle).await.unwrap()));
         let served = p.hub_admin.api().trust_bundle(p.soc.id).await.unwrap();
-        assert_eq!(served.root_public_key, bundle.root_public_key);
-        assert_eq!(sorted(&served.certificates), sorted(&bundle.certificates));
-        assert_eq!(served.movement_certificates, bundle.movement_certificates);
+        assert_eq!(served.root_public_key, bundle.trust.root_public_key);
+        assert_eq!(
+            sorted(&served.certificates),
+            sorted(&bundle.trust.certificates)
+        );
+        assert_eq!(
+            served.movement_certificates,
+            bundle.trust.movement_certificates
+        );
+        // The escrow key came too: the hub's caseworkers wrap new cases to it.
+        assert!(taken.escrow, "{taken:?}");
+        let escrow = p.hub_admin.api().society().await.unwrap().escrow.unwrap();
+        let own_escrow = bundle.escrow.as_ref().unwrap();
+        assert_eq!(escrow.recipient, own_escrow.recipient);
+        assert_eq!(escrow.wrapped_identity, own_escrow.wrapped_identity);
 
         // A root of someone else's making no longer replaces it, vouched for or not.
         refused(
@@ -149,7 +162,7 @@ async fn a_hub_takes_a_society_s_trust_only_through_the_movement_root_and_never_
             Validity::new(T0_MILLIS / 1000 - 60, T0_MILLIS / 1000 + 86_400).unwrap(),
         )
         .unwrap();
-        slipped.certificates.push(fake.to_hex());
+        slipped.trust.certificates.push(fake.to_hex());
         let o = hub.sync_trust(&slipped).await.unwrap();
         assert_eq!((o.certificates, o.unverified), (0, 1), "{o:?}");
 
@@ -160,7 +173,7 @@ async fn a_hub_takes_a_society_s_trust_only_through_the_movement_root_and_never_
         let cw1 = p.own.caseworker(&soc).await;
         let cw2 = p.own.caseworker(&soc).await;
         let o = hub
-            .sync_trust(&p.agent_own.api().trust_bundle(soc.id).await.unwrap())
+            .sync_trust(&p.agent_own.api().sync_trust_bundle().await.unwrap())
             .await
             .unwrap();
         assert_eq!(o.certificates, 2, "{o:?}");
@@ -169,34 +182,35 @@ async fn a_hub_takes_a_society_s_trust_only_through_the_movement_root_and_never_
             .revoke_member(cw1.member_id(), RevocationReason::Departed)
             .await
             .unwrap();
-        let first = p.agent_own.api().trust_bundle(soc.id).await.unwrap();
+        let first = p.agent_own.api().sync_trust_bundle().await.unwrap();
         soc.admin
             .revoke_member(cw2.member_id(), RevocationReason::Departed)
             .await
             .unwrap();
-        let second = p.agent_own.api().trust_bundle(soc.id).await.unwrap();
+        let second = p.agent_own.api().sync_trust_bundle().await.unwrap();
         let o = hub.sync_trust(&second).await.unwrap();
         // Their certificates stay as the hub holds them, now revoked by the list.
         assert_eq!(o.revocation_list, Some(2), "{o:?}");
         assert_eq!((o.certificates, o.retired), (0, 0), "{o:?}");
         assert!(nothing_added(&hub.sync_trust(&first).await.unwrap()));
         let mut fork = first.clone();
-        let mut list = rfl_crypto::RevocationList::from_hex(second.revocations.as_ref().unwrap())
-            .unwrap()
-            .body()
-            .clone();
+        let mut list =
+            rfl_crypto::RevocationList::from_hex(second.trust.revocations.as_ref().unwrap())
+                .unwrap()
+                .body()
+                .clone();
         list.entries.pop();
-        fork.revocations = Some(list.sign_by_root(&soc.root).unwrap().to_hex());
+        fork.trust.revocations = Some(list.sign_by_root(&soc.root).unwrap().to_hex());
         refused(
             &hub.sync_trust(&fork).await.unwrap_err(),
             409,
             "revocation list",
         );
         let mut no_list = second.clone();
-        no_list.revocations = None;
+        no_list.trust.revocations = None;
         assert!(nothing_added(&hub.sync_trust(&no_list).await.unwrap()));
         let served = p.hub_admin.api().trust_bundle(soc.id).await.unwrap();
-        assert_eq!(served.revocations, second.revocations);
+        assert_eq!(served.revocations, second.trust.revocations);
 
         p.own.stop().await;
         p.hub.stop().await;
@@ -278,7 +292,7 @@ async fn a_society_s_cases_reach_the_hub_byte_for_byte_and_a_second_pass_sends_o
         let e = pass(from, to, None, Some(2)).await.unwrap_err();
         refused(&e, 422, "no root");
 
-        carry_trust(from, to, p.soc.id).await.unwrap();
+        carry_trust(from, to).await.unwrap();
         let first = pass(from, to, None, Some(2)).await.unwrap();
         assert_eq!(first.pages, 3);
         assert_eq!(first.cases, 5);

@@ -12,6 +12,7 @@ use rfl_domain::api::{
     Base64Bytes, MemberSocietyDto, MovementRootDto, SocietyCertificateRequest, SocietyTrustResponse,
 };
 use rfl_domain::{MemberId, SocietyId};
+use rfl_storage::{Society, SocietyTrust};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::{ApiError, Problem};
@@ -137,9 +138,14 @@ async fn society_trust(
         Ok((society, store.society_certificates(id)?))
     })
     .await?;
+    Ok(HttpResponse::Ok().json(trust_response(society, t)))
+}
+
+/// A society's trust material as it is served: every certificate (current and retired) in hex.
+pub(crate) fn trust_response(society: Society, t: SocietyTrust) -> SocietyTrustResponse {
     let hex = |b: &Vec<u8>| crate::hex(b);
-    Ok(HttpResponse::Ok().json(SocietyTrustResponse {
-        society_id: id,
+    SocietyTrustResponse {
+        society_id: society.id,
         name: society.name,
         root_public_key: t.root.map(|r| Base64Bytes(r.to_vec())),
         certificates: t
@@ -152,7 +158,7 @@ async fn society_trust(
         root_successions: t.successions.iter().map(hex).collect(),
         movement_certificates: t.movement_certificates.iter().map(hex).collect(),
         escrow_recipient: society.escrow.map(|e| e.recipient),
-    }))
+    }
 }
 
 /// The society of a member (caseworkers and admins): a client that meets a commit signed by a

@@ -1,8 +1,8 @@
 //! National society sync (`docs/sync.md`): `GET /v1/sync/info`, which instance this is and how far
 //! the caller's society's change sequence has got; `GET /v1/sync/changes`, the society's changes
 //! after a cursor, page by page; `POST /v1/sync/changes` (`push.rs`), another server's commits
-//! verified on arrival; and `PUT /v1/sync/trust` (`trust.rs`), the society's trust material from its
-//! other instance.
+//! verified on arrival; and `GET` and `PUT /v1/sync/trust` (`trust.rs`), the society's trust material
+//! for and from its other instance.
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use rfl_domain::api::{SyncCaseDto, SyncInfoDto, SyncKeyDto, SyncPageDto};
@@ -26,6 +26,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(info)
         .service(changes)
         .service(push::push_changes)
+        .service(trust::get_trust)
         .service(trust::put_trust);
 }
 

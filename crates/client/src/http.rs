@@ -222,8 +222,7 @@ impl Api {
     }
 
     /// A society's trust material as this server serves it (root, successions, certificates,
-    /// revocation list, the Movement's certificates of its roots), unverified: what a sync agent
-    /// carries to the society's other instance ([`Api::sync_trust`]).
+    /// revocation list, the Movement's certificates of its roots), unverified.
     pub async fn trust_bundle(
         &self,
         society: rfl_domain::SocietyId,
@@ -231,9 +230,15 @@ impl Api {
         self.get(&format!("/v1/societies/{society}/trust")).await
     }
 
+    /// The caller's society's trust material and escrow key as its sync agent carries them to the
+    /// society's other instance (sync agents).
+    pub async fn sync_trust_bundle(&self) -> Result<SyncTrustBundle> {
+        self.get("/v1/sync/trust").await
+    }
+
     /// Hands this server the caller's society's trust material from its other instance (sync
     /// agents; `docs/sync.md`, "Trust across instances"); the server keeps what verifies.
-    pub async fn sync_trust(&self, bundle: &SocietyTrustResponse) -> Result<SyncTrustOutcome> {
+    pub async fn sync_trust(&self, bundle: &SyncTrustBundle) -> Result<SyncTrustOutcome> {
         self.put("/v1/sync/trust", bundle).await
     }
 

@@ -47,10 +47,10 @@ pub struct PassReport {
     pub restarted: bool,
 }
 
-/// Carries `society`'s trust material from `from` (where it is served) to `to`, which keeps what
-/// verifies against the Movement root and the roots it holds.
-pub async fn carry_trust(from: &Api, to: &Api, society: SocietyId) -> Result<SyncTrustOutcome> {
-    let bundle = from.trust_bundle(society).await?;
+/// Carries the agent's society's trust material and escrow key from `from` to `to`, which keeps
+/// what verifies against the Movement root and the roots it holds.
+pub async fn carry_trust(from: &Api, to: &Api) -> Result<SyncTrustOutcome> {
+    let bundle = from.sync_trust_bundle().await?;
     to.sync_trust(&bundle).await
 }
 
@@ -236,9 +236,8 @@ pub async fn round(
             "the two keystores belong to agents of different societies".into(),
         ));
     }
-    let society = own.society_id();
-    let trust_to_hub = carry_trust(own.api(), hub.api(), society).await?;
-    let trust_from_hub = carry_trust(hub.api(), own.api(), society).await?;
+    let trust_to_hub = carry_trust(own.api(), hub.api()).await?;
+    let trust_from_hub = carry_trust(hub.api(), own.api()).await?;
     let to_hub = pass(own.api(), hub.api(), state.to_hub, limit).await?;
     state.to_hub = to_hub.checkpoint;
     keep(state)?;

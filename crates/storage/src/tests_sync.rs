@@ -384,6 +384,7 @@ fn trust_from_another_instance_is_stored_only_on_what_the_caller_read() {
             certificates: vec![cert(1)],
             retired: vec![(subject, [3; 32], vec![2; 8])],
             list: Some((3, vec![5; 4])),
+            escrow: None,
         };
         assert!(!first.is_empty());
         store.adopt_trust(a, &first, NOW).unwrap();
@@ -422,6 +423,11 @@ fn trust_from_another_instance_is_stored_only_on_what_the_caller_read() {
             certificates: vec![cert(4)],
             retired: vec![(subject, [3; 32], vec![2; 8])],
             list: Some((4, vec![6; 4])),
+            // The escrow key held, its identity wrapped anew: the wrapping is renewed.
+            escrow: Some(SocietyEscrow {
+                recipient: ESCROW.into(),
+                wrapped_identity: vec![4; 16],
+            }),
         };
         store.adopt_trust(a, &next, NOW).unwrap();
         let held = store.society_certificates(a).unwrap();
@@ -430,6 +436,24 @@ fn trust_from_another_instance_is_stored_only_on_what_the_caller_read() {
         assert_eq!(held.certificates, vec![cert(4)]);
         assert_eq!(held.retired.len(), 1, "a retired certificate is kept once");
         assert_eq!(held.revocations, Some(vec![6; 4]));
+        let escrow = store.society(a).unwrap().unwrap().escrow.unwrap();
+        assert_eq!(
+            (escrow.recipient.as_str(), escrow.wrapped_identity),
+            (ESCROW, vec![4; 16])
+        );
+        // Another escrow key does not replace the one held (that is a rotation's job).
+        let other = TrustAdoption {
+            held: (Some([2; 32]), 2, 4),
+            root: [2; 32],
+            escrow: Some(SocietyEscrow {
+                recipient: "age1other".into(),
+                wrapped_identity: vec![5; 16],
+            }),
+            ..TrustAdoption::default()
+        };
+        store.adopt_trust(a, &other, NOW).unwrap();
+        let escrow = store.society(a).unwrap().unwrap().escrow.unwrap();
+        assert_eq!(escrow.recipient, ESCROW);
         let nothing = TrustAdoption {
             held: (Some([2; 32]), 2, 4),
             root: [2; 32],

@@ -9,29 +9,57 @@
 
 use std::collections::{HashMap, HashSet};
 
-use actix_web::{put, web, HttpResponse};
+use actix_web::{get, put, web, HttpResponse};
 use rfl_crypto::{
     roots_from_pin, KeyCertificate, RevocationList, RootPublicKey, RootSuccession,
     SocietyCertificate, Trust, TrustError,
 };
-use rfl_domain::api::{SocietyTrustResponse, SyncTrustOutcome};
+use rfl_domain::api::{EscrowDto, SyncTrustBundle, SyncTrustOutcome};
 use rfl_domain::SocietyId;
-use rfl_storage::{CertificateRow, SocietyTrust, Store, TrustAdoption};
+use rfl_storage::{CertificateRow, SocietyEscrow, SocietyTrust, Store, TrustAdoption};
 use uuid::Uuid;
 
 use crate::error::{ApiError, Problem};
 use crate::roles::{Authorized, SyncAgents};
 use crate::{blocking, State};
 
+/// The caller's society's trust material as its sync agent carries it to the society's other
+/// instance (sync agents only): what `GET /v1/societies/{id}/trust` serves, and the escrow key
+/// with its identity wrapped to the recovery key.
+#[utoipa::path(tag = "sync", security(("bearer" = [])), responses(
+    (status = 200, body = SyncTrustBundle), (status = 403, body = Problem)))]
+#[get("/sync/trust")]
+pub async fn get_trust(
+    state: State,
+    Authorized(caller, _): Authorized<SyncAgents>,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let id = caller.society_id;
+    let (society, t) = blocking(move || {
+        let society = store.society(id)?.ok_or(ApiError::NotFound)?;
+        Ok((society, store.society_certificates(id)?))
+    })
+    .await?;
+    let escrow = society.escrow.clone().map(|e| EscrowDto {
+        recipient: e.recipient,
+        wrapped_identity: e.wrapped_identity.into(),
+    });
+    Ok(HttpResponse::Ok().json(SyncTrustBundle {
+        trust: crate::movement::trust_response(society, t),
+        escrow,
+    }))
+}
+
 /// Take the caller's society's trust material from its other instance (sync agents only): the
-/// body is what `GET /v1/societies/{id}/trust` serves there. The society's root is taken only if
+/// body is what `GET /v1/sync/trust` serves there. The society's root is taken only if
 /// a certificate of the Movement root this server holds vouches for it (or for a root whose
 /// successions lead to it), or if it is the root held here or succeeds it; certificates count only
 /// if they verify against those roots; a revocation list only if it follows the one held (an
 /// older one is stale and changes nothing; one that forks from it or drops a revocation is
 /// refused). The
-/// answer says what was added; the same bundle again adds nothing.
-#[utoipa::path(tag = "sync", security(("bearer" = [])), request_body = SocietyTrustResponse, responses(
+/// answer says what was added; the same bundle again adds nothing. The escrow key is taken if its
+/// certificate verifies and none is held here (or the same one, whose wrapping is renewed).
+#[utoipa::path(tag = "sync", security(("bearer" = [])), request_body = SyncTrustBundle, responses(
     (status = 200, body = SyncTrustOutcome),
     (status = 403, description = "Not the caller's society", body = Problem),
     (status = 409, description = "No Movement root is set here; the bundle's root does not continue the one held, or its revocation list forks from the one held or drops a revocation; or the material changed meanwhile (send it again)", body = Problem),
@@ -40,10 +68,10 @@ use crate::{blocking, State};
 pub async fn put_trust(
     state: State,
     Authorized(caller, _): Authorized<SyncAgents>,
-    body: web::Json<SocietyTrustResponse>,
+    body: web::Json<SyncTrustBundle>,
 ) -> Result<HttpResponse, ApiError> {
     let bundle = body.into_inner();
-    if bundle.society_id != caller.society_id {
+    if bundle.trust.society_id != caller.society_id {
         return Err(ApiError::Forbidden(
             "a sync agent sends only its own society's trust material",
         ));
@@ -76,7 +104,10 @@ fn decode(what: &str, hex: &str) -> Result<Vec<u8>, ApiError> {
 fn adopt(
     store: &Store,
     society: SocietyId,
-    bundle: &SocietyTrustResponse,
+    SyncTrustBundle {
+        trust: bundle,
+        escrow,
+    }: &SyncTrustBundle,
     now_ms: i64,
 ) -> Result<SyncTrustOutcome, ApiError> {
     let soc = *society.as_uuid();
@@ -215,6 +246,7 @@ fn adopt(
     }
     let unverified = sent.iter().filter(|b| !counted.contains(*b)).count();
 
+    let escrow = escrow_to_take(store, society, escrow.as_ref(), &trust)?;
     let adoption = TrustAdoption {
         held: (held.root, held.successions.len(), held_number),
         root: *root.as_bytes(),
@@ -223,6 +255,7 @@ fn adopt(
         certificates,
         retired,
         list: new_list,
+        escrow,
     };
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     let outcome = SyncTrustOutcome {
@@ -233,11 +266,55 @@ fn adopt(
         retired: count(adoption.retired.len()),
         unverified: count(unverified),
         revocation_list: adoption.list.as_ref().map(|(n, _)| *n),
+        escrow: adoption.escrow.is_some(),
     };
     if !adoption.is_empty() {
         store.adopt_trust(society, &adoption, now_ms)?;
     }
     Ok(outcome)
+}
+
+/// The escrow key sent, if this server should take it: its certificate (the society's, by the
+/// root) verifies and names it, and this server holds no escrow key of the society or the same
+/// one with another wrapping of its identity (the recovery key was rotated). Another key held
+/// stays: moving every case to a new escrow key is the rotation's job, not the bundle's.
+fn escrow_to_take(
+    store: &Store,
+    society: SocietyId,
+    sent: Option<&EscrowDto>,
+    trust: &Trust,
+) -> Result<Option<SocietyEscrow>, ApiError> {
+    let Some(sent) = sent else {
+        return Ok(None);
+    };
+    if sent.wrapped_identity.0.is_empty() || sent.wrapped_identity.0.len() > 16 * 1024 {
+        return Err(ApiError::Unprocessable(
+            "the escrow key's wrapped identity must be an age file of at most 16 KiB".into(),
+        ));
+    }
+    let certified = trust.get(*society.as_uuid()).is_some_and(|k| {
+        k.role() == rfl_crypto::CertifiedRole::Escrow
+            && k.age_recipient().to_string() == sent.recipient
+    });
+    if !certified {
+        return Ok(None);
+    }
+    let held = store.society(society)?.ok_or(ApiError::NotFound)?.escrow;
+    Ok(match held {
+        None => Some(SocietyEscrow {
+            recipient: sent.recipient.clone(),
+            wrapped_identity: sent.wrapped_identity.0.clone(),
+        }),
+        Some(h)
+            if h.recipient == sent.recipient && h.wrapped_identity != sent.wrapped_identity.0 =>
+        {
+            Some(SocietyEscrow {
+                recipient: h.recipient,
+                wrapped_identity: sent.wrapped_identity.0.clone(),
+            })
+        }
+        Some(_) => None,
+    })
 }
 
 /// A certificate of the Movement root, by the society root it certifies.
@@ -250,7 +327,7 @@ type MovementCert = ([u8; 32], Vec<u8>);
 /// succession to anyone's.
 fn movement_certificates(
     held: &SocietyTrust,
-    bundle: &SocietyTrustResponse,
+    bundle: &rfl_domain::api::SocietyTrustResponse,
     movement: &RootPublicKey,
     society: Uuid,
     now: i64,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
-use super::{Base64Bytes, CaseSummaryDto, RecordDto};
+use super::{Base64Bytes, CaseSummaryDto, EscrowDto, RecordDto, SocietyTrustResponse};
 use crate::SocietyId;
 
 /// `GET /v1/sync/info`: which database this is, and how far the caller's society's changes have
@@ -132,8 +132,19 @@ pub struct SyncOutcomeDto {
     pub reason: Option<String>,
 }
 
-/// What a society's trust bundle (`PUT /v1/sync/trust`, the body `GET /v1/societies/{id}/trust`
-/// serves on the other side) added to what this server holds (`docs/sync.md`, "Trust across
+/// A society's trust material as its sync agent carries it from one instance to the other
+/// (`GET /v1/sync/trust` on one side, `PUT /v1/sync/trust` on the other; `docs/sync.md`, "Trust
+/// across instances"): what any member reads of it, and the society's escrow key with its
+/// identity wrapped to the recovery key (ciphertext: either host holds it already).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SyncTrustBundle {
+    pub trust: SocietyTrustResponse,
+    pub escrow: Option<EscrowDto>,
+}
+
+/// What a society's trust bundle ([`SyncTrustBundle`]) added to what this server holds (`docs/sync.md`, "Trust across
 /// instances"). Sending the same bundle again adds nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -155,6 +166,9 @@ pub struct SyncTrustOutcome {
     pub unverified: u64,
     /// The number of the revocation list taken, if a later one came.
     pub revocation_list: Option<u64>,
+    /// Whether the society's escrow key was taken (the first time), or its identity's wrapping
+    /// renewed (the recovery key was rotated).
+    pub escrow: bool,
 }
 
 /// The outcome of one case's commits (`docs/sync.md`, "Push").

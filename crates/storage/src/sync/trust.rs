@@ -5,7 +5,7 @@
 use super::*;
 use crate::certs::{upsert_certificates, CertificateDb};
 use crate::transfers::replace_movement_certificate;
-use crate::CertificateRow;
+use crate::{CertificateRow, SocietyEscrow};
 
 /// What a trust bundle adds to a society's trust material on this server. The caller (the API)
 /// verified all of it against the Movement root and the roots this server holds, and read `held`
@@ -29,6 +29,9 @@ pub struct TrustAdoption {
     pub retired: Vec<(Uuid, [u8; 32], Vec<u8>)>,
     /// A revocation list later than the held one: (number, bytes).
     pub list: Option<(u64, Vec<u8>)>,
+    /// The society's escrow key, taken if none is held, or its identity's wrapping renewed if it
+    /// is the one held (a different key held stays: an escrow-key rotation is its own job).
+    pub escrow: Option<SocietyEscrow>,
 }
 
 impl TrustAdoption {
@@ -40,13 +43,14 @@ impl TrustAdoption {
             && self.certificates.is_empty()
             && self.retired.is_empty()
             && self.list.is_none()
+            && self.escrow.is_none()
     }
 }
 
 impl Store {
     /// Stores a [`TrustAdoption`] of `society` in one transaction, a conflict (nothing stored) if
     /// the root, the number of successions or the latest revocation list is no longer what the
-    /// caller read. A few statements whatever the number of certificates.
+    /// caller read. A few statements, and one for each certificate that changed.
     pub fn adopt_trust(
         &self,
         society: SocietyId,
@@ -145,6 +149,20 @@ impl Store {
                     .values(row.clone())
                     .on_conflict_do_nothing()
                     .execute(conn)?;
+            }
+            if let Some(e) = &adoption.escrow {
+                diesel::update(
+                    societies::table.filter(societies::id.eq(&soc)).filter(
+                        societies::escrow_recipient
+                            .is_null()
+                            .or(societies::escrow_recipient.eq(&e.recipient)),
+                    ),
+                )
+                .set((
+                    societies::escrow_recipient.eq(&e.recipient),
+                    societies::escrow_wrapped.eq(&e.wrapped_identity),
+                ))
+                .execute(conn)?;
             }
             if let (Some(number), Some((_, list))) = (list_number, &adoption.list) {
                 diesel::insert_into(revocation_lists::table)
