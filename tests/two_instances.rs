@@ -390,3 +390,78 @@ async fn a_society_s_cases_reach_the_hub_byte_for_byte_and_a_second_pass_sends_o
         p.hub.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_written_on_the_hub_reaches_the_society_s_server_with_its_author_s_certificate() {
+    for (own_backend, hub_backend) in ORDERS {
+        let mut p = pair(own_backend, hub_backend).await;
+        let (own, hub) = (&p.agent_own, &p.agent_hub);
+        let mut state = SyncState::default();
+        round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+
+        // The society's admin on the hub pins the society's root and certifies their own keys
+        // with it (the root key is brought to them, as for any second admin); they certify a
+        // caseworker who enrolled on the hub.
+        p.hub_admin.pin_root(&p.soc.root_fingerprint).await.unwrap();
+        let fingerprint = p.hub_admin.keys_fingerprint();
+        p.hub_admin
+            .certify_admin(p.hub_admin.member_id(), &fingerprint, &p.soc.root)
+            .await
+            .unwrap();
+        // (A session loads the society's certificates when it pins the root: again, to hold its own.)
+        p.hub_admin.pin_root(&p.soc.root_fingerprint).await.unwrap();
+        let code = p
+            .hub_admin
+            .issue_enrolment_code(Role::Caseworker)
+            .await
+            .unwrap();
+        let mut hub_cw = p.hub.enrol(&code.code).await;
+        p.hub_admin
+            .certify_member(hub_cw.member_id(), &hub_cw.keys_fingerprint())
+            .await
+            .unwrap();
+        hub_cw.pin_root(&p.soc.root_fingerprint).await.unwrap();
+
+        // A case written on the hub, wrapped to its author and the society's escrow key.
+        let id = hub_cw.create_case(&case(7)).await.unwrap().id;
+        hub_cw
+            .add_note(id, note("registered at the hub's field office"))
+            .await
+            .unwrap();
+        hub_cw.open_case(id).await.unwrap();
+
+        // The next round takes the certificates the hub's admin issued to the society's server,
+        // then the case, verified there against them.
+        let r = round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+        assert_eq!(r.trust_from_hub.certificates, 2, "{r:?}");
+        assert_eq!(r.trust_from_hub.unverified, 0, "{r:?}");
+        assert_eq!((r.from_hub.cases, r.from_hub.applied), (1, 2), "{r:?}");
+        assert!(r.from_hub.refused.is_empty(), "{r:?}");
+        assert_eq!(everything(own).await, everything(hub).await);
+        assert!(everything(own).await.contains_key(id.as_uuid()));
+
+        // A certificate the hub's host makes up for a member of its own convinces neither side.
+        let mut bundle = hub.api().sync_trust_bundle().await.unwrap();
+        let stranger = SocietyRootKey::generate().unwrap();
+        let keys = rfl_client::DeviceKeys::generate().unwrap();
+        let fake = issue_admin_cert(
+            &stranger,
+            *p.soc.id.as_uuid(),
+            uuid::Uuid::now_v7(),
+            keys.signing.public_key(),
+            &keys.age.recipient(),
+            Validity::new(T0_MILLIS / 1000 - 60, T0_MILLIS / 1000 + 86_400).unwrap(),
+        )
+        .unwrap();
+        bundle.trust.certificates.push(fake.to_hex());
+        let o = own.api().sync_trust(&bundle).await.unwrap();
+        assert_eq!((o.certificates, o.unverified), (0, 1), "{o:?}");
+
+        p.own.stop().await;
+        p.hub.stop().await;
+    }
+}
