@@ -25,6 +25,14 @@ pub enum MovementCmd {
         #[arg(long, value_name = "FILE")]
         root_key_out: PathBuf,
     },
+    /// Set the Movement root made with `movement init` on another server (a Movement admin of
+    /// this one, e.g. the hub): its public key is set here and pinned in this keystore. The key
+    /// file opens with this keystore's passphrase.
+    SetRoot {
+        /// The Movement root key file (`rfl movement init --root-key-out`).
+        #[arg(long, value_name = "FILE")]
+        root_key: PathBuf,
+    },
     /// Certify a society's root with the Movement root (Movement admins), after comparing the
     /// fingerprint its admins read out to you.
     CertifySociety {
@@ -91,6 +99,21 @@ impl MovementCmd {
                          Movement root fingerprint (give it to every member, as their society's): {fp}",
                         root_key_out.display()
                     )
+                })
+            }
+            MovementCmd::SetRoot { root_key } => {
+                let pass = passphrase()?;
+                let root = open_root_key(root_key, &pass)?;
+                let mut s = ctx.open_session_with(&pass).await?;
+                s.set_movement_root(&root).await?;
+                let fp = root.public().fingerprint();
+                s.pin_movement(&fp);
+                let path = ctx.keystore_path();
+                let mut ks = Keystore::load(path)?;
+                ks.movement_fingerprint = Some(fp.clone());
+                ks.save(path)?;
+                ctx.print(&serde_json::json!({"movement_fingerprint": fp}), || {
+                    format!("Movement root set on this server and pinned: {fp}")
                 })
             }
             MovementCmd::CertifySociety {

@@ -23,6 +23,10 @@ pub enum SocietyCmd {
     /// identity, one wrap to the new key. No case changes, however many there are. The old recovery
     /// key opens nothing written from then on; destroy it once the new one is stored safely.
     RotateRecovery(RotateRecoveryArgs),
+    /// Pin the society root's fingerprint in this keystore after enrolment (an admin of the
+    /// society on the hub, who enrolled before the society's trust material reached it): the
+    /// server must serve that root, or nothing is pinned.
+    PinRoot { fingerprint: String },
     /// Certify another society admin's keys with the society root key (after comparing the
     /// fingerprint they read out, as for `rfl certify`): only the root issues admin certificates.
     CertifyAdmin(CertifyAdminArgs),
@@ -94,12 +98,45 @@ pub struct InitArgs {
     recovery_identity_out: Option<PathBuf>,
 }
 
+/// `rfl society pin-root`: the server must serve the root `fingerprint` names (or a root its
+/// successions lead to) before it is kept in the keystore; a keystore that pins another root
+/// already keeps it.
+async fn pin_root(ctx: &Context, fingerprint: &str) -> Result<(), ClientError> {
+    let fp = fingerprint.trim().to_ascii_lowercase();
+    if fp.len() != 32 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ClientError::Invalid(
+            "a fingerprint is 32 hexadecimal digits".into(),
+        ));
+    }
+    let path = ctx.keystore_path();
+    match Keystore::load(path)?.root_fingerprint {
+        Some(held) if held == fp => {}
+        Some(held) => {
+            return Err(ClientError::Invalid(format!(
+                "this keystore pins another society root already ({held})"
+            )))
+        }
+        None => {
+            let mut s = ctx.open_session().await?;
+            s.pin_root(&fp).await?;
+            // Loaded again: signing in may have sealed the keystore anew.
+            let mut ks = Keystore::load(path)?;
+            ks.root_fingerprint = Some(fp.clone());
+            ks.save(path)?;
+        }
+    }
+    ctx.print(&serde_json::json!({"root_fingerprint": fp}), || {
+        format!("society root pinned: {fp}")
+    })
+}
+
 impl SocietyCmd {
     pub async fn exec(&self, ctx: &Context) -> Result<(), ClientError> {
         match self {
             SocietyCmd::Init(args) => args.exec(ctx).await,
             SocietyCmd::RotateRecovery(args) => args.exec(ctx).await,
             SocietyCmd::CertifyAdmin(args) => args.exec(ctx).await,
+            SocietyCmd::PinRoot { fingerprint } => pin_root(ctx, fingerprint).await,
             SocietyCmd::RotateEscrow(args) => args.exec(ctx).await,
             SocietyCmd::RotateRoot(args) => args.exec(ctx).await,
             SocietyCmd::RevokedHolders(args) => args.exec(ctx).await,
