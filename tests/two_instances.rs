@@ -111,6 +111,22 @@ async fn a_hub_takes_a_society_s_trust_only_through_the_movement_root_and_never_
         let stranger = SocietyRootKey::generate().unwrap();
         forged.trust.root_public_key = Some(stranger.public().as_bytes().to_vec().into());
         refused(&hub.sync_trust(&forged).await.unwrap_err(), 422, "vouches");
+        // A succession the chain does not use (from the bundle's own root, to a root of someone
+        // else's making) is refused, not stored unchecked.
+        let mut unused = bundle.clone();
+        let succession = rfl_crypto::RootSuccession::sign(
+            *p.soc.id.as_uuid(),
+            &p.soc.root,
+            &stranger,
+            T0_MILLIS / 1000,
+        )
+        .unwrap();
+        unused.trust.root_successions.push(succession.to_hex());
+        refused(
+            &hub.sync_trust(&unused).await.unwrap_err(),
+            422,
+            "one chain",
+        );
         let mut other = bundle.clone();
         other.trust.society_id = SocietyId::new();
         refused(
@@ -304,11 +320,10 @@ async fn a_society_s_cases_reach_the_hub_byte_for_byte_and_a_second_pass_sends_o
             everything(&p.agent_own).await
         );
 
-        // The same pass again sends the same pages under the same keys: the hub answers as it
-        // did, and nothing changes there.
+        // The same pass again: the hub holds every commit already, and nothing changes there.
         let hub_seq = to.sync_info().await.unwrap().seq;
         let again = pass(from, to, None, Some(2)).await.unwrap();
-        assert_eq!((again.known, again.applied), (0, 10), "{again:?}");
+        assert_eq!((again.known, again.applied), (10, 0), "{again:?}");
         assert_eq!(to.sync_info().await.unwrap().seq, hub_seq);
 
         // One case changes, and one is closed: the next pass from the checkpoint carries only
@@ -329,13 +344,24 @@ async fn a_society_s_cases_reach_the_hub_byte_for_byte_and_a_second_pass_sends_o
 
         // A checkpoint of another instance is refused by the sender, and the pass starts again
         // from the start: nothing lost, nothing stored twice.
+        let receiver = to.sync_info().await.unwrap().instance_id;
         let stray = Checkpoint {
             instance: uuid::Uuid::now_v7(),
             seq: 1,
+            receiver,
         };
         let restarted = pass(from, to, Some(stray), Some(2)).await.unwrap();
         assert!(restarted.restarted);
         assert_eq!(restarted.applied, 0, "{restarted:?}");
+        // A checkpoint of changes sent to another receiver (a new hub, one restored from a
+        // backup) means nothing here: the pass starts from the start.
+        let elsewhere = Checkpoint {
+            receiver: uuid::Uuid::now_v7(),
+            ..restarted.checkpoint.unwrap()
+        };
+        let again = pass(from, to, Some(elsewhere), Some(2)).await.unwrap();
+        assert!(!again.restarted);
+        assert_eq!((again.cases, again.applied), (5, 0), "{again:?}");
         assert_eq!(
             everything(&p.agent_hub).await,
             everything(&p.agent_own).await
@@ -431,6 +457,15 @@ async fn a_case_written_on_the_hub_reaches_the_society_s_server_with_its_author_
             .await
             .unwrap();
         hub_cw.open_case(id).await.unwrap();
+
+        // Before the certificates the hub's admin issued reach the society's server, it refuses
+        // the case (its author is not certified there), and the pass keeps its checkpoint so
+        // that the case is sent again.
+        let early = pass(hub.api(), own.api(), state.from_hub, Some(2))
+            .await
+            .unwrap();
+        assert_eq!(early.refused.len(), 1, "{early:?}");
+        assert_eq!(early.checkpoint, state.from_hub);
 
         // The next round takes the certificates the hub's admin issued to the society's server,
         // then the case, verified there against them.

@@ -23,6 +23,9 @@ pub struct Checkpoint {
     /// The instance the number was read from: a number means nothing on another database.
     pub instance: Uuid,
     pub seq: u64,
+    /// The instance the changes up to it were sent to: another receiver (a new hub, or one
+    /// restored from a backup) holds none of them, and gets a pass from the start.
+    pub receiver: Uuid,
 }
 
 /// What one pass carried.
@@ -41,6 +44,9 @@ pub struct PassReport {
     /// Cases the receiver refused (their commits fail verification or leave a gap).
     pub refused: Vec<SyncOutcomeDto>,
     /// Where the next pass starts: the sender holds nothing after it that this pass did not carry.
+    /// A pass with a refused or conflicting case keeps the checkpoint it started from, so that
+    /// the next pass sends that case again, checked afresh (its author's certificate may have
+    /// arrived meanwhile), instead of leaving it behind for good.
     pub checkpoint: Option<Checkpoint>,
     /// Whether the pass started again from the start because the sender refused the checkpoint
     /// (another instance's, or one beyond its last change, as after a restore from a backup).
@@ -56,9 +62,11 @@ pub async fn carry_trust(from: &Api, to: &Api) -> Result<SyncTrustOutcome> {
 
 /// One pass of the caller's society's changes from `from` to `to`, starting after `since` (none:
 /// from the start, every case whole), `limit` cases a page. Each page is pushed as it comes,
-/// under an idempotency key made from its content, so a pass cut short and run again sends
-/// nothing twice. A checkpoint the sender refuses starts the pass again from the start, which is
-/// always correct (the receiver holds what it holds already: `known`).
+/// under an idempotency key made from the pass and the page's content, so a page sent again
+/// within the pass (a retry) gets the same answer, and the next pass has it checked afresh; a
+/// pass cut short and run again stores nothing twice (`known`). A checkpoint the sender refuses,
+/// or one of changes sent to another receiver, starts the pass again from the start, which is
+/// always correct.
 pub async fn pass(
     from: &Api,
     to: &Api,
@@ -66,11 +74,14 @@ pub async fn pass(
     limit: Option<u32>,
 ) -> Result<PassReport> {
     let mut report = PassReport::default();
-    let (mut instance, mut since) = match since {
+    let receiver = to.sync_info().await?.instance_id;
+    let start = since.filter(|c| c.receiver == receiver);
+    let (mut instance, mut since) = match start {
         Some(c) => (Some(c.instance), c.seq),
         None => (None, 0),
     };
     let mut after = since;
+    let nonce = Uuid::new_v4();
     loop {
         let page = match from.sync_changes((since, after), instance, limit).await {
             Ok(p) => p,
@@ -86,7 +97,7 @@ pub async fn pass(
         if !page.cases.is_empty() {
             let batch = SyncPushDto { cases: page.cases };
             let body = wire::encode_into(&batch, Vec::new())?;
-            let key = format!("page-{}", hex::encode(sha256(&body)));
+            let key = format!("pass-{nonce}-{}", hex::encode(sha256(&body)));
             let answer = to.sync_push_framed(&key, body).await?;
             report.cases += u64::try_from(batch.cases.len()).unwrap_or(u64::MAX);
             for o in answer.cases {
@@ -101,10 +112,17 @@ pub async fn pass(
         }
         after = page.next;
         if !page.more {
-            report.checkpoint = Some(Checkpoint {
-                instance: page.instance_id,
-                seq: page.next,
-            });
+            let held_back = !report.conflicts.is_empty() || !report.refused.is_empty();
+            report.checkpoint = if held_back {
+                // From where this pass started (none if it restarted or began from the start).
+                start.filter(|_| !report.restarted)
+            } else {
+                Some(Checkpoint {
+                    instance: page.instance_id,
+                    seq: page.next,
+                    receiver,
+                })
+            };
             return Ok(report);
         }
     }

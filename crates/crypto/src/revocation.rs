@@ -460,7 +460,7 @@ impl VerifiedRevocations {
 
     /// Checks that this list, served after `earlier` was seen (and kept, authenticated, by the
     /// client), does not roll back: the same list, or a later one that still holds every entry of
-    /// `earlier` (and, if it is the very next list, names `earlier` as its previous).
+    /// `earlier` at its time (and, if it is the very next list, names `earlier` as its previous).
     pub fn check_follows(&self, earlier: &RevocationList) -> Result<()> {
         let old = &earlier.body;
         let new = &self.0.body;
@@ -488,6 +488,17 @@ impl VerifiedRevocations {
             .any(|e| !self.is_revoked(e.subject_id, &e.keys_digest))
         {
             return Err(err("the revocation list drops a revocation seen before"));
+        }
+        // An entry keeps its time: one moved later would count the revoked keys' signatures
+        // again up to the new time.
+        if old.entries.iter().any(|e| {
+            self.0
+                .find(e.subject_id, &e.keys_digest)
+                .is_some_and(|n| n.revoked_at != e.revoked_at)
+        }) {
+            return Err(err(
+                "the revocation list changes the time of a revocation seen before",
+            ));
         }
         Ok(())
     }
@@ -658,6 +669,23 @@ mod tests {
         .verify(&root, s.id, admins)
         .unwrap();
         assert!(forked.check_follows(first.list()).is_err());
+        // A list 2 that moves the first revocation later (its keys' signatures would count
+        // again up to then).
+        let mut moved = RevocationListBody::next(s.id, Some(&first), &[other], 10).unwrap();
+        for e in &mut moved.entries {
+            if e.subject_id == s.member_cert.subject_id() {
+                e.revoked_at = 1_000_000;
+            }
+        }
+        let moved = moved
+            .sign_by_admin(&s.admin_key)
+            .unwrap()
+            .verify(&root, s.id, admins)
+            .unwrap();
+        assert!(
+            moved.check_follows(first.list()).is_err(),
+            "a revocation moved later"
+        );
         // Another list 1.
         let twin = RevocationListBody::next(s.id, None, &[other], 9)
             .unwrap()

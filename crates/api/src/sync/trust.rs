@@ -58,7 +58,7 @@ pub async fn get_trust(
 /// older one is stale and changes nothing; one that forks from it or drops a revocation is
 /// refused). The
 /// answer says what was added; the same bundle again adds nothing. The escrow key is taken if its
-/// certificate verifies and none is held here (or the same one, whose wrapping is renewed).
+/// certificate verifies and none is held here.
 #[utoipa::path(tag = "sync", security(("bearer" = [])), request_body = SyncTrustBundle, responses(
     (status = 200, body = SyncTrustOutcome),
     (status = 403, description = "Not the caller's society", body = Problem),
@@ -132,6 +132,14 @@ fn adopt(
     let first = successions.first().map_or(root, RootSuccession::old_root);
     let roots = roots_from_pin(&first.fingerprint(), soc, &root, &successions)
         .map_err(|e| unprocessable("the bundle's root successions", e))?;
+    // Every succession must be one of the chain's links: one left unused (its old root the
+    // current root, say) would be stored unchecked and break the chain at the next rotation.
+    if roots.len() != successions.len() + 1 {
+        return Err(ApiError::Unprocessable(
+            "the bundle's root successions are not one chain from its first root to its root"
+                .into(),
+        ));
+    }
 
     let held = store.society_certificates(society)?;
     if held.root.is_none() && movement.is_none() {
@@ -154,13 +162,18 @@ fn adopt(
         }
     }
     let movement_certificates = match &movement {
-        Some(m) => movement_certificates(&held, bundle, m, soc, now, &roots)?,
+        Some(m) => movement_certificates(&held, bundle, m, soc, now, &roots),
         None => Default::default(),
     };
-    if held.root.is_none() && !movement_certificates.1.contains(root.as_bytes()) {
+    // A root new here counts only if the Movement root vouches for it (when this server holds
+    // one): a replaced root that leaked could sign a succession to anyone's root, and a society's
+    // own server, which may hold no Movement root, takes successions from the root it holds.
+    let root_is_new = held.root != Some(*root.as_bytes());
+    let vouched = movement_certificates.1.contains(root.as_bytes());
+    if root_is_new && !vouched && (held.root.is_none() || movement.is_some()) {
         return Err(ApiError::Unprocessable(
             "no certificate of the Movement root this server holds vouches for the bundle's \
-             society root"
+             society root (the Movement certifies a society's new root before it travels)"
                 .into(),
         ));
     }
@@ -205,10 +218,13 @@ fn adopt(
         .filter_map(|b| KeyCertificate::from_bytes(b).ok())
         .collect();
     let held_count = certs.len();
-    for (i, hex) in bundle.certificates.iter().enumerate() {
-        let c = KeyCertificate::from_bytes(&decode("a key certificate", hex)?)
-            .map_err(|e| unprocessable(&format!("key certificate {}", i + 1), e))?;
-        certs.push(c);
+    // One that does not parse is left out and counted, as one that does not verify.
+    let mut unparsed = 0usize;
+    for hex in &bundle.certificates {
+        match hex::decode(hex.trim()).map(|b| KeyCertificate::from_bytes(&b)) {
+            Ok(Ok(c)) => certs.push(c),
+            _ => unparsed += 1,
+        }
     }
     let sent: HashSet<Vec<u8>> = certs[held_count..].iter().map(|c| c.to_bytes()).collect();
     let trust =
@@ -221,9 +237,22 @@ fn adopt(
 
     let mut counted: HashSet<Vec<u8>> = HashSet::new();
     let mut certificates = Vec::new();
+    let mut retired = Vec::new();
     for (subject, (c, _)) in &trust.certificates {
         let bytes = c.to_bytes();
         if held_current.get(subject) != Some(&bytes.as_slice()) {
+            // The certificate it replaces stays, retired: commits signed under it before a
+            // revocation still verify (as a local key rotation keeps it).
+            if let Some(old) = held_current
+                .get(subject)
+                .and_then(|b| KeyCertificate::from_bytes(b).ok())
+            {
+                let old_bytes = old.to_bytes();
+                if !held_retired.contains(old_bytes.as_slice()) {
+                    retired.push((*subject, old.keys_digest(), old_bytes.clone()));
+                    counted.insert(old_bytes);
+                }
+            }
             certificates.push(CertificateRow {
                 subject_id: *subject,
                 certificate: bytes.clone(),
@@ -232,19 +261,19 @@ fn adopt(
         }
         counted.insert(bytes);
     }
-    let mut retired = Vec::new();
     for (subject, list) in &trust.revoked {
         for (c, _, _) in list {
             let bytes = c.to_bytes();
             if held_current.get(subject) != Some(&bytes.as_slice())
                 && !held_retired.contains(bytes.as_slice())
+                && !retired.iter().any(|(_, _, b)| *b == bytes)
             {
                 retired.push((*subject, c.keys_digest(), bytes.clone()));
             }
             counted.insert(bytes);
         }
     }
-    let unverified = sent.iter().filter(|b| !counted.contains(*b)).count();
+    let unverified = sent.iter().filter(|b| !counted.contains(*b)).count() + unparsed;
 
     let escrow = escrow_to_take(store, society, escrow.as_ref(), &trust)?;
     let adoption = TrustAdoption {
@@ -275,8 +304,7 @@ fn adopt(
 }
 
 /// The escrow key sent, if this server should take it: its certificate (the society's, by the
-/// root) verifies and names it, and this server holds no escrow key of the society or the same
-/// one with another wrapping of its identity (the recovery key was rotated). Another key held
+/// root) verifies and names it, and this server holds no escrow key of the society. A key held
 /// stays: moving every case to a new escrow key is the rotation's job, not the bundle's.
 fn escrow_to_take(
     store: &Store,
@@ -299,22 +327,14 @@ fn escrow_to_take(
     if !certified {
         return Ok(None);
     }
+    // Only where none is held: a bundle never replaces the escrow key nor its wrapping (a
+    // recovery-key rotation there is an admin's, with a fresh passkey sign-in, and a stale
+    // bundle must not undo it).
     let held = store.society(society)?.ok_or(ApiError::NotFound)?.escrow;
-    Ok(match held {
-        None => Some(SocietyEscrow {
-            recipient: sent.recipient.clone(),
-            wrapped_identity: sent.wrapped_identity.0.clone(),
-        }),
-        Some(h)
-            if h.recipient == sent.recipient && h.wrapped_identity != sent.wrapped_identity.0 =>
-        {
-            Some(SocietyEscrow {
-                recipient: h.recipient,
-                wrapped_identity: sent.wrapped_identity.0.clone(),
-            })
-        }
-        Some(_) => None,
-    })
+    Ok(held.is_none().then(|| SocietyEscrow {
+        recipient: sent.recipient.clone(),
+        wrapped_identity: sent.wrapped_identity.0.clone(),
+    }))
 }
 
 /// A certificate of the Movement root, by the society root it certifies.
@@ -332,7 +352,7 @@ fn movement_certificates(
     society: Uuid,
     now: i64,
     roots: &[RootPublicKey],
-) -> Result<(Vec<MovementCert>, HashSet<[u8; 32]>), ApiError> {
+) -> (Vec<MovementCert>, HashSet<[u8; 32]>) {
     let held: HashMap<[u8; 32], SocietyCertificate> = held
         .movement_certificates
         .iter()
@@ -346,9 +366,14 @@ fn movement_certificates(
         .collect();
     let mut add: Vec<MovementCert> = Vec::new();
     for hex in &bundle.movement_certificates {
-        let cert = SocietyCertificate::from_bytes(&decode("a Movement certificate", hex)?)
-            .map_err(|e| unprocessable("a Movement certificate", e))?;
-        // One of another Movement root, expired or not yet valid vouches for nothing here.
+        // One that does not parse, of another Movement root, expired or not yet valid vouches
+        // for nothing here.
+        let Some(cert) = hex::decode(hex.trim())
+            .ok()
+            .and_then(|b| SocietyCertificate::from_bytes(&b).ok())
+        else {
+            continue;
+        };
         let Ok(certified) = cert.verify(movement, society, now) else {
             continue;
         };
@@ -364,5 +389,5 @@ fn movement_certificates(
             add.push((key, cert.to_bytes()));
         }
     }
-    Ok((add, vouched))
+    (add, vouched)
 }

@@ -23,8 +23,9 @@ pub struct SyncArgs {
     /// its pass is done, so an interruption loses nothing).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     watch: Option<u64>,
-    /// Cases per page (the server may send fewer).
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Cases per page (at most the servers' `limits.page_max`, 1000 by default; they may send
+    /// fewer).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1000))]
     page: u32,
 }
 
@@ -36,20 +37,18 @@ impl SyncArgs {
             json: ctx.json,
         };
         loop {
-            // Each round signs in afresh on both sides: a watch outlives any access token.
-            let own = ctx.open_session_with(&pass).await?;
-            let hub = hub_ctx.open_session_with(&pass).await?;
-            let store = StateFileStore::new(StateFileStore::path_for(ctx.keystore_path()), &own);
-            let key = own.keys().case_key()?;
-            let mut state = store.load(key)?;
-            let report = round(&own, &hub, &mut state, Some(self.page), |s| {
-                store.save(key, s)
-            })
-            .await?;
-            ctx.print(&report, || human(&report))?;
+            let result = self.round(ctx, &hub_ctx, &pass).await;
             let Some(secs) = self.watch else {
-                return Ok(());
+                return result;
             };
+            // A watch goes on after a failed round (a side unreachable, the other side's trust
+            // material changed meanwhile): the next round starts from the last checkpoint kept.
+            // What cannot get better by waiting (the state file altered) ends it.
+            match result {
+                Err(e @ (ClientError::Tampered(_) | ClientError::Keystore(_))) => return Err(e),
+                Err(e) => eprintln!("rfl sync: this round failed, trying again in {secs} s: {e}"),
+                Ok(()) => {}
+            }
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(secs)) => {}
                 r = tokio::signal::ctrl_c() => {
@@ -58,6 +57,27 @@ impl SyncArgs {
                 }
             }
         }
+    }
+}
+
+impl SyncArgs {
+    /// One round, signing in afresh on both sides (a watch outlives any access token).
+    async fn round(
+        &self,
+        ctx: &Context,
+        hub_ctx: &Context,
+        pass: &secrecy::SecretString,
+    ) -> Result<(), ClientError> {
+        let own = ctx.open_session_with(pass).await?;
+        let hub = hub_ctx.open_session_with(pass).await?;
+        let store = StateFileStore::new(StateFileStore::path_for(ctx.keystore_path()), &own);
+        let key = own.keys().case_key()?;
+        let mut state = store.load(key)?;
+        let report = round(&own, &hub, &mut state, Some(self.page), |s| {
+            store.save(key, s)
+        })
+        .await?;
+        ctx.print(&report, || human(&report))
     }
 }
 

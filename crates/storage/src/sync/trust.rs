@@ -29,8 +29,8 @@ pub struct TrustAdoption {
     pub retired: Vec<(Uuid, [u8; 32], Vec<u8>)>,
     /// A revocation list later than the held one: (number, bytes).
     pub list: Option<(u64, Vec<u8>)>,
-    /// The society's escrow key, taken if none is held, or its identity's wrapping renewed if it
-    /// is the one held (a different key held stays: an escrow-key rotation is its own job).
+    /// The society's escrow key, taken if none is held (one held stays, with its wrapping: an
+    /// escrow-key or recovery-key rotation is an admin's job, not a bundle's).
     pub escrow: Option<SocietyEscrow>,
 }
 
@@ -124,7 +124,8 @@ impl Store {
                         society_roots::root_public_key.eq(adoption.root.as_slice()),
                         society_roots::created_at.eq(now),
                     ))
-                    .execute(conn)?;
+                    .execute(conn)
+                    .map_err(|e| StorageError::from_insert(e, changed))?;
             } else if root.as_deref() != Some(adoption.root.as_slice()) {
                 diesel::update(society_roots::table.filter(society_roots::society_id.eq(&soc)))
                     .set(society_roots::root_public_key.eq(adoption.root.as_slice()))
@@ -133,7 +134,8 @@ impl Store {
             if !successions.is_empty() {
                 diesel::insert_into(root_successions::table)
                     .values(&successions)
-                    .execute(conn)?;
+                    .execute(conn)
+                    .map_err(|e| StorageError::from_insert(e, changed))?;
             }
             for (root, cert) in &adoption.movement_certificates {
                 replace_movement_certificate!(conn, &soc, root.as_slice(), cert, now);
@@ -152,11 +154,9 @@ impl Store {
             }
             if let Some(e) = &adoption.escrow {
                 diesel::update(
-                    societies::table.filter(societies::id.eq(&soc)).filter(
-                        societies::escrow_recipient
-                            .is_null()
-                            .or(societies::escrow_recipient.eq(&e.recipient)),
-                    ),
+                    societies::table
+                        .filter(societies::id.eq(&soc))
+                        .filter(societies::escrow_recipient.is_null()),
                 )
                 .set((
                     societies::escrow_recipient.eq(&e.recipient),
