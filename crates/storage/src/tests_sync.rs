@@ -438,7 +438,11 @@ fn trust_from_another_instance_is_stored_only_on_what_the_caller_read() {
         assert_eq!(held.revocations, Some(vec![6; 4]));
         let escrow = store.society(a).unwrap().unwrap().escrow.unwrap();
         assert_eq!(escrow.recipient, ESCROW);
-        assert_ne!(escrow.wrapped_identity, vec![4; 16], "the held wrapping stays");
+        assert_ne!(
+            escrow.wrapped_identity,
+            vec![4; 16],
+            "the held wrapping stays"
+        );
         // Another escrow key does not replace the one held (that is a rotation's job).
         let other = TrustAdoption {
             held: (Some([2; 32]), 2, 4),

@@ -81,39 +81,49 @@ impl SyncArgs {
     }
 }
 
+/// "1 case", "2 cases".
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn trust_line(to: &str, t: &SyncTrustOutcome) -> Option<String> {
     let mut parts = Vec::new();
     if t.root_changed {
         parts.push("the society root".to_owned());
     }
-    for (n, what) in [
-        (t.successions, "root successions"),
-        (t.movement_certificates, "Movement certificates"),
-        (t.certificates, "key certificates"),
-        (t.retired, "revoked keys' certificates"),
+    for (n, one, many) in [
+        (t.successions, "root succession", "root successions"),
+        (
+            t.movement_certificates,
+            "Movement certificate",
+            "Movement certificates",
+        ),
+        (t.certificates, "key certificate", "key certificates"),
+        (t.retired, "retired certificate", "retired certificates"),
     ] {
         if n > 0 {
-            parts.push(format!("{n} {what}"));
+            parts.push(count(n, one, many));
         }
     }
     if let Some(n) = t.revocation_list {
         parts.push(format!("revocation list {n}"));
     }
+    if t.escrow {
+        parts.push("the escrow key".to_owned());
+    }
     if t.unverified > 0 {
-        parts.push(format!(
-            "{} certificates left out (they do not verify)",
-            t.unverified
-        ));
+        let n = count(t.unverified, "certificate", "certificates");
+        parts.push(format!("and left out {n} that did not verify"));
     }
     (!parts.is_empty()).then(|| format!("{to} took {}", parts.join(", ")))
 }
 
 fn pass_lines(way: &str, p: &PassReport, out: &mut Vec<String>) {
     out.push(format!(
-        "{way}: {} cases in {} pages, {} commits stored, {} held already{}",
-        p.cases,
-        p.pages,
-        p.applied,
+        "{way}: {} in {}, {} stored, {} held already{}",
+        count(p.cases, "case", "cases"),
+        count(p.pages, "page", "pages"),
+        count(p.applied, "commit", "commits"),
         p.known,
         if p.restarted {
             " (the checkpoint was refused: synced from the start)"
@@ -147,8 +157,9 @@ fn human(r: &RoundReport) -> String {
     let conflicts = r.to_hub.conflicts.len() + r.from_hub.conflicts.len();
     if refused + conflicts > 0 {
         out.push(format!(
-            "{conflicts} conflicts, {refused} refused: see docs/sync.md (a refused case's commits \
-             failed verification; report it to your society's admins)"
+            "{conflicts} in conflict, {refused} refused: sent again next round (a refused case's \
+             commits failed verification, or its author's certificate has not arrived yet; see \
+             docs/sync.md)"
         ));
     }
     out.join("\n")
