@@ -80,6 +80,22 @@ const ORDERS: [(Backend, Backend); 2] = [
     (Backend::Postgres, Backend::Sqlite),
 ];
 
+/// An admin certificate of `society` for keys of no one, issued by a root of someone else's
+/// making (hex): it verifies against no root the society has.
+fn made_up_certificate(stranger: &SocietyRootKey, society: SocietyId) -> String {
+    let keys = rfl_client::DeviceKeys::generate().unwrap();
+    issue_admin_cert(
+        stranger,
+        *society.as_uuid(),
+        uuid::Uuid::now_v7(),
+        keys.signing.public_key(),
+        &keys.age.recipient(),
+        Validity::new(T0_MILLIS / 1000 - 60, T0_MILLIS / 1000 + 86_400).unwrap(),
+    )
+    .unwrap()
+    .to_hex()
+}
+
 fn nothing_added(o: &SyncTrustOutcome) -> bool {
     !o.root_changed
         && o.successions == 0
@@ -168,17 +184,10 @@ async fn a_hub_takes_a_society_s_trust_only_through_the_movement_root_and_never_
 
         // A certificate its roots did not issue is left out.
         let mut slipped = bundle.clone();
-        let keys = rfl_client::DeviceKeys::generate().unwrap();
-        let fake = issue_admin_cert(
-            &stranger,
-            *p.soc.id.as_uuid(),
-            uuid::Uuid::now_v7(),
-            keys.signing.public_key(),
-            &keys.age.recipient(),
-            Validity::new(T0_MILLIS / 1000 - 60, T0_MILLIS / 1000 + 86_400).unwrap(),
-        )
-        .unwrap();
-        slipped.trust.certificates.push(fake.to_hex());
+        slipped
+            .trust
+            .certificates
+            .push(made_up_certificate(&stranger, p.soc.id));
         let o = hub.sync_trust(&slipped).await.unwrap();
         assert_eq!((o.certificates, o.unverified), (0, 1), "{o:?}");
 
@@ -482,17 +491,10 @@ async fn a_case_written_on_the_hub_reaches_the_society_s_server_with_its_author_
         // A certificate the hub's host makes up for a member of its own convinces neither side.
         let mut bundle = hub.api().sync_trust_bundle().await.unwrap();
         let stranger = SocietyRootKey::generate().unwrap();
-        let keys = rfl_client::DeviceKeys::generate().unwrap();
-        let fake = issue_admin_cert(
-            &stranger,
-            *p.soc.id.as_uuid(),
-            uuid::Uuid::now_v7(),
-            keys.signing.public_key(),
-            &keys.age.recipient(),
-            Validity::new(T0_MILLIS / 1000 - 60, T0_MILLIS / 1000 + 86_400).unwrap(),
-        )
-        .unwrap();
-        bundle.trust.certificates.push(fake.to_hex());
+        bundle
+            .trust
+            .certificates
+            .push(made_up_certificate(&stranger, p.soc.id));
         let o = own.api().sync_trust(&bundle).await.unwrap();
         assert_eq!((o.certificates, o.unverified), (0, 1), "{o:?}");
 

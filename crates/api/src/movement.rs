@@ -12,7 +12,7 @@ use rfl_domain::api::{
     Base64Bytes, MemberSocietyDto, MovementRootDto, SocietyCertificateRequest, SocietyTrustResponse,
 };
 use rfl_domain::{MemberId, SocietyId};
-use rfl_storage::{Society, SocietyTrust};
+use rfl_storage::{Society, SocietyTrust, Store};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::error::{ApiError, Problem};
@@ -131,22 +131,30 @@ async fn society_trust(
     _caller: Authorized<AnyMember>,
     path: web::Path<SocietyId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
     let store = state.store.clone();
-    let (society, t) = blocking(move || {
+    Ok(HttpResponse::Ok().json(society_and_trust(store, path.into_inner()).await?.1))
+}
+
+/// A society (404 if there is none) and its trust material as it is served.
+pub(crate) async fn society_and_trust(
+    store: Store,
+    id: SocietyId,
+) -> Result<(Society, SocietyTrustResponse), ApiError> {
+    blocking(move || {
         let society = store.society(id)?.ok_or(ApiError::NotFound)?;
-        Ok((society, store.society_certificates(id)?))
+        let t = store.society_certificates(id)?;
+        let served = trust_response(&society, t);
+        Ok((society, served))
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(trust_response(society, t)))
+    .await
 }
 
 /// A society's trust material as it is served: every certificate (current and retired) in hex.
-pub(crate) fn trust_response(society: Society, t: SocietyTrust) -> SocietyTrustResponse {
+fn trust_response(society: &Society, t: SocietyTrust) -> SocietyTrustResponse {
     let hex = |b: &Vec<u8>| crate::hex(b);
     SocietyTrustResponse {
         society_id: society.id,
-        name: society.name,
+        name: society.name.clone(),
         root_public_key: t.root.map(|r| Base64Bytes(r.to_vec())),
         certificates: t
             .certificates
@@ -157,7 +165,7 @@ pub(crate) fn trust_response(society: Society, t: SocietyTrust) -> SocietyTrustR
         revocations: t.revocations.as_deref().map(crate::hex),
         root_successions: t.successions.iter().map(hex).collect(),
         movement_certificates: t.movement_certificates.iter().map(hex).collect(),
-        escrow_recipient: society.escrow.map(|e| e.recipient),
+        escrow_recipient: society.escrow.as_ref().map(|e| e.recipient.clone()),
     }
 }
 

@@ -33,21 +33,13 @@ pub async fn get_trust(
     state: State,
     Authorized(caller, _): Authorized<SyncAgents>,
 ) -> Result<HttpResponse, ApiError> {
-    let store = state.store.clone();
-    let id = caller.society_id;
-    let (society, t) = blocking(move || {
-        let society = store.society(id)?.ok_or(ApiError::NotFound)?;
-        Ok((society, store.society_certificates(id)?))
-    })
-    .await?;
-    let escrow = society.escrow.clone().map(|e| EscrowDto {
+    let (society, trust) =
+        crate::movement::society_and_trust(state.store.clone(), caller.society_id).await?;
+    let escrow = society.escrow.map(|e| EscrowDto {
         recipient: e.recipient,
         wrapped_identity: e.wrapped_identity.into(),
     });
-    Ok(HttpResponse::Ok().json(SyncTrustBundle {
-        trust: crate::movement::trust_response(society, t),
-        escrow,
-    }))
+    Ok(HttpResponse::Ok().json(SyncTrustBundle { trust, escrow }))
 }
 
 /// Take the caller's society's trust material from its other instance (sync agents only): the
