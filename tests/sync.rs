@@ -452,12 +452,55 @@ async fn a_push_is_verified_on_arrival_and_stored_only_where_it_continues_the_he
             .sync_push(
                 "offline-2",
                 &SyncPushDto {
-                    cases: vec![with_commits(&pulled(c1), vec![closed])],
+                    cases: vec![with_commits(&pulled(c1), vec![closed.clone()])],
                 },
             )
             .await
             .unwrap();
-        assert_eq!(outcomes(&r), vec![(SyncOutcome::Conflict, 0, 0, Some(2))]);
+        // Its records were not sent (only those written after the sender's cursor are), so the
+        // server cannot check the branch's head, and asks for the case whole.
+        assert_eq!(outcomes(&r), vec![(SyncOutcome::NeedsWhole, 0, 0, Some(2))]);
+        assert!(t.store.case_branches(&[c1], true).unwrap().is_empty());
+        // Sent whole, the branch is kept beside the server's own, and the server's version
+        // stands; sent again, nothing changes. A branch whose head does not state the records
+        // sent is refused.
+        let mut whole = pulled(c1);
+        whole.commits.push(Base64Bytes(closed.clone()));
+        let mut wrong = whole.clone();
+        wrong.records.pop();
+        let r = agent
+            .api()
+            .sync_push("offline-3", &SyncPushDto { cases: vec![wrong] })
+            .await
+            .unwrap();
+        assert_eq!(outcomes(&r)[0].0, SyncOutcome::Refused, "{r:?}");
+        for key in ["offline-4", "offline-5"] {
+            let r = agent
+                .api()
+                .sync_push(
+                    key,
+                    &SyncPushDto {
+                        cases: vec![whole.clone()],
+                    },
+                )
+                .await
+                .unwrap();
+            let stored = u64::from(key == "offline-4");
+            assert_eq!(
+                outcomes(&r),
+                vec![(SyncOutcome::Conflict, 1, stored, Some(2))]
+            );
+        }
+        let kept = t
+            .store
+            .case_branches(&[c1], true)
+            .unwrap()
+            .remove(&c1)
+            .unwrap();
+        assert_eq!((kept.fork_seq, kept.head_seq), (1, 2));
+        assert_eq!(kept.commits, vec![closed.clone()]);
+        assert_eq!(kept.records.len(), whole.records.len());
+        assert_eq!(kept.keys.len(), whole.keys.len());
         assert_eq!(cw.open_case(c1).await.unwrap().status, CaseStatus::Tracing);
 
         // A case made offline at a field office: new here, stored whole, and its author opens it.

@@ -6,8 +6,8 @@
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use rfl_domain::api::{SyncCaseDto, SyncInfoDto, SyncKeyDto, SyncPageDto};
-use rfl_domain::SocietyId;
-use rfl_storage::ChangePage;
+use rfl_domain::{CaseId, SocietyId};
+use rfl_storage::{CaseKeyRow, ChangePage};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -25,6 +25,7 @@ mod trust;
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(info)
         .service(changes)
+        .service(whole_case)
         .service(push::push_changes)
         .service(trust::get_trust)
         .service(trust::put_trust);
@@ -156,6 +157,64 @@ async fn changes(
     Ok(framing::encoded_answer(body, binary))
 }
 
+/// A wrapped key as a sync carries it.
+fn key_dto(k: CaseKeyRow) -> SyncKeyDto {
+    SyncKeyDto {
+        recipient_id: k.recipient_id,
+        key_epoch: k.key_epoch,
+        escrow_gen: k.escrow_gen,
+        wrapped: k.wrapped.into(),
+        keys_digest: k.keys_digest.map(Into::into),
+        created_at: k.created_at,
+    }
+}
+
+/// One case of the caller's society whole (sync agents only): every commit from the first, every
+/// record and every wrapped key, read in one snapshot. A receiving server asks for it (push outcome
+/// `needs_whole`) when the case changed on both sides: to keep the other side's branch it must
+/// check every record that branch's head lists, and a page carries only those written after the
+/// reader's cursor.
+#[utoipa::path(tag = "sync", security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The case")),
+    responses(
+    (status = 200, description = "The case: JSON, or the binary framing of the same type \
+        when `Accept` names `application/x-postcard`",
+        content((SyncCaseDto = "application/json"), (Vec<u8> = "application/x-postcard"))),
+    (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[get("/sync/cases/{id}")]
+async fn whole_case(
+    state: State,
+    req: HttpRequest,
+    Authorized(caller, _): Authorized<SyncAgents>,
+    path: web::Path<CaseId>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let binary = framing::wants_binary(&req);
+    let store = state.store.clone();
+    let body = blocking(move || {
+        let held = store
+            .case_states(&[id])?
+            .remove(&id)
+            .filter(|s| s.row.society_id == caller.society_id)
+            .ok_or(ApiError::NotFound)?;
+        let dto = SyncCaseDto {
+            case: summary(held.row, None),
+            whole: true,
+            commits: held.commits.into_iter().map(|(_, b)| b.into()).collect(),
+            records: held
+                .records
+                .into_iter()
+                .map(record_dto)
+                .collect::<Result<_, ApiError>>()?,
+            keys: held.keys.into_iter().map(key_dto).collect(),
+        };
+        let bound = dto.wire_len_bound();
+        framing::encode_answer(&dto, binary, bound)
+    })
+    .await?;
+    Ok(framing::encoded_answer(body, binary))
+}
+
 fn page_dto(
     instance_id: Uuid,
     society_id: SocietyId,
@@ -181,18 +240,7 @@ fn page_dto(
                     .into_iter()
                     .map(record_dto)
                     .collect::<Result<_, ApiError>>()?,
-                keys: c
-                    .keys
-                    .into_iter()
-                    .map(|k| SyncKeyDto {
-                        recipient_id: k.recipient_id,
-                        key_epoch: k.key_epoch,
-                        escrow_gen: k.escrow_gen,
-                        wrapped: k.wrapped.into(),
-                        keys_digest: k.keys_digest.map(Into::into),
-                        created_at: k.created_at,
-                    })
-                    .collect(),
+                keys: c.keys.into_iter().map(key_dto).collect(),
             })
         })
         .collect::<Result<_, ApiError>>()?;

@@ -194,6 +194,12 @@ impl Api {
         self.get_wire_large(&path).await
     }
 
+    /// One case of the caller's society whole: every commit, record and wrapped key (sync agents;
+    /// what a receiver asks for when the case changed on both sides), in the binary framing.
+    pub async fn sync_case_whole(&self, case: rfl_domain::CaseId) -> Result<SyncCaseDto> {
+        self.get_wire_large(&format!("/v1/sync/cases/{case}")).await
+    }
+
     /// Pushes another server's commits of the caller's society's cases (sync agents;
     /// `docs/sync.md`, "Push") in the binary framing, named by `idempotency_key`: sending the same
     /// batch under the same key again gets the same answer.

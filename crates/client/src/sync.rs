@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rfl_crypto::{sha256, CaseWrapKey};
 use rfl_domain::api::{wire, SyncOutcome, SyncOutcomeDto, SyncPushDto, SyncTrustOutcome};
-use rfl_domain::{MemberId, SocietyId};
+use rfl_domain::{CaseId, MemberId, SocietyId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -39,18 +39,38 @@ pub struct PassReport {
     pub known: u64,
     /// Commits the receiver stored.
     pub applied: u64,
-    /// Cases changed on both sides while apart: nothing of them was overwritten.
+    /// Cases changed on both sides while apart: nothing of them was overwritten, and the receiver
+    /// keeps the sender's version beside its own until a caseworker merges them.
     pub conflicts: Vec<SyncOutcomeDto>,
     /// Cases the receiver refused (their commits fail verification or leave a gap).
     pub refused: Vec<SyncOutcomeDto>,
     /// Where the next pass starts: the sender holds nothing after it that this pass did not carry.
-    /// A pass with a refused or conflicting case keeps the checkpoint it started from, so that
+    /// A pass with a refused case keeps the checkpoint it started from, so that
     /// the next pass sends that case again, checked afresh (its author's certificate may have
     /// arrived meanwhile), instead of leaving it behind for good.
     pub checkpoint: Option<Checkpoint>,
     /// Whether the pass started again from the start because the sender refused the checkpoint
     /// (another instance's, or one beyond its last change, as after a restore from a backup).
     pub restarted: bool,
+}
+
+impl PassReport {
+    /// Counts a push's outcomes; returns the cases the receiver asked to be sent whole (counted as
+    /// refused if they were sent whole already).
+    fn count(&mut self, outcomes: Vec<SyncOutcomeDto>, sent_whole: bool) -> Vec<CaseId> {
+        let mut whole = Vec::new();
+        for o in outcomes {
+            self.known += o.known;
+            self.applied += o.applied;
+            match o.outcome {
+                SyncOutcome::Known | SyncOutcome::Applied => {}
+                SyncOutcome::Conflict => self.conflicts.push(o),
+                SyncOutcome::NeedsWhole if !sent_whole => whole.push(o.case_id),
+                SyncOutcome::NeedsWhole | SyncOutcome::Refused => self.refused.push(o),
+            }
+        }
+        whole
+    }
 }
 
 /// Carries the agent's society's trust material and escrow key from `from` to `to`, which keeps
@@ -100,19 +120,24 @@ pub async fn pass(
             let key = format!("pass-{nonce}-{}", hex::encode(sha256(&body)));
             let answer = to.sync_push_framed(&key, body).await?;
             report.cases += u64::try_from(batch.cases.len()).unwrap_or(u64::MAX);
-            for o in answer.cases {
-                report.known += o.known;
-                report.applied += o.applied;
-                match o.outcome {
-                    SyncOutcome::Known | SyncOutcome::Applied => {}
-                    SyncOutcome::Conflict => report.conflicts.push(o),
-                    SyncOutcome::Refused => report.refused.push(o),
+            let whole = report.count(answer.cases, false);
+            // Cases changed on both sides: the receiver keeps the sender's branch once it can
+            // check every record of it, so those go again whole, as one more push.
+            if !whole.is_empty() {
+                let mut cases = Vec::with_capacity(whole.len());
+                for id in whole {
+                    cases.push(from.sync_case_whole(id).await?);
                 }
+                let body = wire::encode_into(&SyncPushDto { cases }, Vec::new())?;
+                let key = format!("pass-{nonce}-{}", hex::encode(sha256(&body)));
+                let answer = to.sync_push_framed(&key, body).await?;
+                report.count(answer.cases, true);
             }
         }
         after = page.next;
         if !page.more {
-            let held_back = !report.conflicts.is_empty() || !report.refused.is_empty();
+            // A conflict is kept on the receiver: sending it again would change nothing.
+            let held_back = !report.refused.is_empty();
             report.checkpoint = if held_back {
                 // From where this pass started (none if it restarted or began from the start).
                 start.filter(|_| !report.restarted)

@@ -290,6 +290,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    case_branches (case_id) {
+        case_id -> Binary,
+        fork_seq -> BigInt,
+        head_seq -> BigInt,
+        head_hash -> Binary,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    case_branch_commits (case_id, seq) {
+        case_id -> Binary,
+        seq -> BigInt,
+        body -> Binary,
+    }
+}
+
+diesel::table! {
+    case_branch_records (case_id, id) {
+        case_id -> Binary,
+        id -> Binary,
+        kind -> SmallInt,
+        version -> BigInt,
+        key_epoch -> Integer,
+        author_id -> Binary,
+        envelope -> Binary,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    case_branch_keys (case_id, recipient_id, key_epoch) {
+        case_id -> Binary,
+        recipient_id -> Binary,
+        key_epoch -> Integer,
+        escrow_gen -> Integer,
+        wrapped -> Binary,
+        keys_digest -> Nullable<Binary>,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     societies,
     society_roots,
@@ -313,4 +358,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     transfers,
     transfer_keys,
     sync_pushes,
+    case_branches,
+    case_branch_commits,
+    case_branch_records,
+    case_branch_keys,
 );

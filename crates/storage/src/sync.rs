@@ -2,9 +2,11 @@
 //! change sequence has got, and the changes after a cursor, page by page.
 
 mod apply;
+mod branch;
 mod push;
 mod trust;
 pub use apply::IncomingRun;
+pub use branch::{Branch, IncomingBranch};
 pub use push::{CaseState, PushAnswer, PUSH_ANSWER_MS};
 pub use trust::TrustAdoption;
 

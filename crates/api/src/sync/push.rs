@@ -14,8 +14,8 @@ use rfl_crypto::{
 use rfl_domain::api::{SyncCaseDto, SyncOutcome, SyncOutcomeDto, SyncPushDto, SyncPushResponse};
 use rfl_domain::{CaseId, CaseStatus, MemberId, SocietyId};
 use rfl_storage::{
-    CaseKeyRow, CaseState, CommitWrite, IncomingRun, PushAnswer, RecordRow, SocietyTrust,
-    StorageError, Store,
+    Branch, CaseKeyRow, CaseState, CommitWrite, IncomingBranch, IncomingRun, PushAnswer, RecordRow,
+    SocietyTrust, StorageError, Store,
 };
 
 use crate::error::{ApiError, Problem};
@@ -126,19 +126,52 @@ fn apply_push(
     let trust = society_trust(store.society_certificates(society)?, society, now)?;
     let ids: Vec<_> = batch.cases.iter().map(|c| c.case.id).collect();
     let held = store.case_states(&ids)?;
-    // Every case checked first; then the runs to store, all in one transaction.
+    let held_branches = store.case_branches(&ids, false)?;
+    // Every case checked first; then the runs to store, all in one transaction, and the branches
+    // of cases in conflict in another.
     let mut out: Vec<Option<SyncOutcomeDto>> = Vec::with_capacity(batch.cases.len());
     let mut places: Vec<(usize, u64)> = Vec::new();
     let mut runs: Vec<IncomingRun> = Vec::new();
+    let mut branch_places: Vec<(usize, u64)> = Vec::new();
+    let mut branches: Vec<IncomingBranch> = Vec::new();
     for (i, case) in batch.cases.iter().enumerate() {
-        match check_case(case, held.get(&case.case.id), &trust, society) {
+        let id = case.case.id;
+        match check_case(case, held.get(&id), held_branches.get(&id), &trust, society) {
             Checked::Done(o) => out.push(Some(o)),
             Checked::Apply(run, known) => {
                 out.push(None);
                 places.push((i, known));
                 runs.push(run);
             }
+            Checked::Branch(branch, known) => {
+                out.push(None);
+                branch_places.push((i, known));
+                branches.push(branch);
+            }
         }
+    }
+    let kept = store.store_branches(&branches, now)?;
+    for (((i, known), branch), result) in branch_places.into_iter().zip(branches).zip(kept) {
+        let at = branch.fork_seq + 1;
+        out[i] = Some(match result {
+            Ok(()) => outcome(
+                branch.case,
+                SyncOutcome::Conflict,
+                known,
+                branch.commits.len() as u64,
+                Some(at),
+                Some(KEPT.into()),
+            ),
+            Err(StorageError::Conflict(m)) => outcome(
+                branch.case,
+                SyncOutcome::Refused,
+                known,
+                0,
+                Some(at),
+                Some(m.into()),
+            ),
+            Err(e) => return Err(e.into()),
+        });
     }
     let stored = store.apply_runs(&runs, now)?;
     for (((i, known), run), result) in places.into_iter().zip(runs).zip(stored) {
@@ -244,18 +277,26 @@ fn society_trust(t: SocietyTrust, society: SocietyId, now_ms: i64) -> Result<Tru
     .map_err(|e| ApiError::Internal(format!("the society's stored trust material: {e}")))
 }
 
+/// What a conflict's outcome says when the sender's branch is kept.
+const KEPT: &str =
+    "the case was changed on both sides since they last met: both versions are kept \
+                    and the case is marked as in conflict until a caseworker merges them";
+
 /// What checking one case of a push decided.
 enum Checked {
-    /// Nothing to store: known, a conflict, or refused.
+    /// Nothing to store: known, a conflict held already, or refused.
     Done(SyncOutcomeDto),
     /// Store this run; the sender's first `known` commits were held already.
     Apply(IncomingRun, u64),
+    /// Keep this branch beside this server's chain of the case: a conflict.
+    Branch(IncomingBranch, u64),
 }
 
 /// Checks one case's run against what this server holds of it (`held`) and the society's trust.
 fn check_case(
     case: &SyncCaseDto,
     held: Option<&CaseState>,
+    branch: Option<&Branch>,
     trust: &Trust,
     society: SocietyId,
 ) -> Checked {
@@ -331,22 +372,85 @@ fn check_case(
         }
     }
     if let Some(at) = fresh {
-        return Checked::Done(outcome(
-            id,
-            SyncOutcome::Conflict,
-            known as u64,
-            0,
-            Some(at),
-            Some(
-                "the case was changed on both sides since they last met: both versions are kept \
-                 where they are; resolve it with a merge"
-                    .into(),
-            ),
-        ));
+        return fork(case, branch, &run, known, at, trust);
     }
     match run_to_store(case, held, &run, known, trust) {
         Ok(r) => Checked::Apply(r, known as u64),
         Err(reason) => refuse(known as u64, Some(run.last().body().seq), reason),
+    }
+}
+
+/// A run that forks from this server's chain of the case after commit `at - 1`: its commits after
+/// the fork (each verified already) are the other side's branch, kept whole if its head's records
+/// and holders check against what was sent. A branch held already is answered as such, one that
+/// extends it replaces it, and a third version is refused until the conflict is resolved.
+fn fork(
+    case: &SyncCaseDto,
+    branch: Option<&Branch>,
+    run: &CommitRun,
+    known: usize,
+    at: u64,
+    trust: &Trust,
+) -> Checked {
+    let id = case.case.id;
+    let fork_seq = at - 1;
+    let sent = &run.commits()[known..];
+    let done = |o, applied, reason: &str| {
+        Checked::Done(outcome(
+            id,
+            o,
+            known as u64,
+            applied,
+            Some(at),
+            Some(reason.to_owned()),
+        ))
+    };
+    let replaces = match branch {
+        None => None,
+        Some(b) => {
+            let held: Vec<[u8; 32]> = b.commits.iter().map(|c| sha256(c)).collect();
+            let sent: Vec<[u8; 32]> = sent.iter().map(|c| c.hash().0).collect();
+            let same_fork = b.fork_seq == fork_seq;
+            if same_fork && held.starts_with(&sent) {
+                return done(SyncOutcome::Conflict, 0, KEPT);
+            }
+            if !(same_fork && sent.starts_with(&held)) {
+                return done(
+                    SyncOutcome::Refused,
+                    0,
+                    "another version of the case is kept here already as a conflict: it is sent \
+                     again once a caseworker has merged that one",
+                );
+            }
+            Some(b.head_hash.clone())
+        }
+    };
+    // The branch's head states the case after it: every record it lists and every holder it names
+    // must be among what was sent, since this server's own records and keys are of its own branch.
+    match run_to_store(case, None, run, known, trust) {
+        Ok(r) => Checked::Branch(
+            IncomingBranch {
+                case: id,
+                society: case.case.society_id,
+                replaces,
+                fork_seq,
+                commits: sent
+                    .iter()
+                    .map(|c| (c.body().seq, c.as_bytes().to_vec()))
+                    .collect(),
+                head_hash: run.last().hash().0.to_vec(),
+                records: r.records,
+                keys: r.keys,
+            },
+            known as u64,
+        ),
+        Err(_) if !case.whole => done(
+            SyncOutcome::NeedsWhole,
+            0,
+            "the case was changed on both sides since they last met: send it whole, so that \
+             both versions can be kept",
+        ),
+        Err(reason) => done(SyncOutcome::Refused, 0, &reason),
     }
 }
 

@@ -133,7 +133,8 @@ fn pass_lines(way: &str, p: &PassReport, out: &mut Vec<String>) {
     ));
     for o in &p.conflicts {
         out.push(format!(
-            "  CONFLICT case {} (commit {}): changed on both sides; nothing was overwritten",
+            "  CONFLICT case {} (from commit {}): changed on both sides; both versions are kept \
+             until a caseworker merges them (rfl case conflicts)",
             o.case_id,
             o.at.map_or_else(|| "?".to_owned(), |n| n.to_string())
         ));
@@ -155,11 +156,18 @@ fn human(r: &RoundReport) -> String {
     pass_lines("from the hub", &r.from_hub, &mut out);
     let refused = r.to_hub.refused.len() + r.from_hub.refused.len();
     let conflicts = r.to_hub.conflicts.len() + r.from_hub.conflicts.len();
-    if refused + conflicts > 0 {
+    if conflicts > 0 {
         out.push(format!(
-            "{conflicts} in conflict, {refused} refused: sent again next round (a refused case's \
-             commits failed verification, or its author's certificate has not arrived yet; see \
-             docs/sync.md)"
+            "{}: each side keeps both versions; a caseworker who holds the case resolves it with \
+             `rfl case resolve CASE`",
+            count(conflicts as u64, "case in conflict", "cases in conflict")
+        ));
+    }
+    if refused > 0 {
+        out.push(format!(
+            "{}: sent again next round (a refused case's commits failed verification, or its \
+             author's certificate has not arrived yet; see docs/sync.md)",
+            count(refused as u64, "case refused", "cases refused")
         ));
     }
     out.join("\n")

@@ -181,9 +181,13 @@ pub enum SyncOutcome {
     /// The commits continue this server's head, and were stored.
     Applied,
     /// The commits were written on a head this server has moved past: both sides changed the case
-    /// while apart. Nothing was overwritten; nothing was stored (keeping both branches comes with
-    /// merge commits).
+    /// while apart. Nothing was overwritten: the sender's branch is kept beside this server's own
+    /// (or was kept already), the case is marked as in conflict, and a merge commit resolves it.
     Conflict,
+    /// The commits were written on a head this server has moved past, and to keep that branch this
+    /// server must check every record its head lists: send the case whole (`GET
+    /// /v1/sync/cases/{id}` on the sender). Nothing was stored.
+    NeedsWhole,
     /// The commits fail verification (parse, chain, author, signature, records, holders) or leave
     /// a gap: none of the case's commits sent was stored.
     Refused,
@@ -193,24 +197,23 @@ impl SyncPageDto {
     /// At least the length of the page in the binary framing: the bytes carried, and a bound on
     /// the ids and varints around them (an answer is encoded into one buffer of this size).
     pub fn wire_len_bound(&self) -> usize {
-        let cases: usize = self
-            .cases
-            .iter()
-            .map(|c| {
-                let commits: usize = c.commits.iter().map(|b| b.0.len() + 10).sum();
-                let records: usize = c.records.iter().map(|r| r.envelope.0.len() + 96).sum();
-                let keys: usize = c
-                    .keys
-                    .iter()
-                    .map(|k| {
-                        k.wrapped.0.len() + k.keys_digest.as_ref().map_or(0, |d| d.0.len()) + 64
-                    })
-                    .sum();
-                commits + records + keys + 160
-            })
-            .sum();
+        let cases: usize = self.cases.iter().map(SyncCaseDto::wire_len_bound).sum();
         // Two ids (17 bytes each), three u64 varints (up to 10 each), a bool, the case count.
         cases + 96
+    }
+}
+
+impl SyncCaseDto {
+    /// At least the length of the case in the binary framing.
+    pub fn wire_len_bound(&self) -> usize {
+        let commits: usize = self.commits.iter().map(|b| b.0.len() + 10).sum();
+        let records: usize = self.records.iter().map(|r| r.envelope.0.len() + 96).sum();
+        let keys: usize = self
+            .keys
+            .iter()
+            .map(|k| k.wrapped.0.len() + k.keys_digest.as_ref().map_or(0, |d| d.0.len()) + 64)
+            .sum();
+        commits + records + keys + 160
     }
 }
 
