@@ -502,3 +502,107 @@ async fn a_case_written_on_the_hub_reaches_the_society_s_server_with_its_author_
         p.hub.stop().await;
     }
 }
+
+/// A commit of a case that `author` signs on `on`, as their client does offline at a field office
+/// that syncs with the hub: the same records, holders and key, another status.
+fn offline_status(author: &Session, on: &rfl_crypto::Commit, status: CaseStatus) -> Vec<u8> {
+    let mut body = *on.body();
+    body.op = rfl_crypto::CommitOp::Status;
+    body.seq = on.body().seq + 1;
+    body.parent = on.hash();
+    body.status = status.code();
+    body.author = *author.member_id().as_uuid();
+    body.created_at = T0_MILLIS + 60_000;
+    body.sign(&author.keys().signing)
+        .unwrap()
+        .as_bytes()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_changed_on_both_sides_while_apart_keeps_both_versions_on_both_sides() {
+    for (own_backend, hub_backend) in ORDERS {
+        let p = pair(own_backend, hub_backend).await;
+        let (own, hub) = (&p.agent_own, &p.agent_hub);
+        let cw = p.own.caseworker(&p.soc).await;
+        let id = cw.create_case(&case(4)).await.unwrap().id;
+        let mut state = SyncState::default();
+        round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+        assert_eq!(everything(own).await, everything(hub).await);
+
+        // Apart: the caseworker adds a note on the society's server, while a field office that
+        // syncs with the hub marks the case as being traced, on the same commit.
+        cw.add_note(id, note("the brother wrote from the camp"))
+            .await
+            .unwrap();
+        let mut at_hub = hub.api().sync_case_whole(id).await.unwrap();
+        let first = rfl_crypto::parse_commit(&at_hub.commits[0].0).unwrap();
+        let tracing = offline_status(&cw, &first, CaseStatus::Tracing);
+        at_hub.commits.push(tracing.clone().into());
+        let r = hub
+            .api()
+            .sync_push(
+                "field-office",
+                &rfl_domain::api::SyncPushDto {
+                    cases: vec![at_hub],
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.cases[0].outcome,
+            rfl_domain::api::SyncOutcome::Applied,
+            "{r:?}"
+        );
+        let own_head = own.api().sync_case_whole(id).await.unwrap().commits[1]
+            .0
+            .clone();
+
+        // They meet: each side is sent the other's version, asks for it whole, and keeps it
+        // beside its own. Nothing is overwritten: each side's own version still stands.
+        let r = round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+        for (way, pass) in [("to the hub", &r.to_hub), ("from the hub", &r.from_hub)] {
+            assert_eq!(pass.conflicts.len(), 1, "{way}: {r:?}");
+            assert_eq!(pass.conflicts[0].at, Some(2), "{way}: {r:?}");
+            assert_eq!(pass.conflicts[0].applied, 1, "{way}: {r:?}");
+            assert!(pass.refused.is_empty(), "{way}: {r:?}");
+        }
+        let kept_own = p
+            .own
+            .store
+            .case_branches(&[id], true)
+            .unwrap()
+            .remove(&id)
+            .unwrap();
+        let kept_hub = p
+            .hub
+            .store
+            .case_branches(&[id], true)
+            .unwrap()
+            .remove(&id)
+            .unwrap();
+        assert_eq!(kept_own.commits, vec![tracing.clone()]);
+        assert_eq!(kept_hub.commits, vec![own_head.clone()]);
+        assert_eq!((kept_own.fork_seq, kept_hub.fork_seq), (1, 1));
+        let opened = cw.open_case(id).await.unwrap();
+        assert_eq!(opened.status, CaseStatus::Open);
+        assert_eq!(
+            hub.api().sync_case_whole(id).await.unwrap().commits[1].0,
+            tracing
+        );
+
+        // The next round carries nothing: each side holds both versions already, and the
+        // checkpoints moved on.
+        let r = round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+        assert_eq!((r.to_hub.cases, r.from_hub.cases), (0, 0), "{r:?}");
+
+        p.own.stop().await;
+        p.hub.stop().await;
+    }
+}

@@ -174,9 +174,9 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
         | ("POST", "/v1/auth/revoke") => Roles(AnyMember::ROLES),
         ("GET", "/v1/society" | "/v1/society/certificates") => Roles(SocietyPeople::ROLES),
         ("GET", "/v1/sync/info") => Roles(SyncPeers::ROLES),
-        ("GET" | "POST", "/v1/sync/changes") | ("GET" | "PUT", "/v1/sync/trust") => {
-            Roles(SyncAgents::ROLES)
-        }
+        ("GET" | "POST", "/v1/sync/changes")
+        | ("GET", "/v1/sync/cases/{id}")
+        | ("GET" | "PUT", "/v1/sync/trust") => Roles(SyncAgents::ROLES),
         ("GET", "/v1/members" | "/v1/me/retired-cases" | "/v1/members/{id}/society") => {
             Roles(CaseHolders::ROLES)
         }

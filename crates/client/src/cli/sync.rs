@@ -134,7 +134,7 @@ fn pass_lines(way: &str, p: &PassReport, out: &mut Vec<String>) {
     for o in &p.conflicts {
         out.push(format!(
             "  CONFLICT case {} (from commit {}): changed on both sides; both versions are kept \
-             until a caseworker merges them (rfl case conflicts)",
+             until a caseworker merges them (see rfl case conflicts)",
             o.case_id,
             o.at.map_or_else(|| "?".to_owned(), |n| n.to_string())
         ));
@@ -158,8 +158,8 @@ fn human(r: &RoundReport) -> String {
     let conflicts = r.to_hub.conflicts.len() + r.from_hub.conflicts.len();
     if conflicts > 0 {
         out.push(format!(
-            "{}: each side keeps both versions; a caseworker who holds the case resolves it with \
-             `rfl case resolve CASE`",
+            "{}: each side keeps both versions; caseworkers who hold them see both with \
+             `rfl case conflicts` and `rfl case show CASE`",
             count(conflicts as u64, "case in conflict", "cases in conflict")
         ));
     }
