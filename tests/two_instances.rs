@@ -588,12 +588,53 @@ async fn a_case_changed_on_both_sides_while_apart_keeps_both_versions_on_both_si
         assert_eq!(kept_own.commits, vec![tracing.clone()]);
         assert_eq!(kept_hub.commits, vec![own_head.clone()]);
         assert_eq!((kept_own.fork_seq, kept_hub.fork_seq), (1, 1));
-        let opened = cw.open_case(id).await.unwrap();
-        assert_eq!(opened.status, CaseStatus::Open);
         assert_eq!(
             hub.api().sync_case_whole(id).await.unwrap().commits[1].0,
             tracing
         );
+
+        // The caseworker is told: the case is listed as in conflict, and opening it shows both
+        // versions, each verified as a whole, and where they differ (the note is in one only).
+        let listed = cw.conflicts().await.unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(
+            (
+                listed[0].case.id,
+                listed[0].fork_seq,
+                listed[0].their_version
+            ),
+            (id, 1, 2)
+        );
+        let (ours, conflict) = cw.open_case_and_conflict(id).await.unwrap();
+        let conflict = conflict.unwrap();
+        assert_eq!(ours.status, CaseStatus::Open);
+        assert_eq!(conflict.fork_seq, 1);
+        assert_eq!(conflict.theirs.status, CaseStatus::Tracing);
+        assert_eq!(ours.file.notes.len(), conflict.theirs.file.notes.len() + 1);
+        let d = rfl_client::session::differences(&ours, &conflict.theirs).unwrap();
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!((d[0].kind, d[0].field.as_ref()), ("note", None));
+        assert!(d[0].ours.is_some() && d[0].theirs.is_none());
+        // Opening the other version kept nothing of it as this case's verified head.
+        assert_eq!(cw.open_case(id).await.unwrap().head, ours.head);
+        // The other version sent again is held already: nothing is stored twice.
+        let mut again = own.api().sync_case_whole(id).await.unwrap();
+        again.commits.truncate(1);
+        again.commits.push(tracing.clone().into());
+        let r = own
+            .api()
+            .sync_push(
+                "again",
+                &rfl_domain::api::SyncPushDto { cases: vec![again] },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.cases[0].outcome,
+            rfl_domain::api::SyncOutcome::Conflict,
+            "{r:?}"
+        );
+        assert_eq!(r.cases[0].applied, 0, "held already: {r:?}");
 
         // The next round carries nothing: each side holds both versions already, and the
         // checkpoints moved on.

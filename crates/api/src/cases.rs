@@ -14,6 +14,7 @@
 //!   and a re-key (`rekey.rs`), which starts the next key epoch and may drop holders.
 
 mod commits;
+mod conflicts;
 mod grants;
 mod rekey;
 mod transfers;
@@ -61,6 +62,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(set_status)
         .service(put_chunk)
         .service(get_chunk)
+        .service(conflicts::list_conflicts)
+        .service(conflicts::get_conflict)
         .service(grants::grant)
         .service(grants::holders)
         .service(transfers::offer_transfer)

@@ -237,6 +237,8 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
             "/v1/cases"
             | "/v1/cases/{id}"
             | "/v1/cases/{id}/holders"
+            | "/v1/cases/{id}/conflict"
+            | "/v1/conflicts"
             | "/v1/cases/{id}/attachments/{attachment}/chunks/{index}",
         )
         | (

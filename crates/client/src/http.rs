@@ -332,6 +332,21 @@ impl Api {
         }
     }
 
+    /// Both versions of a case in conflict (`docs/sync.md`, "Conflicts and merges"), unverified;
+    /// none when the case is not in conflict.
+    pub async fn case_conflict(&self, id: CaseId) -> Result<Option<CaseConflictDto>> {
+        match self.get(&format!("/v1/cases/{id}/conflict")).await {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The cases the caller holds that are in conflict.
+    pub async fn conflicts(&self) -> Result<ConflictsDto> {
+        self.get("/v1/conflicts").await
+    }
+
     pub async fn write_records(
         &self,
         id: CaseId,

@@ -31,7 +31,7 @@ pub use authenticator::{AuthenticatorError, PrfOutput, SoftAuthenticator};
 pub use error::ClientError;
 pub use keystore::{DeviceKeys, Keystore};
 pub use person::{enrol_person, enrol_person_with_keys, sign_in_person, Site};
-pub use session::{OpenedCase, RekeySummary, Session};
+pub use session::{CaseConflict, OpenedCase, RekeySummary, Session};
 pub use trust::Revoked;
 
 pub type Result<T> = std::result::Result<T, ClientError>;

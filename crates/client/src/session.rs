@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 
 mod attachments;
 mod authors;
+mod conflicts;
 mod grants;
 mod open;
 mod rekey;
@@ -34,6 +35,7 @@ mod seal;
 mod transfers;
 mod write;
 
+pub use conflicts::{differences, CaseConflict, Difference};
 pub use grants::{CaseHolder, CaseHolders};
 pub use open::OpenedCase;
 pub use rekey::RekeySummary;

@@ -38,8 +38,12 @@ pub enum CaseCmd {
         #[arg(long)]
         all: bool,
     },
-    /// Decrypt and show a case.
+    /// Decrypt and show a case. A case in conflict (changed on two instances while they were
+    /// apart) is shown with the other version's differences, field by field, both verified.
     Show { case: CaseId },
+    /// List the cases you hold that are in conflict: changed on two instances while they were
+    /// apart, both versions kept.
+    Conflicts,
     /// Replace a case's content with a JSON case file (as printed by `case show --json`); changed records
     /// are written as new versions, records without an id are added.
     Update {
@@ -119,6 +123,7 @@ impl CaseCmd {
             CaseCmd::Import { file, batch_size } => import(ctx, file, *batch_size).await,
             CaseCmd::List { after, limit, all } => list(ctx, *after, *limit, *all).await,
             CaseCmd::Show { case } => show(ctx, *case).await,
+            CaseCmd::Conflicts => conflicts(ctx).await,
             CaseCmd::Update { case, file } => update(ctx, *case, file).await,
             CaseCmd::Status { case, status } => set_status(ctx, *case, status).await,
             CaseCmd::Grant { case, member } => {
@@ -275,12 +280,49 @@ async fn list(
     })
 }
 
+async fn conflicts(ctx: &Context) -> Result<(), ClientError> {
+    let s = ctx.open_session().await?;
+    let list = s.conflicts().await?;
+    ctx.print(&list, || {
+        if list.is_empty() {
+            return "no case you hold is in conflict".to_owned();
+        }
+        let mut out = vec![format!(
+            "{} in conflict (both versions kept; `rfl case show CASE` compares them):",
+            super::counted(list.len(), "case")
+        )];
+        for c in &list {
+            out.push(format!(
+                "  {}  changed on both sides after commit {}: here commit {} ({}), there commit {}",
+                c.case.id,
+                c.fork_seq,
+                c.case.version,
+                c.case.status.as_str(),
+                c.their_version
+            ));
+        }
+        out.join("\n")
+    })
+}
+
 async fn show(ctx: &Context, case: CaseId) -> Result<(), ClientError> {
     let s = ctx.open_session().await?;
-    let opened = s.open_case(case).await?;
+    let (opened, conflict) = s.open_case_and_conflict(case).await?;
+    let differences = match &conflict {
+        Some(c) => rfl_client::session::differences(&opened, &c.theirs)?,
+        None => Vec::new(),
+    };
     // `base` names the commit shown: `rfl case update --file` merges against it.
-    let value =
+    let mut value =
         serde_json::json!({"case": opened.summary, "content": opened.file, "base": opened.base()?});
+    if let Some(c) = &conflict {
+        value["conflict"] = serde_json::json!({
+            "fork_seq": c.fork_seq,
+            "kept_at": c.kept_at,
+            "theirs": {"case": c.theirs.summary, "content": c.theirs.file},
+            "differences": differences,
+        });
+    }
     ctx.print(&value, || {
         let f = &opened.file;
         let mut out = format!(
@@ -314,8 +356,49 @@ async fn show(ctx: &Context, case: CaseId) -> Result<(), ClientError> {
             super::counted(f.notes.len(), "note"),
             super::counted(f.attachments.len(), "attachment")
         ));
+        if let Some(c) = &conflict {
+            out.push_str(&conflict_lines(&opened, c, &differences));
+        }
         out
     })
+}
+
+/// The other version of a case in conflict, and where it differs from this server's, for a person.
+fn conflict_lines(
+    ours: &rfl_client::OpenedCase,
+    c: &rfl_client::CaseConflict,
+    differences: &[rfl_client::session::Difference],
+) -> String {
+    let show = |v: &Option<serde_json::Value>| match v {
+        None => "(absent)".to_owned(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    };
+    let mut out = format!(
+        "\nCONFLICT: changed on two instances while they were apart, after commit {}. Both \
+         versions are kept and verified:\n  here:  version {}, status {}\n  there: version {}, \
+         status {}",
+        c.fork_seq,
+        ours.summary.version,
+        ours.summary.status.as_str(),
+        c.theirs.summary.version,
+        c.theirs.summary.status.as_str()
+    );
+    for d in differences {
+        let what = match &d.field {
+            Some(f) => format!("{} {} .{f}", d.kind, d.record),
+            None => format!("{} {}", d.kind, d.record),
+        };
+        out.push_str(&format!(
+            "\n  {what}\n    here:  {}\n    there: {}",
+            show(&d.ours),
+            show(&d.theirs)
+        ));
+    }
+    if differences.is_empty() && ours.summary.status == c.theirs.summary.status {
+        out.push_str("\n  the records and status are the same in both");
+    }
+    out
 }
 
 /// What `rfl case show --json` prints; `case update --file` reads it back.

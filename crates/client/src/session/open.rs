@@ -152,6 +152,20 @@ impl Session {
         known: Option<KnownHead>,
         unwrap: &dyn Fn(u32, &[u8]) -> Result<DataKey>,
     ) -> Result<OpenedCase> {
+        let opened = self.verify_version(id, dto, known, unwrap)?;
+        self.heads.put(id, opened.head)?;
+        Ok(opened)
+    }
+
+    /// [`Session::verify_and_decrypt_with`] without keeping the head verified: for a version of
+    /// the case that is not this server's (the other side's, in a conflict).
+    pub(super) fn verify_version(
+        &self,
+        id: CaseId,
+        dto: CaseDto,
+        known: Option<KnownHead>,
+        unwrap: &dyn Fn(u32, &[u8]) -> Result<DataKey>,
+    ) -> Result<OpenedCase> {
         if dto.case.id != id {
             return Err(tampered("the server answered with another case"));
         }
@@ -304,7 +318,6 @@ impl Session {
             seq: b.seq,
             hash: head.hash(),
         };
-        self.heads.put(id, known)?;
         Ok(OpenedCase {
             summary: dto.case,
             file: CaseFile {
@@ -330,7 +343,7 @@ impl Session {
 
 /// Checks that `head` is, or descends from, `known` (the last head verified for the case): `chain`
 /// must be the commits between the two, each linked to its parent by hash.
-fn check_descends(
+pub(super) fn check_descends(
     id: CaseId,
     known: Option<KnownHead>,
     head: &Commit,

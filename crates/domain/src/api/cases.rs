@@ -282,3 +282,48 @@ pub struct HoldersResponse {
     pub key_epoch: u32,
     pub holders: Vec<HolderDto>,
 }
+
+/// `GET /v1/cases/{id}/conflict`: both versions of a case changed on two instances while they were
+/// apart (`docs/sync.md`, "Conflicts and merges"), for a client to verify each as a whole and show
+/// side by side.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CaseConflictDto {
+    /// The number of the last commit both versions share.
+    pub fork_seq: u64,
+    /// This server's commits from that one to its head, oldest first: they link the other
+    /// version to the head the client verifies when it opens the case.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub ours: Vec<Base64Bytes>,
+    /// The other version, as a case read serves a case: `case` as its head commit states it,
+    /// `head_commit` its head, `commits` its commits after the shared one and before its head,
+    /// every record its head lists, and its data keys wrapped to the caller (`wrapped_key` is
+    /// empty when the other side did not wrap that version's key to the caller).
+    pub theirs: CaseDto,
+    /// When this server first kept the other version (Unix milliseconds).
+    pub kept_at: i64,
+}
+
+/// `GET /v1/conflicts`: the cases the caller holds that are in conflict.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConflictsDto {
+    pub conflicts: Vec<ConflictSummaryDto>,
+}
+
+/// One case in conflict.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ConflictSummaryDto {
+    /// The case as this server's version states it.
+    pub case: CaseSummaryDto,
+    /// The last commit both versions share.
+    pub fork_seq: u64,
+    /// The number of the other version's head.
+    pub their_version: u64,
+    /// When this server first kept the other version (Unix milliseconds).
+    pub kept_at: i64,
+}

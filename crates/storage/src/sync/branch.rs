@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::{epoch_i32, version_i64};
-use rfl_domain::CaseId;
+use rfl_domain::{CaseId, MemberId};
 
 /// The other side's branch of a case in conflict, as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -321,5 +321,50 @@ impl Store {
             .into_iter()
             .map(|r| r.map_err(StorageError::Conflict))
             .collect())
+    }
+}
+
+/// A case in conflict that a member holds ([`Store::conflicts_held`]).
+#[derive(Clone, Debug)]
+pub struct HeldConflict {
+    pub case: CaseRow,
+    pub fork_seq: u64,
+    pub their_version: u64,
+    pub kept_at: Millis,
+}
+
+impl Store {
+    /// The cases in conflict that `member` holds a key of the current epoch for, in id order: one
+    /// read (the key table's primary key, then the branch by case id).
+    pub fn conflicts_held(&self, member: MemberId) -> Result<Vec<HeldConflict>> {
+        let me = id_bytes(member.as_uuid());
+        let rows: Vec<(CaseDb, i64, i64, i64)> = read!(self, conn => {
+            cases::table
+                .inner_join(
+                    case_keys::table.on(case_keys::case_id
+                        .eq(cases::id)
+                        .and(case_keys::key_epoch.eq(cases::key_epoch))),
+                )
+                .inner_join(case_branches::table.on(case_branches::case_id.eq(cases::id)))
+                .filter(case_keys::recipient_id.eq(&me))
+                .order(cases::id)
+                .select((
+                    CaseDb::as_select(),
+                    case_branches::fork_seq,
+                    case_branches::head_seq,
+                    case_branches::created_at,
+                ))
+                .load(conn)?
+        });
+        rows.into_iter()
+            .map(|(row, fork, head, kept_at)| {
+                Ok(HeldConflict {
+                    case: row.into_case()?,
+                    fork_seq: version_u64(fork)?,
+                    their_version: version_u64(head)?,
+                    kept_at,
+                })
+            })
+            .collect()
     }
 }

@@ -1,0 +1,172 @@
+//! Part of [`super::Session`]: a case in conflict (`docs/sync.md`, "Conflicts and merges"), both
+//! versions verified as a whole and opened, for a caseworker to compare side by side.
+
+use super::*;
+use open::check_descends;
+
+/// The other version of a case changed on two instances while they were apart, verified as a
+/// whole: it descends from a commit this server's version (the head this client keeps as
+/// verified) descends from too.
+pub struct CaseConflict {
+    /// The number of the last commit both versions share.
+    pub fork_seq: u64,
+    /// The other side's version, kept by this server beside its own.
+    pub theirs: OpenedCase,
+    /// When this server first kept the other version (Unix milliseconds).
+    pub kept_at: i64,
+}
+
+/// One field where the two versions of a case in conflict differ.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Difference {
+    /// The record (`header`, `person`, `message`, `note` or `attachment`) and its id.
+    pub kind: &'static str,
+    pub record: RecordId,
+    /// The field's name; none when the record is in one version only.
+    pub field: Option<String>,
+    /// The field (or the record) in this server's version, and in the other; none where absent.
+    pub ours: Option<serde_json::Value>,
+    pub theirs: Option<serde_json::Value>,
+}
+
+/// Every record of a case file by id, as JSON objects, with its kind.
+fn records_of(c: &OpenedCase) -> Result<HashMap<RecordId, (&'static str, serde_json::Value)>> {
+    let f = &c.file;
+    let mut out = HashMap::new();
+    out.insert(c.header_id, ("header", serde_json::to_value(&f.header)?));
+    for p in &f.persons {
+        out.insert(p.id, ("person", serde_json::to_value(&p.record)?));
+    }
+    for m in &f.messages {
+        out.insert(m.id, ("message", serde_json::to_value(&m.record)?));
+    }
+    for n in &f.notes {
+        out.insert(n.id, ("note", serde_json::to_value(&n.record)?));
+    }
+    for a in &f.attachments {
+        out.insert(a.id, ("attachment", serde_json::to_value(&a.record)?));
+    }
+    Ok(out)
+}
+
+/// Where `ours` and `theirs` differ, field by field (the top-level fields of each record), in
+/// record-id order: records in one version only, and fields of a record whose values differ.
+pub fn differences(ours: &OpenedCase, theirs: &OpenedCase) -> Result<Vec<Difference>> {
+    let a = records_of(ours)?;
+    let b = records_of(theirs)?;
+    let mut ids: Vec<RecordId> = a.keys().chain(b.keys()).copied().collect();
+    ids.sort_by(|x, y| x.as_uuid().as_bytes().cmp(y.as_uuid().as_bytes()));
+    ids.dedup();
+    let mut out = Vec::new();
+    for id in ids {
+        match (a.get(&id), b.get(&id)) {
+            (Some((kind, x)), Some((_, y))) if x != y => {
+                let (xo, yo) = (x.as_object(), y.as_object());
+                let mut fields: Vec<&String> = xo
+                    .iter()
+                    .flat_map(|o| o.keys())
+                    .chain(yo.iter().flat_map(|o| o.keys()))
+                    .collect();
+                fields.sort();
+                fields.dedup();
+                for f in fields {
+                    let (xv, yv) = (xo.and_then(|o| o.get(f)), yo.and_then(|o| o.get(f)));
+                    if xv != yv {
+                        out.push(Difference {
+                            kind,
+                            record: id,
+                            field: Some(f.clone()),
+                            ours: xv.cloned(),
+                            theirs: yv.cloned(),
+                        });
+                    }
+                }
+            }
+            (Some(_), Some(_)) => {}
+            (x, y) => out.push(Difference {
+                kind: x.or(y).map_or("record", |(k, _)| *k),
+                record: id,
+                field: None,
+                ours: x.map(|(_, v)| v.clone()),
+                theirs: y.map(|(_, v)| v.clone()),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+impl Session {
+    /// The cases this member holds that are in conflict.
+    pub async fn conflicts(&self) -> Result<Vec<ConflictSummaryDto>> {
+        Ok(self.api.conflicts().await?.conflicts)
+    }
+
+    /// Case `id` as [`Session::open_case`] opens it and, if it is in conflict, the other version,
+    /// verified as a whole the same way: its head is signed by a certified author, descends from
+    /// the commit both versions share (which this server's chain links to the head just
+    /// verified), and lists exactly the records served.
+    pub async fn open_case_and_conflict(
+        &self,
+        id: CaseId,
+    ) -> Result<(OpenedCase, Option<CaseConflict>)> {
+        let ours = self.open_case(id).await?;
+        let Some(dto) = self.api.case_conflict(id).await? else {
+            return Ok((ours, None));
+        };
+        // This server's commits from the shared one to the head this client just verified.
+        let fork = dto
+            .ours
+            .first()
+            .and_then(|c| parse_commit(&c.0).ok())
+            .filter(|c| c.body().seq == dto.fork_seq && c.body().case_id == *id.as_uuid())
+            .ok_or_else(|| tampered("the server did not send the commit both versions share"))?;
+        let shared = KnownHead {
+            seq: dto.fork_seq,
+            hash: fork.hash(),
+        };
+        let last = dto
+            .ours
+            .last()
+            .and_then(|c| parse_commit(&c.0).ok())
+            .filter(|c| c.hash() == ours.head.hash)
+            .ok_or_else(|| {
+                tampered("the commits served from the shared one do not end at this case's head")
+            })?;
+        if dto.ours.len() < 2 {
+            return Err(tampered(
+                "a case in conflict must have moved on from the commit both versions share",
+            ));
+        }
+        check_descends(id, Some(shared), &last, &dto.ours[1..dto.ours.len() - 1])?;
+        // The other version, verified as a whole against its own signed head, from the shared
+        // commit. Its data keys are the ones its side wrapped to this member.
+        if dto.theirs.wrapped_key.0.is_empty() {
+            return Err(ClientError::Invalid(
+                "the other version of this case was not shared with you on the other side: a \
+                 caseworker who holds it there can compare them"
+                    .into(),
+            ));
+        }
+        let their_head = dto
+            .theirs
+            .head_commit
+            .as_ref()
+            .and_then(|c| parse_commit(&c.0).ok())
+            .ok_or_else(|| tampered("the other version has no head commit"))?;
+        if their_head.body().seq <= dto.fork_seq {
+            return Err(tampered(
+                "the other version does not go past the shared commit",
+            ));
+        }
+        check_descends(id, Some(shared), &their_head, &dto.theirs.commits)?;
+        let theirs = self.verify_version(id, dto.theirs, None, &|epoch, wrapped| {
+            self.unwrap_case_key(id, epoch, wrapped)
+        })?;
+        let conflict = CaseConflict {
+            fork_seq: dto.fork_seq,
+            theirs,
+            kept_at: dto.kept_at,
+        };
+        Ok((ours, Some(conflict)))
+    }
+}
