@@ -617,6 +617,39 @@ async fn a_case_changed_on_both_sides_while_apart_keeps_both_versions_on_both_si
         assert!(d[0].ours.is_some() && d[0].theirs.is_none());
         // Opening the other version kept nothing of it as this case's verified head.
         assert_eq!(cw.open_case(id).await.unwrap().head, ours.head);
+        // A host that edits the kept version is caught: a record of it left out.
+        let db = &p.own.db;
+        let case_blob = db.blob(id.as_uuid().as_bytes());
+        let dropped = db.tamper(&format!(
+            "DELETE FROM case_branch_records WHERE case_id = {case_blob} AND id = (SELECT id FROM \
+             case_branch_records WHERE case_id = {case_blob} ORDER BY id LIMIT 1)"
+        ));
+        assert_eq!(dropped, 1);
+        let e = cw.open_case_and_conflict(id).await.err().unwrap();
+        assert!(matches!(e, ClientError::Tampered(_)), "{e}");
+        assert!(e.to_string().contains("records"), "{e}");
+        // The kept version restored as the hub holds it, so the rest of the test goes on.
+        p.own
+            .store
+            .store_branches(
+                &[rfl_storage::IncomingBranch {
+                    case: id,
+                    society: p.soc.id,
+                    replaces: Some(kept_own.head_hash.clone()),
+                    fork_seq: 1,
+                    commits: vec![(2, tracing.clone())],
+                    head_hash: kept_own.head_hash.clone(),
+                    records: kept_own.records.clone(),
+                    keys: kept_own.keys.clone(),
+                }],
+                T0_MILLIS,
+            )
+            .unwrap()
+            .pop()
+            .unwrap()
+            .unwrap();
+        let (_, restored) = cw.open_case_and_conflict(id).await.unwrap();
+        assert_eq!(restored.unwrap().theirs.head, conflict.theirs.head);
         // The other version sent again is held already: nothing is stored twice.
         let mut again = own.api().sync_case_whole(id).await.unwrap();
         again.commits.truncate(1);
