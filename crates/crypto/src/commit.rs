@@ -24,7 +24,19 @@
 //! 191   64  Ed25519 signature by the author's device key over "rfl-commit-sig-v3" || bytes 0..191
 //! ```
 //!
-//! The commit hash (its id, and the next commit's `parent`) is SHA-256 of all 255 bytes.
+//! The commit hash (its id, and the next commit's `parent`) is SHA-256 of all its bytes.
+//!
+//! **Format 4** is the merge commit's ([`CommitOp::Merge`], and only it): the layout above with
+//! `format_version` 4 and one more field before the signature, [`MERGE_LEN`] = 287 bytes:
+//!
+//! ```text
+//! 191   32  second_parent: hash of the other version's head (never zero, never `parent`)
+//! 223   64  Ed25519 signature by the author's device key over "rfl-commit-sig-v4" || bytes 0..223
+//! ```
+//!
+//! A merge is the next commit on `parent` (seq = parent's + 1) and states the case after both
+//! versions are brought together: its records, status, key epoch and holders. Every other commit
+//! stays format 3, so commits stored before merges existed, and their test vectors, are unchanged.
 //!
 //! State digest: SHA-256 of `"rfl-state-v2" || count u32 || entry*`, entries sorted by record id
 //! (bytewise), each `record_id 16 || kind u8 || version u64 || SHA-256(envelope) 32`.
@@ -46,10 +58,16 @@ use crate::RecordKind;
 pub const COMMIT_MAGIC: [u8; 4] = *b"RFLC";
 /// Format version of commits.
 pub const COMMIT_VERSION: u8 = 3;
-/// Length of every commit.
+/// Length of every commit but a merge.
 pub const COMMIT_LEN: usize = BODY_LEN + 64;
+/// Format version of merge commits.
+pub const MERGE_VERSION: u8 = 4;
+/// Length of a merge commit.
+pub const MERGE_LEN: usize = MERGE_BODY_LEN + 64;
 const BODY_LEN: usize = 191;
+const MERGE_BODY_LEN: usize = BODY_LEN + 32;
 const SIG_DOMAIN: &[u8] = b"rfl-commit-sig-v3";
+const MERGE_SIG_DOMAIN: &[u8] = b"rfl-commit-sig-v4";
 const HOLDERS_DOMAIN: &[u8] = b"rfl-holders-v3";
 const KEY_COMMIT_DOMAIN: &[u8] = b"rfl-key-commitment-v2";
 const STATE_DOMAIN: &[u8] = b"rfl-state-v2";
@@ -77,6 +95,11 @@ pub enum CommitOp {
     /// (the sender kept access), or the next epoch starts, its data key wrapped only to that member
     /// (the sender gave access up). Records and status are unchanged.
     Transfer = 6,
+    /// Brings together two versions of a case changed on two instances while they were apart
+    /// (format 4): `parent` is this side's head, `second_parent` the other version's. Records not
+    /// in `parent`'s state are new versions sealed under the commit's key epoch, which is
+    /// `parent`'s, as are its holders.
+    Merge = 7,
 }
 
 impl CommitOp {
@@ -89,6 +112,7 @@ impl CommitOp {
             4 => Some(CommitOp::Grant),
             5 => Some(CommitOp::Rekey),
             6 => Some(CommitOp::Transfer),
+            7 => Some(CommitOp::Merge),
             _ => None,
         }
     }
@@ -321,26 +345,53 @@ impl CommitBody {
         Ok(())
     }
 
-    /// Signs the commit with the author's device key.
+    /// Signs the commit with the author's device key (format 3; a merge is signed with
+    /// [`CommitBody::sign_merge`]).
     pub fn sign(&self, key: &DeviceSigningKey) -> Result<Commit> {
         self.check_shape()?;
+        if self.op == CommitOp::Merge {
+            return Err(CryptoError::Commit(
+                "a merge commit names the other version's head: sign it with sign_merge",
+            ));
+        }
         let body = self.encode();
-        let sig = key.sign(&signed_message(&body));
-        let mut bytes = Vec::with_capacity(COMMIT_LEN);
-        bytes.extend_from_slice(&body);
-        bytes.extend_from_slice(&sig);
-        let hash = CommitHash(sha256(&bytes));
-        Ok(Commit {
-            bytes,
-            body: *self,
-            hash,
-        })
+        Ok(Commit::signed(body.to_vec(), *self, None, key))
+    }
+
+    /// Signs a merge commit (format 4) of this side's head (`parent`) and the other version's
+    /// head `second_parent`.
+    pub fn sign_merge(&self, second_parent: CommitHash, key: &DeviceSigningKey) -> Result<Commit> {
+        self.check_shape()?;
+        if self.op != CommitOp::Merge {
+            return Err(CryptoError::Commit(
+                "only a merge commit has a second parent",
+            ));
+        }
+        check_second_parent(self, &second_parent)?;
+        let mut body = self.encode().to_vec();
+        body[4] = MERGE_VERSION;
+        body.extend_from_slice(&second_parent.0);
+        Ok(Commit::signed(body, *self, Some(second_parent), key))
     }
 }
 
+fn check_second_parent(body: &CommitBody, second: &CommitHash) -> Result<()> {
+    if *second == CommitHash::ZERO || *second == body.parent {
+        return Err(CryptoError::Commit(
+            "a merge's second parent is another commit than its first",
+        ));
+    }
+    Ok(())
+}
+
 fn signed_message(body: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(SIG_DOMAIN.len() + body.len());
-    m.extend_from_slice(SIG_DOMAIN);
+    let domain = if body.len() == MERGE_BODY_LEN {
+        MERGE_SIG_DOMAIN
+    } else {
+        SIG_DOMAIN
+    };
+    let mut m = Vec::with_capacity(domain.len() + body.len());
+    m.extend_from_slice(domain);
     m.extend_from_slice(body);
     m
 }
@@ -352,6 +403,8 @@ pub struct Commit {
     bytes: Vec<u8>,
     body: CommitBody,
     hash: CommitHash,
+    /// A merge's other parent (format 4); none for every other commit.
+    second_parent: Option<CommitHash>,
 }
 
 impl std::fmt::Debug for Commit {
@@ -371,16 +424,26 @@ fn arr<const N: usize>(b: &[u8]) -> Result<[u8; N]> {
 /// Parses a commit without any key: magic, version, length, op and the chain shape (seq 1 ⇔
 /// create ⇔ no parent). Does not verify the signature.
 pub fn parse_commit(bytes: &[u8]) -> Result<Commit> {
-    if bytes.len() >= 5 && bytes[0..4] == COMMIT_MAGIC && bytes[4] != COMMIT_VERSION {
+    let merge = bytes.len() >= 5 && bytes[0..4] == COMMIT_MAGIC && bytes[4] == MERGE_VERSION;
+    if bytes.len() >= 5
+        && bytes[0..4] == COMMIT_MAGIC
+        && bytes[4] != COMMIT_VERSION
+        && bytes[4] != MERGE_VERSION
+    {
         return Err(CryptoError::UnsupportedVersion(bytes[4]));
     }
-    if bytes.len() != COMMIT_LEN {
+    if bytes.len() != if merge { MERGE_LEN } else { COMMIT_LEN } {
         return Err(CryptoError::Malformed("commit length"));
     }
     if bytes[0..4] != COMMIT_MAGIC {
         return Err(CryptoError::Malformed("bad commit magic"));
     }
     let op = CommitOp::from_u8(bytes[5]).ok_or(CryptoError::Commit("unknown operation"))?;
+    if merge != (op == CommitOp::Merge) {
+        return Err(CryptoError::Commit(
+            "a merge commit is format 4, and only a merge commit is",
+        ));
+    }
     let body = CommitBody {
         op,
         case_id: uuid::Uuid::from_bytes(arr(&bytes[6..22])?),
@@ -398,17 +461,48 @@ pub fn parse_commit(bytes: &[u8]) -> Result<Commit> {
         holders: arr(&bytes[159..191])?,
     };
     body.check_shape()?;
+    let second_parent = if merge {
+        let second = CommitHash(arr(&bytes[BODY_LEN..MERGE_BODY_LEN])?);
+        check_second_parent(&body, &second)?;
+        Some(second)
+    } else {
+        None
+    };
     Ok(Commit {
         bytes: bytes.to_vec(),
         body,
         hash: CommitHash(sha256(bytes)),
+        second_parent,
     })
 }
 
 impl Commit {
+    fn signed(
+        body: Vec<u8>,
+        parsed: CommitBody,
+        second_parent: Option<CommitHash>,
+        key: &DeviceSigningKey,
+    ) -> Commit {
+        let sig = key.sign(&signed_message(&body));
+        let mut bytes = body;
+        bytes.extend_from_slice(&sig);
+        let hash = CommitHash(sha256(&bytes));
+        Commit {
+            bytes,
+            body: parsed,
+            hash,
+            second_parent,
+        }
+    }
+
     /// What the commit says (not yet trusted).
     pub fn body(&self) -> &CommitBody {
         &self.body
+    }
+
+    /// A merge's other parent: the head of the other version it brings together with `parent`.
+    pub fn second_parent(&self) -> Option<CommitHash> {
+        self.second_parent
     }
 
     /// Its hash.
@@ -430,10 +524,8 @@ impl Commit {
     /// [`Commit::verify`] with the author's key decompressed already: for many commits by
     /// one author.
     pub fn verify_by(self, author: &DeviceVerifier) -> Result<VerifiedCommit> {
-        author.verify(
-            &signed_message(&self.bytes[..BODY_LEN]),
-            &self.bytes[BODY_LEN..],
-        )?;
+        let body = self.bytes.len() - 64;
+        author.verify(&signed_message(&self.bytes[..body]), &self.bytes[body..])?;
         Ok(VerifiedCommit(self))
     }
 
@@ -583,6 +675,53 @@ mod tests {
         assert_ne!(a, holders_digest(&[h(1, 1), h(2, 3)]).unwrap());
         assert_ne!(a, holders_digest(&[h(1, 1), h(3, 2)]).unwrap());
         assert!(holders_digest(&[h(1, 1), h(1, 2)]).is_err());
+    }
+
+    #[test]
+    fn a_merge_is_format_4_names_another_second_parent_and_signs_it() {
+        let k = DeviceSigningKey::generate().unwrap();
+        let first = body(1, CommitHash::ZERO).sign(&k).unwrap();
+        let merge = CommitBody {
+            op: CommitOp::Merge,
+            ..body(2, first.hash())
+        };
+        let other = CommitHash([9; 32]);
+        // Only sign_merge signs a merge, and only a merge has a second parent, another commit.
+        assert!(merge.sign(&k).is_err());
+        assert!(body(2, first.hash()).sign_merge(other, &k).is_err());
+        assert!(merge.sign_merge(CommitHash::ZERO, &k).is_err());
+        assert!(merge.sign_merge(first.hash(), &k).is_err());
+        let m = merge.sign_merge(other, &k).unwrap();
+        assert_eq!(m.as_bytes().len(), MERGE_LEN);
+        assert_eq!(m.as_bytes()[4], MERGE_VERSION);
+        let p = parse_commit(m.as_bytes()).unwrap();
+        assert_eq!(p, m);
+        assert_eq!(p.second_parent(), Some(other));
+        assert_eq!(
+            parse_commit(first.as_bytes()).unwrap().second_parent(),
+            None
+        );
+        p.clone().verify(&k.public_key()).unwrap();
+        // The second parent is signed: another one fails verification (its bytes are the
+        // commit's, so its hash changes too).
+        let mut moved = m.as_bytes().to_vec();
+        moved[BODY_LEN] ^= 1;
+        let moved = parse_commit(&moved).unwrap();
+        assert_ne!(moved.hash(), m.hash());
+        assert!(moved.verify(&k.public_key()).is_err());
+        // A merge op in format 3, or another op in format 4, does not parse; nor does a format
+        // 4 commit cut to format 3's length.
+        let mut op_in_3 = first.as_bytes().to_vec();
+        op_in_3[5] = CommitOp::Merge as u8;
+        assert!(parse_commit(&op_in_3).is_err());
+        let mut records_in_4 = m.as_bytes().to_vec();
+        records_in_4[5] = CommitOp::Records as u8;
+        assert!(parse_commit(&records_in_4).is_err());
+        assert!(parse_commit(&m.as_bytes()[..COMMIT_LEN]).is_err());
+        // A merge's first commit is never a merge.
+        let mut create = m.as_bytes().to_vec();
+        create[22..30].copy_from_slice(&1u64.to_be_bytes());
+        assert!(parse_commit(&create).is_err());
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub use chain::{CommitRun, Landing, RunError, RunFault};
 pub use commit::{
     envelope_hash, holders_digest, key_commitment, parse_commit, sha256, state_digest, Commit,
     CommitBody, CommitHash, CommitOp, Holder, ListedRecord, StateDigest, StateEntry,
-    VerifiedCommit, COMMIT_LEN, COMMIT_MAGIC, COMMIT_VERSION,
+    VerifiedCommit, COMMIT_LEN, COMMIT_MAGIC, COMMIT_VERSION, MERGE_LEN, MERGE_VERSION,
 };
 pub use envelope::{
     open_record, parse_envelope_header, seal_record, EnvelopeHeader, ENVELOPE_MAGIC,
