@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use rfl_client::session::{MergePlan, Side};
 use rfl_client::sync::{carry_trust, pass, round, Checkpoint, StateFileStore, SyncState};
 use rfl_client::{ClientError, Session};
 use rfl_crypto::{issue_admin_cert, RevocationReason, SocietyRootKey, Validity};
@@ -675,6 +676,33 @@ async fn a_case_changed_on_both_sides_while_apart_keeps_both_versions_on_both_si
             .await
             .unwrap();
         assert_eq!((r.to_hub.cases, r.from_hub.cases), (0, 0), "{r:?}");
+
+        // The caseworker resolves it on the society's server: the hub's status, and the note
+        // only this side has is kept (a merge loses nothing). The merge commit names both heads.
+        let plan = MergePlan {
+            default: Side::There,
+            fields: Default::default(),
+            status: Side::There,
+        };
+        let merged = cw.merge_case(id, &plan).await.unwrap();
+        assert_eq!(
+            (merged.case.version, merged.case.status),
+            (3, CaseStatus::Tracing)
+        );
+        let (after, none) = cw.open_case_and_conflict(id).await.unwrap();
+        assert!(none.is_none());
+        assert!(cw.conflicts().await.unwrap().is_empty());
+        assert_eq!(after.file.notes.len(), ours.file.notes.len());
+        let head = own.api().sync_case_whole(id).await.unwrap().commits[2]
+            .0
+            .clone();
+        let merge = rfl_crypto::parse_commit(&head).unwrap();
+        assert_eq!(merge.body().op, rfl_crypto::CommitOp::Merge);
+        assert_eq!(merge.body().parent, ours.head.hash);
+        assert_eq!(merge.second_parent(), Some(conflict.theirs.head.hash));
+        // Merging again is refused: there is nothing left to merge.
+        let again = cw.merge_case(id, &plan).await.unwrap_err();
+        assert!(again.to_string().contains("not in conflict"), "{again}");
 
         p.own.stop().await;
         p.hub.stop().await;

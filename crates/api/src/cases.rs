@@ -64,6 +64,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_chunk)
         .service(conflicts::list_conflicts)
         .service(conflicts::get_conflict)
+        .service(conflicts::merge)
         .service(grants::grant)
         .service(grants::holders)
         .service(transfers::offer_transfer)

@@ -230,6 +230,7 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
             | "/v1/cases/rekey"
             | "/v1/cases/{id}/records"
             | "/v1/cases/{id}/grants"
+            | "/v1/cases/{id}/merge"
             | "/v1/cases/{id}/transfers",
         )
         | (

@@ -342,6 +342,11 @@ impl Api {
         }
     }
 
+    /// Resolves a case's conflict with a merge commit and the records it brings.
+    pub async fn merge_case(&self, id: CaseId, req: &MergeRequest) -> Result<CaseSummaryDto> {
+        self.post(&format!("/v1/cases/{id}/merge"), req).await
+    }
+
     /// The cases the caller holds that are in conflict.
     pub async fn conflicts(&self) -> Result<ConflictsDto> {
         self.get("/v1/conflicts").await

@@ -280,6 +280,42 @@ macro_rules! insert_fixed {
     }};
 }
 
+/// Stores `$commit` (a `CommitWrite` numbered `$seq_no` in its case) as the head of the case row
+/// `$row` (a `CaseDb` at commit `$seq_no - 1`), numbered `$seq` in the society's sequence; yields
+/// the updated row. A taken commit number is a conflict.
+macro_rules! store_commit_as_head {
+    ($conn:ident, $row:expr, $seq_no:expr, $commit:expr, $seq:expr, $now:expr) => {{
+        diesel::insert_into(case_commits::table)
+            .values(&crate::models::CommitDb {
+                case_id: $row.id.clone(),
+                seq: $seq_no,
+                body: $commit.body.clone(),
+                created_at: $now,
+                society_id: $row.society_id.clone(),
+                change_seq: $seq,
+            })
+            .execute($conn)
+            .map_err(|_| {
+                StorageError::Conflict("this commit number is taken: reload the case and retry")
+            })?;
+        let updated: CaseDb = diesel::update(
+            cases::table
+                .filter(cases::id.eq(&$row.id))
+                .filter(cases::version.eq($seq_no - 1)),
+        )
+        .set((
+            cases::version.eq($seq_no),
+            cases::head_hash.eq(Some($commit.hash.clone())),
+            cases::status.eq($commit.status.as_str()),
+            cases::seq.eq($seq),
+            cases::updated_at.eq($now),
+        ))
+        .returning(CaseDb::as_returning())
+        .get_result($conn)?;
+        updated
+    }};
+}
+
 // Declared after the macros so it can use them.
 mod cases;
 pub use cases::{

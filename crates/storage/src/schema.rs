@@ -298,6 +298,7 @@ diesel::table! {
         head_hash -> Binary,
         created_at -> BigInt,
         updated_at -> BigInt,
+        merged_at -> Nullable<BigInt>,
     }
 }
 

@@ -2,14 +2,16 @@
 -- server has moved past. Its branch is kept here whole, beside this server's own chain of the case
 -- (case_commits, records, case_keys), so neither version is lost: the commits after the last one
 -- both sides share (fork_seq), every record its head lists, and every wrapped key it came with.
--- One branch per case; a merge commit that names both heads resolves it.
+-- One branch per case; a merge commit that names both heads resolves it (merged_at is then set:
+-- the branch's commits stay, since the merge names its head).
 CREATE TABLE case_branches (
     case_id BLOB PRIMARY KEY REFERENCES cases(id),
     fork_seq BIGINT NOT NULL,
     head_seq BIGINT NOT NULL,
     head_hash BLOB NOT NULL,
     created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL
+    updated_at BIGINT NOT NULL,
+    merged_at BIGINT
 );
 CREATE TABLE case_branch_commits (
     case_id BLOB NOT NULL REFERENCES case_branches(case_id) ON DELETE CASCADE,

@@ -3,11 +3,19 @@
 //! (`GET /v1/conflicts`) and reads both versions of one (`GET /v1/cases/{id}/conflict`), to verify
 //! each as a whole and show them side by side. Part of `cases`: every case access passes through it.
 
-use actix_web::{get, web, HttpResponse};
-use rfl_domain::api::{CaseConflictDto, CaseDto, ConflictSummaryDto, ConflictsDto, EpochKeyDto};
-use rfl_domain::CaseId;
+use std::collections::{HashMap, HashSet};
 
-use super::{record_dto, summary};
+use actix_web::{get, post, web, HttpResponse};
+use rfl_crypto::{CommitHash, CommitOp, StateEntry};
+use rfl_domain::api::{
+    CaseConflictDto, CaseDto, CaseSummaryDto, ConflictSummaryDto, ConflictsDto, EpochKeyDto,
+    MergeRequest,
+};
+use rfl_domain::{CaseId, CaseStatus};
+
+use super::{
+    check_commit, check_fresh, check_record, digest_of, for_commit, record_dto, summary, Expected,
+};
 use crate::error::{ApiError, Problem};
 use crate::roles::{Authorized, CaseHolders};
 use crate::{blocking, State};
@@ -54,6 +62,7 @@ pub(super) async fn get_conflict(
         let branch = store
             .case_branches(&[id], true)?
             .remove(&id)
+            .filter(|b| b.merged_at.is_none())
             .ok_or(ApiError::NotFound)?;
         // The caller's read of the case: it must hold it, and gets this server's commits from
         // the shared one on (commits after `since`, then the head).
@@ -118,4 +127,117 @@ fn parse_head(head: Option<&Vec<u8>>) -> Result<rfl_crypto::CommitBody, ApiError
     rfl_crypto::parse_commit(head)
         .map(|c| *c.body())
         .map_err(|_| ApiError::Internal("a kept branch's commit does not parse".into()))
+}
+
+/// Resolve a case's conflict with a merge commit (holders only; format 4): the next commit on this
+/// server's head, naming the other version's head as its second parent, stating the case's records
+/// after both versions are brought together (the records it sends are sealed under the case's key
+/// epoch, each new or later than this server's version of it) and one of the two versions'
+/// statuses, with the holders of this server's version. The conflict is then resolved here, and
+/// the other version's commits stay, named by the merge. 409 when the case is not in conflict, or
+/// either version moved since the caller opened them.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid)),
+    request_body = MergeRequest, responses(
+    (status = 200, body = CaseSummaryDto), (status = 404, body = Problem), (status = 409, body = Problem),
+    (status = 422, body = Problem)))]
+#[post("/cases/{id}/merge")]
+pub(super) async fn merge(
+    state: State,
+    Authorized(caller, _): Authorized<CaseHolders>,
+    path: web::Path<CaseId>,
+    body: web::Json<MergeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let req = body.into_inner();
+    if req.records.len() > 1000 {
+        return Err(ApiError::Unprocessable("send at most 1000 records".into()));
+    }
+    let now = state.now();
+    let st = state.clone();
+    let row = blocking(move || {
+        let (dir, cur) = for_commit(&st.store, &caller, id)?;
+        check_fresh(&req.commit.0, id, cur.row.version + 1, cur.head)?;
+        let branch = st
+            .store
+            .case_branches(&[id], false)?
+            .remove(&id)
+            .filter(|b| b.merged_at.is_none())
+            .ok_or_else(|| {
+                ApiError::Conflict(format!(
+                    "case {id} is not in conflict: there is nothing to merge"
+                ))
+            })?;
+        let theirs = parse_head(branch.commits.last())?;
+        let their_status = CaseStatus::from_code(theirs.status)
+            .ok_or_else(|| ApiError::Internal("a kept branch states an unknown status".into()))?;
+        if req.status != cur.row.status && req.status != their_status {
+            return Err(ApiError::Unprocessable(
+                "a merge states the status of one of the two versions".into(),
+            ));
+        }
+        let mut state: HashMap<uuid::Uuid, StateEntry> =
+            cur.entries.iter().map(|e| (e.record_id, *e)).collect();
+        let mut ids = HashSet::new();
+        let mut writes = Vec::with_capacity(req.records.len());
+        for w in &req.records {
+            if !ids.insert(w.id) {
+                return Err(ApiError::Unprocessable(format!(
+                    "record {} is given twice",
+                    w.id
+                )));
+            }
+            let (write, entry) = check_record(id, cur.row.key_epoch, w, &st.config.limits)?;
+            if state
+                .get(&entry.record_id)
+                .is_some_and(|held| held.version >= entry.version)
+            {
+                return Err(ApiError::Unprocessable(format!(
+                    "record {}: a merge writes a version later than this server's",
+                    w.id
+                )));
+            }
+            state.insert(entry.record_id, entry);
+            writes.push(write);
+        }
+        let entries: Vec<StateEntry> = state.into_values().collect();
+        let commit = check_commit(
+            &req.commit.0,
+            &caller,
+            &dir,
+            &Expected {
+                op: CommitOp::Merge,
+                case: id,
+                seq: cur.row.version + 1,
+                parent: cur.head,
+                key_epoch: cur.row.key_epoch,
+                status: req.status,
+                state: digest_of(id, &entries)?,
+                holders: cur.holders,
+            },
+        )?;
+        let second = rfl_crypto::parse_commit(&req.commit.0)
+            .ok()
+            .and_then(|c| c.second_parent());
+        if second
+            != Some(CommitHash::from_slice(&branch.head_hash).map_err(|_| {
+                ApiError::Internal("a kept branch's head hash is not 32 bytes".into())
+            })?)
+        {
+            return Err(ApiError::Conflict(format!(
+                "case {id}: the merge does not name the other version's head, which moved since \
+                 you opened it: reload it and retry"
+            )));
+        }
+        Ok(st.store.write_merge(
+            caller.member_id,
+            id,
+            &cur.head.0,
+            &commit,
+            &writes,
+            &branch.head_hash,
+            now,
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(summary(row, None)))
 }

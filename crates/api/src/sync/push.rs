@@ -412,7 +412,26 @@ fn fork(
             let sent: Vec<[u8; 32]> = sent.iter().map(|c| c.hash().0).collect();
             let same_fork = b.fork_seq == fork_seq;
             if same_fork && held.starts_with(&sent) {
+                if b.merged_at.is_some() {
+                    // Kept, and merged here since: nothing to do.
+                    return Checked::Done(outcome(
+                        id,
+                        SyncOutcome::Known,
+                        run.commits().len() as u64,
+                        0,
+                        None,
+                        None,
+                    ));
+                }
                 return done(SyncOutcome::Conflict, 0, KEPT);
+            }
+            if b.merged_at.is_some() {
+                return done(
+                    SyncOutcome::Refused,
+                    0,
+                    "the other side wrote more on a version this server has merged already: it \
+                     is taken once the other side has the merge",
+                );
             }
             if !(same_fork && sent.starts_with(&held)) {
                 return done(

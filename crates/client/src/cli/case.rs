@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use rfl_client::merge::CaseBase;
-use rfl_client::session::{rfc3339_utc, today};
+use rfl_client::session::{rfc3339_utc, today, MergePlan, Side};
 use rfl_client::ClientError;
 use rfl_domain::records::{
     CaseHeader, PersonRecord, ProcessingConsent, Relationship, Separation, SeparationEvent,
@@ -44,6 +44,22 @@ pub enum CaseCmd {
     /// List the cases you hold that are in conflict: changed on two instances while they were
     /// apart, both versions kept.
     Conflicts,
+    /// Resolve a case in conflict with a merge commit that names both versions. Where they
+    /// differ, each field is taken from the side --take names, unless a --field says otherwise;
+    /// a record in one version only is always kept. `rfl case show CASE` lists the differences.
+    Resolve {
+        case: CaseId,
+        /// Where to take the fields that differ from: `here` (this server's version) or `there`
+        /// (the other side's).
+        #[arg(long, value_parser = parse_side)]
+        take: Side,
+        /// The side of one field, as RECORD:FIELD=here|there (repeatable).
+        #[arg(long = "field", value_parser = parse_field_choice)]
+        fields: Vec<(RecordId, String, Side)>,
+        /// The status's side (default: --take's).
+        #[arg(long, value_parser = parse_side)]
+        status: Option<Side>,
+    },
     /// Replace a case's content with a JSON case file (as printed by `case show --json`); changed records
     /// are written as new versions, records without an id are added.
     Update {
@@ -124,6 +140,33 @@ impl CaseCmd {
             CaseCmd::List { after, limit, all } => list(ctx, *after, *limit, *all).await,
             CaseCmd::Show { case } => show(ctx, *case).await,
             CaseCmd::Conflicts => conflicts(ctx).await,
+            CaseCmd::Resolve {
+                case,
+                take,
+                fields,
+                status,
+            } => {
+                let s = ctx.open_session().await?;
+                let plan = MergePlan {
+                    default: *take,
+                    fields: fields
+                        .iter()
+                        .map(|(r, f, side)| ((*r, f.clone()), *side))
+                        .collect(),
+                    status: status.unwrap_or(*take),
+                };
+                let r = s.merge_case(*case, &plan).await?;
+                ctx.print(&r, || {
+                    format!(
+                        "case {case} merged at version {} (status {}): {} written, {} taken from \
+                         the other version; the merge reaches the other side with the next sync",
+                        r.case.version,
+                        r.case.status.as_str(),
+                        super::counted(r.records_written, "record"),
+                        super::counted(r.fields_from_there, "field")
+                    )
+                })
+            }
             CaseCmd::Update { case, file } => update(ctx, *case, file).await,
             CaseCmd::Status { case, status } => set_status(ctx, *case, status).await,
             CaseCmd::Grant { case, member } => {
@@ -280,6 +323,25 @@ async fn list(
     })
 }
 
+fn parse_side(s: &str) -> Result<Side, String> {
+    match s {
+        "here" => Ok(Side::Here),
+        "there" => Ok(Side::There),
+        _ => Err("say here (this server's version) or there (the other side's)".into()),
+    }
+}
+
+fn parse_field_choice(s: &str) -> Result<(RecordId, String, Side), String> {
+    let bad = || "write RECORD:FIELD=here|there (as rfl case show lists them)".to_owned();
+    let (what, side) = s.rsplit_once('=').ok_or_else(bad)?;
+    let (record, field) = what.split_once(':').ok_or_else(bad)?;
+    let record: RecordId = record.parse().map_err(|_| bad())?;
+    if field.is_empty() {
+        return Err(bad());
+    }
+    Ok((record, field.to_owned(), parse_side(side)?))
+}
+
 async fn conflicts(ctx: &Context) -> Result<(), ClientError> {
     let s = ctx.open_session().await?;
     let list = s.conflicts().await?;
@@ -386,8 +448,11 @@ fn conflict_lines(
     );
     for d in differences {
         let what = match &d.field {
-            Some(f) => format!("{} {} .{f}", d.kind, d.record),
-            None => format!("{} {}", d.kind, d.record),
+            Some(f) => format!("{} {}:{f}", d.kind, d.record),
+            None => format!(
+                "{} {} (in one version only: kept by a merge)",
+                d.kind, d.record
+            ),
         };
         out.push_str(&format!(
             "\n  {what}\n    here:  {}\n    there: {}",
@@ -398,6 +463,10 @@ fn conflict_lines(
     if differences.is_empty() && ours.summary.status == c.theirs.summary.status {
         out.push_str("\n  the records and status are the same in both");
     }
+    out.push_str(&format!(
+        "\nresolve it with `rfl case resolve {} --take here|there [--field RECORD:FIELD=here|there]`",
+        ours.summary.id
+    ));
     out
 }
 

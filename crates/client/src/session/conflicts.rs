@@ -16,6 +16,47 @@ pub struct CaseConflict {
     pub kept_at: i64,
 }
 
+/// Which version a merge takes a field (or the status) from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// This server's version.
+    Here,
+    /// The other side's version.
+    There,
+}
+
+/// What a caseworker chose for a merge: a side for every field where the two versions differ
+/// (`fields`, by record and field name), else `default`, and the status's side. A record in one
+/// version only is always kept: a merge loses nothing.
+#[derive(Clone, Debug)]
+pub struct MergePlan {
+    pub default: Side,
+    pub fields: HashMap<(RecordId, String), Side>,
+    pub status: Side,
+}
+
+impl MergePlan {
+    /// The side chosen for a field.
+    fn side(&self, record: RecordId, field: &str) -> Side {
+        self.fields
+            .get(&(record, field.to_owned()))
+            .copied()
+            .unwrap_or(self.default)
+    }
+}
+
+/// What a merge wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct MergeReport {
+    pub case: CaseSummaryDto,
+    /// Records written: the other version's that this one lacks, and every record the two
+    /// versions differ on (brought together field by field).
+    pub records_written: usize,
+    /// Fields taken from the other version.
+    pub fields_from_there: usize,
+}
+
 /// One field where the two versions of a case in conflict differ.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Difference {
@@ -96,6 +137,97 @@ pub fn differences(ours: &OpenedCase, theirs: &OpenedCase) -> Result<Vec<Differe
 }
 
 impl Session {
+    /// Resolves case `id`'s conflict with a merge commit: both versions are opened and verified,
+    /// every field where they differ is taken from the side `plan` names, every record of the
+    /// other version that this server's lacks is kept, and the records that change are sealed
+    /// again under this server's key epoch, each at a version later than both versions' (so
+    /// neither side mistakes it for its own). The merge commit names both heads; the server
+    /// checks it as the next commit on its head and marks the conflict resolved.
+    pub async fn merge_case(&self, id: CaseId, plan: &MergePlan) -> Result<MergeReport> {
+        let (ours, conflict) = self.open_case_and_conflict(id).await?;
+        let theirs = conflict
+            .ok_or_else(|| ClientError::Invalid(format!("case {id} is not in conflict")))?
+            .theirs;
+        let a = records_of(&ours)?;
+        let b = records_of(&theirs)?;
+        let mut writes = Vec::new();
+        let mut fields_from_there = 0;
+        let mut ids: Vec<&RecordId> = b.keys().collect();
+        ids.sort_by(|x, y| x.as_uuid().as_bytes().cmp(y.as_uuid().as_bytes()));
+        for rid in ids {
+            let (kind, there) = &b[rid];
+            let merged = match a.get(rid) {
+                // Only there: kept as the other side wrote it.
+                None => there.clone(),
+                Some((_, here)) if here == there => continue,
+                Some((_, here)) => {
+                    let (Some(h), Some(t)) = (here.as_object(), there.as_object()) else {
+                        return Err(ClientError::Invalid(format!(
+                            "record {rid} is not an object in both versions"
+                        )));
+                    };
+                    let mut m = h.clone();
+                    for (field, value) in t {
+                        if h.get(field) == Some(value) {
+                            continue;
+                        }
+                        if plan.side(*rid, field) == Side::There {
+                            m.insert(field.clone(), value.clone());
+                            fields_from_there += 1;
+                        }
+                    }
+                    for field in h.keys().filter(|f| !t.contains_key(*f)) {
+                        if plan.side(*rid, field) == Side::There {
+                            m.remove(field);
+                            fields_from_there += 1;
+                        }
+                    }
+                    // Written even when it is this side's content: at a version later than
+                    // both, so no side holds a later version of it than the merge states.
+                    serde_json::Value::Object(m)
+                }
+            };
+            let later = ours
+                .versions
+                .get(rid)
+                .map_or(0, |(_, v)| *v)
+                .max(theirs.versions.get(rid).map_or(0, |(_, v)| *v));
+            let kind = record_kind(kind)?;
+            typed(kind, &merged)?;
+            writes.push(self.seal_record(&ours, *rid, kind, later + 1, &merged)?);
+        }
+        let status = match plan.status {
+            Side::Here => ours.status,
+            Side::There => theirs.status,
+        };
+        let entries = ours.entries_after(&writes)?;
+        let commit = self.sealer_for_writes().sign_merge(
+            ours.next(),
+            theirs.head.hash,
+            &ours.data_key,
+            status,
+            &entries,
+        )?;
+        let records_written = writes.len();
+        let case = self
+            .api
+            .merge_case(
+                id,
+                &MergeRequest {
+                    records: writes,
+                    status,
+                    commit: commit.as_bytes().to_vec().into(),
+                },
+            )
+            .await?;
+        self.record_own_commit(id, &commit)?;
+        Ok(MergeReport {
+            case,
+            records_written,
+            fields_from_there,
+        })
+    }
+
     /// The cases this member holds that are in conflict.
     pub async fn conflicts(&self) -> Result<Vec<ConflictSummaryDto>> {
         Ok(self.api.conflicts().await?.conflicts)
@@ -169,4 +301,36 @@ impl Session {
         };
         Ok((ours, Some(conflict)))
     }
+}
+
+/// The record kind of a [`records_of`] name.
+fn record_kind(name: &str) -> Result<RecordKind> {
+    Ok(match name {
+        "header" => RecordKind::CaseHeader,
+        "person" => RecordKind::Person,
+        "message" => RecordKind::Message,
+        "note" => RecordKind::Note,
+        "attachment" => RecordKind::Attachment,
+        other => return Err(ClientError::Invalid(format!("unknown record kind {other}"))),
+    })
+}
+
+/// Checks that a merged record is still a record of its kind (taking fields from two versions
+/// can make one that is not), before it is sealed.
+fn typed(kind: RecordKind, value: &serde_json::Value) -> Result<()> {
+    let bad = |e: serde_json::Error| {
+        ClientError::Invalid(format!(
+            "the fields chosen do not make a valid record ({e}): choose the same side for the \
+             fields that belong together"
+        ))
+    };
+    let v = value.clone();
+    match kind {
+        RecordKind::CaseHeader => serde_json::from_value::<CaseHeader>(v).map(drop),
+        RecordKind::Person => serde_json::from_value::<PersonRecord>(v).map(drop),
+        RecordKind::Message => serde_json::from_value::<RedCrossMessage>(v).map(drop),
+        RecordKind::Note => serde_json::from_value::<Note>(v).map(drop),
+        RecordKind::Attachment => serde_json::from_value::<AttachmentMeta>(v).map(drop),
+    }
+    .map_err(bad)
 }

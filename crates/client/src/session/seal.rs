@@ -85,6 +85,35 @@ impl Sealer {
         status: CaseStatus,
         entries: &[StateEntry],
     ) -> Result<Commit> {
+        Ok(self
+            .commit_body(op, pos, key, status, entries)?
+            .sign(&self.keys.signing)?)
+    }
+
+    /// Signs a merge commit (format 4) at `pos`, this side's next position, naming the other
+    /// version's head `theirs`.
+    pub fn sign_merge(
+        &self,
+        pos: ChainPos,
+        theirs: CommitHash,
+        key: &DataKey,
+        status: CaseStatus,
+        entries: &[StateEntry],
+    ) -> Result<Commit> {
+        Ok(self
+            .commit_body(CommitOp::Merge, pos, key, status, entries)?
+            .sign_merge(theirs, &self.keys.signing)?)
+    }
+
+    /// What this member's commit at `pos` says.
+    fn commit_body(
+        &self,
+        op: CommitOp,
+        pos: ChainPos,
+        key: &DataKey,
+        status: CaseStatus,
+        entries: &[StateEntry],
+    ) -> Result<CommitBody> {
         let case_id = *pos.case.as_uuid();
         Ok(CommitBody {
             op,
@@ -98,8 +127,7 @@ impl Sealer {
             created_at: now_millis(),
             state: state_digest(entries)?,
             holders: pos.holders,
-        }
-        .sign(&self.keys.signing)?)
+        })
     }
 
     /// A batch for the escrow wrappings of cases sealed together: one age encryption to the society

@@ -327,3 +327,22 @@ pub struct ConflictSummaryDto {
     /// When this server first kept the other version (Unix milliseconds).
     pub kept_at: i64,
 }
+
+/// `POST /v1/cases/{id}/merge`: a merge commit that resolves a case's conflict, with the records it
+/// brings (`docs/sync.md`, "Conflicts and merges").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The records the merge writes, sealed under the case's current key epoch: the other
+    /// version's records that this server's lacks, and the records whose content the merge takes
+    /// from the other version or brings together, each at a version later than both versions'.
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
+    pub records: Vec<RecordWriteDto>,
+    /// The case's status after the merge: this server's version's or the other's.
+    pub status: crate::CaseStatus,
+    /// The merge commit (format 4): the next number after this server's head, its parent that
+    /// head, its second parent the other version's head, listing the case's whole state after it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
+    pub commit: Base64Bytes,
+}

@@ -107,29 +107,7 @@ impl Store {
                     .execute(conn)
                     .map_err(|e| StorageError::from_insert(e, "this member holds the case already"))?;
             }
-            diesel::insert_into(case_commits::table)
-                .values(&CommitDb {
-                    case_id: row.id.clone(),
-                    seq: seq_no,
-                    body: commit.body.clone(),
-                    created_at: now,
-                    society_id: row.society_id.clone(),
-                    change_seq: seq,
-                })
-                .execute(conn)
-                .map_err(|_| StorageError::Conflict("this commit number is taken: reload the case and retry"))?;
-            let updated: CaseDb = diesel::update(
-                cases::table.filter(cases::id.eq(&row.id)).filter(cases::version.eq(seq_no - 1)),
-            )
-            .set((
-                cases::version.eq(seq_no),
-                cases::head_hash.eq(Some(commit.hash.clone())),
-                cases::status.eq(commit.status.as_str()),
-                cases::seq.eq(seq),
-                cases::updated_at.eq(now),
-            ))
-            .returning(CaseDb::as_returning())
-            .get_result(conn)?;
+            let updated = store_commit_as_head!(conn, row, seq_no, commit, seq, now);
             Ok(updated)
         })?;
         row.into_case()

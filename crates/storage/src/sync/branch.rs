@@ -4,7 +4,7 @@
 //! key it came with), so neither version is lost, and a reader can show both.
 
 use super::*;
-use crate::{epoch_i32, version_i64};
+use crate::{epoch_i32, version_i64, CommitWrite, RecordWrite};
 use rfl_domain::{CaseId, MemberId};
 
 /// The other side's branch of a case in conflict, as stored.
@@ -24,6 +24,9 @@ pub struct Branch {
     /// When this server first stored a branch of the case, and when it last extended it.
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// When a merge commit on this server resolved the conflict (the branch's commits stay: the
+    /// merge names its head). None while the case is in conflict.
+    pub merged_at: Option<Millis>,
 }
 
 /// A branch to store, checked by the caller first: its commits verified, each the child of the one
@@ -72,8 +75,8 @@ struct BranchKeyDb {
     created_at: i64,
 }
 
-/// A branch's row: case, fork, head number, head hash, created, updated.
-type BranchHead = (Vec<u8>, i64, i64, Vec<u8>, i64, i64);
+/// A branch's row: case, fork, head number, head hash, created, updated, merged.
+type BranchHead = (Vec<u8>, i64, i64, Vec<u8>, i64, i64, Option<i64>);
 
 impl Store {
     /// The branches held of the cases `ids` (those in conflict), with their commits; with their
@@ -99,6 +102,7 @@ impl Store {
                     case_branches::head_hash,
                     case_branches::created_at,
                     case_branches::updated_at,
+                    case_branches::merged_at,
                 ))
                 .load(conn)?;
             if heads.is_empty() {
@@ -132,7 +136,7 @@ impl Store {
             Ok((heads, commits, records, keys))
         })?;
         let mut out: HashMap<Vec<u8>, Branch> = HashMap::new();
-        for (case, fork, head_seq, head_hash, created_at, updated_at) in heads {
+        for (case, fork, head_seq, head_hash, created_at, updated_at, merged_at) in heads {
             out.insert(
                 case,
                 Branch {
@@ -144,6 +148,7 @@ impl Store {
                     keys: Vec::new(),
                     created_at,
                     updated_at,
+                    merged_at,
                 },
             );
         }
@@ -219,11 +224,22 @@ impl Store {
                     .filter(cases::society_id.eq(&soc))
                     .count()
                     .get_result(conn)?;
+                // A merged branch is not replaced: the merge names its head.
                 let held: Option<Vec<u8>> = case_branches::table
                     .filter(case_branches::case_id.eq(&case))
+                    .filter(case_branches::merged_at.is_null())
                     .select(case_branches::head_hash)
                     .get_result(conn)
                     .optional()?;
+                let merged: i64 = case_branches::table
+                    .filter(case_branches::case_id.eq(&case))
+                    .filter(case_branches::merged_at.is_not_null())
+                    .count()
+                    .get_result(conn)?;
+                if merged > 0 {
+                    out.push(Err("the case's conflict was merged on this server: send the case again"));
+                    continue;
+                }
                 if of_society != 1 {
                     out.push(Err("the case is not of this society here"));
                     continue;
@@ -347,6 +363,7 @@ impl Store {
                 )
                 .inner_join(case_branches::table.on(case_branches::case_id.eq(cases::id)))
                 .filter(case_keys::recipient_id.eq(&me))
+                .filter(case_branches::merged_at.is_null())
                 .order(cases::id)
                 .select((
                     CaseDb::as_select(),
@@ -366,5 +383,100 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+impl Store {
+    /// Stores a merge commit of `case` written here by `member` (who must hold it), on this
+    /// server's head `parent`, resolving the conflict whose kept branch has head `branch_head`, in
+    /// one transaction: the head and the branch are compare-and-swapped (a moved head, or a branch
+    /// extended or merged meanwhile, is a conflict and nothing is written), the records the merge
+    /// brings are stored (new ones made, others replaced where the stored version is older), the
+    /// commit numbered in the society's sequence, and the branch marked merged (its commits stay:
+    /// the merge names its head).
+    #[allow(clippy::too_many_arguments)] // one transaction's inputs, each checked by the caller
+    pub fn write_merge(
+        &self,
+        member: MemberId,
+        case: CaseId,
+        parent: &[u8],
+        commit: &CommitWrite,
+        writes: &[RecordWrite],
+        branch_head: &[u8],
+        now: Millis,
+    ) -> Result<CaseRow> {
+        let n = i64::try_from(writes.len())
+            .map_err(|_| StorageError::Invalid("too many records".into()))?;
+        let seq_no = version_i64(commit.seq)?;
+        let author = id_bytes(member.as_uuid());
+        let row = write_tx!(self, conn => {
+            let (row, _) = case_for_member!(conn, member, case).ok_or(StorageError::NotFound)?;
+            if row.version != seq_no - 1 || row.head_hash.as_deref() != Some(parent) {
+                return Err(StorageError::Conflict(
+                    "the case was changed by someone else since you opened it: reload it and retry",
+                ));
+            }
+            let resolved = diesel::update(
+                case_branches::table
+                    .filter(case_branches::case_id.eq(&row.id))
+                    .filter(case_branches::head_hash.eq(branch_head))
+                    .filter(case_branches::merged_at.is_null()),
+            )
+            .set(case_branches::merged_at.eq(now))
+            .execute(conn)?;
+            if resolved != 1 {
+                return Err(StorageError::Conflict(
+                    "the other version of the case changed, or the conflict was merged, since you \
+                     opened it: reload it and retry",
+                ));
+            }
+            let mut seq = next_seq!(conn, &row.society_id, n + 1);
+            for w in writes {
+                let version = version_i64(w.version)?;
+                let id = id_bytes(w.id.as_uuid());
+                let updated = diesel::update(
+                    records::table
+                        .filter(records::id.eq(&id))
+                        .filter(records::case_id.eq(&row.id))
+                        .filter(records::kind.eq(w.kind))
+                        .filter(records::version.lt(version)),
+                )
+                .set((
+                    records::version.eq(version),
+                    records::key_epoch.eq(row.key_epoch),
+                    records::author_id.eq(&author),
+                    records::envelope.eq(&w.envelope),
+                    records::seq.eq(seq),
+                    records::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+                if updated == 0 {
+                    diesel::insert_into(records::table)
+                        .values(&RecordDb {
+                            id,
+                            case_id: row.id.clone(),
+                            kind: w.kind,
+                            version,
+                            key_epoch: row.key_epoch,
+                            author_id: author.clone(),
+                            envelope: w.envelope.clone(),
+                            seq,
+                            created_at: now,
+                            updated_at: now,
+                        })
+                        .execute(conn)
+                        .map_err(|e| {
+                            StorageError::from_insert(
+                                e,
+                                "a record of the merge is held at the same or a later version",
+                            )
+                        })?;
+                }
+                seq += 1;
+            }
+            let updated = store_commit_as_head!(conn, row, seq_no, commit, seq, now);
+            Ok(updated)
+        })?;
+        row.into_case()
     }
 }
