@@ -704,6 +704,39 @@ async fn a_case_changed_on_both_sides_while_apart_keeps_both_versions_on_both_si
         let again = cw.merge_case(id, &plan).await.unwrap_err();
         assert!(again.to_string().contains("not in conflict"), "{again}");
 
+        // The next round takes the merge to the hub, which checks it as a whole and makes the
+        // merged version its own (its own version kept, merged); back on the society's server,
+        // every commit is held already. Both sides then hold the same commits, records and keys.
+        let r = round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+        assert_eq!((r.to_hub.cases, r.to_hub.applied), (1, 2), "{r:?}");
+        assert!(
+            r.to_hub.conflicts.is_empty() && r.to_hub.refused.is_empty(),
+            "{r:?}"
+        );
+        assert_eq!((r.from_hub.applied, r.from_hub.known), (0, 2), "{r:?}");
+        assert_eq!(everything(own).await, everything(hub).await);
+        let kept = p
+            .hub
+            .store
+            .case_branches(&[id], true)
+            .unwrap()
+            .remove(&id)
+            .unwrap();
+        assert!(kept.merged_at.is_some());
+        assert_eq!(kept.commits, vec![tracing.clone()]);
+        assert_eq!(
+            hub.api().sync_case_whole(id).await.unwrap().commits[2].0,
+            head
+        );
+        // The caseworker's client opens the merged case, and the next round carries nothing.
+        assert_eq!(cw.open_case(id).await.unwrap().status, CaseStatus::Tracing);
+        let r = round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+        assert_eq!((r.to_hub.cases, r.from_hub.cases), (0, 0), "{r:?}");
+
         p.own.stop().await;
         p.hub.stop().await;
     }

@@ -348,8 +348,8 @@ mod societies;
 mod sync;
 pub use societies::{Society, SocietyEscrow};
 pub use sync::{
-    Branch, CaseChange, CaseKeyRow, CaseState, ChangePage, HeldConflict, IncomingBranch,
-    IncomingRun, PushAnswer, TrustAdoption, PUSH_ANSWER_MS,
+    AdoptedMerge, Branch, CaseChange, CaseKeyRow, CaseState, ChangePage, HeldConflict,
+    IncomingBranch, IncomingRun, PushAnswer, TrustAdoption, PUSH_ANSWER_MS,
 };
 
 pub(crate) fn id_bytes(id: &Uuid) -> Vec<u8> {

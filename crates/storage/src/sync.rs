@@ -6,7 +6,7 @@ mod branch;
 mod push;
 mod trust;
 pub use apply::IncomingRun;
-pub use branch::{Branch, HeldConflict, IncomingBranch};
+pub use branch::{AdoptedMerge, Branch, HeldConflict, IncomingBranch};
 pub use push::{CaseState, PushAnswer, PUSH_ANSWER_MS};
 pub use trust::TrustAdoption;
 

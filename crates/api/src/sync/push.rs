@@ -14,8 +14,8 @@ use rfl_crypto::{
 use rfl_domain::api::{SyncCaseDto, SyncOutcome, SyncOutcomeDto, SyncPushDto, SyncPushResponse};
 use rfl_domain::{CaseId, CaseStatus, MemberId, SocietyId};
 use rfl_storage::{
-    Branch, CaseKeyRow, CaseState, CommitWrite, IncomingBranch, IncomingRun, PushAnswer, RecordRow,
-    SocietyTrust, StorageError, Store,
+    AdoptedMerge, Branch, CaseKeyRow, CaseState, CommitWrite, IncomingBranch, IncomingRun,
+    PushAnswer, RecordRow, SocietyTrust, StorageError, Store,
 };
 
 use crate::error::{ApiError, Problem};
@@ -102,6 +102,35 @@ pub(super) async fn push_changes(
         .body(answer))
 }
 
+/// Stores the other side's merge of a case in conflict (rare: one transaction each).
+fn adopt(
+    store: &Store,
+    merge: &AdoptedMerge,
+    known: u64,
+    now: i64,
+) -> Result<SyncOutcomeDto, ApiError> {
+    let at = merge.commits.first().map(|c| c.seq);
+    Ok(match store.adopt_merge(merge, now) {
+        Ok(_) => outcome(
+            merge.case,
+            SyncOutcome::Applied,
+            known,
+            merge.commits.len() as u64,
+            None,
+            None,
+        ),
+        Err(StorageError::Conflict(m)) => outcome(
+            merge.case,
+            SyncOutcome::Refused,
+            known,
+            0,
+            at,
+            Some(m.into()),
+        ),
+        Err(e) => return Err(e.into()),
+    })
+}
+
 fn idempotency_key(req: &HttpRequest) -> Result<String, ApiError> {
     req.headers()
         .get(IDEMPOTENCY_KEY)
@@ -148,6 +177,7 @@ fn apply_push(
                 branch_places.push((i, known));
                 branches.push(branch);
             }
+            Checked::Adopt(merge, known) => out.push(Some(adopt(store, &merge, known, now)?)),
         }
     }
     let kept = store.store_branches(&branches, now)?;
@@ -210,7 +240,7 @@ fn apply_push(
     Ok(SyncPushResponse { cases: out })
 }
 
-fn outcome(
+pub(super) fn outcome(
     case_id: CaseId,
     outcome: SyncOutcome,
     known: u64,
@@ -283,13 +313,15 @@ const KEPT: &str =
                     and the case is marked as in conflict until a caseworker merges them";
 
 /// What checking one case of a push decided.
-enum Checked {
+pub(super) enum Checked {
     /// Nothing to store: known, a conflict held already, or refused.
     Done(SyncOutcomeDto),
     /// Store this run; the sender's first `known` commits were held already.
     Apply(IncomingRun, u64),
     /// Keep this branch beside this server's chain of the case: a conflict.
     Branch(IncomingBranch, u64),
+    /// The other side merged the conflict: its version becomes this server's chain.
+    Adopt(AdoptedMerge, u64),
 }
 
 /// Checks one case's run against what this server holds of it (`held`) and the society's trust.
@@ -323,6 +355,12 @@ fn check_case(
         Ok(run) => run,
         Err(e) => return refuse(0, None, e.to_string()),
     };
+    // A merge of this server's head, made on the other side: its version becomes this one's.
+    if let (Some(h), Some(b)) = (held, branch.filter(|b| b.merged_at.is_none())) {
+        if let Some(checked) = super::merge::adopt(case, h, b, &run, trust) {
+            return checked;
+        }
+    }
     // This server's chain of the case, by number.
     let hashes: HashMap<u64, [u8; 32]> = held
         .map(|h| h.commits.iter().map(|(n, b)| (*n, sha256(b))).collect())
@@ -475,7 +513,7 @@ fn fork(
 
 /// The run to store after its first `known` commits, once its head is checked against the records
 /// and keys the case has after it.
-fn run_to_store(
+pub(super) fn run_to_store(
     case: &SyncCaseDto,
     held: Option<&CaseState>,
     run: &CommitRun,
