@@ -10,7 +10,7 @@ use rfl_client::session::{MergePlan, Side};
 use rfl_client::sync::{carry_trust, pass, round, Checkpoint, StateFileStore, SyncState};
 use rfl_client::{ClientError, Session};
 use rfl_crypto::{issue_admin_cert, RevocationReason, SocietyRootKey, Validity};
-use rfl_domain::api::{SyncPageDto, SyncTrustOutcome};
+use rfl_domain::api::{RecordDto, SyncOutcome, SyncPageDto, SyncPushDto, SyncTrustOutcome};
 use rfl_domain::{CaseStatus, Role, SocietyId};
 use rfl_system_tests::{case, note, Backend, TestServer, TestSociety, T0_MILLIS};
 
@@ -520,46 +520,82 @@ fn offline_status(author: &Session, on: &rfl_crypto::Commit, status: CaseStatus)
         .to_vec()
 }
 
+/// A case changed on both sides while they were apart, before they meet again: the caseworker of
+/// the society's server added a note there, and a field office that syncs with the hub marked it as
+/// being traced there (a commit the caseworker's client signed offline), both on commit 1.
+struct Apart {
+    p: Pair,
+    cw: Session,
+    id: rfl_domain::CaseId,
+    state: SyncState,
+    /// The field office's commit 2 (the hub's head), and the society's server's commit 2.
+    tracing: Vec<u8>,
+    own_head: Vec<u8>,
+}
+
+/// What the hub keeps of another version of case `id`.
+fn kept_of(server: &TestServer, id: rfl_domain::CaseId) -> rfl_storage::Branch {
+    server
+        .store
+        .case_branches(&[id], true)
+        .unwrap()
+        .remove(&id)
+        .unwrap()
+}
+
+/// A field office's sync with the hub (here, its agent's push): the hub applies `case` on its head.
+async fn from_field_office(hub: &Session, key: &str, case: rfl_domain::api::SyncCaseDto) {
+    let r = hub
+        .api()
+        .sync_push(key, &SyncPushDto { cases: vec![case] })
+        .await
+        .unwrap();
+    assert_eq!(r.cases[0].outcome, SyncOutcome::Applied, "{r:?}");
+}
+
+async fn apart(own_backend: Backend, hub_backend: Backend) -> Apart {
+    let p = pair(own_backend, hub_backend).await;
+    let (own, hub) = (&p.agent_own, &p.agent_hub);
+    let cw = p.own.caseworker(&p.soc).await;
+    let id = cw.create_case(&case(4)).await.unwrap().id;
+    let mut state = SyncState::default();
+    round(own, hub, &mut state, Some(2), |_| Ok(()))
+        .await
+        .unwrap();
+    assert_eq!(everything(own).await, everything(hub).await);
+    cw.add_note(id, note("the brother wrote from the camp"))
+        .await
+        .unwrap();
+    let mut at_hub = hub.api().sync_case_whole(id).await.unwrap();
+    let first = rfl_crypto::parse_commit(&at_hub.commits[0].0).unwrap();
+    let tracing = offline_status(&cw, &first, CaseStatus::Tracing);
+    at_hub.commits.push(tracing.clone().into());
+    from_field_office(hub, "field-office", at_hub).await;
+    let own_head = own.api().sync_case_whole(id).await.unwrap().commits[1]
+        .0
+        .clone();
+    Apart {
+        p,
+        cw,
+        id,
+        state,
+        tracing,
+        own_head,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_case_changed_on_both_sides_while_apart_keeps_both_versions_on_both_sides() {
     for (own_backend, hub_backend) in ORDERS {
-        let p = pair(own_backend, hub_backend).await;
+        let Apart {
+            p,
+            cw,
+            id,
+            mut state,
+            tracing,
+            own_head,
+        } = apart(own_backend, hub_backend).await;
         let (own, hub) = (&p.agent_own, &p.agent_hub);
-        let cw = p.own.caseworker(&p.soc).await;
-        let id = cw.create_case(&case(4)).await.unwrap().id;
-        let mut state = SyncState::default();
-        round(own, hub, &mut state, Some(2), |_| Ok(()))
-            .await
-            .unwrap();
-        assert_eq!(everything(own).await, everything(hub).await);
-
-        // Apart: the caseworker adds a note on the society's server, while a field office that
-        // syncs with the hub marks the case as being traced, on the same commit.
-        cw.add_note(id, note("the brother wrote from the camp"))
-            .await
-            .unwrap();
-        let mut at_hub = hub.api().sync_case_whole(id).await.unwrap();
-        let first = rfl_crypto::parse_commit(&at_hub.commits[0].0).unwrap();
-        let tracing = offline_status(&cw, &first, CaseStatus::Tracing);
-        at_hub.commits.push(tracing.clone().into());
-        let r = hub
-            .api()
-            .sync_push(
-                "field-office",
-                &rfl_domain::api::SyncPushDto {
-                    cases: vec![at_hub],
-                },
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            r.cases[0].outcome,
-            rfl_domain::api::SyncOutcome::Applied,
-            "{r:?}"
-        );
-        let own_head = own.api().sync_case_whole(id).await.unwrap().commits[1]
-            .0
-            .clone();
 
         // They meet: each side is sent the other's version, asks for it whole, and keeps it
         // beside its own. Nothing is overwritten: each side's own version still stands.
@@ -572,20 +608,8 @@ async fn a_case_changed_on_both_sides_while_apart_keeps_both_versions_on_both_si
             assert_eq!(pass.conflicts[0].applied, 1, "{way}: {r:?}");
             assert!(pass.refused.is_empty(), "{way}: {r:?}");
         }
-        let kept_own = p
-            .own
-            .store
-            .case_branches(&[id], true)
-            .unwrap()
-            .remove(&id)
-            .unwrap();
-        let kept_hub = p
-            .hub
-            .store
-            .case_branches(&[id], true)
-            .unwrap()
-            .remove(&id)
-            .unwrap();
+        let kept_own = kept_of(&p.own, id);
+        let kept_hub = kept_of(&p.hub, id);
         assert_eq!(kept_own.commits, vec![tracing.clone()]);
         assert_eq!(kept_hub.commits, vec![own_head.clone()]);
         assert_eq!((kept_own.fork_seq, kept_hub.fork_seq), (1, 1));
@@ -657,17 +681,10 @@ async fn a_case_changed_on_both_sides_while_apart_keeps_both_versions_on_both_si
         again.commits.push(tracing.clone().into());
         let r = own
             .api()
-            .sync_push(
-                "again",
-                &rfl_domain::api::SyncPushDto { cases: vec![again] },
-            )
+            .sync_push("again", &SyncPushDto { cases: vec![again] })
             .await
             .unwrap();
-        assert_eq!(
-            r.cases[0].outcome,
-            rfl_domain::api::SyncOutcome::Conflict,
-            "{r:?}"
-        );
+        assert_eq!(r.cases[0].outcome, SyncOutcome::Conflict, "{r:?}");
         assert_eq!(r.cases[0].applied, 0, "held already: {r:?}");
 
         // The next round carries nothing: each side holds both versions already, and the
@@ -717,13 +734,7 @@ async fn a_case_changed_on_both_sides_while_apart_keeps_both_versions_on_both_si
         );
         assert_eq!((r.from_hub.applied, r.from_hub.known), (0, 2), "{r:?}");
         assert_eq!(everything(own).await, everything(hub).await);
-        let kept = p
-            .hub
-            .store
-            .case_branches(&[id], true)
-            .unwrap()
-            .remove(&id)
-            .unwrap();
+        let kept = kept_of(&p.hub, id);
         assert!(kept.merged_at.is_some());
         assert_eq!(kept.commits, vec![tracing.clone()]);
         assert_eq!(
@@ -736,6 +747,135 @@ async fn a_case_changed_on_both_sides_while_apart_keeps_both_versions_on_both_si
             .await
             .unwrap();
         assert_eq!((r.to_hub.cases, r.from_hub.cases), (0, 0), "{r:?}");
+
+        p.own.stop().await;
+        p.hub.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_made_on_the_other_side_s_version_reaches_this_side_and_its_caseworkers_follow_it()
+{
+    for (own_backend, hub_backend) in ORDERS {
+        let Apart {
+            p,
+            cw,
+            id,
+            mut state,
+            tracing,
+            own_head,
+        } = apart(own_backend, hub_backend).await;
+        let (own, hub) = (&p.agent_own, &p.agent_hub);
+        round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+        // The field office goes on writing on the hub's version: the next round brings only its
+        // new commit, whose parent the society's server holds only in the version it kept; it
+        // asks for the case whole, and the kept version goes on.
+        let at_hub = hub.api().sync_case_whole(id).await.unwrap();
+        let on = rfl_crypto::parse_commit(&at_hub.commits[1].0).unwrap();
+        let located = offline_status(&cw, &on, CaseStatus::Located);
+        let mut more = at_hub.clone();
+        more.commits.push(located.clone().into());
+        from_field_office(hub, "field-office-2", more).await;
+        let r = round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+        assert_eq!(r.from_hub.conflicts.len(), 1, "{r:?}");
+        assert!(r.from_hub.refused.is_empty(), "{r:?}");
+        let kept = kept_of(&p.own, id);
+        assert_eq!(kept.commits, vec![tracing.clone(), located.clone()]);
+        // The caseworker's client verified the society's server's version (its head, commit 2).
+        let (ours, conflict) = cw.open_case_and_conflict(id).await.unwrap();
+        let theirs = conflict.unwrap().theirs;
+        assert_eq!((theirs.head.seq, theirs.status), (3, CaseStatus::Located));
+
+        // The field office merges on the hub's version: its status, and the note only the
+        // society's server has is kept. Its sync brings the merge to the hub, which applies it on
+        // its head and marks its conflict resolved.
+        let plan = MergePlan {
+            default: Side::Here,
+            fields: Default::default(),
+            status: Side::Here,
+        };
+        let merge = cw.sign_merge(&theirs, &ours, &plan).unwrap();
+        assert_eq!(merge.commit.second_parent(), Some(ours.head.hash));
+        let mut at_hub = hub.api().sync_case_whole(id).await.unwrap();
+        at_hub.commits.push(merge.commit.as_bytes().to_vec().into());
+        for w in &merge.records {
+            at_hub.records.retain(|r| r.id != w.id);
+            at_hub.records.push(RecordDto {
+                id: w.id,
+                kind: w.kind,
+                version: w.version,
+                key_epoch: theirs.summary.key_epoch,
+                author_id: cw.member_id(),
+                envelope: w.envelope.clone(),
+                seq: 0,
+                created_at: T0_MILLIS,
+                updated_at: T0_MILLIS,
+            });
+        }
+        let r = hub
+            .api()
+            .sync_push(
+                "field-office-merge",
+                &SyncPushDto {
+                    cases: vec![at_hub],
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.cases[0].outcome, r.cases[0].applied),
+            (SyncOutcome::Applied, 1),
+            "{r:?}"
+        );
+        let kept = kept_of(&p.hub, id);
+        assert!(kept.merged_at.is_some());
+
+        // The next round brings the merge to the society's server, which takes the hub's version
+        // as its own (its own kept, merged): both sides hold the same again.
+        let r = round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+        assert_eq!((r.from_hub.cases, r.from_hub.applied), (1, 3), "{r:?}");
+        assert!(
+            r.from_hub.refused.is_empty() && r.from_hub.conflicts.is_empty(),
+            "{r:?}"
+        );
+        assert_eq!(everything(own).await, everything(hub).await);
+        let kept = kept_of(&p.own, id);
+        assert_eq!(
+            (kept.commits.clone(), kept.merged_at.is_some()),
+            (vec![own_head.clone()], true)
+        );
+
+        // The caseworker last verified commit 2 of the version the merge replaced here. A host
+        // that drops that version cannot pass the merged head off as a descendant of it: refused.
+        let db = &p.own.db;
+        let case_blob = db.blob(id.as_uuid().as_bytes());
+        let dropped = db.tamper(&format!(
+            "DELETE FROM case_branch_commits WHERE case_id = {case_blob}"
+        ));
+        assert_eq!(dropped, 1);
+        let e = cw.open_case(id).await.err().unwrap();
+        assert!(matches!(e, ClientError::Tampered(_)), "{e}");
+        db.tamper(&format!(
+            "INSERT INTO case_branch_commits (case_id, seq, body) VALUES ({case_blob}, 2, {})",
+            db.blob(&own_head)
+        ));
+        // With it, their client follows the merge's second parent to it, and opens the merged
+        // case: the hub's status, and the note only this side had.
+        let merged = cw.open_case(id).await.unwrap();
+        assert_eq!(merged.head.hash, merge.commit.hash());
+        assert_eq!(merged.status, CaseStatus::Located);
+        assert_eq!(merged.file.notes.len(), ours.file.notes.len());
+        assert!(cw.conflicts().await.unwrap().is_empty());
+        assert_eq!(
+            hub.api().sync_case_whole(id).await.unwrap().commits[1].0,
+            tracing
+        );
 
         p.own.stop().await;
         p.hub.stop().await;

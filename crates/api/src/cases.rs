@@ -65,6 +65,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(conflicts::list_conflicts)
         .service(conflicts::get_conflict)
         .service(conflicts::merge)
+        .service(conflicts::get_merged)
         .service(grants::grant)
         .service(grants::holders)
         .service(transfers::offer_transfer)

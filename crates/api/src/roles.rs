@@ -239,6 +239,7 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
             | "/v1/cases/{id}"
             | "/v1/cases/{id}/holders"
             | "/v1/cases/{id}/conflict"
+            | "/v1/cases/{id}/merged"
             | "/v1/conflicts"
             | "/v1/cases/{id}/attachments/{attachment}/chunks/{index}",
         )

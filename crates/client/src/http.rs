@@ -347,6 +347,16 @@ impl Api {
         self.post(&format!("/v1/cases/{id}/merge"), req).await
     }
 
+    /// The version of a case that a merge from the other side replaced on this server; none when
+    /// there is none.
+    pub async fn case_merged(&self, id: CaseId) -> Result<Option<MergedBranchDto>> {
+        match self.get(&format!("/v1/cases/{id}/merged")).await {
+            Ok(c) => Ok(Some(c)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The cases the caller holds that are in conflict.
     pub async fn conflicts(&self) -> Result<ConflictsDto> {
         self.get("/v1/conflicts").await

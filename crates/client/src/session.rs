@@ -35,7 +35,9 @@ mod seal;
 mod transfers;
 mod write;
 
-pub use conflicts::{differences, CaseConflict, Difference, MergePlan, MergeReport, Side};
+pub use conflicts::{
+    differences, CaseConflict, Difference, MergePlan, MergeReport, Side, SignedMerge,
+};
 pub use grants::{CaseHolder, CaseHolders};
 pub use open::OpenedCase;
 pub use rekey::RekeySummary;

@@ -217,6 +217,7 @@ fn a_run_from_another_server_makes_or_continues_a_case_on_its_head_only() {
                 },
                 key(*a.as_uuid()),
             ],
+            resolves: None,
         };
         let row = store.apply_run(&made, NOW).unwrap();
         assert_eq!(

@@ -9,7 +9,7 @@ use actix_web::{get, post, web, HttpResponse};
 use rfl_crypto::{CommitHash, CommitOp, StateEntry};
 use rfl_domain::api::{
     CaseConflictDto, CaseDto, CaseSummaryDto, ConflictSummaryDto, ConflictsDto, EpochKeyDto,
-    MergeRequest,
+    MergeRequest, MergedBranchDto,
 };
 use rfl_domain::{CaseId, CaseStatus};
 
@@ -121,6 +121,38 @@ pub(super) async fn get_conflict(
     Ok(HttpResponse::Ok().json(dto))
 }
 
+/// The version of a case that this server kept when it took the other side's merge (holders
+/// only): its commits after the fork, for a client that verified one of them to follow the merge's
+/// second parent. 404 when the case has no merged version, or the caller does not hold it.
+#[utoipa::path(tag = "cases", security(("bearer" = [])), params(("id" = String, Path, format = Uuid)),
+    responses((status = 200, body = MergedBranchDto), (status = 401, body = Problem),
+    (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[get("/cases/{id}/merged")]
+pub(super) async fn get_merged(
+    state: State,
+    Authorized(caller, _): Authorized<CaseHolders>,
+    path: web::Path<CaseId>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let store = state.store.clone();
+    let dto = blocking(move || {
+        if !store.holds_case(caller.member_id, id)? {
+            return Err(ApiError::NotFound);
+        }
+        let branch = store
+            .case_branches(&[id], false)?
+            .remove(&id)
+            .filter(|b| b.merged_at.is_some())
+            .ok_or(ApiError::NotFound)?;
+        Ok(MergedBranchDto {
+            fork_seq: branch.fork_seq,
+            commits: branch.commits.into_iter().map(Into::into).collect(),
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(dto))
+}
+
 /// What a kept branch's head states of the case (its commits were verified before they were kept).
 fn parse_head(head: Option<&Vec<u8>>) -> Result<rfl_crypto::CommitBody, ApiError> {
     let head = head.ok_or_else(|| ApiError::Internal("a kept branch has no commit".into()))?;
@@ -159,7 +191,7 @@ pub(super) async fn merge(
         check_fresh(&req.commit.0, id, cur.row.version + 1, cur.head)?;
         let branch = st
             .store
-            .case_branches(&[id], false)?
+            .case_branches(&[id], true)?
             .remove(&id)
             .filter(|b| b.merged_at.is_none())
             .ok_or_else(|| {
@@ -198,6 +230,18 @@ pub(super) async fn merge(
             }
             state.insert(entry.record_id, entry);
             writes.push(write);
+        }
+        // A merge loses nothing: every record of the other version is in it, as late.
+        if branch.records.iter().any(|r| {
+            state
+                .get(r.id.as_uuid())
+                .is_none_or(|e| e.version < r.version)
+        }) {
+            return Err(ApiError::Unprocessable(
+                "a merge keeps every record of both versions, each at a version at least as late \
+                 as either's: a record of the other version is missing or older"
+                    .into(),
+            ));
         }
         let entries: Vec<StateEntry> = state.into_values().collect();
         let commit = check_commit(

@@ -155,7 +155,8 @@ fn apply_push(
     let trust = society_trust(store.society_certificates(society)?, society, now)?;
     let ids: Vec<_> = batch.cases.iter().map(|c| c.case.id).collect();
     let held = store.case_states(&ids)?;
-    let held_branches = store.case_branches(&ids, false)?;
+    // With their records and keys: a merge from the other side is checked against them.
+    let held_branches = store.case_branches(&ids, true)?;
     // Every case checked first; then the runs to store, all in one transaction, and the branches
     // of cases in conflict in another.
     let mut out: Vec<Option<SyncOutcomeDto>> = Vec::with_capacity(batch.cases.len());
@@ -356,8 +357,8 @@ fn check_case(
         Err(e) => return refuse(0, None, e.to_string()),
     };
     // A merge of this server's head, made on the other side: its version becomes this one's.
-    if let (Some(h), Some(b)) = (held, branch.filter(|b| b.merged_at.is_none())) {
-        if let Some(checked) = super::merge::adopt(case, h, b, &run, trust) {
+    if let Some(h) = held {
+        if let Some(checked) = super::merge::adopt(case, h, branch, &run, trust) {
             return checked;
         }
     }
@@ -374,6 +375,23 @@ fn check_case(
         Landing::Known => {
             let n = run.commits().len() as u64;
             return Checked::Done(outcome(id, SyncOutcome::Known, n, 0, None, None));
+        }
+        // The other side's version, kept here, went on: it is kept again once it can be
+        // checked whole.
+        Landing::MissingParent { known, seq }
+            if !case.whole && branch.is_some_and(|b| b.merged_at.is_none()) =>
+        {
+            return Checked::Done(outcome(
+                id,
+                SyncOutcome::NeedsWhole,
+                known as u64,
+                0,
+                Some(seq),
+                Some(
+                    "the case's other version went on since this server kept it: send it whole"
+                        .into(),
+                ),
+            ));
         }
         Landing::MissingParent { known, seq } => {
             return refuse(
@@ -413,7 +431,20 @@ fn check_case(
         return fork(case, branch, &run, known, at, trust);
     }
     match run_to_store(case, held, &run, known, trust) {
-        Ok(r) => Checked::Apply(r, known as u64),
+        Ok(mut r) => {
+            // A merge (made on a client of the other side's version, elsewhere) naming the kept
+            // branch's head resolves this server's conflict too.
+            r.resolves = branch
+                .filter(|b| b.merged_at.is_none())
+                .map(|b| b.head_hash.clone())
+                .filter(|h| {
+                    run.commits()[known..].iter().any(|c| {
+                        c.second_parent()
+                            .is_some_and(|p| p.0.as_slice() == h.as_slice())
+                    })
+                });
+            Checked::Apply(r, known as u64)
+        }
         Err(reason) => refuse(known as u64, Some(run.last().body().seq), reason),
     }
 }
@@ -464,22 +495,19 @@ fn fork(
                 return done(SyncOutcome::Conflict, 0, KEPT);
             }
             if b.merged_at.is_some() {
-                return done(
-                    SyncOutcome::Refused,
-                    0,
-                    "the other side wrote more on a version this server has merged already: it \
-                     is taken once the other side has the merge",
-                );
-            }
-            if !(same_fork && sent.starts_with(&held)) {
+                // A version this server has not merged (the other side wrote on after the merged
+                // one, or merged it too): a new conflict, which replaces the merged branch.
+                Some(b.head_hash.clone())
+            } else if !(same_fork && sent.starts_with(&held)) {
                 return done(
                     SyncOutcome::Refused,
                     0,
                     "another version of the case is kept here already as a conflict: it is sent \
                      again once a caseworker has merged that one",
                 );
+            } else {
+                Some(b.head_hash.clone())
             }
-            Some(b.head_hash.clone())
         }
     };
     // The branch's head states the case after it: every record it lists and every holder it names
@@ -663,6 +691,7 @@ pub(super) fn run_to_store(
             })
             .collect(),
         keys: sent,
+        resolves: None,
     })
 }
 

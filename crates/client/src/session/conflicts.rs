@@ -46,6 +46,16 @@ impl MergePlan {
     }
 }
 
+/// A merge commit signed, with the records it writes and the status it states.
+#[derive(Clone, Debug)]
+pub struct SignedMerge {
+    pub commit: Commit,
+    pub records: Vec<RecordWriteDto>,
+    pub status: CaseStatus,
+    /// Fields taken from the other version.
+    pub fields_from_there: usize,
+}
+
 /// What a merge wrote.
 #[derive(Clone, Debug, Serialize)]
 pub struct MergeReport {
@@ -148,8 +158,38 @@ impl Session {
         let theirs = conflict
             .ok_or_else(|| ClientError::Invalid(format!("case {id} is not in conflict")))?
             .theirs;
-        let a = records_of(&ours)?;
-        let b = records_of(&theirs)?;
+        let merge = self.sign_merge(&ours, &theirs, plan)?;
+        let records_written = merge.records.len();
+        let case = self
+            .api
+            .merge_case(
+                id,
+                &MergeRequest {
+                    records: merge.records,
+                    status: merge.status,
+                    commit: merge.commit.as_bytes().to_vec().into(),
+                },
+            )
+            .await?;
+        self.record_own_commit(id, &merge.commit)?;
+        Ok(MergeReport {
+            case,
+            records_written,
+            fields_from_there: merge.fields_from_there,
+        })
+    }
+
+    /// The merge commit of `ours` and `theirs` (two verified versions of one case) on `ours`'s
+    /// head, as [`Session::merge_case`] makes it, and the records it writes; sent nowhere (a
+    /// client of `ours`'s server sends it with [`Session::merge_case`]).
+    pub fn sign_merge(
+        &self,
+        ours: &OpenedCase,
+        theirs: &OpenedCase,
+        plan: &MergePlan,
+    ) -> Result<SignedMerge> {
+        let a = records_of(ours)?;
+        let b = records_of(theirs)?;
         let mut writes = Vec::new();
         let mut fields_from_there = 0;
         let mut ids: Vec<&RecordId> = b.keys().collect();
@@ -159,7 +199,13 @@ impl Session {
             let merged = match a.get(rid) {
                 // Only there: kept as the other side wrote it.
                 None => there.clone(),
-                Some((_, here)) if here == there => continue,
+                // The same content at the same version: nothing to write. (At different
+                // versions it is written again, later than both.)
+                Some((_, here))
+                    if here == there && ours.versions.get(rid) == theirs.versions.get(rid) =>
+                {
+                    continue
+                }
                 Some((_, here)) => {
                     let (Some(h), Some(t)) = (here.as_object(), there.as_object()) else {
                         return Err(ClientError::Invalid(format!(
@@ -194,7 +240,7 @@ impl Session {
                 .max(theirs.versions.get(rid).map_or(0, |(_, v)| *v));
             let kind = record_kind(kind)?;
             typed(kind, &merged)?;
-            writes.push(self.seal_record(&ours, *rid, kind, later + 1, &merged)?);
+            writes.push(self.seal_record(ours, *rid, kind, later + 1, &merged)?);
         }
         let status = match plan.status {
             Side::Here => ours.status,
@@ -208,22 +254,10 @@ impl Session {
             status,
             &entries,
         )?;
-        let records_written = writes.len();
-        let case = self
-            .api
-            .merge_case(
-                id,
-                &MergeRequest {
-                    records: writes,
-                    status,
-                    commit: commit.as_bytes().to_vec().into(),
-                },
-            )
-            .await?;
-        self.record_own_commit(id, &commit)?;
-        Ok(MergeReport {
-            case,
-            records_written,
+        Ok(SignedMerge {
+            commit,
+            records: writes,
+            status,
             fields_from_there,
         })
     }
@@ -291,6 +325,20 @@ impl Session {
             ));
         }
         check_descends(id, Some(shared), &their_head, &dto.theirs.commits)?;
+        // A real fork: the other version's first commit after the shared one is not this
+        // server's (a host cannot pass an older state of this version off as the other one).
+        let their_first = dto
+            .theirs
+            .commits
+            .first()
+            .and_then(|c| parse_commit(&c.0).ok())
+            .unwrap_or_else(|| their_head.clone());
+        let our_first = dto.ours.get(1).and_then(|c| parse_commit(&c.0).ok());
+        if our_first.is_some_and(|c| c.hash() == their_first.hash()) {
+            return Err(tampered(
+                "the other version served is this server's own: the versions do not fork there",
+            ));
+        }
         let theirs = self.verify_version(id, dto.theirs, None, &|epoch, wrapped| {
             self.unwrap_case_key(id, epoch, wrapped)
         })?;

@@ -109,7 +109,7 @@ impl Session {
                 }
             }
         }
-        match self.verify_and_decrypt(id, dto, known) {
+        let opened = match self.verify_and_decrypt(id, dto, known) {
             // The author may have rotated their keys since the directory was loaded (their new
             // keys certified, the old ones revoked): reload it once and read the case again.
             Err(ClientError::Tampered(_)) if !reloaded => {
@@ -118,7 +118,74 @@ impl Session {
                 self.verify_and_decrypt(id, dto, known)
             }
             other => other,
+        };
+        match (opened, known) {
+            // The head this client verified may be on a version that the other side's merge
+            // replaced here: the merged head descends from it through the merge's second parent.
+            (Err(ClientError::Tampered(why)), Some(k)) => match self.open_after_merge(id, k).await?
+            {
+                Some(opened) => Ok(opened),
+                None => Err(ClientError::Tampered(why)),
+            },
+            (other, _) => other,
         }
+    }
+
+    /// Case `id` if its head descends from `known` through a merge's second parent: `known` is a
+    /// commit of the version this server kept when it took the other side's merge
+    /// (`GET /v1/cases/{id}/merged`), that version's commits link it to their head, and a merge
+    /// commit on the chain from the shared commit to the case's head names that head as its second
+    /// parent. Everything is linked by hashes to the head, which is verified as a whole as any
+    /// head is. None when the server keeps no such version, or `known` is not on it.
+    async fn open_after_merge(&self, id: CaseId, known: KnownHead) -> Result<Option<OpenedCase>> {
+        let Some(merged) = self.api.case_merged(id).await? else {
+            return Ok(None);
+        };
+        let fork = merged.fork_seq;
+        let mut branch: Vec<Commit> = Vec::with_capacity(merged.commits.len());
+        for (next, c) in (fork + 1..).zip(&merged.commits) {
+            let c = parse_commit(&c.0).map_err(|_| tampered("a kept commit is malformed"))?;
+            let linked = match branch.last() {
+                Some(before) => c.body().parent == before.hash(),
+                None => true,
+            };
+            if c.body().case_id != *id.as_uuid() || c.body().seq != next || !linked {
+                return Ok(None);
+            }
+            branch.push(c);
+        }
+        let on_it = known
+            .seq
+            .checked_sub(fork + 1)
+            .and_then(|i| branch.get(usize::try_from(i).ok()?))
+            .is_some_and(|c| c.hash() == known.hash);
+        let (Some(first), Some(last)) = (branch.first(), branch.last()) else {
+            return Ok(None);
+        };
+        if !on_it {
+            return Ok(None);
+        }
+        let shared = KnownHead {
+            seq: fork,
+            hash: first.body().parent,
+        };
+        let dto = self.api.get_case(id, Some(fork)).await?;
+        let head = dto
+            .head_commit
+            .as_ref()
+            .and_then(|c| parse_commit(&c.0).ok())
+            .ok_or_else(|| tampered("the server sent no head commit for this case"))?;
+        let merges_it = dto
+            .commits
+            .iter()
+            .filter_map(|c| parse_commit(&c.0).ok())
+            .chain(std::iter::once(head.clone()))
+            .any(|c| c.second_parent() == Some(last.hash()));
+        if !merges_it {
+            return Ok(None);
+        }
+        check_descends(id, Some(shared), &head, &dto.commits)?;
+        self.verify_and_decrypt(id, dto, None).map(Some)
     }
 
     /// Verifies and decrypts a fetched case, as a whole: the head commit must be signed by a

@@ -346,3 +346,18 @@ pub struct MergeRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub commit: Base64Bytes,
 }
+
+/// `GET /v1/cases/{id}/merged`: the version of a case that a merge from the other side replaced on
+/// this server (its commits after the fork), so that a client that verified one of them can see
+/// that the merged head descends from it through the merge's second parent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MergedBranchDto {
+    /// The number of the last commit both versions shared.
+    pub fork_seq: u64,
+    /// The replaced version's commits after it, oldest first; the last is its head, which a merge
+    /// commit on the case's chain names as its second parent.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub commits: Vec<Base64Bytes>,
+}

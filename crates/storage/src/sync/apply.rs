@@ -29,6 +29,9 @@ pub struct IncomingRun {
     pub records: Vec<RecordRow>,
     /// The case's wrapped keys as the sender holds them: those this server lacks are added.
     pub keys: Vec<CaseKeyRow>,
+    /// The head of the kept branch of the case that a merge commit of the run names as its second
+    /// parent: that conflict is resolved by the run, and its branch is marked merged.
+    pub resolves: Option<Vec<u8>>,
 }
 
 /// One run, ready to store: its case's new row and what goes with it.
@@ -129,6 +132,16 @@ impl Store {
                 if swapped != 1 {
                     out.push(Err("the case changed on this server since the run was checked: check it again"));
                     continue;
+                }
+                if let Some(branch_head) = &run.resolves {
+                    diesel::update(
+                        case_branches::table
+                            .filter(case_branches::case_id.eq(case))
+                            .filter(case_branches::head_hash.eq(branch_head))
+                            .filter(case_branches::merged_at.is_null()),
+                    )
+                    .set(case_branches::merged_at.eq(now))
+                    .execute(conn)?;
                 }
                 commits.extend(p.commits);
                 fresh.extend(p.fresh);

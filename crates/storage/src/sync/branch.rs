@@ -236,22 +236,12 @@ impl Store {
                     .filter(cases::society_id.eq(&soc))
                     .count()
                     .get_result(conn)?;
-                // A merged branch is not replaced: the merge names its head.
+                // The branch held (merged or not): a merged one is replaced by a new conflict.
                 let held: Option<Vec<u8>> = case_branches::table
                     .filter(case_branches::case_id.eq(&case))
-                    .filter(case_branches::merged_at.is_null())
                     .select(case_branches::head_hash)
                     .get_result(conn)
                     .optional()?;
-                let merged: i64 = case_branches::table
-                    .filter(case_branches::case_id.eq(&case))
-                    .filter(case_branches::merged_at.is_not_null())
-                    .count()
-                    .get_result(conn)?;
-                if merged > 0 {
-                    out.push(Err("the case's conflict was merged on this server: send the case again"));
-                    continue;
-                }
                 if of_society != 1 {
                     out.push(Err("the case is not of this society here"));
                     continue;
@@ -271,6 +261,7 @@ impl Store {
                             case_branches::head_seq.eq(version_i64(head_seq)?),
                             case_branches::head_hash.eq(&b.head_hash),
                             case_branches::updated_at.eq(now),
+                            case_branches::merged_at.eq(None::<i64>),
                         ))
                         .execute(conn)?;
                 } else {
@@ -357,6 +348,26 @@ pub struct HeldConflict {
 }
 
 impl Store {
+    /// Whether `member` holds a key of `case`'s current epoch (one point lookup).
+    pub fn holds_case(&self, member: MemberId, case: CaseId) -> Result<bool> {
+        let me = id_bytes(member.as_uuid());
+        let id = id_bytes(case.as_uuid());
+        let n: i64 = read!(self, conn => {
+            cases::table
+                .inner_join(
+                    case_keys::table.on(case_keys::case_id
+                        .eq(cases::id)
+                        .and(case_keys::key_epoch.eq(cases::key_epoch))),
+                )
+                .filter(cases::id.eq(&id))
+                .filter(case_keys::case_id.eq(&id))
+                .filter(case_keys::recipient_id.eq(&me))
+                .count()
+                .get_result(conn)?
+        });
+        Ok(n > 0)
+    }
+
     /// The cases in conflict that `member` holds a key of the current epoch for, in id order: one
     /// read (the key table's primary key, then the branch by case id).
     pub fn conflicts_held(&self, member: MemberId) -> Result<Vec<HeldConflict>> {
@@ -498,17 +509,22 @@ pub struct AdoptedMerge {
     pub society: SocietyId,
     /// This server's head when the caller checked (number and hash): compare-and-swapped.
     pub on: (u64, Vec<u8>),
-    /// The head of the kept branch the caller checked against: compare-and-swapped.
-    pub branch_head: Vec<u8>,
+    /// The head of the branch kept of the case when the caller checked (merged or not; none: no
+    /// branch): compare-and-swapped.
+    pub branch_head: Option<Vec<u8>>,
     pub fork_seq: u64,
+    /// The key epoch of the commit both versions share: escrow rows of epochs up to it are the
+    /// same key on both sides, and this server's stay (they are of its current escrow key); the
+    /// later ones are the merged version's.
+    pub fork_epoch: u32,
     /// The other version's commits after the fork, oldest first; the last is the new head.
     pub commits: Vec<CommitWrite>,
     /// The new head's key epoch.
     pub key_epoch: u32,
     /// Every record the new head lists.
     pub records: Vec<RecordRow>,
-    /// The other version's wrapped keys: its members' rows replace this server's; escrow rows
-    /// are added only for epochs this server has none of (its own are of its current escrow key).
+    /// The other version's wrapped keys: its members' rows replace this server's, and so do its
+    /// escrow rows of the epochs after `fork_epoch`.
     pub keys: Vec<CaseKeyRow>,
 }
 
@@ -544,13 +560,12 @@ impl Store {
             if current.version != on || current.head_hash.as_deref() != Some(m.on.1.as_slice()) {
                 return Err(moved);
             }
-            let branch_held: i64 = case_branches::table
+            let branch_held: Option<Vec<u8>> = case_branches::table
                 .filter(case_branches::case_id.eq(&case))
-                .filter(case_branches::head_hash.eq(&m.branch_head))
-                .filter(case_branches::merged_at.is_null())
-                .count()
-                .get_result(conn)?;
-            if branch_held != 1 {
+                .select(case_branches::head_hash)
+                .get_result(conn)
+                .optional()?;
+            if branch_held != m.branch_head {
                 return Err(moved);
             }
             // This server's version after the fork becomes the kept branch, merged.
@@ -569,14 +584,29 @@ impl Store {
                 .select(KeyDb::as_select())
                 .load(conn)?;
             clear_branch!(conn, &case);
-            diesel::update(case_branches::table.filter(case_branches::case_id.eq(&case)))
-                .set((
-                    case_branches::head_seq.eq(on),
-                    case_branches::head_hash.eq(&m.on.1),
-                    case_branches::updated_at.eq(now),
-                    case_branches::merged_at.eq(now),
-                ))
-                .execute(conn)?;
+            if branch_held.is_some() {
+                diesel::update(case_branches::table.filter(case_branches::case_id.eq(&case)))
+                    .set((
+                        case_branches::fork_seq.eq(fork),
+                        case_branches::head_seq.eq(on),
+                        case_branches::head_hash.eq(&m.on.1),
+                        case_branches::updated_at.eq(now),
+                        case_branches::merged_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            } else {
+                diesel::insert_into(case_branches::table)
+                    .values((
+                        case_branches::case_id.eq(&case),
+                        case_branches::fork_seq.eq(fork),
+                        case_branches::head_seq.eq(on),
+                        case_branches::head_hash.eq(&m.on.1),
+                        case_branches::created_at.eq(now),
+                        case_branches::updated_at.eq(now),
+                        case_branches::merged_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
             let branch_commits: Vec<_> = own_commits
                 .iter()
                 .map(|(n, body)| {
@@ -605,9 +635,11 @@ impl Store {
                 })
                 .collect();
             insert_fixed!(conn, case_branch_records::table, &branch_records, "a branch record is listed twice");
+            let fork_epoch = epoch_i32(m.fork_epoch)?;
+            // This server's escrow rows of the epochs both versions share stay.
             let escrow_epochs: HashSet<i32> = own_keys
                 .iter()
-                .filter(|k| k.recipient_id == soc)
+                .filter(|k| k.recipient_id == soc && k.key_epoch <= fork_epoch)
                 .map(|k| k.key_epoch)
                 .collect();
             let branch_keys: Vec<BranchKeyDb> = own_keys
@@ -673,12 +705,16 @@ impl Store {
                 })
                 .collect::<Result<Vec<_>>>()?;
             insert_fixed!(conn, case_commits::table, &commits, "a commit under this number exists");
-            // Keys: the other version's members; this server's escrow rows stay (they are of its
-            // current escrow key), and the other version's fill epochs this server has none of.
+            // Keys: the other version's members; this server's escrow rows of the shared epochs
+            // stay (they are of its current escrow key), the other version's fill the rest.
             diesel::delete(
                 case_keys::table
                     .filter(case_keys::case_id.eq(&case))
-                    .filter(case_keys::recipient_id.ne(&soc)),
+                    .filter(
+                        case_keys::recipient_id
+                            .ne(&soc)
+                            .or(case_keys::key_epoch.gt(fork_epoch)),
+                    ),
             )
             .execute(conn)?;
             let escrow_gen: i32 = societies::table
