@@ -553,6 +553,32 @@ async fn from_field_office(hub: &Session, key: &str, case: rfl_domain::api::Sync
     assert_eq!(r.cases[0].outcome, SyncOutcome::Applied, "{r:?}");
 }
 
+/// `case` as a sync sends it after `merge`, made by `author` on the version `on`: the merge commit
+/// on top, and the records it writes in place of theirs.
+fn with_merge(
+    mut case: rfl_domain::api::SyncCaseDto,
+    merge: &rfl_client::session::SignedMerge,
+    on: &rfl_client::OpenedCase,
+    author: &Session,
+) -> rfl_domain::api::SyncCaseDto {
+    case.commits.push(merge.commit.as_bytes().to_vec().into());
+    for w in &merge.records {
+        case.records.retain(|r| r.id != w.id);
+        case.records.push(RecordDto {
+            id: w.id,
+            kind: w.kind,
+            version: w.version,
+            key_epoch: on.summary.key_epoch,
+            author_id: author.member_id(),
+            envelope: w.envelope.clone(),
+            seq: 0,
+            created_at: T0_MILLIS,
+            updated_at: T0_MILLIS,
+        });
+    }
+    case
+}
+
 async fn apart(own_backend: Backend, hub_backend: Backend) -> Apart {
     let p = pair(own_backend, hub_backend).await;
     let (own, hub) = (&p.agent_own, &p.agent_hub);
@@ -800,22 +826,12 @@ async fn a_merge_made_on_the_other_side_s_version_reaches_this_side_and_its_case
         };
         let merge = cw.sign_merge(&theirs, &ours, &plan).unwrap();
         assert_eq!(merge.commit.second_parent(), Some(ours.head.hash));
-        let mut at_hub = hub.api().sync_case_whole(id).await.unwrap();
-        at_hub.commits.push(merge.commit.as_bytes().to_vec().into());
-        for w in &merge.records {
-            at_hub.records.retain(|r| r.id != w.id);
-            at_hub.records.push(RecordDto {
-                id: w.id,
-                kind: w.kind,
-                version: w.version,
-                key_epoch: theirs.summary.key_epoch,
-                author_id: cw.member_id(),
-                envelope: w.envelope.clone(),
-                seq: 0,
-                created_at: T0_MILLIS,
-                updated_at: T0_MILLIS,
-            });
-        }
+        let at_hub = with_merge(
+            hub.api().sync_case_whole(id).await.unwrap(),
+            &merge,
+            &theirs,
+            &cw,
+        );
         let r = hub
             .api()
             .sync_push(
@@ -876,6 +892,75 @@ async fn a_merge_made_on_the_other_side_s_version_reaches_this_side_and_its_case
             hub.api().sync_case_whole(id).await.unwrap().commits[1].0,
             tracing
         );
+
+        p.own.stop().await;
+        p.hub.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sides_merging_the_same_conflict_end_in_one_more_merge_and_the_same_version() {
+    for (own_backend, hub_backend) in ORDERS {
+        let Apart {
+            p,
+            cw,
+            id,
+            mut state,
+            ..
+        } = apart(own_backend, hub_backend).await;
+        let (own, hub) = (&p.agent_own, &p.agent_hub);
+        round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+        // Both sides merge the conflict before they meet again: the caseworker on the society's
+        // server, and the field office on the hub's version.
+        let (ours, conflict) = cw.open_case_and_conflict(id).await.unwrap();
+        let theirs = conflict.unwrap().theirs;
+        let take = |side| MergePlan {
+            default: side,
+            fields: Default::default(),
+            status: side,
+        };
+        let on_hub = cw.sign_merge(&theirs, &ours, &take(Side::Here)).unwrap();
+        cw.merge_case(id, &take(Side::Here)).await.unwrap();
+        let at_hub = with_merge(
+            hub.api().sync_case_whole(id).await.unwrap(),
+            &on_hub,
+            &theirs,
+            &cw,
+        );
+        from_field_office(hub, "field-office-merge", at_hub).await;
+
+        // They meet: each side keeps the other's merge as a new conflict; nothing is refused.
+        let r = round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+        for (way, pass) in [("to the hub", &r.to_hub), ("from the hub", &r.from_hub)] {
+            assert_eq!(pass.conflicts.len(), 1, "{way}: {r:?}");
+            assert!(pass.refused.is_empty(), "{way}: {r:?}");
+        }
+        assert!(kept_of(&p.own, id).merged_at.is_none());
+        assert!(kept_of(&p.hub, id).merged_at.is_none());
+
+        // One more merge, of the two merges, on the society's server: the hub adopts it, and
+        // both sides hold the same version.
+        assert_eq!(cw.conflicts().await.unwrap().len(), 1);
+        let last = cw.merge_case(id, &take(Side::There)).await.unwrap();
+        assert_eq!(last.case.version, 4);
+        let r = round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+        assert!(
+            r.to_hub.conflicts.is_empty() && r.to_hub.refused.is_empty(),
+            "{r:?}"
+        );
+        assert_eq!(everything(own).await, everything(hub).await);
+        assert!(cw.conflicts().await.unwrap().is_empty());
+        assert_eq!(cw.open_case(id).await.unwrap().head.seq, 4);
+        let r = round(own, hub, &mut state, Some(2), |_| Ok(()))
+            .await
+            .unwrap();
+        assert_eq!((r.to_hub.cases, r.from_hub.cases), (0, 0), "{r:?}");
 
         p.own.stop().await;
         p.hub.stop().await;

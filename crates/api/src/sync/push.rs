@@ -376,11 +376,9 @@ fn check_case(
             let n = run.commits().len() as u64;
             return Checked::Done(outcome(id, SyncOutcome::Known, n, 0, None, None));
         }
-        // The other side's version, kept here, went on: it is kept again once it can be
-        // checked whole.
-        Landing::MissingParent { known, seq }
-            if !case.whole && branch.is_some_and(|b| b.merged_at.is_none()) =>
-        {
+        // The other side's version, kept here (or merged here), went on: it is checked again
+        // whole, to extend the kept version or to start a new conflict.
+        Landing::MissingParent { known, seq } if !case.whole && branch.is_some() => {
             return Checked::Done(outcome(
                 id,
                 SyncOutcome::NeedsWhole,
