@@ -658,11 +658,12 @@ async fn a_case_changed_on_both_sides_while_apart_keeps_both_versions_on_both_si
         );
         let (ours, conflict) = cw.open_case_and_conflict(id).await.unwrap();
         let conflict = conflict.unwrap();
+        let their_version = conflict.theirs.as_ref().unwrap();
         assert_eq!(ours.status, CaseStatus::Open);
         assert_eq!(conflict.fork_seq, 1);
-        assert_eq!(conflict.theirs.status, CaseStatus::Tracing);
-        assert_eq!(ours.file.notes.len(), conflict.theirs.file.notes.len() + 1);
-        let d = rfl_client::session::differences(&ours, &conflict.theirs).unwrap();
+        assert_eq!(their_version.status, CaseStatus::Tracing);
+        assert_eq!(ours.file.notes.len(), their_version.file.notes.len() + 1);
+        let d = rfl_client::session::differences(&ours, their_version).unwrap();
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!((d[0].kind, d[0].field.as_ref()), ("note", None));
         assert!(d[0].ours.is_some() && d[0].theirs.is_none());
@@ -700,7 +701,7 @@ async fn a_case_changed_on_both_sides_while_apart_keeps_both_versions_on_both_si
             .unwrap()
             .unwrap();
         let (_, restored) = cw.open_case_and_conflict(id).await.unwrap();
-        assert_eq!(restored.unwrap().theirs.head, conflict.theirs.head);
+        assert_eq!(restored.unwrap().theirs.unwrap().head, their_version.head);
         // The other version sent again is held already: nothing is stored twice.
         let mut again = own.api().sync_case_whole(id).await.unwrap();
         again.commits.truncate(1);
@@ -742,7 +743,7 @@ async fn a_case_changed_on_both_sides_while_apart_keeps_both_versions_on_both_si
         let merge = rfl_crypto::parse_commit(&head).unwrap();
         assert_eq!(merge.body().op, rfl_crypto::CommitOp::Merge);
         assert_eq!(merge.body().parent, ours.head.hash);
-        assert_eq!(merge.second_parent(), Some(conflict.theirs.head.hash));
+        assert_eq!(merge.second_parent(), Some(their_version.head.hash));
         // Merging again is refused: there is nothing left to merge.
         let again = cw.merge_case(id, &plan).await.unwrap_err();
         assert!(again.to_string().contains("not in conflict"), "{again}");
@@ -813,7 +814,7 @@ async fn a_merge_made_on_the_other_side_s_version_reaches_this_side_and_its_case
         assert_eq!(kept.commits, vec![tracing.clone(), located.clone()]);
         // The caseworker's client verified the society's server's version (its head, commit 2).
         let (ours, conflict) = cw.open_case_and_conflict(id).await.unwrap();
-        let theirs = conflict.unwrap().theirs;
+        let theirs = conflict.unwrap().theirs.unwrap();
         assert_eq!((theirs.head.seq, theirs.status), (3, CaseStatus::Located));
 
         // The field office merges on the hub's version: its status, and the note only the
@@ -915,7 +916,7 @@ async fn both_sides_merging_the_same_conflict_end_in_one_more_merge_and_the_same
         // Both sides merge the conflict before they meet again: the caseworker on the society's
         // server, and the field office on the hub's version.
         let (ours, conflict) = cw.open_case_and_conflict(id).await.unwrap();
-        let theirs = conflict.unwrap().theirs;
+        let theirs = conflict.unwrap().theirs.unwrap();
         let take = |side| MergePlan {
             default: side,
             fields: Default::default(),

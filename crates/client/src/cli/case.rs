@@ -371,7 +371,11 @@ async fn show(ctx: &Context, case: CaseId) -> Result<(), ClientError> {
     let s = ctx.open_session().await?;
     let (opened, conflict) = s.open_case_and_conflict(case).await?;
     let differences = match &conflict {
-        Some(c) => rfl_client::session::differences(&opened, &c.theirs)?,
+        Some(rfl_client::CaseConflict {
+            theirs: Some(theirs),
+            ..
+        }) => rfl_client::session::differences(&opened, theirs)?,
+        Some(_) => Vec::new(),
         None => Vec::new(),
     };
     // `base` names the commit shown: `rfl case update --file` merges against it.
@@ -381,7 +385,7 @@ async fn show(ctx: &Context, case: CaseId) -> Result<(), ClientError> {
         value["conflict"] = serde_json::json!({
             "fork_seq": c.fork_seq,
             "kept_at": c.kept_at,
-            "theirs": {"case": c.theirs.summary, "content": c.theirs.file},
+            "theirs": c.theirs.as_ref().map(|t| serde_json::json!({"case": t.summary, "content": t.file})),
             "differences": differences,
         });
     }
@@ -436,6 +440,14 @@ fn conflict_lines(
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),
     };
+    let Some(theirs) = &c.theirs else {
+        return format!(
+            "\nCONFLICT: changed on two instances while they were apart, after commit {}. Both \
+             versions are kept, but the other one was not shared with you there: a caseworker \
+             who holds it on both sides can compare and merge them",
+            c.fork_seq
+        );
+    };
     let mut out = format!(
         "\nCONFLICT: changed on two instances while they were apart, after commit {}. Both \
          versions are kept and verified:\n  here:  version {}, status {}\n  there: version {}, \
@@ -443,8 +455,8 @@ fn conflict_lines(
         c.fork_seq,
         ours.summary.version,
         ours.summary.status.as_str(),
-        c.theirs.summary.version,
-        c.theirs.summary.status.as_str()
+        theirs.summary.version,
+        theirs.summary.status.as_str()
     );
     for d in differences {
         let what = match &d.field {
@@ -460,7 +472,7 @@ fn conflict_lines(
             show(&d.theirs)
         ));
     }
-    if differences.is_empty() && ours.summary.status == c.theirs.summary.status {
+    if differences.is_empty() && ours.summary.status == theirs.summary.status {
         out.push_str("\n  the records and status are the same in both");
     }
     out.push_str(&format!(
@@ -597,4 +609,33 @@ fn person_from(name: &str) -> Person {
         script: None,
         kind: NameKind::default(),
     }])
+}
+
+#[cfg(test)]
+mod resolve_args {
+    use super::*;
+
+    #[test]
+    fn a_field_choice_names_a_record_a_field_and_a_side() {
+        let r = RecordId::new();
+        assert_eq!(
+            parse_field_choice(&format!("{r}:given=there")).unwrap(),
+            (r, "given".to_owned(), Side::There)
+        );
+        // A field name may hold ':' or '=' only before the last '='.
+        assert_eq!(
+            parse_field_choice(&format!("{r}:a:b=here")).unwrap(),
+            (r, "a:b".to_owned(), Side::Here)
+        );
+        for bad in [
+            format!("{r}:given"),
+            format!("{r}=here"),
+            format!("{r}:=here"),
+            format!("{r}:given=both"),
+            "not-a-record:given=here".to_owned(),
+        ] {
+            assert!(parse_field_choice(&bad).is_err(), "{bad}");
+        }
+        assert!(parse_side("there").is_ok() && parse_side("mine").is_err());
+    }
 }

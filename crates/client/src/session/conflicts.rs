@@ -10,8 +10,10 @@ use open::check_descends;
 pub struct CaseConflict {
     /// The number of the last commit both versions share.
     pub fork_seq: u64,
-    /// The other side's version, kept by this server beside its own.
-    pub theirs: OpenedCase,
+    /// The other side's version, kept by this server beside its own; none when the other side did
+    /// not wrap its data key to this member (a caseworker who holds the case there can compare
+    /// the versions, and merge them).
+    pub theirs: Option<OpenedCase>,
     /// When this server first kept the other version (Unix milliseconds).
     pub kept_at: i64,
 }
@@ -66,6 +68,10 @@ pub struct MergeReport {
     /// Fields taken from the other version.
     pub fields_from_there: usize,
 }
+
+/// Why a member cannot see or merge the other version of a case in conflict.
+const NOT_SHARED: &str = "the other version of this case was not shared with you on the other \
+                          side: a caseworker who holds it there can compare and merge them";
 
 /// One field where the two versions of a case in conflict differ.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -157,7 +163,8 @@ impl Session {
         let (ours, conflict) = self.open_case_and_conflict(id).await?;
         let theirs = conflict
             .ok_or_else(|| ClientError::Invalid(format!("case {id} is not in conflict")))?
-            .theirs;
+            .theirs
+            .ok_or_else(|| ClientError::Invalid(NOT_SHARED.into()))?;
         let merge = self.sign_merge(&ours, &theirs, plan)?;
         let records_written = merge.records.len();
         let case = self
@@ -307,11 +314,12 @@ impl Session {
         // The other version, verified as a whole against its own signed head, from the shared
         // commit. Its data keys are the ones its side wrapped to this member.
         if dto.theirs.wrapped_key.0.is_empty() {
-            return Err(ClientError::Invalid(
-                "the other version of this case was not shared with you on the other side: a \
-                 caseworker who holds it there can compare them"
-                    .into(),
-            ));
+            let conflict = CaseConflict {
+                fork_seq: dto.fork_seq,
+                theirs: None,
+                kept_at: dto.kept_at,
+            };
+            return Ok((ours, Some(conflict)));
         }
         let their_head = dto
             .theirs
@@ -344,7 +352,7 @@ impl Session {
         })?;
         let conflict = CaseConflict {
             fork_seq: dto.fork_seq,
-            theirs,
+            theirs: Some(theirs),
             kept_at: dto.kept_at,
         };
         Ok((ours, Some(conflict)))
