@@ -189,6 +189,42 @@ async fn rfl_sync_keeps_a_society_s_server_and_the_hub_in_step() {
             "{round}"
         );
 
+        // No case is in conflict: the conflict commands say so, and resolving one that is not
+        // is refused with why (exit code 5, invalid).
+        assert_eq!(
+            own_cli.ok_json("cw.json", &["case", "conflicts"]),
+            serde_json::json!([])
+        );
+        let out = own_cli.run("cw.json", &["case", "conflicts"]);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("no case you hold is in conflict"));
+        let shown = own_cli.ok_json("cw.json", &["case", "show", &own_case]);
+        assert!(shown.get("conflict").is_none(), "{shown}");
+        let out = own_cli.run(
+            "cw.json",
+            &[
+                "case",
+                "resolve",
+                &own_case,
+                "--take",
+                "here",
+                "--field",
+                "x:y=there",
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "a malformed --field is a usage error"
+        );
+        let out = own_cli.run("cw.json", &["case", "resolve", &own_case, "--take", "here"]);
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not in conflict"));
+
         // A state file someone else moved on is refused, with what to do about it.
         let path = own_cli.dir.join("agent.json.sync");
         let text = std::fs::read_to_string(&path).unwrap();
