@@ -4,6 +4,7 @@
 //! database (SQLite file or a new PostgreSQL database), a controllable clock, and enrolled clients.
 
 pub mod crash;
+pub mod instances;
 
 use std::sync::Arc;
 

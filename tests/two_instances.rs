@@ -4,82 +4,14 @@
 //! society's commits, which arrive byte for byte.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-
 use rfl_client::session::{MergePlan, Side};
 use rfl_client::sync::{carry_trust, pass, round, Checkpoint, StateFileStore, SyncState};
 use rfl_client::{ClientError, Session};
 use rfl_crypto::{issue_admin_cert, RevocationReason, SocietyRootKey, Validity};
-use rfl_domain::api::{RecordDto, SyncOutcome, SyncPageDto, SyncPushDto, SyncTrustOutcome};
+use rfl_domain::api::{RecordDto, SyncOutcome, SyncPushDto, SyncTrustOutcome};
 use rfl_domain::{CaseStatus, Role, SocietyId};
-use rfl_system_tests::{case, note, Backend, TestServer, TestSociety, T0_MILLIS};
-
-/// A society's own server with the society (admin, escrow, root certified by the Movement root),
-/// and a hub where the Movement registered it under the same id, with its sync agent on both.
-struct Pair {
-    own: TestServer,
-    hub: TestServer,
-    soc: TestSociety,
-    agent_own: Session,
-    agent_hub: Session,
-    /// The hub's admin of the society (enrolled there with the code of `create-society --id`).
-    hub_admin: Session,
-}
-
-/// A Movement admin of `t`, stepped up.
-async fn movement_admin(t: &TestServer) -> rfl_system_tests::Person {
-    let code = rfl_api::identity::movement_admin_code(&t.store, T0_MILLIS, 72).unwrap();
-    let mut mv = t.enrol_person(&code).await;
-    mv.session.step_up(&mut mv.authenticator).await.unwrap();
-    mv
-}
-
-async fn pair(own: Backend, hub: Backend) -> Pair {
-    let own = TestServer::start(own).await;
-    let hub = TestServer::start(hub).await;
-    let soc = own.society("Red Cross A").await;
-
-    // The Movement root (held offline) is set on both instances; it certifies the society's root.
-    let mv = movement_admin(&own).await;
-    let movement = mv.session.init_movement().await.unwrap();
-    mv.session
-        .certify_society(&movement, soc.id, &soc.root_fingerprint)
-        .await
-        .unwrap();
-    let mv_hub = movement_admin(&hub).await;
-    mv_hub.session.set_movement_root(&movement).await.unwrap();
-
-    // The Movement registers the society on the hub under the id its own server gave it.
-    let (id, code) =
-        rfl_api::identity::create_society(&hub.store, "Red Cross A", Some(soc.id), T0_MILLIS, 72)
-            .unwrap();
-    assert_eq!(id, soc.id);
-    let again = rfl_api::identity::create_society(&hub.store, "Other", Some(soc.id), T0_MILLIS, 72);
-    assert!(
-        matches!(again, Err(rfl_api::error::ApiError::Conflict(_))),
-        "{again:?}"
-    );
-    let hub_admin = hub.enrol(&code).await;
-    let agent_code = hub_admin
-        .issue_enrolment_code(Role::SyncAgent)
-        .await
-        .unwrap();
-    let agent_hub = hub.enrol_machine(&agent_code.code).await;
-    let agent_own = own.sync_agent(&soc).await;
-    Pair {
-        own,
-        hub,
-        soc,
-        agent_own,
-        agent_hub,
-        hub_admin,
-    }
-}
-
-const ORDERS: [(Backend, Backend); 2] = [
-    (Backend::Sqlite, Backend::Postgres),
-    (Backend::Postgres, Backend::Sqlite),
-];
+use rfl_system_tests::instances::{everything, pair, Pair, ORDERS};
+use rfl_system_tests::{case, note, Backend, TestServer, T0_MILLIS};
 
 /// An admin certificate of `society` for keys of no one, issued by a root of someone else's
 /// making (hex): it verifies against no root the society has.
@@ -247,56 +179,6 @@ fn sorted(v: &[String]) -> Vec<String> {
     let mut v = v.to_vec();
     v.sort();
     v
-}
-
-/// Everything a page carries that both sides must hold alike, by case: the commits, the records
-/// (envelopes and what the server says of them) and the wrapped keys.
-type Held = BTreeMap<uuid::Uuid, (Vec<Vec<u8>>, Vec<String>, Vec<String>)>;
-
-async fn everything(agent: &Session) -> Held {
-    let mut held = Held::new();
-    let mut after = 0;
-    loop {
-        let page: SyncPageDto = agent
-            .api()
-            .sync_changes((0, after), None, Some(3))
-            .await
-            .unwrap();
-        for c in page.cases {
-            assert!(c.whole);
-            let records = c
-                .records
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} {:?} v{} e{} by {} {:?}",
-                        r.id, r.kind, r.version, r.key_epoch, r.author_id, r.envelope.0
-                    )
-                })
-                .collect();
-            let mut keys: Vec<String> = c
-                .keys
-                .iter()
-                .map(|k| {
-                    format!(
-                        "{} e{} g{} {:?} {:?}",
-                        k.recipient_id,
-                        k.key_epoch,
-                        k.escrow_gen,
-                        k.wrapped.0,
-                        k.keys_digest.as_ref().map(|d| &d.0)
-                    )
-                })
-                .collect();
-            keys.sort();
-            let commits = c.commits.into_iter().map(|b| b.0).collect();
-            held.insert(*c.case.id.as_uuid(), (commits, records, keys));
-        }
-        after = page.next;
-        if !page.more {
-            return held;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -487,7 +369,7 @@ async fn a_case_written_on_the_hub_reaches_the_society_s_server_with_its_author_
         assert_eq!((r.from_hub.cases, r.from_hub.applied), (1, 2), "{r:?}");
         assert!(r.from_hub.refused.is_empty(), "{r:?}");
         assert_eq!(everything(own).await, everything(hub).await);
-        assert!(everything(own).await.contains_key(id.as_uuid()));
+        assert!(everything(own).await.contains_key(&id));
 
         // A certificate the hub's host makes up for a member of its own convinces neither side.
         let mut bundle = hub.api().sync_trust_bundle().await.unwrap();
