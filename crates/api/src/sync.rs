@@ -19,6 +19,7 @@ use crate::framing;
 use crate::roles::{Authorized, SyncAgents, SyncPeers};
 use crate::{blocking, State};
 
+mod fork;
 mod merge;
 mod push;
 mod trust;

@@ -1,12 +1,26 @@
 //! What a sync reader reads (`docs/sync.md`): which instance this database is, how far a society's
 //! change sequence has got, and the changes after a cursor, page by page.
 
+/// Deletes the commits, records and keys kept of case `$case`'s branch (id bytes), not its row.
+macro_rules! clear_branch {
+    ($conn:ident, $case:expr) => {{
+        diesel::delete(case_branch_keys::table.filter(case_branch_keys::case_id.eq($case)))
+            .execute($conn)?;
+        diesel::delete(case_branch_records::table.filter(case_branch_records::case_id.eq($case)))
+            .execute($conn)?;
+        diesel::delete(case_branch_commits::table.filter(case_branch_commits::case_id.eq($case)))
+            .execute($conn)?;
+    }};
+}
+
+mod adopt;
 mod apply;
 mod branch;
 mod push;
 mod trust;
+pub use adopt::AdoptedMerge;
 pub use apply::IncomingRun;
-pub use branch::{AdoptedMerge, Branch, HeldConflict, IncomingBranch};
+pub use branch::{Branch, HeldConflict, IncomingBranch};
 pub use push::{CaseState, PushAnswer, PUSH_ANSWER_MS};
 pub use trust::TrustAdoption;
 
