@@ -105,6 +105,41 @@ pub(crate) fn record_dto(r: RecordRow) -> Result<RecordDto, ApiError> {
     })
 }
 
+/// The case's state after `records` (each checked against its envelope header, which must carry
+/// the case's current key epoch, and each given once), and the writes to store; `also` checks each
+/// write's entry against the entry it replaces, if any.
+fn state_after(
+    id: CaseId,
+    cur: &commits::Current,
+    records: &[RecordWriteDto],
+    limits: &LimitsConfig,
+    also: impl Fn(&StateEntry, Option<&StateEntry>) -> Result<(), ApiError>,
+) -> Result<
+    (
+        std::collections::HashMap<uuid::Uuid, StateEntry>,
+        Vec<RecordWrite>,
+    ),
+    ApiError,
+> {
+    let mut ids = HashSet::new();
+    let mut state: std::collections::HashMap<uuid::Uuid, StateEntry> =
+        cur.entries.iter().map(|e| (e.record_id, *e)).collect();
+    let mut writes = Vec::with_capacity(records.len());
+    for w in records {
+        if !ids.insert(w.id) {
+            return Err(ApiError::Unprocessable(format!(
+                "record {} is given twice",
+                w.id
+            )));
+        }
+        let (write, entry) = check_record(id, cur.row.key_epoch, w, limits)?;
+        also(&entry, state.get(&entry.record_id))?;
+        state.insert(entry.record_id, entry);
+        writes.push(write);
+    }
+    Ok((state, writes))
+}
+
 /// Checks a record write against its envelope header; yields it with its entry in the case's state.
 fn check_record(
     case: CaseId,
@@ -516,22 +551,8 @@ async fn write_records(
     let row = blocking(move || {
         let (dir, cur) = for_commit(&st.store, &caller, id)?;
         check_fresh(&req.commit.0, id, cur.row.version + 1, cur.head)?;
-        let mut ids = HashSet::new();
-        let mut state: std::collections::HashMap<uuid::Uuid, StateEntry> =
-            cur.entries.iter().map(|e| (e.record_id, *e)).collect();
-        let mut writes = Vec::with_capacity(req.records.len());
-        for w in &req.records {
-            if !ids.insert(w.id) {
-                return Err(ApiError::Unprocessable(format!(
-                    "record {} is given twice",
-                    w.id
-                )));
-            }
-            // Envelopes must carry the case's current key epoch.
-            let (write, entry) = check_record(id, cur.row.key_epoch, w, &st.config.limits)?;
-            state.insert(entry.record_id, entry);
-            writes.push(write);
-        }
+        let (state, writes) =
+            state_after(id, &cur, &req.records, &st.config.limits, |_, _| Ok(()))?;
         let entries: Vec<StateEntry> = state.into_values().collect();
         let commit = check_commit(
             &req.commit.0,

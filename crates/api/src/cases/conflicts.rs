@@ -3,8 +3,6 @@
 //! (`GET /v1/conflicts`) and reads both versions of one (`GET /v1/cases/{id}/conflict`), to verify
 //! each as a whole and show them side by side. Part of `cases`: every case access passes through it.
 
-use std::collections::{HashMap, HashSet};
-
 use actix_web::{get, post, web, HttpResponse};
 use rfl_crypto::{CommitHash, CommitOp, StateEntry};
 use rfl_domain::api::{
@@ -14,7 +12,7 @@ use rfl_domain::api::{
 use rfl_domain::{CaseId, CaseStatus};
 
 use super::{
-    check_commit, check_fresh, check_record, digest_of, for_commit, record_dto, summary, Expected,
+    check_commit, check_fresh, digest_of, for_commit, record_dto, state_after, summary, Expected,
 };
 use crate::error::{ApiError, Problem};
 use crate::roles::{Authorized, CaseHolders};
@@ -207,30 +205,21 @@ pub(super) async fn merge(
                 "a merge states the status of one of the two versions".into(),
             ));
         }
-        let mut state: HashMap<uuid::Uuid, StateEntry> =
-            cur.entries.iter().map(|e| (e.record_id, *e)).collect();
-        let mut ids = HashSet::new();
-        let mut writes = Vec::with_capacity(req.records.len());
-        for w in &req.records {
-            if !ids.insert(w.id) {
-                return Err(ApiError::Unprocessable(format!(
-                    "record {} is given twice",
-                    w.id
-                )));
-            }
-            let (write, entry) = check_record(id, cur.row.key_epoch, w, &st.config.limits)?;
-            if state
-                .get(&entry.record_id)
-                .is_some_and(|held| held.version >= entry.version)
-            {
-                return Err(ApiError::Unprocessable(format!(
-                    "record {}: a merge writes a version later than this server's",
-                    w.id
-                )));
-            }
-            state.insert(entry.record_id, entry);
-            writes.push(write);
-        }
+        let (state, writes) = state_after(
+            id,
+            &cur,
+            &req.records,
+            &st.config.limits,
+            |entry, held| match held {
+                Some(held) if held.version >= entry.version => {
+                    Err(ApiError::Unprocessable(format!(
+                        "record {}: a merge writes a version later than this server's",
+                        entry.record_id
+                    )))
+                }
+                _ => Ok(()),
+            },
+        )?;
         // A merge loses nothing: every record of the other version is in it, as late.
         if branch.records.iter().any(|r| {
             state
