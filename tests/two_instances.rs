@@ -4,7 +4,9 @@
 //! society's commits, which arrive byte for byte.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use rfl_client::sync::{carry_trust, pass, round, Checkpoint, StateFileStore, SyncState};
+use rfl_client::sync::{
+    carry_trust, pass, pass_observed, round, Checkpoint, StateFileStore, SyncState,
+};
 use rfl_client::ClientError;
 use rfl_crypto::{issue_admin_cert, RevocationReason, SocietyRootKey, Validity};
 use rfl_domain::api::SyncTrustOutcome;
@@ -200,8 +202,21 @@ async fn a_society_s_cases_reach_the_hub_byte_for_byte_and_a_second_pass_sends_o
         refused(&e, 422, "no root");
 
         carry_trust(from, to).await.unwrap();
-        let first = pass(from, to, None, Some(2)).await.unwrap();
+        let mut seen = Vec::new();
+        let first = pass_observed(from, to, None, Some(2), &mut |p| seen.push(p))
+            .await
+            .unwrap();
         assert_eq!(first.pages, 3);
+        // Progress after each page: 10 changes (a create and a note per case), two cases a page.
+        let last = from.sync_info().await.unwrap().seq;
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(seen.iter().all(|p| p.total == last), "{seen:?}");
+        assert_eq!(
+            seen.iter().map(|p| (p.pages, p.cases)).collect::<Vec<_>>(),
+            [(1, 2), (2, 4), (3, 5)]
+        );
+        assert!(seen.windows(2).all(|w| w[0].done < w[1].done), "{seen:?}");
+        assert_eq!(seen[2].done, last);
         assert_eq!(first.cases, 5);
         assert_eq!((first.known, first.applied), (0, 10), "{first:?}");
         assert!(first.conflicts.is_empty() && first.refused.is_empty());

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use rfl_crypto::{sha256, CaseWrapKey};
-use rfl_domain::api::{wire, SyncOutcome, SyncOutcomeDto, SyncPushDto, SyncTrustOutcome};
+use rfl_domain::api::{
+    wire, SyncCaseDto, SyncOutcome, SyncOutcomeDto, SyncPageDto, SyncPushDto, SyncTrustOutcome,
+};
 use rfl_domain::{CaseId, MemberId, SocietyId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -71,6 +73,15 @@ impl PassReport {
         }
         whole
     }
+
+    /// Adds what one page carried.
+    fn add(&mut self, page: PassReport) {
+        self.cases += page.cases;
+        self.known += page.known;
+        self.applied += page.applied;
+        self.conflicts.extend(page.conflicts);
+        self.refused.extend(page.refused);
+    }
 }
 
 /// Carries the agent's society's trust material and escrow key from `from` to `to`, which keeps
@@ -78,6 +89,20 @@ impl PassReport {
 pub async fn carry_trust(from: &Api, to: &Api) -> Result<SyncTrustOutcome> {
     let bundle = from.sync_trust_bundle().await?;
     to.sync_trust(&bundle).await
+}
+
+/// Where a pass has got, for a progress display: reported after each page is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PassProgress {
+    /// Pages pushed so far.
+    pub pages: u64,
+    /// Cases pushed so far.
+    pub cases: u64,
+    /// Changes of the sender's sequence carried so far (a case changed twice counts twice).
+    pub done: u64,
+    /// Changes the sender held when the pass began: the estimate of the pass's length (changes
+    /// made meanwhile come on top).
+    pub total: u64,
 }
 
 /// One pass of the caller's society's changes from `from` to `to`, starting after `since` (none:
@@ -93,49 +118,40 @@ pub async fn pass(
     since: Option<Checkpoint>,
     limit: Option<u32>,
 ) -> Result<PassReport> {
+    pass_observed(from, to, since, limit, &mut |_| {}).await
+}
+
+/// [`pass`], telling `observe` where it has got after each page. While the receiver stores one
+/// page the next is read from the sender, so an initial sync takes about as long as the slower
+/// of the two databases, not their sum; at most two pages are held at once, whatever the size
+/// of the pass.
+pub async fn pass_observed(
+    from: &Api,
+    to: &Api,
+    since: Option<Checkpoint>,
+    limit: Option<u32>,
+    observe: &mut (dyn FnMut(PassProgress) + Send),
+) -> Result<PassReport> {
     let mut report = PassReport::default();
     let receiver = to.sync_info().await?.instance_id;
     let start = since.filter(|c| c.receiver == receiver);
-    let (mut instance, mut since) = match start {
+    let (instance, mut since) = match start {
         Some(c) => (Some(c.instance), c.seq),
         None => (None, 0),
     };
-    let mut after = since;
+    let last = from.sync_info().await?.seq;
     let nonce = Uuid::new_v4();
+    let (mut page, restarted) = pull(from, (since, since), instance, limit, true).await?;
+    if restarted {
+        report.restarted = true;
+        since = 0;
+    }
     loop {
-        let page = match from.sync_changes((since, after), instance, limit).await {
-            Ok(p) => p,
-            Err(ClientError::SyncCursor { .. }) if !report.restarted => {
-                report.restarted = true;
-                (instance, since, after) = (None, 0, 0);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        instance = Some(page.instance_id);
         report.pages += 1;
-        if !page.cases.is_empty() {
-            let batch = SyncPushDto { cases: page.cases };
-            let body = wire::encode_into(&batch, Vec::new())?;
-            let key = format!("pass-{nonce}-{}", hex::encode(sha256(&body)));
-            let answer = to.sync_push_framed(&key, body).await?;
-            report.cases += u64::try_from(batch.cases.len()).unwrap_or(u64::MAX);
-            let whole = report.count(answer.cases, false);
-            // Cases changed on both sides: the receiver keeps the sender's branch once it can
-            // check every record of it, so those go again whole, as one more push.
-            if !whole.is_empty() {
-                let mut cases = Vec::with_capacity(whole.len());
-                for id in whole {
-                    cases.push(from.sync_case_whole(id).await?);
-                }
-                let body = wire::encode_into(&SyncPushDto { cases }, Vec::new())?;
-                let key = format!("pass-{nonce}-{}", hex::encode(sha256(&body)));
-                let answer = to.sync_push_framed(&key, body).await?;
-                report.count(answer.cases, true);
-            }
-        }
-        after = page.next;
+        let cases = std::mem::take(&mut page.cases);
         if !page.more {
+            report.add(push_page(from, to, nonce, cases).await?);
+            observe(progress(&report, since, page.next, last));
             // A conflict is kept on the receiver: sending it again would change nothing.
             let held_back = !report.refused.is_empty();
             report.checkpoint = if held_back {
@@ -150,7 +166,81 @@ pub async fn pass(
             };
             return Ok(report);
         }
+        // The receiver stores this page while the sender reads the next.
+        let may_restart = !report.restarted;
+        let cursor = (since, page.next);
+        let (pushed, pulled) = tokio::join!(
+            push_page(from, to, nonce, cases),
+            pull(from, cursor, Some(page.instance_id), limit, may_restart)
+        );
+        report.add(pushed?);
+        observe(progress(&report, since, page.next, last));
+        let (next, restarted) = pulled?;
+        if restarted {
+            report.restarted = true;
+            since = 0;
+        }
+        page = next;
     }
+}
+
+fn progress(report: &PassReport, since: u64, next: u64, last: u64) -> PassProgress {
+    PassProgress {
+        pages: report.pages,
+        cases: report.cases,
+        done: next.saturating_sub(since),
+        total: last.saturating_sub(since),
+    }
+}
+
+/// One page of changes after `cursor` (since, after) read from `from`; if the sender refuses the
+/// cursor and `may_restart`, the first page from the start instead, and `true`.
+async fn pull(
+    from: &Api,
+    cursor: (u64, u64),
+    instance: Option<Uuid>,
+    limit: Option<u32>,
+    may_restart: bool,
+) -> Result<(SyncPageDto, bool)> {
+    match from.sync_changes(cursor, instance, limit).await {
+        Ok(p) => Ok((p, false)),
+        Err(ClientError::SyncCursor { .. }) if may_restart => {
+            Ok((from.sync_changes((0, 0), None, limit).await?, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Pushes one page's cases to `to`; a case the receiver asks for whole (changed on both sides)
+/// is read whole from `from` and pushed again. What it carried, as a report of its own.
+async fn push_page(
+    from: &Api,
+    to: &Api,
+    nonce: Uuid,
+    cases: Vec<SyncCaseDto>,
+) -> Result<PassReport> {
+    let mut report = PassReport::default();
+    if cases.is_empty() {
+        return Ok(report);
+    }
+    report.cases = u64::try_from(cases.len()).unwrap_or(u64::MAX);
+    let body = wire::encode_into(&SyncPushDto { cases }, Vec::new())?;
+    let key = format!("pass-{nonce}-{}", hex::encode(sha256(&body)));
+    let answer = to.sync_push_framed(&key, body).await?;
+    let whole = report.count(answer.cases, false);
+    // Cases changed on both sides: the receiver keeps the sender's branch once it can check
+    // every record of it, so those go again whole, as one more push.
+    if !whole.is_empty() {
+        let mut cases = Vec::with_capacity(whole.len());
+        for id in whole {
+            cases.push(from.sync_case_whole(id).await?);
+        }
+        let body = wire::encode_into(&SyncPushDto { cases }, Vec::new())?;
+        let key = format!("pass-{nonce}-{}", hex::encode(sha256(&body)));
+        let answer = to.sync_push_framed(&key, body).await?;
+        report.count(answer.cases, true);
+    }
+    Ok(report)
 }
 
 /// Where an agent's passes between a society's own server and the hub have got: one checkpoint
@@ -264,6 +354,15 @@ pub struct RoundReport {
     pub from_hub: PassReport,
 }
 
+/// Which way a pass of a round goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From the society's own server to the hub.
+    ToHub,
+    /// From the hub to the society's own server.
+    FromHub,
+}
+
 /// One round of the agent: the society's trust material both ways (the hub first: it takes no
 /// commit before it), then one pass of changes each way, each checkpoint kept by `keep` as soon
 /// as its pass is done. `own` and `hub` are the agent's sessions on the two instances.
@@ -272,7 +371,19 @@ pub async fn round(
     hub: &Session,
     state: &mut SyncState,
     limit: Option<u32>,
+    keep: impl FnMut(&SyncState) -> Result<()>,
+) -> Result<RoundReport> {
+    round_observed(own, hub, state, limit, keep, &mut |_, _| {}).await
+}
+
+/// [`round`], telling `observe` where each pass has got after each page.
+pub async fn round_observed(
+    own: &Session,
+    hub: &Session,
+    state: &mut SyncState,
+    limit: Option<u32>,
     mut keep: impl FnMut(&SyncState) -> Result<()>,
+    observe: &mut (dyn FnMut(Direction, PassProgress) + Send),
 ) -> Result<RoundReport> {
     if own.society_id() != hub.society_id() {
         return Err(ClientError::Invalid(
@@ -281,10 +392,12 @@ pub async fn round(
     }
     let trust_to_hub = carry_trust(own.api(), hub.api()).await?;
     let trust_from_hub = carry_trust(hub.api(), own.api()).await?;
-    let to_hub = pass(own.api(), hub.api(), state.to_hub, limit).await?;
+    let mut to = |p| observe(Direction::ToHub, p);
+    let to_hub = pass_observed(own.api(), hub.api(), state.to_hub, limit, &mut to).await?;
     state.to_hub = to_hub.checkpoint;
     keep(state)?;
-    let from_hub = pass(hub.api(), own.api(), state.from_hub, limit).await?;
+    let mut from = |p| observe(Direction::FromHub, p);
+    let from_hub = pass_observed(hub.api(), own.api(), state.from_hub, limit, &mut from).await?;
     state.from_hub = from_hub.checkpoint;
     keep(state)?;
     Ok(RoundReport {

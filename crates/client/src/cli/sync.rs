@@ -4,10 +4,12 @@
 //! where the last pass ended.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
-use rfl_client::sync::{round, PassReport, RoundReport, StateFileStore};
+use rfl_client::sync::{
+    round_observed, Direction, PassProgress, PassReport, RoundReport, StateFileStore,
+};
 use rfl_client::ClientError;
 use rfl_domain::api::SyncTrustOutcome;
 
@@ -73,11 +75,73 @@ impl SyncArgs {
         let store = StateFileStore::new(StateFileStore::path_for(ctx.keystore_path()), &own);
         let key = own.keys().case_key()?;
         let mut state = store.load(key)?;
-        let report = round(&own, &hub, &mut state, Some(self.page), |s| {
-            store.save(key, s)
-        })
+        let mut shown = Progress::new();
+        let report = round_observed(
+            &own,
+            &hub,
+            &mut state,
+            Some(self.page),
+            |s| store.save(key, s),
+            &mut |way, p| shown.page(way, p),
+        )
         .await?;
         ctx.print(&report, || human(&report))
+    }
+}
+
+/// Progress of a round on stderr: a line every few seconds while a pass lasts (a short pass
+/// prints none), with the changes carried of those the sender held, the rate and an estimate.
+struct Progress {
+    started: Option<(Direction, Instant)>,
+    shown: Instant,
+}
+
+impl Progress {
+    const EVERY: Duration = Duration::from_secs(2);
+
+    fn new() -> Progress {
+        Progress {
+            started: None,
+            shown: Instant::now(),
+        }
+    }
+
+    fn page(&mut self, way: Direction, p: PassProgress) {
+        let now = Instant::now();
+        let began = match self.started {
+            Some((w, t)) if w == way => t,
+            _ => {
+                self.started = Some((way, now));
+                self.shown = now;
+                now
+            }
+        };
+        let last = p.done >= p.total;
+        if now.duration_since(self.shown) < Self::EVERY && !(last && self.shown > began) {
+            return;
+        }
+        self.shown = now;
+        let secs = now.duration_since(began).as_secs_f64().max(1e-3);
+        let rate = p.cases as f64 / secs;
+        let left = if last || p.done == 0 {
+            String::new()
+        } else {
+            let rest = secs * (p.total - p.done) as f64 / p.done as f64;
+            format!(", about {rest:.0} s left")
+        };
+        let way = match way {
+            Direction::ToHub => "to the hub",
+            Direction::FromHub => "from the hub",
+        };
+        eprintln!(
+            "rfl sync: {way}: {} of {} changes ({}%), {} in {secs:.0} s ({rate:.0} cases/s){left}",
+            p.done.min(p.total),
+            p.total,
+            (p.done.min(p.total) * 100)
+                .checked_div(p.total)
+                .unwrap_or(100),
+            count(p.cases, "case", "cases"),
+        );
     }
 }
 
