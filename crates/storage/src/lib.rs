@@ -317,6 +317,8 @@ macro_rules! store_commit_as_head {
 }
 
 // Declared after the macros so it can use them.
+#[macro_use]
+mod bulk;
 mod cases;
 pub use cases::{
     CaseBundle, CaseHolderRows, CaseListItem, CaseRead, CaseRow, CommitWrite, CreatedCases,

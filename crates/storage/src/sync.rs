@@ -118,6 +118,11 @@ struct KeyDb {
     keys_digest: Option<Vec<u8>>,
 }
 
+impl_bulk!(KeyDb, case_keys::table);
+impl_bulk!(CaseDb, cases::table);
+impl_bulk!(RecordDb, records::table);
+impl_bulk!(crate::models::CommitDb, case_commits::table);
+
 fn key_row(k: KeyDb) -> Result<CaseKeyRow> {
     let bad = |_| StorageError::Invalid("a stored key epoch or generation is negative".into());
     Ok(CaseKeyRow {

@@ -310,6 +310,41 @@ fn a_run_from_another_server_makes_or_continues_a_case_on_its_head_only() {
         assert_eq!(stored[1].as_ref().unwrap().id, other.case);
         let read = store.get_case(alice.id, other.case, None).unwrap().unwrap();
         assert_eq!(read.records.len(), 1);
+
+        // New cases in bulk (one statement a table, a COPY on PostgreSQL): a case made here
+        // already, and one sent twice in the batch, are refused alone; the 300 others are stored
+        // whole, each in the society's feed.
+        let fresh: Vec<IncomingRun> = (0..300)
+            .map(|n| IncomingRun {
+                case: CaseId::new(),
+                on: None,
+                records: vec![
+                    record(RecordId::new(), 1, alice.id, n as u8),
+                    record(RecordId::new(), 1, alice.id, 1),
+                ],
+                ..made.clone()
+            })
+            .collect();
+        let mut batch = vec![made.clone(), fresh[7].clone()];
+        batch.extend(fresh.iter().cloned());
+        let seq = store.society_seq(a).unwrap();
+        let stored = store.apply_runs(&batch, NOW + 4).unwrap();
+        assert!(matches!(stored[0], Err(StorageError::Conflict(_))));
+        assert_eq!(stored[1].as_ref().unwrap().id, fresh[7].case);
+        assert!(matches!(stored[9], Err(StorageError::Conflict(_))));
+        let ok = stored.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(ok, 300, "{stored:?}");
+        let page = store.changes(a, seq, seq, 1000).unwrap();
+        assert_eq!(page.cases.len(), 300);
+        assert!(page
+            .cases
+            .iter()
+            .all(|c| c.records.len() == 2 && c.keys.len() == 2 && c.commits.len() == 2));
+        let read = store
+            .get_case(alice.id, fresh[299].case, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.case.version, 2);
     });
 }
 

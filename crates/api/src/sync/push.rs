@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
+use rayon::prelude::*;
 use rfl_crypto::{
     holders_digest, parse_envelope_header, roots_from_pin, sha256, CommitHash, CommitRun, Holder,
     KeyCertificate, Landing, RevocationList, RootPublicKey, RootSuccession, Trust,
@@ -164,9 +165,17 @@ fn apply_push(
     let mut runs: Vec<IncomingRun> = Vec::new();
     let mut branch_places: Vec<(usize, u64)> = Vec::new();
     let mut branches: Vec<IncomingBranch> = Vec::new();
-    for (i, case) in batch.cases.iter().enumerate() {
-        let id = case.case.id;
-        match check_case(case, held.get(&id), held_branches.get(&id), &trust, society) {
+    // The checks are signature verifications and digests, case by case: on every core.
+    let checked: Vec<Checked> = batch
+        .cases
+        .par_iter()
+        .map(|case| {
+            let id = case.case.id;
+            check_case(case, held.get(&id), held_branches.get(&id), &trust, society)
+        })
+        .collect();
+    for (i, checked) in checked.into_iter().enumerate() {
+        match checked {
             Checked::Done(o) => out.push(Some(o)),
             Checked::Apply(run, known) => {
                 out.push(None);

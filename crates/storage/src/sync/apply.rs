@@ -3,6 +3,7 @@
 //! re-checks each head, as a write of this server's own does.
 
 use super::*;
+use crate::bulk::Bulk;
 use crate::models::CommitDb;
 use crate::{epoch_i32, version_i64, CommitWrite};
 use rfl_domain::{CaseId, MemberId};
@@ -101,13 +102,42 @@ impl Store {
                 .load::<(Vec<u8>, Vec<u8>, i32)>(conn)?
                 .into_iter()
                 .collect();
+            // Cases new to the caller that were made here meanwhile: checked in one query, and
+            // the new ones inserted in multi-row statements below (one statement a case is one
+            // round trip a case on PostgreSQL). One made by a concurrent push between the two
+            // fails the insert, and the whole push with it (nothing written: send it again).
+            let new_ids: Vec<&Vec<u8>> = runs
+                .iter()
+                .zip(&ids)
+                .filter(|(r, _)| r.on.is_none())
+                .map(|(_, id)| id)
+                .collect();
+            let made: HashSet<Vec<u8>> = if new_ids.is_empty() {
+                HashSet::new()
+            } else {
+                cases::table
+                    .filter(cases::id.eq_any(&new_ids))
+                    .select(cases::id)
+                    .load::<Vec<u8>>(conn)?
+                    .into_iter()
+                    .collect()
+            };
             let mut out = Vec::with_capacity(runs.len());
             let (mut commits, mut fresh, mut newer, mut keys) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut new_cases = Vec::new();
+            let mut making: HashSet<&Vec<u8>> = HashSet::new();
             let mut sent_keys: HashSet<(Vec<u8>, Vec<u8>, i32)> = HashSet::new();
             for (run, case) in runs.iter().zip(&ids) {
                 let p = prepare(run, case, &soc, &held, &mut seq, now)?;
                 // The compare-and-swap on the head, or the new case (none made meanwhile).
                 let swapped = match &p.on {
+                    None if made.contains(case) => 0,
+                    // Twice in one push: the second is the first's case, made meanwhile.
+                    None if !making.insert(case) => 0,
+                    None => {
+                        new_cases.push(p.row.clone());
+                        1
+                    }
                     Some((version, hash)) => diesel::update(
                         cases::table
                             .filter(cases::id.eq(case))
@@ -124,10 +154,6 @@ impl Store {
                         cases::updated_at.eq(now),
                     ))
                     .execute(conn)?,
-                    None => diesel::insert_into(cases::table)
-                        .values(&p.row)
-                        .on_conflict_do_nothing()
-                        .execute(conn)?,
                 };
                 if swapped != 1 {
                     out.push(Err("the case changed on this server since the run was checked: check it again"));
@@ -157,9 +183,10 @@ impl Store {
                 }
                 out.push(Ok(p.row));
             }
-            insert_fixed!(conn, case_commits::table, &commits, "a commit under this number exists");
-            insert_fixed!(conn, records::table, &fresh, "a record with this id exists");
-            insert_fixed!(conn, case_keys::table, &keys, "a key for this recipient exists");
+            conn.bulk_insert(&new_cases, "a case with this id was made meanwhile: send it again")?;
+            conn.bulk_insert(&commits, "a commit under this number exists")?;
+            conn.bulk_insert(&fresh, "a record with this id exists")?;
+            conn.bulk_insert(&keys, "a key for this recipient exists")?;
             for r in &newer {
                 diesel::update(
                     records::table
