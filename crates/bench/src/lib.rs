@@ -27,6 +27,7 @@ pub mod rotate;
 pub mod setup;
 pub mod societies;
 pub mod sync;
+pub mod sync_e2e;
 
 /// Errors are reported as text: every failure ends the phase (and the run's exit code) without a figure.
 pub type BenchResult<T> = Result<T, String>;

@@ -110,6 +110,13 @@ struct Args {
     /// commits signed offline (0: not measured).
     #[arg(long, default_value_t = 0)]
     sync_cases: usize,
+    /// Cases the society's server holds when its sync agent (the `rfl sync` binary) carries them
+    /// all to a hub on a second server, then 1,000 changed (0: not measured).
+    #[arg(long, default_value_t = 0)]
+    sync_e2e_cases: usize,
+    /// The `rfl` binary the end-to-end sync runs [default: beside this program].
+    #[arg(long)]
+    rfl: Option<std::path::PathBuf>,
     /// Print machine-readable JSON on stdout instead of the markdown table.
     #[arg(long)]
     json: bool,
@@ -203,7 +210,7 @@ async fn run(args: &Args) -> Report {
         BackendArg::Both => vec![TestBackend::Sqlite, TestBackend::Postgres],
     };
     let mut out = Vec::new();
-    for backend in backends {
+    for &backend in &backends {
         let mut rep = BackendReport {
             backend: backend_name(backend).to_owned(),
             cases: args.cases,
@@ -287,8 +294,21 @@ async fn run(args: &Args) -> Report {
         rep.finish(machine.nproc);
         out.push(rep);
     }
+    let mut sync_e2e = Vec::new();
+    if args.sync_e2e_cases > 0 {
+        let rfl = args
+            .rfl
+            .clone()
+            .unwrap_or_else(rfl_bench::sync_e2e::default_rfl);
+        let (reports, failed) =
+            rfl_bench::sync_e2e::phases(&backends, args.sync_e2e_cases, args.batch_size, &rfl)
+                .await;
+        sync_e2e = reports;
+        errors.extend(failed);
+    }
     Report {
         machine,
+        sync_e2e,
         command: std::env::args().collect::<Vec<_>>().join(" "),
         started_utc_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

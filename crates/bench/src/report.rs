@@ -220,6 +220,8 @@ pub struct Report {
     /// `TokenKeys::verify` alone, one thread (independent of the backend).
     pub token_verify: Option<TokenVerifyResult>,
     pub backends: Vec<BackendReport>,
+    /// The sync end to end, two servers and the agent, per order of the backends.
+    pub sync_e2e: Vec<crate::sync_e2e::SyncE2eReport>,
     /// Failures outside any backend (the token microbenchmark).
     pub errors: Vec<String>,
 }
@@ -306,6 +308,9 @@ pub fn markdown(r: &Report) -> String {
     }
     for b in &r.backends {
         backend_markdown(&mut s, b);
+    }
+    for e in &r.sync_e2e {
+        crate::sync_e2e::markdown(&mut s, e);
     }
     if !r.errors.is_empty() {
         let _ = writeln!(s, "**Failures:**");

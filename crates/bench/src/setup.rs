@@ -50,6 +50,16 @@ pub struct Env {
     pub rp_origin: String,
     /// The server's configuration as started (the token key file, issuer, audience, limits).
     pub config: Config,
+    srv: Server,
+}
+
+/// The real server on a fresh database, with nothing in it: what [`Env`] starts with, and what
+/// a second instance (a hub) is.
+pub struct Server {
+    pub backend: TestBackend,
+    pub base: String,
+    /// The configuration as started (the token key file, issuer, audience, limits).
+    pub config: Config,
     server: Option<RunningServer>,
     db: Option<TestDatabase>,
     _key_dir: tempfile::TempDir,
@@ -78,36 +88,17 @@ impl Env {
         backend: TestBackend,
         tweak: impl FnOnce(&mut Config),
     ) -> BenchResult<Env> {
-        let db = fresh_database(backend).await?;
-        let key_dir = tempfile::tempdir().ctx("create a temporary folder")?;
-        let mut config = Config::load(None).ctx("load the server configuration")?;
-        config.server.bind = "127.0.0.1:0".to_owned();
-        config.database.url = db.url.clone();
-        config.auth.signing_key_file = key_dir
-            .path()
-            .join("token-signing-key.pk8")
-            .to_string_lossy()
-            .into_owned();
-        tweak(&mut config);
-        let ttl = config.auth.enrolment_code_ttl_hours;
-        let started_config = config.clone();
-
-        // The society and its first admin's code: a server-side admin command, as in production.
-        let url = db.url.clone();
+        let srv = Server::start_with(backend, tweak).await?;
+        let (base, started_config) = (srv.base.clone(), srv.config.clone());
+        let ttl = started_config.auth.enrolment_code_ttl_hours;
         let now = SystemClock.now_millis();
-        let (society, admin_code) = tokio::task::spawn_blocking(move || -> BenchResult<_> {
-            let store = Store::open(&url, 1).ctx("open the store")?;
-            rfl_api::identity::create_society(&store, "rfl-bench society", None, now, ttl)
-                .ctx("create the society")
-        })
-        .await
-        .ctx("society task")??;
-
-        let server = rfl_api::start(config, Arc::new(SystemClock))
-            .await
-            .ctx("start the server")?;
-        // Loopback by address: no name resolution, no IPv6 fallback on connect.
-        let base = format!("http://127.0.0.1:{}", server.addr.port());
+        // The society and its first admin's code: a server-side admin command, as in production.
+        let (society, admin_code) = srv
+            .with_store(move |store| {
+                rfl_api::identity::create_society(store, "rfl-bench society", None, now, ttl)
+                    .ctx("create the society")
+            })
+            .await?;
 
         let site = Site::new(&base, &started_config.webauthn.rp_origin);
         let mut admin_authenticator = SoftAuthenticator::new();
@@ -161,10 +152,13 @@ impl Env {
             root,
             rp_origin: started_config.webauthn.rp_origin.clone(),
             config: started_config,
-            server: Some(server),
-            db: Some(db),
-            _key_dir: key_dir,
+            srv,
         })
+    }
+
+    /// The server this environment runs on.
+    pub fn server(&self) -> &Server {
+        &self.srv
     }
 
     /// Another caseworker of the environment's society: enrolled, certified by the admin, the root
@@ -183,18 +177,16 @@ impl Env {
     /// A second society on the same server and database (a server admin command, as in
     /// production), with its admin and root set up, and one caseworker of it.
     pub async fn another_society(&self, name: &str) -> BenchResult<Session> {
-        let db = self.db.as_ref().ok_or("the database is gone")?;
-        let url = db.url.clone();
         let now = SystemClock.now_millis();
         let ttl = self.config.auth.enrolment_code_ttl_hours;
         let name = name.to_owned();
-        let (_, admin_code) = tokio::task::spawn_blocking(move || -> BenchResult<_> {
-            let store = Store::open(&url, 1).ctx("open the store")?;
-            rfl_api::identity::create_society(&store, &name, None, now, ttl)
-                .ctx("create the society")
-        })
-        .await
-        .ctx("society task")??;
+        let (_, admin_code) = self
+            .srv
+            .with_store(move |store| {
+                rfl_api::identity::create_society(store, &name, None, now, ttl)
+                    .ctx("create the society")
+            })
+            .await?;
         let site = Site::new(&self.base, &self.rp_origin);
         let mut authenticator = SoftAuthenticator::new();
         let mut admin = enrol_person(&site, &admin_code, &mut authenticator)
@@ -248,6 +240,74 @@ impl Env {
             }])
             .ctx("holders digest")?,
         })
+    }
+
+    /// Database size in bytes (see [`Server::db_size`]).
+    pub async fn db_size(&self, checkpoint: bool) -> BenchResult<u64> {
+        self.srv.db_size(checkpoint).await
+    }
+
+    /// See [`Server::analyze`].
+    pub async fn analyze(&self) -> BenchResult<bool> {
+        self.srv.analyze().await
+    }
+
+    /// Stops the server; returns the final database size; then drops the database.
+    pub async fn finish(self) -> BenchResult<u64> {
+        self.srv.finish().await
+    }
+}
+
+impl Server {
+    pub async fn start(backend: TestBackend) -> BenchResult<Server> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// As [`Server::start`], with the configuration adjusted by `tweak` before it starts.
+    pub async fn start_with(
+        backend: TestBackend,
+        tweak: impl FnOnce(&mut Config),
+    ) -> BenchResult<Server> {
+        let db = fresh_database(backend).await?;
+        let key_dir = tempfile::tempdir().ctx("create a temporary folder")?;
+        let mut config = Config::load(None).ctx("load the server configuration")?;
+        config.server.bind = "127.0.0.1:0".to_owned();
+        config.database.url = db.url.clone();
+        config.auth.signing_key_file = key_dir
+            .path()
+            .join("token-signing-key.pk8")
+            .to_string_lossy()
+            .into_owned();
+        tweak(&mut config);
+        let server = rfl_api::start(config.clone(), Arc::new(SystemClock))
+            .await
+            .ctx("start the server")?;
+        // Loopback by address: no name resolution, no IPv6 fallback on connect.
+        let base = format!("http://127.0.0.1:{}", server.addr.port());
+        Ok(Server {
+            backend,
+            base,
+            config,
+            server: Some(server),
+            db: Some(db),
+            _key_dir: key_dir,
+        })
+    }
+
+    /// Runs `f` on a store of its own on the server's database, off the async workers: what a
+    /// server admin command does.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> BenchResult<T> + Send + 'static,
+    ) -> BenchResult<T> {
+        let db = self.db.as_ref().ok_or("the database is gone")?;
+        let url = db.url.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = Store::open(&url, 1).ctx("open the store")?;
+            f(&store)
+        })
+        .await
+        .ctx("store task")?
     }
 
     /// Database size in bytes. SQLite: the database file plus its -wal and -shm (after a

@@ -54,18 +54,7 @@ pub async fn measure(
 ) -> BenchResult<()> {
     out.cases = cases;
     eprintln!("  importing {cases} synthetic cases (not timed)");
-    let (files, _) = tokio::task::spawn_blocking(move || generate(cases))
-        .await
-        .ctx("generator task")??;
-    let n = files.len();
-    let r = env
-        .caseworker
-        .import(files, batch_size, progress_printer("import".into(), n))
-        .await
-        .ctx("Session::import")?;
-    if r.created != n {
-        return Err(format!("the import stored {} of {n} cases", r.created));
-    }
+    let n = import_synthetic(env, cases, batch_size).await?;
     // What an operator runs after a bulk load (autovacuum is off on the benchmark machine).
     out.analyzed_after_import = env.analyze().await?;
     let anon = Api::new(&env.base).ctx("client")?;
@@ -201,6 +190,24 @@ pub async fn measure(
         out.pushed, out.push_ms, out.incremental_pull_ms
     );
     Ok(())
+}
+
+/// Imports `cases` synthetic cases with the environment's caseworker (encrypted, in batches of
+/// `batch_size`), with a progress line; returns how many.
+pub async fn import_synthetic(env: &Env, cases: usize, batch_size: usize) -> BenchResult<usize> {
+    let (files, _) = tokio::task::spawn_blocking(move || generate(cases))
+        .await
+        .ctx("generator task")??;
+    let n = files.len();
+    let r = env
+        .caseworker
+        .import(files, batch_size, progress_printer("import".into(), n))
+        .await
+        .ctx("Session::import")?;
+    if r.created != n {
+        return Err(format!("the import stored {} of {n} cases", r.created));
+    }
+    Ok(n)
 }
 
 /// The process's resident memory, MiB (0 where `/proc` is not there).

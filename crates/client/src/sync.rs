@@ -4,6 +4,7 @@
 //! it moves ciphertext and signed commits, and the receiving server verifies every commit.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use rfl_crypto::{sha256, CaseWrapKey};
 use rfl_domain::api::{
@@ -54,6 +55,13 @@ pub struct PassReport {
     /// Whether the pass started again from the start because the sender refused the checkpoint
     /// (another instance's, or one beyond its last change, as after a restore from a backup).
     pub restarted: bool,
+    /// How long the pass took, seconds.
+    pub secs: f64,
+    /// Of which the sender was reading pages, seconds (while the receiver stored the last).
+    pub sender_secs: f64,
+    /// Of which the receiver was storing pages, seconds: with `sender_secs`, which side bounds
+    /// the pass.
+    pub receiver_secs: f64,
 }
 
 impl PassReport {
@@ -76,6 +84,7 @@ impl PassReport {
 
     /// Adds what one page carried.
     fn add(&mut self, page: PassReport) {
+        self.receiver_secs += page.receiver_secs;
         self.cases += page.cases;
         self.known += page.known;
         self.applied += page.applied;
@@ -132,6 +141,7 @@ pub async fn pass_observed(
     limit: Option<u32>,
     observe: &mut (dyn FnMut(PassProgress) + Send),
 ) -> Result<PassReport> {
+    let began = Instant::now();
     let mut report = PassReport::default();
     let receiver = to.sync_info().await?.instance_id;
     let start = since.filter(|c| c.receiver == receiver);
@@ -141,7 +151,11 @@ pub async fn pass_observed(
     };
     let last = from.sync_info().await?.seq;
     let nonce = Uuid::new_v4();
-    let (mut page, restarted) = pull(from, (since, since), instance, limit, true).await?;
+    let (mut page, restarted) = timed(
+        &mut report.sender_secs,
+        pull(from, (since, since), instance, limit, true),
+    )
+    .await?;
     if restarted {
         report.restarted = true;
         since = 0;
@@ -154,6 +168,7 @@ pub async fn pass_observed(
             observe(progress(&report, since, page.next, last));
             // A conflict is kept on the receiver: sending it again would change nothing.
             let held_back = !report.refused.is_empty();
+            report.secs = began.elapsed().as_secs_f64();
             report.checkpoint = if held_back {
                 // From where this pass started (none if it restarted or began from the start).
                 start.filter(|_| !report.restarted)
@@ -169,10 +184,15 @@ pub async fn pass_observed(
         // The receiver stores this page while the sender reads the next.
         let may_restart = !report.restarted;
         let cursor = (since, page.next);
+        let mut sender_secs = 0.0;
         let (pushed, pulled) = tokio::join!(
             push_page(from, to, nonce, cases),
-            pull(from, cursor, Some(page.instance_id), limit, may_restart)
+            timed(
+                &mut sender_secs,
+                pull(from, cursor, Some(page.instance_id), limit, may_restart)
+            )
         );
+        report.sender_secs += sender_secs;
         report.add(pushed?);
         observe(progress(&report, since, page.next, last));
         let (next, restarted) = pulled?;
@@ -219,6 +239,7 @@ async fn push_page(
     nonce: Uuid,
     cases: Vec<SyncCaseDto>,
 ) -> Result<PassReport> {
+    let began = Instant::now();
     let mut report = PassReport::default();
     if cases.is_empty() {
         return Ok(report);
@@ -240,7 +261,16 @@ async fn push_page(
         let answer = to.sync_push_framed(&key, body).await?;
         report.count(answer.cases, true);
     }
+    report.receiver_secs = began.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Awaits `f`, adding the seconds it took to `secs`.
+async fn timed<T>(secs: &mut f64, f: impl std::future::Future<Output = T>) -> T {
+    let began = Instant::now();
+    let out = f.await;
+    *secs += began.elapsed().as_secs_f64();
+    out
 }
 
 /// Where an agent's passes between a society's own server and the hub have got: one checkpoint

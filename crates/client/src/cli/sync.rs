@@ -184,11 +184,12 @@ fn trust_line(to: &str, t: &SyncTrustOutcome) -> Option<String> {
 
 fn pass_lines(way: &str, p: &PassReport, out: &mut Vec<String>) {
     out.push(format!(
-        "{way}: {} in {}, {} stored, {} held already{}",
+        "{way}: {} in {}, {} stored, {} held already, in {:.1} s{}",
         count(p.cases, "case", "cases"),
         count(p.pages, "page", "pages"),
         count(p.applied, "commit", "commits"),
         p.known,
+        p.secs,
         if p.restarted {
             " (the checkpoint was refused: synced from the start)"
         } else {
