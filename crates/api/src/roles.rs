@@ -176,7 +176,9 @@ pub fn access(method: &str, pattern: &str) -> Option<Access> {
         ("GET", "/v1/sync/info") => Roles(SyncPeers::ROLES),
         ("GET" | "POST", "/v1/sync/changes")
         | ("GET", "/v1/sync/cases/{id}")
-        | ("GET" | "PUT", "/v1/sync/trust") => Roles(SyncAgents::ROLES),
+        | ("GET" | "PUT", "/v1/sync/trust" | "/v1/sync/checkpoints/{instance}") => {
+            Roles(SyncAgents::ROLES)
+        }
         ("GET", "/v1/members" | "/v1/me/retired-cases" | "/v1/members/{id}/society") => {
             Roles(CaseHolders::ROLES)
         }

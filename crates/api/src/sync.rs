@@ -4,8 +4,8 @@
 //! verified on arrival; and `GET` and `PUT /v1/sync/trust` (`trust.rs`), the society's trust material
 //! for and from its other instance.
 
-use actix_web::{get, web, HttpRequest, HttpResponse};
-use rfl_domain::api::{SyncCaseDto, SyncInfoDto, SyncKeyDto, SyncPageDto};
+use actix_web::{get, put, web, HttpRequest, HttpResponse};
+use rfl_domain::api::{SyncCaseDto, SyncCheckpointDto, SyncInfoDto, SyncKeyDto, SyncPageDto};
 use rfl_domain::{CaseId, SocietyId};
 use rfl_storage::{CaseKeyRow, ChangePage};
 use serde::Deserialize;
@@ -30,7 +30,56 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(whole_case)
         .service(push::push_changes)
         .service(trust::get_trust)
-        .service(trust::put_trust);
+        .service(trust::put_trust)
+        .service(get_checkpoint)
+        .service(put_checkpoint);
+}
+
+/// The checkpoint this server keeps of the caller's society's changes from the instance
+/// `{instance}` (sync agents only): it holds every one numbered up to `seq` there. 404 if it has
+/// been told of none.
+#[utoipa::path(tag = "sync", security(("bearer" = [])),
+    params(("instance" = String, Path, description = "The sending instance's id")),
+    responses((status = 200, body = SyncCheckpointDto), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[get("/sync/checkpoints/{instance}")]
+async fn get_checkpoint(
+    state: State,
+    Authorized(caller, _): Authorized<SyncAgents>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let source = path.into_inner();
+    let seq = blocking(move || Ok(store.sync_checkpoint(caller.society_id, source)?))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(SyncCheckpointDto { seq }))
+}
+
+/// Sets the checkpoint of the caller's society's changes from the instance `{instance}` (sync
+/// agents only, after a pass that carried every change up to `seq` there). It may move back: a
+/// sender restored from a backup numbers on from an earlier change.
+#[utoipa::path(tag = "sync", security(("bearer" = [])),
+    params(("instance" = String, Path, description = "The sending instance's id")),
+    request_body = SyncCheckpointDto,
+    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
+#[put("/sync/checkpoints/{instance}")]
+async fn put_checkpoint(
+    state: State,
+    Authorized(caller, _): Authorized<SyncAgents>,
+    path: web::Path<Uuid>,
+    body: web::Json<SyncCheckpointDto>,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let (source, seq, now) = (path.into_inner(), body.seq, state.now());
+    if seq > i64::MAX as u64 {
+        return Err(ApiError::BadRequest(
+            "the checkpoint is out of range".into(),
+        ));
+    }
+    blocking(move || Ok(store.put_sync_checkpoint(caller.society_id, source, seq, now)?)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 fn seq_u64(seq: i64) -> Result<u64, ApiError> {

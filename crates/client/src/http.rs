@@ -244,6 +244,30 @@ impl Api {
 
     /// Hands this server the caller's society's trust material from its other instance (sync
     /// agents; `docs/sync.md`, "Trust across instances"); the server keeps what verifies.
+    /// The checkpoint this server keeps of the caller's society's changes from the instance
+    /// `source` (sync agents): it holds every one up to the number given; none if it was never
+    /// told.
+    pub async fn sync_checkpoint(&self, source: uuid::Uuid) -> Result<Option<u64>> {
+        match self
+            .get::<SyncCheckpointDto>(&format!("/v1/sync/checkpoints/{source}"))
+            .await
+        {
+            Ok(c) => Ok(Some(c.seq)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Tells this server it holds every change of the caller's society up to `seq` on the
+    /// instance `source` (sync agents, after a pass that carried them).
+    pub async fn put_sync_checkpoint(&self, source: uuid::Uuid, seq: u64) -> Result<()> {
+        self.put_no_content(
+            &format!("/v1/sync/checkpoints/{source}"),
+            &SyncCheckpointDto { seq },
+        )
+        .await
+    }
+
     pub async fn sync_trust(&self, bundle: &SyncTrustBundle) -> Result<SyncTrustOutcome> {
         self.put("/v1/sync/trust", bundle).await
     }

@@ -144,12 +144,19 @@ pub async fn pass_observed(
     let began = Instant::now();
     let mut report = PassReport::default();
     let receiver = to.sync_info().await?.instance_id;
-    let start = since.filter(|c| c.receiver == receiver);
+    let sender = from.sync_info().await?;
+    let held = to.sync_checkpoint(sender.instance_id).await?;
+    let start = start_from(
+        since.filter(|c| c.receiver == receiver),
+        held,
+        sender.instance_id,
+        receiver,
+    );
     let (instance, mut since) = match start {
         Some(c) => (Some(c.instance), c.seq),
         None => (None, 0),
     };
-    let last = from.sync_info().await?.seq;
+    let last = sender.seq;
     let nonce = Uuid::new_v4();
     let (mut page, restarted) = timed(
         &mut report.sender_secs,
@@ -168,17 +175,19 @@ pub async fn pass_observed(
             observe(progress(&report, since, page.next, last));
             // A conflict is kept on the receiver: sending it again would change nothing.
             let held_back = !report.refused.is_empty();
-            report.secs = began.elapsed().as_secs_f64();
             report.checkpoint = if held_back {
                 // From where this pass started (none if it restarted or began from the start).
                 start.filter(|_| !report.restarted)
             } else {
+                // The receiver keeps it too: it holds every change up to there now.
+                to.put_sync_checkpoint(page.instance_id, page.next).await?;
                 Some(Checkpoint {
                     instance: page.instance_id,
                     seq: page.next,
                     receiver,
                 })
             };
+            report.secs = began.elapsed().as_secs_f64();
             return Ok(report);
         }
         // The receiver stores this page while the sender reads the next.
@@ -201,6 +210,36 @@ pub async fn pass_observed(
             since = 0;
         }
         page = next;
+    }
+}
+
+/// Where a pass starts: after the agent's checkpoint (`agent`, already known to be of changes sent
+/// to this receiver) and the one the receiver keeps of the sender's changes (`held`), whichever is
+/// earlier. A receiver restored from a backup holds less than the agent was told, and one that
+/// keeps none (never told, or restored from before it was) gets everything; a receiver's
+/// checkpoint alone (the agent's state lost, or another agent's passes) is where that receiver
+/// says it is. Starting earlier is always safe: what the receiver holds comes back as `known`.
+/// A checkpoint of another instance is left for the sender to refuse (the pass then starts again
+/// from the start).
+fn start_from(
+    agent: Option<Checkpoint>,
+    held: Option<u64>,
+    sender: Uuid,
+    receiver: Uuid,
+) -> Option<Checkpoint> {
+    match (agent, held) {
+        (Some(c), Some(h)) if c.instance == sender => Some(Checkpoint {
+            seq: c.seq.min(h),
+            ..c
+        }),
+        (Some(c), None) if c.instance == sender => None,
+        (Some(c), _) => Some(c),
+        (None, Some(seq)) => Some(Checkpoint {
+            instance: sender,
+            seq,
+            receiver,
+        }),
+        (None, None) => None,
     }
 }
 
@@ -436,4 +475,42 @@ pub async fn round_observed(
         to_hub,
         from_hub,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_starts_after_the_earlier_of_the_agent_s_and_the_receiver_s_checkpoints() {
+        let (sender, receiver, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let at = |seq| Checkpoint {
+            instance: sender,
+            seq,
+            receiver,
+        };
+        // Both kept: the earlier (a receiver restored from a backup holds less).
+        assert_eq!(
+            start_from(Some(at(9)), Some(4), sender, receiver),
+            Some(at(4))
+        );
+        assert_eq!(
+            start_from(Some(at(4)), Some(9), sender, receiver),
+            Some(at(4))
+        );
+        // The receiver keeps none: everything, whatever the agent was told.
+        assert_eq!(start_from(Some(at(9)), None, sender, receiver), None);
+        // The agent's state lost: where the receiver says it is.
+        assert_eq!(start_from(None, Some(7), sender, receiver), Some(at(7)));
+        assert_eq!(start_from(None, None, sender, receiver), None);
+        // Another instance's checkpoint goes to the sender as it is, which refuses it.
+        let stray = Checkpoint {
+            instance: other,
+            ..at(3)
+        };
+        assert_eq!(
+            start_from(Some(stray), Some(7), sender, receiver),
+            Some(stray)
+        );
+    }
 }

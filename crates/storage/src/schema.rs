@@ -291,6 +291,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    sync_checkpoints (society_id, source_instance) {
+        society_id -> Binary,
+        source_instance -> Binary,
+        seq -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
     case_branches (case_id) {
         case_id -> Binary,
         fork_seq -> BigInt,
@@ -359,6 +368,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     transfers,
     transfer_keys,
     sync_pushes,
+    sync_checkpoints,
     case_branches,
     case_branch_commits,
     case_branch_records,

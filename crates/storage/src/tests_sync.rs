@@ -500,3 +500,23 @@ fn trust_from_another_instance_is_stored_only_on_what_the_caller_read() {
         assert!(nothing.is_empty());
     });
 }
+
+#[test]
+fn a_checkpoint_of_another_instance_s_changes_is_kept_per_society_and_may_move_back() {
+    each_backend(|store| {
+        let a = escrowed(store, "A");
+        let b = escrowed(store, "B");
+        let (one, two) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(store.sync_checkpoint(a, one).unwrap(), None);
+        store.put_sync_checkpoint(a, one, 40, NOW).unwrap();
+        store.put_sync_checkpoint(a, two, 7, NOW).unwrap();
+        store.put_sync_checkpoint(b, one, 3, NOW).unwrap();
+        assert_eq!(store.sync_checkpoint(a, one).unwrap(), Some(40));
+        assert_eq!(store.sync_checkpoint(a, two).unwrap(), Some(7));
+        assert_eq!(store.sync_checkpoint(b, one).unwrap(), Some(3));
+        // A sender restored from a backup numbers on from an earlier change.
+        store.put_sync_checkpoint(a, one, 12, NOW + 1).unwrap();
+        assert_eq!(store.sync_checkpoint(a, one).unwrap(), Some(12));
+        assert!(store.put_sync_checkpoint(a, one, u64::MAX, NOW).is_err());
+    });
+}

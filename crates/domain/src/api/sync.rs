@@ -292,3 +292,13 @@ mod tests {
         }
     }
 }
+
+/// `GET` and `PUT /v1/sync/checkpoints/{instance}`: this server holds every change of the caller's
+/// society numbered up to `seq` on the instance `{instance}` (`docs/sync.md`, "Checkpoints and the
+/// agent"). The sync agent sets it after each pass it completes and reads it before the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SyncCheckpointDto {
+    pub seq: u64,
+}

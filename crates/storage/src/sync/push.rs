@@ -146,4 +146,55 @@ impl Store {
             Ok(())
         })
     }
+
+    /// The checkpoint this server keeps of `society`'s changes from the instance `source`: it
+    /// holds every one numbered up to it there (none: it has been told of none).
+    pub fn sync_checkpoint(&self, society: SocietyId, source: Uuid) -> Result<Option<u64>> {
+        let soc = id_bytes(society.as_uuid());
+        let src = id_bytes(&source);
+        let seq: Option<i64> = read!(self, conn => {
+            sync_checkpoints::table
+                .filter(sync_checkpoints::society_id.eq(&soc))
+                .filter(sync_checkpoints::source_instance.eq(&src))
+                .select(sync_checkpoints::seq)
+                .get_result(conn)
+                .optional()?
+        });
+        seq.map(|s| {
+            u64::try_from(s).map_err(|_| StorageError::Invalid("a negative checkpoint".into()))
+        })
+        .transpose()
+    }
+
+    /// Sets the checkpoint of `society`'s changes from `source` to `seq`, earlier or later than
+    /// the one held (a sender restored from a backup numbers on from an earlier change).
+    pub fn put_sync_checkpoint(
+        &self,
+        society: SocietyId,
+        source: Uuid,
+        seq: u64,
+        now: Millis,
+    ) -> Result<()> {
+        let soc = id_bytes(society.as_uuid());
+        let src = id_bytes(&source);
+        let seq = i64::try_from(seq)
+            .map_err(|_| StorageError::Invalid("a checkpoint out of range".into()))?;
+        write_tx!(self, conn => {
+            diesel::insert_into(sync_checkpoints::table)
+                .values((
+                    sync_checkpoints::society_id.eq(&soc),
+                    sync_checkpoints::source_instance.eq(&src),
+                    sync_checkpoints::seq.eq(seq),
+                    sync_checkpoints::updated_at.eq(now),
+                ))
+                .on_conflict((sync_checkpoints::society_id, sync_checkpoints::source_instance))
+                .do_update()
+                .set((
+                    sync_checkpoints::seq.eq(seq),
+                    sync_checkpoints::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+    }
 }
