@@ -4,6 +4,7 @@
 //! society's commits, which arrive byte for byte.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use rfl_client::http::ReceiverCheckpoint;
 use rfl_client::sync::{
     carry_trust, pass, pass_observed, round, Checkpoint, StateFileStore, SyncState,
 };
@@ -51,6 +52,17 @@ async fn a_hub_takes_a_society_s_trust_only_through_the_movement_root_and_never_
         let p = pair(own_backend, hub_backend).await;
         let hub = p.agent_hub.api();
         let bundle = p.agent_own.api().sync_trust_bundle().await.unwrap();
+        // The hub holds no root of the society yet: it has nothing to carry back, and carrying
+        // it sends nothing (a society's new server filled from the hub is in the same place).
+        assert!(hub
+            .sync_trust_bundle()
+            .await
+            .unwrap()
+            .trust
+            .root_public_key
+            .is_none());
+        let back = carry_trust(hub, p.agent_own.api()).await.unwrap();
+        assert!(nothing_added(&back), "{back:?}");
 
         // A bundle without the Movement's certificate, or with a root of someone else's making,
         // convinces no hub; nor does another society's bundle.
@@ -252,25 +264,43 @@ async fn a_society_s_cases_reach_the_hub_byte_for_byte_and_a_second_pass_sends_o
             everything(&p.agent_own).await
         );
 
-        // A checkpoint of another instance is refused by the sender, and the pass starts again
-        // from the start: nothing lost, nothing stored twice.
+        // A checkpoint of another instance gives way to the hub's own, which it keeps of the
+        // society's server's changes (it holds all of them): nothing is sent.
+        let info = from.sync_info().await.unwrap();
+        assert_eq!(
+            to.sync_checkpoint(info.instance_id).await.unwrap(),
+            ReceiverCheckpoint::At(info.seq)
+        );
         let receiver = to.sync_info().await.unwrap().instance_id;
         let stray = Checkpoint {
             instance: uuid::Uuid::now_v7(),
             seq: 1,
             receiver,
         };
-        let restarted = pass(from, to, Some(stray), Some(2)).await.unwrap();
+        let again = pass(from, to, Some(stray), Some(2)).await.unwrap();
+        assert!(!again.restarted);
+        assert_eq!((again.cases, again.applied), (0, 0), "{again:?}");
+        // A checkpoint beyond the sender's last change (the society's server restored from a
+        // backup, which keeps its instance id) is refused by the sender: the pass starts again
+        // from the start, and the hub's checkpoint goes back with it. Nothing lost, nothing
+        // stored twice.
+        to.put_sync_checkpoint(info.instance_id, info.seq + 100)
+            .await
+            .unwrap();
+        let restarted = pass(from, to, None, Some(2)).await.unwrap();
         assert!(restarted.restarted);
-        assert_eq!(restarted.applied, 0, "{restarted:?}");
-        // A checkpoint of changes sent to another receiver (a new hub, one restored from a
-        // backup) means nothing here: the pass starts from the hub's own checkpoint, which it
-        // keeps of the society's server's changes (it holds all of them).
-        let info = from.sync_info().await.unwrap();
+        assert_eq!(
+            (restarted.cases, restarted.applied),
+            (5, 0),
+            "{restarted:?}"
+        );
         assert_eq!(
             to.sync_checkpoint(info.instance_id).await.unwrap(),
-            Some(info.seq)
+            ReceiverCheckpoint::At(info.seq)
         );
+        // A checkpoint of changes sent to another receiver (a new hub, one restored from a
+        // backup) means nothing here: the pass starts from the hub's own checkpoint, which it
+        // keeps of the society's server's changes.
         let elsewhere = Checkpoint {
             receiver: uuid::Uuid::now_v7(),
             ..restarted.checkpoint.unwrap()
@@ -402,6 +432,12 @@ async fn a_case_written_on_the_hub_reaches_the_society_s_server_with_its_author_
             .unwrap();
         assert_eq!(early.refused.len(), 1, "{early:?}");
         assert_eq!(early.checkpoint, state.from_hub);
+        // The society's server keeps the same: never ahead of what it holds.
+        let hub_instance = hub.api().sync_info().await.unwrap().instance_id;
+        assert_eq!(
+            own.api().sync_checkpoint(hub_instance).await.unwrap(),
+            ReceiverCheckpoint::At(state.from_hub.map_or(0, |c| c.seq))
+        );
 
         // The next round takes the certificates the hub's admin issued to the society's server,
         // then the case, verified there against them.

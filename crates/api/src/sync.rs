@@ -5,7 +5,9 @@
 //! for and from its other instance.
 
 use actix_web::{get, put, web, HttpRequest, HttpResponse};
-use rfl_domain::api::{SyncCaseDto, SyncCheckpointDto, SyncInfoDto, SyncKeyDto, SyncPageDto};
+use rfl_domain::api::{
+    SetSyncCheckpoint, SyncCaseDto, SyncCheckpointDto, SyncInfoDto, SyncKeyDto, SyncPageDto,
+};
 use rfl_domain::{CaseId, SocietyId};
 use rfl_storage::{CaseKeyRow, ChangePage};
 use serde::Deserialize;
@@ -36,12 +38,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
 }
 
 /// The checkpoint this server keeps of the caller's society's changes from the instance
-/// `{instance}` (sync agents only): it holds every one numbered up to `seq` there. 404 if it has
-/// been told of none.
+/// `{instance}` (sync agents only): it holds every one numbered up to `seq` there (`null`: it has
+/// been told of none).
 #[utoipa::path(tag = "sync", security(("bearer" = [])),
     params(("instance" = String, Path, description = "The sending instance's id")),
     responses((status = 200, body = SyncCheckpointDto), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem)))]
+        (status = 403, body = Problem)))]
 #[get("/sync/checkpoints/{instance}")]
 async fn get_checkpoint(
     state: State,
@@ -50,9 +52,7 @@ async fn get_checkpoint(
 ) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     let source = path.into_inner();
-    let seq = blocking(move || Ok(store.sync_checkpoint(caller.society_id, source)?))
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let seq = blocking(move || Ok(store.sync_checkpoint(caller.society_id, source)?)).await?;
     Ok(HttpResponse::Ok().json(SyncCheckpointDto { seq }))
 }
 
@@ -61,7 +61,7 @@ async fn get_checkpoint(
 /// sender restored from a backup numbers on from an earlier change.
 #[utoipa::path(tag = "sync", security(("bearer" = [])),
     params(("instance" = String, Path, description = "The sending instance's id")),
-    request_body = SyncCheckpointDto,
+    request_body = SetSyncCheckpoint,
     responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem)))]
 #[put("/sync/checkpoints/{instance}")]
@@ -69,7 +69,7 @@ async fn put_checkpoint(
     state: State,
     Authorized(caller, _): Authorized<SyncAgents>,
     path: web::Path<Uuid>,
-    body: web::Json<SyncCheckpointDto>,
+    body: web::Json<SetSyncCheckpoint>,
 ) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     let (source, seq, now) = (path.into_inner(), body.seq, state.now());

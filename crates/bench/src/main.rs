@@ -110,8 +110,8 @@ struct Args {
     /// commits signed offline (0: not measured).
     #[arg(long, default_value_t = 0)]
     sync_cases: usize,
-    /// Cases the society's server holds when its sync agent (the `rfl sync` binary) carries them
-    /// all to a hub on a second server, then 1,000 changed (0: not measured).
+    /// Cases a hub holds when the society's sync agent (the `rfl sync` binary) carries them all
+    /// to the society's new server on a second server, then 1,000 changed (0: not measured).
     #[arg(long, default_value_t = 0)]
     sync_e2e_cases: usize,
     /// The `rfl` binary the end-to-end sync runs [default: beside this program].

@@ -1,9 +1,11 @@
 //! National society sync end to end (issue 10, `docs/sync.md`): two real servers, each on its own
 //! fresh database, and the society's sync agent between them as the real `rfl sync` binary in a
-//! process of its own (so that its memory is its own). The society's server holds N cases; a hub
-//! on the other backend holds none; one round of the agent carries them all (the initial sync),
-//! and, after a caseworker changes 1,000 of them, the next round carries those (the incremental
-//! sync). Beside them, the same pages read alone from the sender (the read side's floor).
+//! process of its own (so that its memory is its own). The hub holds N cases of a society (set up
+//! there: its admin, root, escrow key and caseworker); the society's new server, on the other
+//! backend, holds none. One round of the agent carries them all hub → society (the initial sync);
+//! the next carries them back as held already (the echo); after a caseworker on the hub changes
+//! 1,000 of them, the next carries those (the incremental sync). Beside them, the same pages read
+//! alone from the hub (the read side's floor).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -56,7 +58,7 @@ struct RoundJson {
 pub struct RoundFigures {
     /// The society's server to the hub.
     pub to_hub: PassFigures,
-    /// The hub back to the society's server: what went over comes back as held already.
+    /// The hub to the society's server.
     pub from_hub: PassFigures,
     /// The whole process: unlocking both keystores, signing in on both sides, the trust bundles
     /// both ways and both passes, seconds.
@@ -68,22 +70,26 @@ pub struct RoundFigures {
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SyncE2eReport {
-    /// The society's own server, which holds the cases.
+    /// The hub's backend: it holds the cases.
     pub sender: String,
-    /// The hub, which holds none before the first round.
+    /// The society's new server's backend: it holds none before the first round.
     pub receiver: String,
     pub cases: usize,
-    /// Every page read alone from the sender by the agent's SDK, dropped once counted: seconds.
+    /// Every page read alone from the hub by the agent's SDK, dropped once counted: seconds.
     pub read_floor_secs: f64,
+    /// The first round: every case hub → society (`from_hub`).
     pub initial: RoundFigures,
-    /// Commits made by a caseworker between the rounds (status changes, one each on as many
-    /// cases).
+    /// The second: the same commits back to the hub, each held already (`to_hub`).
+    pub echo: RoundFigures,
+    /// Commits made by a caseworker on the hub between the rounds (status changes, one each on
+    /// as many cases).
     pub changed: usize,
+    /// The third: those commits hub → society (`from_hub`).
     pub incremental: RoundFigures,
 }
 
-/// Runs the measurement: a fresh server on `sender` with `cases` cases imported (not timed), a
-/// fresh hub on `receiver`, the agent's two rounds. `rfl` is the agent's binary.
+/// Runs the measurement: a hub on `sender` with `cases` cases imported (not timed), the
+/// society's new server on `receiver`, the agent's three rounds. `rfl` is the agent's binary.
 pub async fn measure(
     sender: TestBackend,
     receiver: TestBackend,
@@ -101,10 +107,10 @@ pub async fn measure(
             rfl.display()
         ));
     }
-    let own = Env::start(sender).await?;
-    let hub = Server::start(receiver).await?;
-    let measured = run(&own, &hub, cases, batch_size, rfl, out).await;
-    let torn = (own.finish().await, hub.finish().await);
+    let hub = Env::start(sender).await?;
+    let society = Server::start(receiver).await?;
+    let measured = run(&hub, &society, cases, batch_size, rfl, out).await;
+    let torn = (hub.finish().await, society.finish().await);
     measured?;
     torn.0?;
     torn.1?;
@@ -112,105 +118,132 @@ pub async fn measure(
 }
 
 async fn run(
-    own: &Env,
-    hub: &Server,
+    hub: &Env,
+    society: &Server,
     cases: usize,
     batch_size: usize,
     rfl: &Path,
     out: &mut SyncE2eReport,
 ) -> BenchResult<()> {
-    eprintln!("  importing {cases} synthetic cases on the society's server (not timed)");
-    let n = crate::sync::import_synthetic(own, cases, batch_size).await?;
-    own.analyze().await?;
+    eprintln!("  importing {cases} synthetic cases on the hub (not timed)");
+    let n = crate::sync::import_synthetic(hub, cases, batch_size).await?;
+    hub.analyze().await?;
 
     let dir = tempfile::tempdir().ctx("create a temporary folder")?;
-    let (agent_own, agent_hub) = two_instances(own, hub, dir.path(), rfl).await?;
+    // `rfl sync` runs on the society's server's keystore, with `--hub` the hub's.
+    let (agent_hub, agent_own) = two_instances(hub, society, dir.path(), rfl).await?;
 
-    out.read_floor_secs = read_floor(own, n).await?;
+    out.read_floor_secs = read_floor(hub, n).await?;
     eprintln!(
-        "  read floor: every page from the society's server alone in {:.2} s",
+        "  read floor: every page from the hub alone in {:.2} s",
         out.read_floor_secs
     );
 
-    eprintln!("  initial sync: one round of rfl sync");
-    out.initial = agent_round(rfl, &agent_own, &agent_hub).await?;
     let commits = u64::try_from(n).unwrap_or(u64::MAX);
-    check(&out.initial.to_hub, commits, 0, "the initial pass")?;
-    hub.analyze().await?;
+    eprintln!("  initial sync: one round of rfl sync, hub → society");
+    out.initial = agent_round(rfl, &agent_own, &agent_hub).await?;
+    check(&out.initial.from_hub, commits, 0, "the initial pass")?;
+    check(
+        &out.initial.to_hub,
+        0,
+        0,
+        "the first round's pass to the hub",
+    )?;
+    society.analyze().await?;
+    eprintln!("  the echo: the next round");
+    out.echo = agent_round(rfl, &agent_own, &agent_hub).await?;
+    check(&out.echo.to_hub, 0, commits, "the echo")?;
+    check(
+        &out.echo.from_hub,
+        0,
+        0,
+        "the echo round's pass from the hub",
+    )?;
 
-    eprintln!("  a caseworker changes {CHANGED} cases (not timed)");
-    out.changed = change(&own.caseworker, CHANGED.min(n)).await?;
+    eprintln!("  a caseworker on the hub changes {CHANGED} cases (not timed)");
+    out.changed = change(&hub.caseworker, CHANGED.min(n)).await?;
     out.incremental = agent_round(rfl, &agent_own, &agent_hub).await?;
     let changed = u64::try_from(out.changed).unwrap_or(u64::MAX);
-    check(&out.incremental.to_hub, changed, 0, "the incremental pass")?;
-    check(&out.incremental.from_hub, 0, changed, "the echo")?;
+    check(
+        &out.incremental.from_hub,
+        changed,
+        0,
+        "the incremental pass",
+    )?;
+    check(
+        &out.incremental.to_hub,
+        0,
+        0,
+        "the incremental round's pass to the hub",
+    )?;
     Ok(())
 }
 
-/// What the society's server and the hub need for the agent to carry the society's cases: the
-/// Movement root set on both, certifying the society's root; the society registered on the hub
-/// under its id; the agent enrolled on both with `rfl enrol --machine`. Returns the two
-/// keystores.
+/// What the two servers need for the agent to carry the society's cases from `home` (the hub,
+/// where the society was set up and its cases are) to `fresh` (the society's new server): the
+/// Movement root set on both, certifying the society's root; the society registered on `fresh`
+/// under its id; the agent enrolled on both with `rfl enrol --machine`. Returns its keystores on
+/// `home` and on `fresh`.
 async fn two_instances(
-    own: &Env,
-    hub: &Server,
+    home: &Env,
+    fresh: &Server,
     dir: &Path,
     rfl: &Path,
 ) -> BenchResult<(PathBuf, PathBuf)> {
     let now = SystemClock.now_millis();
-    let ttl = own.config.auth.enrolment_code_ttl_hours;
-    let own_srv = own.server();
-    let own_site = Site::new(&own.base, &own.rp_origin);
-    let hub_site = Site::new(&hub.base, &hub.config.webauthn.rp_origin);
+    let ttl = home.config.auth.enrolment_code_ttl_hours;
+    let home_srv = home.server();
+    let home_site = Site::new(&home.base, &home.rp_origin);
+    let fresh_site = Site::new(&fresh.base, &fresh.config.webauthn.rp_origin);
 
-    let code = own_srv
+    let code = home_srv
         .with_store(move |s| rfl_api::identity::movement_admin_code(s, now, ttl).ctx("code"))
         .await?;
-    let movement_admin = stepped_up(&own_site, &code).await?;
+    let movement_admin = stepped_up(&home_site, &code).await?;
     let movement = movement_admin
         .init_movement()
         .await
         .ctx("set the Movement root")?;
     movement_admin
-        .certify_society(&movement, own.society, &own.root_fingerprint)
+        .certify_society(&movement, home.society, &home.root_fingerprint)
         .await
         .ctx("certify the society's root")?;
-    let code = hub
+    let code = fresh
         .with_store(move |s| rfl_api::identity::movement_admin_code(s, now, ttl).ctx("code"))
         .await?;
-    stepped_up(&hub_site, &code)
+    stepped_up(&fresh_site, &code)
         .await?
         .set_movement_root(&movement)
         .await
-        .ctx("set the Movement root on the hub")?;
+        .ctx("set the Movement root on the new server")?;
 
-    let society: SocietyId = own.society;
-    let (_, code) = hub
+    let society: SocietyId = home.society;
+    let (_, code) = fresh
         .with_store(move |s| {
             rfl_api::identity::create_society(s, "rfl-bench society", Some(society), now, ttl)
-                .ctx("register the society on the hub")
+                .ctx("register the society on the new server")
         })
         .await?;
-    let hub_admin = stepped_up(&hub_site, &code).await?;
-    let hub_code = hub_admin
+    let fresh_admin = stepped_up(&fresh_site, &code).await?;
+    let fresh_code = fresh_admin
         .issue_enrolment_code(Role::SyncAgent)
         .await
-        .ctx("a sync agent code on the hub")?
+        .ctx("a sync agent code on the new server")?
         .code;
-    let own_code = own
+    let home_code = home
         .admin
         .lock()
         .await
         .0
         .issue_enrolment_code(Role::SyncAgent)
         .await
-        .ctx("a sync agent code on the society's server")?
+        .ctx("a sync agent code on the hub")?
         .code;
-    let agent_own = dir.join("agent.json");
-    let agent_hub = dir.join("agent-hub.json");
-    enrol_agent(rfl, &agent_own, &own.base, &own_code).await?;
-    enrol_agent(rfl, &agent_hub, &hub.base, &hub_code).await?;
-    Ok((agent_own, agent_hub))
+    let agent_home = dir.join("agent-hub.json");
+    let agent_fresh = dir.join("agent.json");
+    enrol_agent(rfl, &agent_home, &home.base, &home_code).await?;
+    enrol_agent(rfl, &agent_fresh, &fresh.base, &fresh_code).await?;
+    Ok((agent_home, agent_fresh))
 }
 
 /// A person enrolled with `code` and stepped up (a fresh passkey sign-in).
@@ -240,8 +273,8 @@ async fn enrol_agent(rfl: &Path, keystore: &Path, server: &str, code: &str) -> B
     Ok(())
 }
 
-/// Every page of the society's changes read from the society's server alone, with the agent's
-/// SDK, each dropped once counted.
+/// Every page of the society's changes read from the hub alone, with the agent's SDK, each
+/// dropped once counted.
 async fn read_floor(own: &Env, n: usize) -> BenchResult<f64> {
     let anon = rfl_client::http::Api::new(&own.base).ctx("client")?;
     let token = key_signin(&anon, own.agent_member, &own.agent_keys).await?;
@@ -305,14 +338,16 @@ async fn agent_round(rfl: &Path, own: &Path, hub: &Path) -> BenchResult<RoundFig
     let round: RoundJson = serde_json::from_slice(&stdout).ctx("parse rfl sync --json")?;
     (fig.to_hub, fig.from_hub) = (round.to_hub, round.from_hub);
     eprintln!(
-        "  round: to the hub {} cases in {:.2} s (sender {:.2} s, receiver {:.2} s), back {} \
-         held already in {:.2} s; process {:.2} s, agent RSS peak {:.0} MiB",
-        fig.to_hub.cases,
-        fig.to_hub.secs,
-        fig.to_hub.sender_secs,
-        fig.to_hub.receiver_secs,
-        fig.from_hub.known,
+        "  round: from the hub {} cases, {} stored, in {:.2} s (hub {:.2} s, society {:.2} s); to \
+         the hub {} cases, {} held already, in {:.2} s; process {:.2} s, agent RSS peak {:.0} MiB",
+        fig.from_hub.cases,
+        fig.from_hub.applied,
         fig.from_hub.secs,
+        fig.from_hub.sender_secs,
+        fig.from_hub.receiver_secs,
+        fig.to_hub.cases,
+        fig.to_hub.known,
+        fig.to_hub.secs,
         fig.process_secs,
         fig.rss_peak_mib
     );
@@ -366,8 +401,7 @@ fn rss_mib(pid: u32) -> Option<f64> {
 
 pub fn markdown(s: &mut String, r: &SyncE2eReport) {
     use std::fmt::Write;
-    let i = &r.initial;
-    let c = &r.incremental;
+    let (i, e, c) = (&r.initial, &r.echo, &r.incremental);
     // The agent's memory once started (its first 2 s load the keystores and sign in).
     let settled: Vec<f64> = i
         .rss_samples
@@ -379,26 +413,25 @@ pub fn markdown(s: &mut String, r: &SyncE2eReport) {
     let high = settled.iter().copied().fold(0.0, f64::max);
     let _ = writeln!(
         s,
-        "**Sync end to end, {} → {}** ({} cases): initial pass {:.2} s ({:.0} cases/s; sender \
-         busy {:.2} s, receiver busy {:.2} s; the sender's pages read alone {:.2} s), echo back \
-         {:.2} s, whole round {:.2} s; agent RSS {:.0}–{:.0} MiB over {} samples after its first \
-         2 s. {} changed: pass {:.0} ms, echo {:.0} ms, whole round {:.0} ms (the `rfl sync` \
-         process).\n",
+        "**Sync end to end, hub on {} → society's new server on {}** ({} cases): initial pass \
+         {:.2} s ({:.0} cases/s; hub busy {:.2} s, society's server busy {:.2} s; the hub's \
+         pages read alone {:.2} s), whole first round {:.2} s; agent RSS {:.0}–{:.0} MiB over {} \
+         samples after its first 2 s. The echo back to the hub: {:.2} s. {} changed on the hub: \
+         pass {:.0} ms, whole round {:.0} ms (the `rfl sync` process).\n",
         r.sender,
         r.receiver,
         r.cases,
-        i.to_hub.secs,
-        r.cases as f64 / i.to_hub.secs.max(1e-9),
-        i.to_hub.sender_secs,
-        i.to_hub.receiver_secs,
-        r.read_floor_secs,
         i.from_hub.secs,
+        r.cases as f64 / i.from_hub.secs.max(1e-9),
+        i.from_hub.sender_secs,
+        i.from_hub.receiver_secs,
+        r.read_floor_secs,
         i.process_secs,
         if settled.is_empty() { 0.0 } else { low },
         high,
         settled.len(),
+        e.to_hub.secs,
         r.changed,
-        c.to_hub.secs * 1e3,
         c.from_hub.secs * 1e3,
         c.process_secs * 1e3,
     );
@@ -415,14 +448,16 @@ pub async fn phases(
     let orders: Vec<(TestBackend, TestBackend)> = match backends {
         [one] => vec![(*one, *one)],
         _ => vec![
-            (TestBackend::Sqlite, TestBackend::Postgres),
+            // The hub on PostgreSQL, as in production, and the society's server on its
+            // embedded default; then the other way round.
             (TestBackend::Postgres, TestBackend::Sqlite),
+            (TestBackend::Sqlite, TestBackend::Postgres),
         ],
     };
     let (mut reports, mut errors) = (Vec::new(), Vec::new());
     for (sender, receiver) in orders {
         let (s, r) = (backend_name(sender), backend_name(receiver));
-        eprintln!("== sync end to end: the society's server on {s}, the hub on {r}");
+        eprintln!("== sync end to end: the hub on {s}, the society's new server on {r}");
         let mut out = SyncE2eReport::default();
         if let Err(e) = measure(sender, receiver, cases, batch_size, rfl, &mut out).await {
             errors.push(format!("sync end to end {s} → {r}: {e}"));

@@ -9,6 +9,17 @@ use serde::Serialize;
 
 use crate::{ClientError, Result};
 
+/// What a receiving server says of its checkpoint of a sender's changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiverCheckpoint {
+    /// It holds every change up to this number.
+    At(u64),
+    /// It has never been told (or was restored from before it was).
+    None,
+    /// It keeps no checkpoints (a server from before they were kept).
+    Unsupported,
+}
+
 /// An HTTP connection to one server, optionally with an access token.
 #[derive(Clone)]
 pub struct Api {
@@ -242,18 +253,17 @@ impl Api {
         self.get("/v1/sync/trust").await
     }
 
-    /// Hands this server the caller's society's trust material from its other instance (sync
-    /// agents; `docs/sync.md`, "Trust across instances"); the server keeps what verifies.
     /// The checkpoint this server keeps of the caller's society's changes from the instance
-    /// `source` (sync agents): it holds every one up to the number given; none if it was never
-    /// told.
-    pub async fn sync_checkpoint(&self, source: uuid::Uuid) -> Result<Option<u64>> {
+    /// `source` (sync agents): it holds every one up to the number given.
+    pub async fn sync_checkpoint(&self, source: uuid::Uuid) -> Result<ReceiverCheckpoint> {
         match self
             .get::<SyncCheckpointDto>(&format!("/v1/sync/checkpoints/{source}"))
             .await
         {
-            Ok(c) => Ok(Some(c.seq)),
-            Err(e) if e.status() == Some(404) => Ok(None),
+            Ok(SyncCheckpointDto { seq: Some(seq) }) => Ok(ReceiverCheckpoint::At(seq)),
+            Ok(SyncCheckpointDto { seq: None }) => Ok(ReceiverCheckpoint::None),
+            // A server from before checkpoints were kept: the route is unknown there.
+            Err(e) if e.status() == Some(404) => Ok(ReceiverCheckpoint::Unsupported),
             Err(e) => Err(e),
         }
     }
@@ -263,11 +273,13 @@ impl Api {
     pub async fn put_sync_checkpoint(&self, source: uuid::Uuid, seq: u64) -> Result<()> {
         self.put_no_content(
             &format!("/v1/sync/checkpoints/{source}"),
-            &SyncCheckpointDto { seq },
+            &SetSyncCheckpoint { seq },
         )
         .await
     }
 
+    /// Hands this server the caller's society's trust material from its other instance (sync
+    /// agents; `docs/sync.md`, "Trust across instances"); the server keeps what verifies.
     pub async fn sync_trust(&self, bundle: &SyncTrustBundle) -> Result<SyncTrustOutcome> {
         self.put("/v1/sync/trust", bundle).await
     }

@@ -14,7 +14,7 @@ use rfl_domain::{CaseId, MemberId, SocietyId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::http::Api;
+use crate::http::{Api, ReceiverCheckpoint};
 use crate::keystore::write_private;
 use crate::{ClientError, Result, Session};
 
@@ -95,8 +95,23 @@ impl PassReport {
 
 /// Carries the agent's society's trust material and escrow key from `from` to `to`, which keeps
 /// what verifies against the Movement root and the roots it holds.
+///
+/// A side that holds no root of the society yet (a new server of the society, filled from the
+/// hub) has nothing to carry: nothing is sent, and nothing is added.
 pub async fn carry_trust(from: &Api, to: &Api) -> Result<SyncTrustOutcome> {
     let bundle = from.sync_trust_bundle().await?;
+    if bundle.trust.root_public_key.is_none() {
+        return Ok(SyncTrustOutcome {
+            root_changed: false,
+            successions: 0,
+            movement_certificates: 0,
+            certificates: 0,
+            retired: 0,
+            unverified: 0,
+            revocation_list: None,
+            escrow: false,
+        });
+    }
     to.sync_trust(&bundle).await
 }
 
@@ -146,6 +161,7 @@ pub async fn pass_observed(
     let receiver = to.sync_info().await?.instance_id;
     let sender = from.sync_info().await?;
     let held = to.sync_checkpoint(sender.instance_id).await?;
+    let keeps = held != ReceiverCheckpoint::Unsupported;
     let start = start_from(
         since.filter(|c| c.receiver == receiver),
         held,
@@ -164,8 +180,7 @@ pub async fn pass_observed(
     )
     .await?;
     if restarted {
-        report.restarted = true;
-        since = 0;
+        restart(to, keeps, sender.instance_id, &mut report, &mut since).await?;
     }
     loop {
         report.pages += 1;
@@ -179,14 +194,18 @@ pub async fn pass_observed(
                 // From where this pass started (none if it restarted or began from the start).
                 start.filter(|_| !report.restarted)
             } else {
-                // The receiver keeps it too: it holds every change up to there now.
-                to.put_sync_checkpoint(page.instance_id, page.next).await?;
                 Some(Checkpoint {
                     instance: page.instance_id,
                     seq: page.next,
                     receiver,
                 })
             };
+            // The receiver keeps it too: it holds every change up to there (held back: the
+            // receiver's is set back to where this pass started, never left ahead of it).
+            if keeps {
+                let seq = report.checkpoint.map_or(0, |c| c.seq);
+                to.put_sync_checkpoint(page.instance_id, seq).await?;
+            }
             report.secs = began.elapsed().as_secs_f64();
             return Ok(report);
         }
@@ -206,11 +225,29 @@ pub async fn pass_observed(
         observe(progress(&report, since, page.next, last));
         let (next, restarted) = pulled?;
         if restarted {
-            report.restarted = true;
-            since = 0;
+            restart(to, keeps, sender.instance_id, &mut report, &mut since).await?;
         }
         page = next;
     }
+}
+
+/// The sender refused the pass's cursor (a sender restored from a backup, which numbers on from
+/// an earlier change): the pass starts again from the start, and the receiver's checkpoint of the
+/// sender goes back to the start at once, so a pass that then fails or is held back does not
+/// leave it ahead of what the receiver holds of the sender's new numbering.
+async fn restart(
+    to: &Api,
+    keeps: bool,
+    sender: Uuid,
+    report: &mut PassReport,
+    since: &mut u64,
+) -> Result<()> {
+    report.restarted = true;
+    *since = 0;
+    if keeps {
+        to.put_sync_checkpoint(sender, 0).await?;
+    }
+    Ok(())
 }
 
 /// Where a pass starts: after the agent's checkpoint (`agent`, already known to be of changes sent
@@ -219,27 +256,32 @@ pub async fn pass_observed(
 /// keeps none (never told, or restored from before it was) gets everything; a receiver's
 /// checkpoint alone (the agent's state lost, or another agent's passes) is where that receiver
 /// says it is. Starting earlier is always safe: what the receiver holds comes back as `known`.
-/// A checkpoint of another instance is left for the sender to refuse (the pass then starts again
-/// from the start).
+/// A checkpoint of another instance gives way to the receiver's; with none, it is left for the
+/// sender to refuse (the pass then starts again from the start). A receiver from before
+/// checkpoints were kept leaves the agent's alone, as then.
 fn start_from(
     agent: Option<Checkpoint>,
-    held: Option<u64>,
+    held: ReceiverCheckpoint,
     sender: Uuid,
     receiver: Uuid,
 ) -> Option<Checkpoint> {
-    match (agent, held) {
-        (Some(c), Some(h)) if c.instance == sender => Some(Checkpoint {
-            seq: c.seq.min(h),
-            ..c
+    let own = agent.filter(|c| c.instance == sender);
+    match held {
+        // A receiver from before checkpoints were kept: the agent's alone, as then.
+        ReceiverCheckpoint::Unsupported => agent,
+        ReceiverCheckpoint::At(h) => Some(match own {
+            Some(c) => Checkpoint {
+                seq: c.seq.min(h),
+                ..c
+            },
+            None => Checkpoint {
+                instance: sender,
+                seq: h,
+                receiver,
+            },
         }),
-        (Some(c), None) if c.instance == sender => None,
-        (Some(c), _) => Some(c),
-        (None, Some(seq)) => Some(Checkpoint {
-            instance: sender,
-            seq,
-            receiver,
-        }),
-        (None, None) => None,
+        ReceiverCheckpoint::None if own.is_some() => None,
+        ReceiverCheckpoint::None => agent,
     }
 }
 
@@ -483,34 +525,32 @@ mod tests {
 
     #[test]
     fn a_pass_starts_after_the_earlier_of_the_agent_s_and_the_receiver_s_checkpoints() {
+        use ReceiverCheckpoint::{At, Unsupported};
         let (sender, receiver, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let at = |seq| Checkpoint {
             instance: sender,
             seq,
             receiver,
         };
+        let start = |agent, held| start_from(agent, held, sender, receiver);
         // Both kept: the earlier (a receiver restored from a backup holds less).
-        assert_eq!(
-            start_from(Some(at(9)), Some(4), sender, receiver),
-            Some(at(4))
-        );
-        assert_eq!(
-            start_from(Some(at(4)), Some(9), sender, receiver),
-            Some(at(4))
-        );
+        assert_eq!(start(Some(at(9)), At(4)), Some(at(4)));
+        assert_eq!(start(Some(at(4)), At(9)), Some(at(4)));
         // The receiver keeps none: everything, whatever the agent was told.
-        assert_eq!(start_from(Some(at(9)), None, sender, receiver), None);
+        assert_eq!(start(Some(at(9)), ReceiverCheckpoint::None), None);
         // The agent's state lost: where the receiver says it is.
-        assert_eq!(start_from(None, Some(7), sender, receiver), Some(at(7)));
-        assert_eq!(start_from(None, None, sender, receiver), None);
-        // Another instance's checkpoint goes to the sender as it is, which refuses it.
+        assert_eq!(start(None, At(7)), Some(at(7)));
+        assert_eq!(start(None, ReceiverCheckpoint::None), None);
+        // Another instance's checkpoint: the receiver's if it keeps one; else it goes to the
+        // sender as it is, which refuses it.
         let stray = Checkpoint {
             instance: other,
             ..at(3)
         };
-        assert_eq!(
-            start_from(Some(stray), Some(7), sender, receiver),
-            Some(stray)
-        );
+        assert_eq!(start(Some(stray), At(7)), Some(at(7)));
+        assert_eq!(start(Some(stray), ReceiverCheckpoint::None), Some(stray));
+        // A receiver from before checkpoints were kept: the agent's alone.
+        assert_eq!(start(Some(at(9)), Unsupported), Some(at(9)));
+        assert_eq!(start(None, Unsupported), None);
     }
 }

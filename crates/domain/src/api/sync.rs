@@ -293,12 +293,21 @@ mod tests {
     }
 }
 
-/// `GET` and `PUT /v1/sync/checkpoints/{instance}`: this server holds every change of the caller's
-/// society numbered up to `seq` on the instance `{instance}` (`docs/sync.md`, "Checkpoints and the
-/// agent"). The sync agent sets it after each pass it completes and reads it before the next.
+/// `GET /v1/sync/checkpoints/{instance}`: this server holds every change of the caller's society
+/// numbered up to `seq` on the instance `{instance}` (`docs/sync.md`, "Checkpoints and the agent");
+/// `null` if it has never been told. The sync agent sets it after each pass and reads it before
+/// the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SyncCheckpointDto {
+    pub seq: Option<u64>,
+}
+
+/// `PUT /v1/sync/checkpoints/{instance}`: the checkpoint to keep (see [`SyncCheckpointDto`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetSyncCheckpoint {
     pub seq: u64,
 }
