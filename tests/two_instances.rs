@@ -427,16 +427,23 @@ async fn a_case_written_on_the_hub_reaches_the_society_s_server_with_its_author_
         // Before the certificates the hub's admin issued reach the society's server, it refuses
         // the case (its author is not certified there), and the pass keeps its checkpoint so
         // that the case is sent again.
+        // The society's server's own checkpoint set ahead of the agent's (as another agent's
+        // later pass would leave it): the pass starts from the earlier, and, held back, sets the
+        // server's checkpoint back to it.
+        let hub_instance = hub.api().sync_info().await.unwrap().instance_id;
+        let agent_seq = state.from_hub.map_or(0, |c| c.seq);
+        own.api()
+            .put_sync_checkpoint(hub_instance, agent_seq + 50)
+            .await
+            .unwrap();
         let early = pass(hub.api(), own.api(), state.from_hub, Some(2))
             .await
             .unwrap();
         assert_eq!(early.refused.len(), 1, "{early:?}");
         assert_eq!(early.checkpoint, state.from_hub);
-        // The society's server keeps the same: never ahead of what it holds.
-        let hub_instance = hub.api().sync_info().await.unwrap().instance_id;
         assert_eq!(
             own.api().sync_checkpoint(hub_instance).await.unwrap(),
-            ReceiverCheckpoint::At(state.from_hub.map_or(0, |c| c.seq))
+            ReceiverCheckpoint::At(agent_seq)
         );
 
         // The next round takes the certificates the hub's admin issued to the society's server,
